@@ -1,0 +1,2 @@
+DROP VIEW pending_notifications;
+DROP TABLE notifications;

@@ -1,0 +1,1 @@
+DELETE FROM templates WHERE name = 'staging-smoke-test';

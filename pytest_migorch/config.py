@@ -1,0 +1,395 @@
+"""Load and validate a service's ``dependencies.json`` and ``environments.json``.
+
+Validation uses the JSON Schemas shipped in ``pytest_migorch/schemas`` (draft 2020-12), so what
+users read in the schema is exactly what is enforced. Every finding names the file, the JSON path
+and the line. Both files are optional (plain golang-migrate directories work on day one); their
+absence is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .discovery import missing_down_finding
+from .findings import Family, Rule, Severity
+from .jsonpos import JsonDocument, JsonPath, JsonSyntaxError, format_path, load_json
+from .model import DependencyRef, Environment, Migration, MigrationMeta, RiskLevel, Service
+
+__all__ = ["load_service_config", "load_schema", "parse_duration", "RULES"]
+
+E, W, C = Severity.ERROR, Severity.WARNING, Family.CONFIG
+
+INVALID_JSON = Rule(
+    "CFG001", "invalid-json", E, C,
+    "The file is not valid JSON.",
+    "Fix the JSON syntax at the line and column given.",
+)
+SCHEMA_VIOLATION = Rule(
+    "CFG002", "schema-violation", E, C,
+    "The file does not follow its JSON Schema.",
+    "Fix the value at the JSON path given; the schemas are in pytest_migorch/schemas/.",
+)
+UNKNOWN_KEY = Rule(
+    "CFG003", "unknown-key", E, C,
+    "An object holds a key the schema does not know (often a typo that silently does nothing).",
+    "Remove the key or correct its spelling.",
+)
+DUPLICATE_KEY = Rule(
+    "CFG004", "duplicate-key", E, C,
+    "A JSON object holds the same key twice; only the last value would count.",
+    "Keep one entry per key.",
+)
+MISSING_DEPENDENCIES_FILE = Rule(
+    "CFG005", "missing-dependencies-json", W, C,
+    "The service has no dependencies.json: migrations run in file-name order with no metadata.",
+    "Add migrations/dependencies.json with an entry per migration.",
+)
+MISSING_ENVIRONMENTS_FILE = Rule(
+    "CFG006", "missing-environments-json", W, C,
+    "The service has no environments.json: only base migrations run, in any environment.",
+    "Add migrations/environments.json declaring every environment a deploy may target.",
+)
+ENTRY_WITHOUT_FILES = Rule(
+    "CFG007", "entry-without-files", E, C,
+    "dependencies.json has an entry for a version that has no migration files.",
+    "Remove the entry or add the migration's files.",
+)
+MISSING_ENTRY = Rule(
+    "CFG008", "missing-entry", E, C,
+    "A migration has no entry in dependencies.json.",
+    "Add an entry with description, depends_on, affects_tables, risk_level and "
+    "estimated_duration.",
+)
+DUPLICATE_ENTRY = Rule(
+    "CFG009", "duplicate-entry", E, C,
+    "Two keys of dependencies.json name the same version (000001 and 1 are one version).",
+    "Keep one entry per version.",
+)
+ENVIRONMENT_FILE_MISSING = Rule(
+    "CFG010", "environment-file-missing", E, C,
+    "An environment lists a migration file that does not exist.",
+    "Correct the path (relative to migrations/, e.g. development/000003_seed.up.sql) or "
+    "add the file.",
+)
+ENVIRONMENT_FILE_UNLISTED = Rule(
+    "CFG011", "environment-file-unlisted", W, C,
+    "A migration in an environment directory is listed by no environment, so it never runs.",
+    "List its up file under the environment(s) that should run it in environments.json.",
+)
+ENVIRONMENT_LISTS_BASE = Rule(
+    "CFG012", "environment-lists-base", W, C,
+    "An environment lists a base migration, which runs in every environment anyway.",
+    "Remove the entry, or move the migration into an environment directory.",
+)
+ENVIRONMENT_LISTS_DOWN = Rule(
+    "CFG013", "environment-lists-down", E, C,
+    "An environment lists a down file; environments list up files.",
+    "List the .up.sql file; its down file is found automatically.",
+)
+IRREVERSIBLE_WITH_DOWN = Rule(
+    "CFG014", "irreversible-with-down", W, C,
+    'A migration marked "reversible": false has a down file, which will never run.',
+    'Delete the down file or remove "reversible": false.',
+)
+
+RULES: tuple[Rule, ...] = (
+    INVALID_JSON, SCHEMA_VIOLATION, UNKNOWN_KEY, DUPLICATE_KEY, MISSING_DEPENDENCIES_FILE,
+    MISSING_ENVIRONMENTS_FILE, ENTRY_WITHOUT_FILES, MISSING_ENTRY, DUPLICATE_ENTRY,
+    ENVIRONMENT_FILE_MISSING, ENVIRONMENT_FILE_UNLISTED, ENVIRONMENT_LISTS_BASE,
+    ENVIRONMENT_LISTS_DOWN, IRREVERSIBLE_WITH_DOWN,
+)
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any]:
+    """A shipped schema: ``"dependencies"`` or ``"environments"``."""
+    text = resources.files("pytest_migorch").joinpath(f"schemas/{name}.schema.json").read_text(
+        encoding="utf-8"
+    )
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = load_schema(name)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration such as ``2m30s``; 0.0 when it is not one."""
+    if not text or _DURATION_PART.sub("", text):
+        return 0.0
+    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def load_service_config(service: Service) -> None:
+    """Attach environments and metadata to ``service``, appending findings to it."""
+    _load_environments(service)
+    _load_dependencies(service)
+    _check_missing_downs(service)
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+
+def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocument | None:
+    """Parse and schema-validate one JSON file; None when it is unusable as a whole."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        service.findings.append(INVALID_JSON.finding(
+            f"{path.name} is not UTF-8", file=path, service=service.name,
+            hint="Re-save the file as UTF-8.",
+        ))
+        return None
+    except OSError as exc:
+        service.findings.append(INVALID_JSON.finding(
+            f"cannot read {path.name}: {exc.strerror}", file=path, service=service.name,
+            hint="Check the file's permissions.",
+        ))
+        return None
+    try:
+        document = load_json(text)
+    except JsonSyntaxError as exc:
+        service.findings.append(INVALID_JSON.finding(
+            f"{path.name} is not valid JSON: {exc.reason} at line {exc.line}, column {exc.column}",
+            file=path, line=exc.line, service=service.name,
+        ))
+        return None
+    for key_path, line in document.duplicate_keys:
+        service.findings.append(DUPLICATE_KEY.finding(
+            f"{format_path(key_path)} appears more than once in {path.name}",
+            file=path, line=line, service=service.name,
+        ))
+    _report_schema_errors(service, path, document, schema_name)
+    return document
+
+
+def _report_schema_errors(
+    service: Service, path: Path, document: JsonDocument, schema_name: str
+) -> None:
+    errors = sorted(_validator(schema_name).iter_errors(document.value),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    for error in errors:
+        where: JsonPath = tuple(error.absolute_path)
+        migration = _migration_of_path(service, where) if schema_name == "dependencies" else None
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - known):
+                key_path = where + (key,)
+                service.findings.append(UNKNOWN_KEY.finding(
+                    f"unknown key {key!r} at {format_path(where)} in {path.name}",
+                    file=path, line=document.line_of(key_path), service=service.name,
+                    migration=migration,
+                ))
+            continue
+        service.findings.append(SCHEMA_VIOLATION.finding(
+            f"{format_path(where)} in {path.name}: {_short(error.message)}",
+            file=path, line=document.line_of(where), service=service.name, migration=migration,
+        ))
+
+
+def _short(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def _migration_of_path(service: Service, path: JsonPath) -> str | None:
+    """The migration id a dependencies.json path belongs to, when it names a known version."""
+    if len(path) >= 2 and path[0] == "migrations" and isinstance(path[1], str) and path[1].isdigit():
+        migration = service.migrations.get(int(path[1]))
+        return migration.id if migration else path[1]
+    return None
+
+
+def _entry_is_valid(schema_name: str, definition: str, value: Any) -> bool:
+    schema = load_schema(schema_name)
+    sub = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    return jsonschema.Draft202012Validator(sub).is_valid(value)
+
+
+# --- environments.json ------------------------------------------------------------------------
+
+
+def _load_environments(service: Service) -> None:
+    path = service.migrations_dir / "environments.json"
+    listed: set[int] = set()
+    if not path.is_file():
+        service.findings.append(MISSING_ENVIRONMENTS_FILE.finding(
+            f"{service.name} has no migrations/environments.json", file=service.migrations_dir,
+            service=service.name,
+        ))
+    else:
+        service.environments_file = path
+        document = _read_document(service, path, "environments")
+        environments = document.value.get("environments") if document else None
+        if document is not None and isinstance(environments, dict):
+            service.has_environments = True
+            for name, body in environments.items():
+                if not _entry_is_valid("environments", "environment", body):
+                    continue  # already reported by the schema check
+                env = _build_environment(service, path, document, name, body)
+                service.environments[name] = env
+                listed.update(env.versions)
+    _report_unlisted_environment_files(service, listed)
+
+
+def _build_environment(
+    service: Service, path: Path, document: JsonDocument, name: str, body: dict[str, Any]
+) -> Environment:
+    by_relative: dict[str, Migration] = {}
+    for migration in service.migrations.values():
+        for file in (migration.up, migration.down):
+            if file is not None:
+                by_relative[file.relative_name] = migration
+    versions: list[int] = []
+    for index, entry in enumerate(body["migrations"]):
+        line = document.line_of(("environments", name, "migrations", index))
+        relative = entry.replace("\\", "/").removeprefix("./")
+        migration = by_relative.get(relative)
+        if migration is None:
+            service.findings.append(ENVIRONMENT_FILE_MISSING.finding(
+                f"environment {name!r} lists {entry}, which does not exist in "
+                f"{service.name}/migrations/",
+                file=path, line=line, service=service.name, environment=name,
+            ))
+            continue
+        if migration.down is not None and migration.down.relative_name == relative:
+            service.findings.append(ENVIRONMENT_LISTS_DOWN.finding(
+                f"environment {name!r} lists the down file {entry}",
+                file=path, line=line, service=service.name, migration=migration.id,
+                environment=name,
+            ))
+            continue
+        if migration.is_base:
+            service.findings.append(ENVIRONMENT_LISTS_BASE.finding(
+                f"environment {name!r} lists base migration {entry}",
+                file=path, line=line, service=service.name, migration=migration.id,
+                environment=name,
+            ))
+            continue
+        versions.append(migration.version)
+    protected = body.get("protected", name in PROTECTED_BY_DEFAULT)
+    return Environment(
+        name=name, versions=tuple(sorted(set(versions))), protected=bool(protected),
+        line=document.line_of(("environments", name)),
+    )
+
+
+def _report_unlisted_environment_files(service: Service, listed: set[int]) -> None:
+    for migration in service.migrations.values():
+        if migration.is_base or migration.version in listed:
+            continue
+        file = migration.main_file
+        service.findings.append(ENVIRONMENT_FILE_UNLISTED.finding(
+            f"{file.relative_name} is in environment directory {migration.environment}/ "
+            "but no environment in environments.json lists it",
+            file=file.path, service=service.name, migration=migration.id,
+            environment=migration.environment,
+        ))
+
+
+# --- dependencies.json ------------------------------------------------------------------------
+
+
+def _load_dependencies(service: Service) -> None:
+    path = service.migrations_dir / "dependencies.json"
+    if not path.is_file():
+        service.findings.append(MISSING_DEPENDENCIES_FILE.finding(
+            f"{service.name} has no migrations/dependencies.json; migrations run in "
+            "file-name order without metadata",
+            file=service.migrations_dir, service=service.name,
+        ))
+        return
+    service.dependencies_file = path
+    document = _read_document(service, path, "dependencies")
+    entries = document.value.get("migrations") if document and isinstance(document.value, dict) else None
+    if document is None or not isinstance(entries, dict):
+        return
+    service.has_metadata = True
+    seen: dict[int, str] = {}
+    for key, body in entries.items():
+        if not key.isdigit():
+            continue  # reported by the schema (propertyNames)
+        version = int(key)
+        line = document.line_of(("migrations", key))
+        if version in seen:
+            service.findings.append(DUPLICATE_ENTRY.finding(
+                f"dependencies.json keys {seen[version]!r} and {key!r} are the same version",
+                file=path, line=line, service=service.name,
+            ))
+            continue
+        seen[version] = key
+        migration = service.migrations.get(version)
+        if migration is None:
+            service.findings.append(ENTRY_WITHOUT_FILES.finding(
+                f"dependencies.json has an entry for version {key}, but "
+                f"{service.name}/migrations/ has no file with that version",
+                file=path, line=line, service=service.name, migration=key,
+            ))
+            continue
+        if _entry_is_valid("dependencies", "migration", body):
+            migration.meta = _build_meta(service, path, document, key, body)
+    for migration in service.migrations.values():
+        if migration.version not in seen:
+            service.findings.append(MISSING_ENTRY.finding(
+                f"migration {migration.id} has no entry in dependencies.json",
+                file=migration.main_file.path, service=service.name, migration=migration.id,
+                environment=migration.environment,
+            ))
+
+
+def _build_meta(
+    service: Service, path: Path, document: JsonDocument, key: str, body: dict[str, Any]
+) -> MigrationMeta:
+    depends_on = []
+    for index, text in enumerate(body["depends_on"]):
+        other, _, version = text.rpartition(":")
+        depends_on.append(DependencyRef(
+            service=other or service.name, version=int(version), text=text,
+            line=document.line_of(("migrations", key, "depends_on", index)),
+        ))
+    return MigrationMeta(
+        description=body["description"],
+        depends_on=tuple(depends_on),
+        affects_tables=tuple(body["affects_tables"]),
+        risk_level=RiskLevel(body["risk_level"]),
+        estimated_duration=body["estimated_duration"],
+        estimated_seconds=parse_duration(body["estimated_duration"]),
+        transactional=body.get("transactional", True),
+        reversible=body.get("reversible", True),
+        file=path,
+        line=document.line_of(("migrations", key)),
+    )
+
+
+def _check_missing_downs(service: Service) -> None:
+    for migration in service.migrations.values():
+        if migration.up is None:
+            continue
+        if migration.down is None:
+            if migration.meta is not None and not migration.meta.reversible:
+                continue
+            if service.has_metadata and migration.meta is None:
+                continue  # the missing or invalid entry is the problem to fix first
+            service.findings.append(
+                missing_down_finding(service, migration, with_metadata=service.has_metadata)
+            )
+        elif migration.meta is not None and not migration.meta.reversible:
+            service.findings.append(IRREVERSIBLE_WITH_DOWN.finding(
+                f"{migration.id} is marked \"reversible\": false but has "
+                f"{migration.down.relative_name}",
+                file=migration.meta.file, line=migration.meta.line, service=service.name,
+                migration=migration.id,
+            ))

@@ -1,0 +1,157 @@
+"""JSON loading that remembers where every value stands.
+
+Python's :mod:`json` gives values but no positions, and configuration findings must name the line
+of the offending entry. :func:`load_json` parses with :mod:`json` (so syntax errors carry its exact
+line and column) and then walks the already-valid text once more to map every JSON path to the
+line where its value starts. The walk also notices duplicate keys, which :mod:`json` silently
+resolves by keeping the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from json.decoder import scanstring
+from typing import Any, Union
+
+__all__ = ["JsonDocument", "JsonSyntaxError", "load_json", "JsonPath", "format_path"]
+
+JsonPath = tuple[Union[str, int], ...]
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_OR_LITERAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
+
+
+class JsonSyntaxError(ValueError):
+    """Malformed JSON, with the 1-based line and column :mod:`json` reported."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(f"{message} (line {line}, column {column})")
+        self.reason = message
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class JsonDocument:
+    """A parsed JSON value with the line of every path and the duplicate keys found."""
+
+    value: Any
+    lines: dict[JsonPath, int] = field(default_factory=dict)
+    duplicate_keys: list[tuple[JsonPath, int]] = field(default_factory=list)
+
+    def line_of(self, path: JsonPath) -> int:
+        """Line of the deepest known prefix of ``path`` (1 for the document itself)."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return 1
+
+
+def load_json(text: str) -> JsonDocument:
+    """Parse ``text``; raise :class:`JsonSyntaxError` with line and column when it is malformed."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JsonSyntaxError(exc.msg, exc.lineno, exc.colno) from exc
+    except RecursionError as exc:
+        raise JsonSyntaxError("document nested too deeply", 1, 1) from exc
+    document = JsonDocument(value)
+    _PositionWalker(text, document).walk()
+    return document
+
+
+def format_path(path: JsonPath) -> str:
+    """A JSON path as users read it: ``$.migrations["000001"].risk_level``."""
+    out = "$"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+class _PositionWalker:
+    """Walks text that :func:`json.loads` accepted, recording the line of each value."""
+
+    def __init__(self, text: str, document: JsonDocument) -> None:
+        self.text = text
+        self.document = document
+        self.newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+
+    def line_at(self, index: int) -> int:
+        # Binary search over newline offsets: line = 1 + newlines before index.
+        lo, hi = 0, len(self.newlines)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.newlines[mid] < index:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo + 1
+
+    def skip(self, index: int) -> int:
+        match = _WHITESPACE.match(self.text, index)
+        return match.end() if match else index
+
+    def walk(self) -> None:
+        try:
+            self.value(self.skip(0), ())
+        except RecursionError:
+            # json.loads accepted it, so only very deep nesting ends up here; positions
+            # are a convenience, the value itself is intact.
+            pass
+
+    def value(self, index: int, path: JsonPath) -> int:
+        self.document.lines.setdefault(path, self.line_at(index))
+        char = self.text[index]
+        if char == "{":
+            return self.object(index + 1, path)
+        if char == "[":
+            return self.array(index + 1, path)
+        if char == '"':
+            return scanstring(self.text, index + 1)[1]
+        match = _NUMBER_OR_LITERAL.match(self.text, index)
+        if match is None:  # NaN / Infinity, which json accepts
+            literal = re.match(r"-?(?:NaN|Infinity)", self.text[index:])
+            return index + (literal.end() if literal else 1)
+        return match.end()
+
+    def object(self, index: int, path: JsonPath) -> int:
+        seen: set[str] = set()
+        index = self.skip(index)
+        if self.text[index] == "}":
+            return index + 1
+        while True:
+            key_start = index
+            key, index = scanstring(self.text, index + 1)
+            child = path + (key,)
+            if key in seen:
+                self.document.duplicate_keys.append((child, self.line_at(key_start)))
+            seen.add(key)
+            # A key's line is where the key stands, which is what a reader looks for.
+            self.document.lines[child] = self.line_at(key_start)
+            index = self.skip(self.skip(index) + 1)  # past ':'
+            index = self.value(index, child)
+            index = self.skip(index)
+            if self.text[index] == "}":
+                return index + 1
+            index = self.skip(index + 1)  # past ','
+
+    def array(self, index: int, path: JsonPath) -> int:
+        index = self.skip(index)
+        if self.text[index] == "]":
+            return index + 1
+        position = 0
+        while True:
+            index = self.value(index, path + (position,))
+            position += 1
+            index = self.skip(index)
+            if self.text[index] == "]":
+                return index + 1
+            index = self.skip(index + 1)

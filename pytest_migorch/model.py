@@ -1,0 +1,261 @@
+"""The data every stage shares: services, migrations, their files and their metadata.
+
+Data flows one way: :mod:`discovery` builds :class:`Service` objects from the file system,
+:mod:`config` attaches :class:`MigrationMeta` and environments from the JSON files, :mod:`graph`
+resolves orders. Later stages (analysis, round-trip, runner) only read these objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .findings import Finding
+
+__all__ = [
+    "RiskLevel",
+    "MigrationFile",
+    "DependencyRef",
+    "MigrationMeta",
+    "Migration",
+    "Environment",
+    "Service",
+    "Project",
+    "schema_name",
+    "DEFAULT_ENVIRONMENT",
+]
+
+Direction = Literal["up", "down"]
+
+#: The environment name used when a service has no environments.json: base migrations only.
+DEFAULT_ENVIRONMENT = "default"
+
+
+class RiskLevel(str, enum.Enum):
+    """Declared or derived risk; ordered so levels can be compared."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return ("low", "medium", "high").index(self.value)
+
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return self.rank >= other.rank
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """One ``.up`` or ``.down`` file, parsed with golang-migrate's name rule."""
+
+    path: Path
+    version: int
+    version_text: str
+    title: str
+    direction: Direction
+    extension: str
+    environment: str | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def relative_name(self) -> str:
+        """The name as environments.json lists it: ``development/000003_x.up.sql``."""
+        return f"{self.environment}/{self.name}" if self.environment else self.name
+
+    def read_text(self) -> str:
+        """The file's SQL. Discovery already reported files that are not UTF-8."""
+        return self.path.read_text(encoding="utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class DependencyRef:
+    """An entry of ``depends_on``: a version of this service or ``other-service:version``."""
+
+    service: str
+    version: int
+    text: str
+    #: The line of this entry in dependencies.json.
+    line: int | None = field(default=None, compare=False)
+
+    def key(self) -> tuple[str, int]:
+        return (self.service, self.version)
+
+
+@dataclass(frozen=True)
+class MigrationMeta:
+    """A migration's entry in dependencies.json, with defaults applied."""
+
+    description: str = ""
+    depends_on: tuple[DependencyRef, ...] = ()
+    affects_tables: tuple[str, ...] = ()
+    risk_level: RiskLevel = RiskLevel.LOW
+    estimated_duration: str = ""
+    estimated_seconds: float = 0.0
+    transactional: bool = True
+    reversible: bool = True
+    #: Where the entry stands in dependencies.json, for findings that concern it.
+    file: Path | None = None
+    line: int | None = None
+
+
+@dataclass
+class Migration:
+    """One version of a service: its up and down files and its metadata."""
+
+    service: str
+    version: int
+    version_text: str
+    title: str
+    environment: str | None
+    up: MigrationFile | None = None
+    down: MigrationFile | None = None
+    meta: MigrationMeta | None = None
+
+    @property
+    def id(self) -> str:
+        """``<version digits as in the file name>_<title>``, e.g. ``000001_create_users``."""
+        return f"{self.version_text}_{self.title}"
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.service, self.version)
+
+    @property
+    def qualified_id(self) -> str:
+        return f"{self.service}:{self.id}"
+
+    @property
+    def transactional(self) -> bool:
+        return self.meta.transactional if self.meta else True
+
+    @property
+    def reversible(self) -> bool:
+        return self.meta.reversible if self.meta else True
+
+    @property
+    def is_base(self) -> bool:
+        return self.environment is None
+
+    @property
+    def depends_on(self) -> tuple[DependencyRef, ...]:
+        return self.meta.depends_on if self.meta else ()
+
+    @property
+    def main_file(self) -> MigrationFile:
+        """The file that represents the migration in findings (the up file when there is one)."""
+        found = self.up or self.down
+        assert found is not None, "a Migration always has at least one file"
+        return found
+
+
+@dataclass
+class Environment:
+    """An environment of environments.json and the environment-only versions it adds."""
+
+    name: str
+    versions: tuple[int, ...] = ()
+    protected: bool = False
+    line: int | None = None
+
+
+@dataclass
+class Service:
+    """``<root>/<service>/migrations/`` with everything discovery and config found in it."""
+
+    name: str
+    root: Path
+    migrations_dir: Path
+    migrations: dict[int, Migration] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
+    dependencies_file: Path | None = None
+    environments_file: Path | None = None
+    #: False when dependencies.json is missing or unusable: the set runs in file-name order.
+    has_metadata: bool = False
+    #: False when environments.json is missing or unusable: base migrations only, any env name.
+    has_environments: bool = False
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def schema(self) -> str:
+        return schema_name(self.name)
+
+    def environment_names(self) -> list[str]:
+        """Declared environments, or the implicit default one when none are declared."""
+        if self.has_environments and self.environments:
+            return sorted(self.environments)
+        return [DEFAULT_ENVIRONMENT]
+
+    def migrations_for(self, environment: str) -> list[Migration]:
+        """Base migrations plus the environment's own, by version (not yet resolved)."""
+        extra: set[int] = set()
+        env = self.environments.get(environment)
+        if env is not None:
+            extra = set(env.versions)
+        return [
+            m
+            for v, m in sorted(self.migrations.items())
+            if m.is_base or v in extra
+        ]
+
+    def base_migrations(self) -> list[Migration]:
+        return [m for _, m in sorted(self.migrations.items()) if m.is_base]
+
+
+@dataclass
+class Project:
+    """Every service under one services root."""
+
+    root: Path
+    services: dict[str, Service] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def all_findings(self) -> list[Finding]:
+        out = list(self.findings)
+        for service in self.services.values():
+            out.extend(service.findings)
+        return out
+
+    def environment_names(self) -> list[str]:
+        """Every environment any service declares (the default one when none declares any)."""
+        names: set[str] = set()
+        for service in self.services.values():
+            if service.has_environments:
+                names.update(service.environments)
+        return sorted(names) or [DEFAULT_ENVIRONMENT]
+
+    def migration(self, service: str, version: int) -> Migration | None:
+        svc = self.services.get(service)
+        return svc.migrations.get(version) if svc else None
+
+
+_SCHEMA_UNSAFE = re.compile(r"-")
+
+
+def schema_name(service: str) -> str:
+    """The service's PostgreSQL schema: the service name with ``-`` replaced by ``_``."""
+    return _SCHEMA_UNSAFE.sub("_", service)
