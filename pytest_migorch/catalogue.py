@@ -30,3 +30,21 @@ def all_rules() -> list[Rule]:
 
 def rule_by_code(code: str) -> Rule | None:
     return next((rule for rule in all_rules() if rule.code == code), None)
+
+
+def catalogue_markdown() -> str:
+    """The findings catalogue as a Markdown table per family (docs/findings.md is made from it)."""
+    lines: list[str] = []
+    rules = all_rules()
+    for family in dict.fromkeys(rule.family for rule in rules):
+        lines += ["", f"### {family.value}", "", "| code | name | severity | what it means | what to do |",
+                  "|---|---|---|---|---|"]
+        for rule in (r for r in rules if r.family is family):
+            lines.append(
+                f"| `{rule.code}` | {rule.name} | {rule.severity.value} | {rule.summary} | {rule.hint} |"
+            )
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+if __name__ == "__main__":  # python -m pytest_migorch.catalogue > docs/findings-table.md
+    print(catalogue_markdown(), end="")
