@@ -133,6 +133,17 @@ class Finding:
             "details": self.details,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        """The inverse of :meth:`to_json` (used to carry findings between processes)."""
+        return cls(
+            code=data["code"], name=data["name"], severity=Severity(data["severity"]),
+            family=Family(data["check"]), message=data["message"], hint=data["hint"],
+            file=Path(data["file"]) if data.get("file") else None, line=data.get("line"),
+            service=data.get("service"), migration=data.get("migration"),
+            environment=data.get("environment"), details=data.get("details"),
+        )
+
     def escalated(self) -> Finding:
         """The same finding as an error (``--strict`` turns warnings into errors)."""
         return replace(self, severity=Severity.ERROR)

@@ -27,6 +27,9 @@ from .settings import DSN_ENVIRONMENT_VARIABLE, PROVIDERS, MigorchSettings
 from .validation import ValidationResult, load_project, validate_project
 
 SETTINGS_KEY = pytest.StashKey[MigorchSettings]()
+#: The report attribute that carries an item's findings (as JSON, so it survives the trip from
+#: pytest-xdist workers to the controller, where the CI reports are written).
+FINDINGS_ATTRIBUTE = "migorch_findings"
 WARNINGS_KEY = pytest.StashKey[list[Finding]]()
 
 SERVICE_CHECKS = (Family.CONFIG, Family.FILES, Family.GRAPH)
@@ -73,6 +76,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "PostgreSQL can be had")
     parser.addini("migorch_require_db", type="bool", default=False,
                   help="fail instead of skip when no PostgreSQL can be had")
+    group.addoption("--migorch-base", dest="migorch_base", metavar="REF", default=None,
+                    help="git revision of the last release: editing or deleting a migration "
+                    "that existed there is an error")
+    parser.addini("migorch_base", type="string", default="",
+                  help="git revision to check released migrations against")
+    group.addoption("--migorch-changed-only", action="store_true", dest="migorch_changed_only",
+                    default=None, help="with --migorch-base: database tests only for changed "
+                    "services and the services that depend on them")
+    parser.addini("migorch_changed_only", type="bool", default=False,
+                  help="database tests only for changed services")
+    group.addoption("--migorch-codequality", dest="migorch_codequality", metavar="PATH",
+                    default=None, help="write a GitLab Code Quality report of all findings")
+    parser.addini("migorch_codequality", type="string", default="",
+                  help="path of the GitLab Code Quality report")
+    group.addoption("--migorch-sarif", dest="migorch_sarif", metavar="PATH", default=None,
+                    help="write a SARIF 2.1.0 report of all findings")
+    parser.addini("migorch_sarif", type="string", default="",
+                  help="path of the SARIF report")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -101,6 +122,8 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         if not root.is_dir():
             raise pytest.UsageError(f"--migorch {root}: not a directory")
     bindir = _option(config, "migorch_pg_bindir")
+    codequality = _option(config, "migorch_codequality")
+    sarif = _option(config, "migorch_sarif")
     return MigorchSettings(
         roots=roots,
         no_db=bool(_option(config, "migorch_no_db")),
@@ -110,6 +133,10 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         provider=provider,
         pg_bindir=Path(bindir) if bindir else None,
         require_db=bool(_option(config, "migorch_require_db")),
+        base_ref=_option(config, "migorch_base") or None,
+        changed_only=bool(_option(config, "migorch_changed_only")),
+        codequality_path=Path(config.invocation_params.dir, codequality) if codequality else None,
+        sarif_path=Path(config.invocation_params.dir, sarif) if sarif else None,
     )
 
 
@@ -132,6 +159,16 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
     if settings is not None and path.resolve() in settings.roots:
         return ServicesRoot.from_parent(parent, path=path)
     return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:  # type: ignore[misc]
+    report = yield
+    if isinstance(item, MigorchItem) and call.when == "call":
+        setattr(report, FINDINGS_ATTRIBUTE, [f.to_json() for f in item.reported_findings])
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -218,6 +255,7 @@ class MigorchItem(pytest.Item):
     def __init__(self, *, result: ValidationResult, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.result = result
+        self.reported_findings: list[Finding] = []
         self.add_marker(pytest.mark.migorch)
 
     @property
@@ -233,6 +271,7 @@ class MigorchItem(pytest.Item):
             findings = [f.escalated() for f in findings]
         errors = [f for f in findings if f.severity is Severity.ERROR]
         self.config.stash[WARNINGS_KEY].extend(f for f in findings if not f.is_error)
+        self.reported_findings = findings
         if errors:
             raise MigorchCheckFailed(errors)
 

@@ -34,6 +34,13 @@ class MigorchSettings:
     pg_bindir: Path | None = None
     #: Fail database tests when no server can be had, instead of skipping them.
     require_db: bool = False
+    #: A git revision; released migrations edited since it are integrity errors.
+    base_ref: str | None = None
+    #: With ``base_ref``: database tests only for services the change touches and their dependents.
+    changed_only: bool = False
+    #: Where to write a GitLab Code Quality report / a SARIF 2.1.0 report.
+    codequality_path: Path | None = None
+    sarif_path: Path | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def wants_environment(self, name: str) -> bool:
