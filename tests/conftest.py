@@ -1,0 +1,63 @@
+"""Shared fixtures of pytest-migorch's own suite: one PostgreSQL server, one database per test.
+
+The server comes from :mod:`pytest_migorch.pgserver`, the same provider chain users get
+(SPEC section 7): ``MIGORCH_TEST_DATABASE_URL`` names an explicit server, which must answer;
+otherwise local PostgreSQL binaries, then Docker. When none can be had, database tests are
+skipped with one reason, unless ``MIGORCH_TEST_REQUIRE_DB=1`` (set it in CI) turns that into a
+failure, so a green CI run always means the database tests ran.
+
+With pytest-xdist each worker starts its own server: session fixtures are per worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_migorch.errors import MigorchError, ServerUnavailable
+from pytest_migorch.pgserver import (
+    DSN_ENV_VAR,
+    PostgresServer,
+    ServerOptions,
+    mask_dsn,
+    start_server,
+    unique_database_name,
+)
+
+REQUIRE_ENV_VAR = "MIGORCH_TEST_REQUIRE_DB"
+
+
+def _database_required() -> bool:
+    return os.environ.get(REQUIRE_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the session (or this xdist worker)."""
+    dsn = os.environ.get(DSN_ENV_VAR) or None
+    try:
+        server = start_server(ServerOptions(dsn=dsn))
+    except ServerUnavailable as exc:
+        if dsn is not None or _database_required():
+            # An explicit server that does not answer, or a required one, is an error.
+            where = f" ({DSN_ENV_VAR}={mask_dsn(dsn)})" if dsn else ""
+            pytest.fail(f"PostgreSQL server unavailable{where}: {exc}", pytrace=False)
+        pytest.skip(f"database tests skipped: {exc}")
+    except MigorchError as exc:
+        pytest.fail(f"could not start a PostgreSQL server for tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_db(pg_server: PostgresServer) -> Iterator[str]:
+    """The conninfo of a brand-new empty database, dropped (connections and all) afterwards."""
+    name = pg_server.create_database(unique_database_name("migorch_test"))
+    try:
+        yield pg_server.conninfo(name)
+    finally:
+        pg_server.drop_database(name)
