@@ -9,12 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MigorchSettings", "PROVIDERS", "DSN_ENVIRONMENT_VARIABLE"]
+from .pgserver import DSN_ENV_VAR, PROVIDERS
 
-#: How the throwaway PostgreSQL for database tests is found (SPEC section 7).
-PROVIDERS = ("auto", "dsn", "local", "docker")
-#: An explicit test server, like ``--migorch-dsn``.
-DSN_ENVIRONMENT_VARIABLE = "MIGORCH_TEST_DATABASE_URL"
+__all__ = ["MigorchSettings", "PROVIDERS", "DSN_ENV_VAR"]
 
 
 @dataclass(frozen=True)
