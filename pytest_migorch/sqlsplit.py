@@ -1,0 +1,504 @@
+"""Split a PostgreSQL migration file into statements, the way PostgreSQL's own lexer sees it.
+
+golang-migrate sends a whole file to the server at once, so nothing on the client side ever
+splits it; we split it ourselves to analyse and report per statement. The rules follow
+PostgreSQL's scanner and psql's statement splitter (``psqlscan.l``), because that is what
+real migration files are written against:
+
+- ``'...'`` strings with ``''`` escapes; ``E'...'`` strings where a backslash escapes too;
+- ``"..."`` quoted identifiers with ``""`` escapes;
+- dollar quotes ``$$ ... $$`` and ``$tag$ ... $tag$`` (a ``$`` inside an identifier such as
+  ``a$b`` and a parameter such as ``$1`` do not start one);
+- ``--`` comments to the end of the line and ``/* ... */`` comments, which nest;
+- a ``;`` inside parentheses does not end a statement, and neither does one inside a
+  ``BEGIN ... END`` body of ``CREATE [OR REPLACE] FUNCTION|PROCEDURE`` (SQL-standard bodies,
+  ``BEGIN ATOMIC``), exactly as psql decides;
+- ``\\r\\n``, ``\\n`` and a lone ``\\r`` each end a line.
+
+The module never raises on any input: text that cannot be lexed (an unterminated string, say)
+becomes a statement that runs to the end of the file and carries an ``unterminated`` note.
+
+It has no dependency on sqlglot: the splitter is the part that must be right on every file,
+including files sqlglot cannot parse. The same tokens serve the exact token-level recognisers of
+:mod:`sqlfacts`, hence the small :class:`Cursor` at the end.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Token",
+    "IgnoreComment",
+    "Statement",
+    "SplitResult",
+    "tokenize",
+    "split_sql",
+    "split_statements",
+    "parse_ignore_comment",
+    "QName",
+    "Cursor",
+    "display_name",
+    "parse_qualified_name",
+    "split_top_level",
+]
+
+#: Characters that may continue an unquoted identifier (PostgreSQL: letters, digits, _, $,
+#: and any non-ASCII character).
+_IDENT_START = r"A-Za-z_\u0080-\U0010ffff"
+_IDENT_CONT = _IDENT_START + r"0-9$"
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>[ \t\n\r\f\v\ufeff]+)
+  | (?P<line_comment>--[^\n\r]*)
+  | (?P<block_comment>/\*)
+  | (?P<estring>[eE]')
+  | (?P<string>')
+  | (?P<qident>")
+  | (?P<dollar>\$(?:[""" + _IDENT_START + r"""][""" + _IDENT_START + r"""0-9]*)?\$)
+  | (?P<param>\$[0-9]+)
+  | (?P<word>[""" + _IDENT_START + r"""][""" + _IDENT_CONT + r"""]*)
+  | (?P<number>(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9]+)?)
+  | (?P<cast>::)
+  | (?P<punct>[;(),.\[\]:])
+  | (?P<op>[+\-*/<>=~!@\#%^&|`?])
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+_STRING_BODY = re.compile(r"(?:[^']|'')*'", re.DOTALL)
+_ESTRING_BODY = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
+_QIDENT_BODY = re.compile(r'(?:[^"]|"")*"', re.DOTALL)
+_BLOCK_PARTS = re.compile(r"/\*|\*/")
+_NEWLINE = re.compile(r"\r\n|\n|\r")
+_IGNORE_RE = re.compile(r"^--\s*migorch:ignore\b(?P<rest>.*)$", re.IGNORECASE)
+_IGNORE_ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One lexical token. ``value`` is what it means: a folded word, an unquoted identifier."""
+
+    kind: str  # word, ident, string, dollar, param, number, punct, op, comment, other
+    text: str
+    value: str
+    start: int
+    end: int
+    unterminated: bool = False
+
+    def is_word(self, *words: str) -> bool:
+        """True for an unquoted word equal (case-insensitively) to one of ``words``."""
+        return self.kind == "word" and self.value in words
+
+
+@dataclass(frozen=True)
+class IgnoreComment:
+    """A ``-- migorch:ignore CODE[, CODE]`` comment and the line it stands on."""
+
+    codes: tuple[str, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement: its text without surrounding comments or the ``;``, and where it is.
+
+    ``start``/``end`` are offsets into the file text (``text == source[start:end]``);
+    ``line``/``end_line`` are 1-based lines of its first and last character. ``ignores`` are the
+    ``migorch:ignore`` comments that apply to it.
+    """
+
+    index: int
+    text: str
+    line: int
+    end_line: int
+    start: int
+    end: int
+    ignores: tuple[IgnoreComment, ...] = ()
+    unterminated: str | None = None
+
+    @property
+    def ignored_codes(self) -> frozenset[str]:
+        return frozenset(code for ignore in self.ignores for code in ignore.codes)
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """Statements plus what belongs to none: ignore comments after the last statement."""
+
+    statements: tuple[Statement, ...]
+    orphan_ignores: tuple[IgnoreComment, ...] = ()
+    unterminated_comment_line: int | None = field(default=None)
+
+
+def tokenize(text: str, *, comments: bool = False) -> Iterator[Token]:
+    """Lex ``text`` like PostgreSQL; never raises. Whitespace is dropped, comments on request."""
+    pos = 0
+    length = len(text)
+    while pos < length:
+        match = _TOKEN_RE.match(text, pos)
+        assert match is not None  # the pattern has a catch-all alternative
+        kind = match.lastgroup or "other"
+        if kind == "ws":
+            pos = match.end()
+            continue
+        token = _finish_token(text, kind, match)
+        pos = token.end
+        if token.kind == "comment" and not comments:
+            continue
+        yield token
+
+
+def _finish_token(text: str, kind: str, match: re.Match[str]) -> Token:
+    """Turn a regex match into a token, scanning to the end of quoted and nested constructs."""
+    start, end = match.start(), match.end()
+    if kind == "line_comment":
+        return Token("comment", match.group(), match.group(), start, end)
+    if kind == "block_comment":
+        close = _block_comment_end(text, end)
+        stop = len(text) if close is None else close
+        return Token("comment", text[start:stop], "", start, stop, close is None)
+    if kind in ("estring", "string", "qident"):
+        body = {"estring": _ESTRING_BODY, "string": _STRING_BODY, "qident": _QIDENT_BODY}[kind]
+        found = body.match(text, end)
+        stop = found.end() if found else len(text)
+        raw = text[start:stop]
+        if kind == "qident":
+            value = raw[1:-1].replace('""', '"') if found else raw[1:]
+            return Token("ident", raw, value, start, stop, found is None)
+        return Token("string", raw, raw, start, stop, found is None)
+    if kind == "dollar":
+        tag = match.group()
+        close = text.find(tag, end)
+        stop = len(text) if close < 0 else close + len(tag)
+        value = text[end:close] if close >= 0 else text[end:]
+        return Token("dollar", text[start:stop], value, start, stop, close < 0)
+    raw = match.group()
+    if kind == "word":
+        return Token("word", raw, raw.lower(), start, end)
+    if kind == "cast":
+        return Token("op", raw, raw, start, end)
+    return Token(kind, raw, raw, start, end)
+
+
+def _block_comment_end(text: str, pos: int) -> int | None:
+    """End offset of a (nested) block comment whose opening ``/*`` ends at ``pos``."""
+    depth = 1
+    for part in _BLOCK_PARTS.finditer(text, pos):
+        depth += 1 if part.group() == "/*" else -1
+        if depth == 0:
+            return part.end()
+    return None
+
+
+class _LineIndex:
+    """Maps offsets to 1-based line numbers, counting CRLF, LF and lone CR as one break."""
+
+    def __init__(self, text: str) -> None:
+        self._starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_right(self._starts, offset)
+
+
+class _FunctionBodyTracker:
+    """psql's heuristic for ``BEGIN ... END`` bodies of CREATE FUNCTION/PROCEDURE.
+
+    It looks at the first identifiers of the statement; only when they read
+    ``CREATE [OR REPLACE] FUNCTION|PROCEDURE`` are BEGIN/CASE/END counted (outside parentheses),
+    and a ``;`` ends the statement only at depth zero.
+    """
+
+    _TRACKED = {"create": "c", "function": "f", "procedure": "p", "or": "o", "replace": "r"}
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.marks: list[str] = []
+        self.depth = 0
+
+    def word(self, value: str, paren_depth: int) -> None:
+        if len(self.marks) < 4:
+            self.marks.append(self._TRACKED.get(value, ""))
+        if not self._is_routine() or paren_depth:
+            return
+        if value == "begin":
+            self.depth += 1
+        elif value == "case" and self.depth >= 1:
+            self.depth += 1
+        elif value == "end" and self.depth > 0:
+            self.depth -= 1
+
+    def _is_routine(self) -> bool:
+        m = self.marks + [""] * (4 - len(self.marks))
+        if m[0] != "c":
+            return False
+        return m[1] in ("f", "p") or (m[1] == "o" and m[2] == "r" and m[3] in ("f", "p"))
+
+
+def parse_ignore_comment(comment: str) -> tuple[str, ...] | None:
+    """Codes named by a ``-- migorch:ignore A, B reason`` comment; None if it is not one.
+
+    Codes are comma-separated; the first item not followed by a comma ends the list, and any
+    text after it is a free-form reason. Codes are upper-cased; rule names stay lower-case.
+    """
+    match = _IGNORE_RE.match(comment.strip())
+    if match is None:
+        return None
+    rest = match.group("rest")
+    codes: list[str] = []
+    pos = 0
+    while True:
+        item = _IGNORE_ITEM.match(rest, pos)
+        if item is None:
+            break
+        word = item.group(1)
+        codes.append(word.upper() if re.fullmatch(r"[A-Za-z]+[0-9]+", word) else word.lower())
+        pos = item.end()
+        if not rest.startswith(",", pos):
+            break
+        pos += 1
+    return tuple(codes)
+
+
+@dataclass
+class _Pending:
+    """The statement being collected while scanning."""
+
+    first: Token | None = None
+    last: Token | None = None
+    ignores: list[IgnoreComment] = field(default_factory=list)
+    unterminated: str | None = None
+
+
+def split_sql(text: str) -> SplitResult:
+    """Split ``text`` into statements, attaching ``migorch:ignore`` comments to them.
+
+    An ignore comment applies to the statement it stands inside of, to the statement whose
+    line it ends (a trailing ``; -- migorch:ignore X``), or else to the next statement.
+    """
+    lines = _LineIndex(text)
+    statements: list[Statement] = []
+    waiting: list[IgnoreComment] = []  # ignore comments waiting for the next statement
+    current = _Pending()
+    body = _FunctionBodyTracker()
+    paren = 0
+    last_end_line: int | None = None  # line of the last finished statement's ';'
+    unterminated_comment: int | None = None
+
+    def finish() -> None:
+        nonlocal current, paren, waiting
+        if current.first is not None and current.last is not None:
+            statements.append(_make_statement(text, lines, len(statements), current, waiting))
+            waiting = []
+        current = _Pending()
+        body.reset()
+        paren = 0
+
+    for token in tokenize(text, comments=True):
+        if token.kind == "comment":
+            if token.unterminated:
+                unterminated_comment = lines.line(token.start)
+            _route_ignore(token, lines, current, statements, waiting, last_end_line)
+            continue
+        if token.kind == "punct" and token.text == ";" and paren == 0 and body.depth == 0:
+            had_statement = current.first is not None
+            finish()
+            if had_statement:
+                last_end_line = lines.line(token.start)
+            continue
+        if current.first is None:
+            current.first = token
+        current.last = token
+        if token.unterminated and current.unterminated is None:
+            current.unterminated = _unterminated_note(token, lines)
+        if token.kind == "punct":
+            paren += {"(": 1, ")": -1}.get(token.text, 0)
+            paren = max(paren, 0)
+        elif token.kind == "word":
+            body.word(token.value, paren)
+    finish()
+    return SplitResult(tuple(statements), tuple(waiting), unterminated_comment)
+
+
+def _route_ignore(
+    token: Token,
+    lines: _LineIndex,
+    current: _Pending,
+    statements: list[Statement],
+    waiting: list[IgnoreComment],
+    last_end_line: int | None,
+) -> None:
+    """Attach an ignore comment to the statement it belongs to (see :func:`split_sql`)."""
+    if not token.text.startswith("--"):
+        return
+    codes = parse_ignore_comment(token.text)
+    if codes is None:
+        return
+    line = lines.line(token.start)
+    ignore = IgnoreComment(codes, line)
+    if current.first is not None:
+        current.ignores.append(ignore)
+    elif statements and last_end_line == line and not waiting:
+        prev = statements[-1]
+        statements[-1] = Statement(
+            prev.index, prev.text, prev.line, prev.end_line, prev.start, prev.end,
+            prev.ignores + (ignore,), prev.unterminated,
+        )
+    else:
+        waiting.append(ignore)
+
+
+def _make_statement(
+    text: str, lines: _LineIndex, index: int, pending: _Pending, waiting: list[IgnoreComment]
+) -> Statement:
+    assert pending.first is not None and pending.last is not None
+    start, end = pending.first.start, pending.last.end
+    return Statement(
+        index=index,
+        text=text[start:end],
+        line=lines.line(start),
+        end_line=lines.line(max(end - 1, start)),
+        start=start,
+        end=end,
+        ignores=tuple(waiting) + tuple(pending.ignores),
+        unterminated=pending.unterminated,
+    )
+
+
+def _unterminated_note(token: Token, lines: _LineIndex) -> str:
+    what = {"string": "quoted string", "ident": "quoted identifier"}.get(token.kind, "token")
+    if token.kind == "dollar":
+        tag = token.text[1:].split("$", 1)[0]
+        what = f"dollar quote ${tag}$"
+    return f"unterminated {what} starting at line {lines.line(token.start)}"
+
+
+def split_statements(text: str) -> list[Statement]:
+    """The statements of ``text`` in file order (see :func:`split_sql` for the details)."""
+    return list(split_sql(text).statements)
+
+
+# --- reading tokens ------------------------------------------------------------------------------
+
+#: A possibly schema-qualified name: ``(schema or None, name)`` as PostgreSQL stores them
+#: (unquoted identifiers folded to lower case, quoted ones as written).
+QName = tuple[str | None, str]
+
+_SIMPLE_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def display_name(schema: str | None, name: str) -> str:
+    """``schema.name`` with quotes where PostgreSQL would need them."""
+    parts = [p for p in (schema, name) if p is not None]
+    return ".".join(p if _SIMPLE_IDENT.fullmatch(p) else '"' + p.replace('"', '""') + '"'
+                    for p in parts)
+
+
+class Cursor:
+    """A read position over a statement's tokens, with the few moves recognisers need."""
+
+    def __init__(self, tokens: Sequence[Token]) -> None:
+        self.tokens = list(tokens)
+        self.pos = 0
+
+    def peek(self, ahead: int = 0) -> Token | None:
+        index = self.pos + ahead
+        return self.tokens[index] if index < len(self.tokens) else None
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.tokens)
+
+    def next(self) -> Token | None:
+        token = self.peek()
+        if token is not None:
+            self.pos += 1
+        return token
+
+    def word(self, *words: str) -> str | None:
+        """Consume and return the next token if it is one of ``words`` (unquoted)."""
+        token = self.peek()
+        if token is not None and token.is_word(*words):
+            self.pos += 1
+            return token.value
+        return None
+
+    def is_next(self, *words: str) -> bool:
+        token = self.peek()
+        return token is not None and token.is_word(*words)
+
+    def words(self, *sequence: str) -> bool:
+        """Consume ``sequence`` of words if it comes next, else consume nothing."""
+        for ahead, word in enumerate(sequence):
+            token = self.peek(ahead)
+            if token is None or not token.is_word(word):
+                return False
+        self.pos += len(sequence)
+        return True
+
+    def punct(self, text: str) -> bool:
+        token = self.peek()
+        if token is not None and token.kind in ("punct", "op") and token.text == text:
+            self.pos += 1
+            return True
+        return False
+
+    def name(self) -> QName | None:
+        """A possibly schema-qualified name; ``(schema, name)`` or None if none comes next."""
+        parts: list[str] = []
+        while True:
+            token = self.peek()
+            if token is None or token.kind not in ("word", "ident"):
+                break
+            parts.append(token.value)
+            self.pos += 1
+            if not self.punct("."):
+                break
+        if not parts:
+            return None
+        if len(parts) > 3:  # PostgreSQL rejects it too ("too many dotted names")
+            return None
+        return (parts[-2] if len(parts) >= 2 else None, parts[-1])
+
+    def skip_group(self) -> None:
+        """Skip a parenthesised group starting at the current ``(``."""
+        depth = 0
+        while (token := self.next()) is not None:
+            if token.kind == "punct" and token.text in "([":
+                depth += 1
+            elif token.kind == "punct" and token.text in ")]":
+                depth -= 1
+                if depth <= 0:
+                    return
+
+    def rest_text(self) -> str:
+        return " ".join(t.text for t in self.tokens[self.pos:])
+
+
+def parse_qualified_name(text: str) -> QName | None:
+    """Parse a declared table name such as ``users``, ``svc.users`` or ``"Users"``."""
+    cursor = Cursor(list(tokenize(text)))
+    name = cursor.name()
+    return name if name is not None and cursor.at_end() else None
+
+
+def split_top_level(tokens: Sequence[Token], separator: str = ",") -> list[list[Token]]:
+    """Split tokens at ``separator`` outside parentheses and brackets."""
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token.kind == "punct" and token.text in "([":
+            depth += 1
+        elif token.kind == "punct" and token.text in ")]":
+            depth = max(depth - 1, 0)
+        if depth == 0 and token.kind == "punct" and token.text == separator:
+            parts.append([])
+            continue
+        parts[-1].append(token)
+    return parts
