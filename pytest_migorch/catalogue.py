@@ -17,6 +17,10 @@ RULE_MODULES = (
     "pytest_migorch.config",
     "pytest_migorch.discovery",
     "pytest_migorch.graph",
+    "pytest_migorch.analysis",
+    "pytest_migorch.risk",
+    "pytest_migorch.risk_rules",
+    "pytest_migorch.roundtrip",
 )
 
 

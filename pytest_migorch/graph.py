@@ -66,6 +66,10 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ProjectGraph:
     """Graphs and resolved orders of one project; graphs are built once per environment."""
 
@@ -151,14 +155,15 @@ class ProjectGraph:
         other = self.project.services.get(service)
         if other is None:
             return UNKNOWN_SERVICE.finding(
-                f"{migration.id} depends on {text}, but there is no service {service!r} "
-                f"under {self.project.root}", **where)
+                f"{migration.id} depends on {_clip(text)}, but there is no service "
+                f"{_clip(service)!r} under {self.project.root}", **where)
         target = other.migrations.get(version)
         if target is None or target.up is None:
             rule = UNKNOWN_DEPENDENCY if service == migration.service else UNKNOWN_CROSS_SERVICE
+            digits = text.rpartition(":")[2]  # as written: the number may not fit in uint64
             return rule.finding(
-                f"{migration.id} depends on {text}, but {service} has no migration with "
-                f"version {version}", **where)
+                f"{migration.id} depends on {_clip(text)}, but {service} has no migration with "
+                f"version {_clip(digits)}", **where)
         if migration.is_base and not target.is_base:
             return BASE_ON_ENVIRONMENT.finding(
                 f"base migration {migration.id} depends on {target.qualified_id}, which only "
@@ -200,21 +205,30 @@ class ProjectGraph:
                 continue
             seen.add(nodes)
             cycle = nx.find_cycle(graph.subgraph(nodes))
-            findings.append(self._cycle_finding([edge[0] for edge in cycle], environment))
+            # Edges run from a dependency to its dependent; report the depends_on direction.
+            path = [edge[0] for edge in cycle][::-1]
+            # Once per service on the cycle, so validating any one of them shows it.
+            for service in sorted({service for service, _ in path}):
+                findings.append(self._cycle_finding(path, environment, service))
         return findings
 
-    def _cycle_finding(self, path: list[Key], environment: str) -> Finding:
-        # Start the reported path at the lowest key so the text is stable across runs.
-        start = path.index(min(path, key=self._sort_key))
+    def _cycle_finding(self, path: list[Key], environment: str, service: str) -> Finding:
+        """``path[i]`` depends on ``path[i + 1]`` (and the last on the first)."""
+        # Start the reported path at the service's lowest key so the text is stable across runs.
+        start = path.index(min((key for key in path if key[0] == service), key=self._sort_key))
         path = path[start:] + path[:start]
         services = {service for service, _ in path}
         first = self.project.migration(*path[0])
         assert first is not None
         labels = [self._label(key, qualify=len(services) > 1) for key in path + [path[0]]]
         meta = first.meta
+        # The line of the depends_on entry that closes the cycle at the first migration.
+        following = path[1] if len(path) > 1 else path[0]
+        line = next((dep.line for dep in first.depends_on if dep.key() == following),
+                    meta.line if meta else None)
         return CYCLE.finding(
-            "dependency cycle: " + " -> ".join(labels),
-            file=meta.file if meta else None, line=meta.line if meta else None,
+            "dependency cycle: " + " -> ".join(labels) + " (each depends on the next)",
+            file=meta.file if meta else None, line=line,
             service=first.service, migration=first.id,
             environment=None if first.is_base else environment,
         )
@@ -243,10 +257,7 @@ class ProjectGraph:
         if services is None:
             return self._sorted(graph)
         wanted = {key for key in graph if key[0] in set(services)}
-        needed = set(wanted)
-        for key in wanted:
-            needed |= nx.ancestors(graph, key)
-        return self._sorted(graph.subgraph(needed))
+        return self._sorted(graph.subgraph(wanted | self.ancestors(wanted, environment)))
 
     def order(self, service: str, environment: str) -> list[Migration]:
         """One service's migrations in ``environment``, in run order."""
@@ -255,6 +266,31 @@ class ProjectGraph:
     def prerequisites(self, service: str, environment: str) -> list[Migration]:
         """Migrations of other services that ``service`` needs first, in run order."""
         return [m for m in self.order_all(environment, [service]) if m.service != service]
+
+    def ancestors(self, keys: Iterable[Key], environment: str) -> set[Key]:
+        """Every migration that one of ``keys`` needs, directly or not.
+
+        That is its declared dependencies and, because golang-migrate applies a service's
+        migrations in version order, the lower versions (in ``environment``) of the service of
+        each migration needed: another service's ``000003`` cannot run without its ``000001``.
+        """
+        graph = self.graph(environment)
+        versions: dict[str, list[int]] = {}
+        for service, version in graph:
+            versions.setdefault(service, []).append(version)
+        out: set[Key] = set()
+        todo = [key for key in keys if key in graph]
+        seen = set(todo)
+        while todo:
+            key = todo.pop()
+            service, version = key
+            needed = nx.ancestors(graph, key) | {
+                (service, lower) for lower in versions[service] if lower < version}
+            out |= needed
+            for other in needed - seen:
+                seen.add(other)
+                todo.append(other)
+        return out
 
     def dependents(self, keys: Iterable[Key], environment: str) -> set[Key]:
         """Every migration (any service) that depends, directly or not, on one of ``keys``."""

@@ -1,0 +1,234 @@
+"""Ground truth from PostgreSQL itself about what a migration did.
+
+Static analysis reads SQL; PostgreSQL runs it. While the round-trip applies an up migration we ask
+the server three things, so declared metadata and the static analysis can be checked against what
+really happened:
+
+- which objects the migration's DDL touched, recorded by event triggers on ``ddl_command_end``
+  and ``sql_drop`` into a log table in a private schema (``migorch_probe``);
+- which tables it wrote rows to (``pg_stat_xact_user_tables`` counts the current transaction);
+- which tables that existed before it holds ``ACCESS EXCLUSIVE`` or ``SHARE`` locks on just
+  before it commits, and which of them were rewritten (their ``relfilenode`` changed).
+
+Event triggers need a superuser, which the throwaway test server always provides; on a server
+where they cannot be installed, :func:`install_probes` returns False and the truth is only locks
+and writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+__all__ = [
+    "PROBE_SCHEMA",
+    "install_probes",
+    "TableState",
+    "capture_table_state",
+    "MigrationTruth",
+    "collect_truth",
+    "reset_ddl_log",
+]
+
+log = logging.getLogger(__name__)
+
+PROBE_SCHEMA = "migorch_probe"
+
+_INSTALL = f"""
+CREATE SCHEMA IF NOT EXISTS {PROBE_SCHEMA};
+CREATE TABLE IF NOT EXISTS {PROBE_SCHEMA}.ddl_log (
+    seq bigserial PRIMARY KEY,
+    command_tag text,
+    object_type text,
+    schema_name text,
+    object_identity text,
+    table_identity text,
+    dropped boolean NOT NULL DEFAULT false
+);
+CREATE OR REPLACE FUNCTION {PROBE_SCHEMA}.log_ddl() RETURNS event_trigger
+LANGUAGE plpgsql AS $probe$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+        IF r.schema_name IS DISTINCT FROM '{PROBE_SCHEMA}' THEN
+            INSERT INTO {PROBE_SCHEMA}.ddl_log
+                (command_tag, object_type, schema_name, object_identity, table_identity)
+            VALUES (r.command_tag, r.object_type, r.schema_name, r.object_identity,
+                    CASE WHEN r.object_type = 'index' THEN
+                        (SELECT (pg_identify_object('pg_class'::regclass, i.indrelid, 0)).identity
+                         FROM pg_index i WHERE i.indexrelid = r.objid) END);
+        END IF;
+    END LOOP;
+END $probe$;
+CREATE OR REPLACE FUNCTION {PROBE_SCHEMA}.log_drop() RETURNS event_trigger
+LANGUAGE plpgsql AS $probe$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+        IF r.schema_name IS DISTINCT FROM '{PROBE_SCHEMA}' AND NOT r.is_temporary THEN
+            INSERT INTO {PROBE_SCHEMA}.ddl_log
+                (command_tag, object_type, schema_name, object_identity, dropped)
+            VALUES (tg_tag, r.object_type, r.schema_name, r.object_identity, true);
+        END IF;
+    END LOOP;
+END $probe$;
+DROP EVENT TRIGGER IF EXISTS migorch_probe_ddl;
+DROP EVENT TRIGGER IF EXISTS migorch_probe_drop;
+CREATE EVENT TRIGGER migorch_probe_ddl ON ddl_command_end EXECUTE FUNCTION {PROBE_SCHEMA}.log_ddl();
+CREATE EVENT TRIGGER migorch_probe_drop ON sql_drop EXECUTE FUNCTION {PROBE_SCHEMA}.log_drop();
+"""
+
+_TABLE_STATE = """
+SELECT c.oid, n.nspname, c.relname, c.relfilenode
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', %(probe)s)
+  AND n.nspname NOT LIKE 'pg\\_%%'
+"""
+
+_LOCKS = """
+SELECT l.relation, l.mode FROM pg_locks l
+WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+  AND l.mode IN ('AccessExclusiveLock', 'ShareLock')
+"""
+
+# Counters of the current transaction; they may still include earlier transactions of the same
+# backend that were not flushed to the shared statistics yet, so only the growth during the
+# migration counts.
+_WRITES = """
+SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del
+FROM pg_stat_xact_user_tables WHERE schemaname <> %(probe)s
+"""
+
+#: Object types whose identity names a table, or ends in "on <table>".
+_TABLE_TYPES = {"table", "table column", "foreign table"}
+_ON_TABLE_TYPES = {"table constraint", "trigger", "rule", "policy"}
+_ON_TABLE = re.compile(r" on (.+)$")
+
+
+def install_probes(conn: psycopg.Connection[Any]) -> bool:
+    """Install the DDL-recording event triggers; False when the server does not allow it."""
+    try:
+        with conn.transaction():
+            conn.execute(_INSTALL)
+        return True
+    except psycopg.Error as exc:
+        log.info("event triggers unavailable (%s); DDL ground truth is off", exc)
+        return False
+
+
+def reset_ddl_log(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"TRUNCATE {PROBE_SCHEMA}.ddl_log")
+
+
+@dataclass(frozen=True)
+class TableState:
+    """Before a migration: tables (oid -> qualified name, relfilenode) and row-write counters."""
+
+    tables: dict[int, tuple[str, int]]
+    writes: dict[str, int]
+
+
+def capture_table_state(conn: psycopg.Connection[Any]) -> TableState:
+    rows = conn.execute(_TABLE_STATE, {"probe": PROBE_SCHEMA}).fetchall()
+    return TableState(
+        tables={oid: (f"{schema}.{name}", filenode) for oid, schema, name, filenode in rows},
+        writes=_write_counters(conn),
+    )
+
+
+def _write_counters(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    return {name: count for name, count in conn.execute(_WRITES, {"probe": PROBE_SCHEMA})}
+
+
+@dataclass
+class MigrationTruth:
+    """What PostgreSQL saw one up migration do."""
+
+    ddl_tables: set[str] = field(default_factory=set)
+    written_tables: set[str] = field(default_factory=set)
+    #: Pre-existing tables -> strongest lock held before commit (transactional migrations).
+    locks: dict[str, str] = field(default_factory=dict)
+    rewritten: set[str] = field(default_factory=set)
+    ddl_available: bool = True
+
+    @property
+    def touched_tables(self) -> set[str]:
+        return self.ddl_tables | self.written_tables
+
+
+def collect_truth(
+    conn: psycopg.Connection[Any], before: TableState, *, ddl_available: bool,
+    in_transaction: bool,
+) -> MigrationTruth:
+    """Read the ground truth; call it after the up ran and, if transactional, before commit."""
+    truth = MigrationTruth(ddl_available=ddl_available)
+    if ddl_available:
+        rows = conn.execute(
+            f"SELECT object_type, object_identity, table_identity FROM {PROBE_SCHEMA}.ddl_log"
+        ).fetchall()
+        for object_type, identity, table_identity in rows:
+            table = _table_of(object_type, identity, table_identity)
+            if table is not None:
+                truth.ddl_tables.add(table)
+    if in_transaction:
+        for name, count in _write_counters(conn).items():
+            if count > before.writes.get(name, 0):
+                truth.written_tables.add(name)
+        for relation, mode in conn.execute(_LOCKS).fetchall():
+            if relation in before.tables:
+                name = before.tables[relation][0]
+                if truth.locks.get(name) != "AccessExclusiveLock":
+                    truth.locks[name] = mode
+    after = capture_table_state(conn)
+    for oid, (name, filenode) in before.tables.items():
+        now = after.tables.get(oid)
+        if now is not None and now[1] != filenode:
+            truth.rewritten.add(name)
+    return truth
+
+
+def _table_of(object_type: str, identity: str, table_identity: str | None) -> str | None:
+    """The table an event-trigger record concerns, as ``schema.table`` (unquoted)."""
+    if object_type == "index":
+        return _unquote(table_identity) if table_identity else None
+    if object_type in _TABLE_TYPES:
+        parts = _split_identity(identity)
+        return ".".join(parts[:2]) if len(parts) >= 2 else None
+    if object_type in _ON_TABLE_TYPES:
+        match = _ON_TABLE.search(identity)
+        return _unquote(match.group(1)) if match else None
+    return None
+
+
+def _split_identity(identity: str) -> list[str]:
+    """Split ``a."b.c".d`` into its unquoted parts."""
+    parts: list[str] = []
+    current = ""
+    quoted = False
+    i = 0
+    while i < len(identity):
+        char = identity[i]
+        if char == '"':
+            if quoted and i + 1 < len(identity) and identity[i + 1] == '"':
+                current += '"'
+                i += 1
+            else:
+                quoted = not quoted
+        elif char == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+        i += 1
+    parts.append(current)
+    return parts
+
+
+def _unquote(qualified: str) -> str:
+    parts = _split_identity(qualified)
+    return ".".join(parts[:2]) if len(parts) >= 2 else ("public." + parts[0])
