@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 
@@ -122,9 +122,58 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    r"""A schema ``pattern`` as JSON Schema (ECMA-262) means it: ``$`` ends the string.
+
+    Python's ``$`` also matches before a final newline, so with the stock validator a key
+    ``"1\n"`` or a depends_on entry ``"000001\n"`` would pass ``^[0-9]+$``.
+    """
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"pattern": _pattern}
+)
+
+
+@lru_cache(maxsize=None)
 def _validator(name: str) -> jsonschema.protocols.Validator:
     schema = load_schema(name)
-    return jsonschema.Draft202012Validator(schema)
+    validator: jsonschema.protocols.Validator = _Validator(schema)
+    return validator
+
+
+@lru_cache(maxsize=None)
+def _entry_validator(schema_name: str, definition: str) -> jsonschema.protocols.Validator:
+    schema = load_schema(schema_name)
+    sub = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    validator: jsonschema.protocols.Validator = _Validator(sub)
+    return validator
+
+
+_VERSION = re.compile(r"[0-9]+")
+#: Versions with more significant digits than this do not fit in uint64, so no file has them.
+_UINT64_DIGITS = 20
+
+
+def _version_number(digits: str) -> int:
+    """The version of an ASCII digit string, without tripping Python's int digit limit.
+
+    Larger than uint64 (so matching no migration) when the number is too long for golang-migrate.
+    """
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > _UINT64_DIGITS:
+        return 2**64 + len(significant)
+    return int(significant)
 
 
 def parse_duration(text: str) -> float:
@@ -147,17 +196,20 @@ def load_service_config(service: Service) -> None:
 def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocument | None:
     """Parse and schema-validate one JSON file; None when it is unusable as a whole."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        service.findings.append(INVALID_JSON.finding(
-            f"{path.name} is not UTF-8", file=path, service=service.name,
-            hint="Re-save the file as UTF-8.",
-        ))
-        return None
+        data = path.read_bytes()
     except OSError as exc:
         service.findings.append(INVALID_JSON.finding(
             f"cannot read {path.name}: {exc.strerror}", file=path, service=service.name,
             hint="Check the file's permissions.",
+        ))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        service.findings.append(INVALID_JSON.finding(
+            f"{path.name} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+            file=path, line=data[: exc.start].count(b"\n") + 1, service=service.name,
+            hint="Re-save the file as UTF-8.",
         ))
         return None
     try:
@@ -172,6 +224,8 @@ def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocume
         service.findings.append(DUPLICATE_KEY.finding(
             f"{format_path(key_path)} appears more than once in {path.name}",
             file=path, line=line, service=service.name,
+            migration=_migration_of_path(service, key_path) if schema_name == "dependencies"
+            else None,
         ))
     _report_schema_errors(service, path, document, schema_name)
     return document
@@ -180,10 +234,28 @@ def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocume
 def _report_schema_errors(
     service: Service, path: Path, document: JsonDocument, schema_name: str
 ) -> None:
-    errors = sorted(_validator(schema_name).iter_errors(document.value),
-                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    try:
+        errors = sorted(_validator(schema_name).iter_errors(document.value),
+                        key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    except RecursionError:
+        service.findings.append(SCHEMA_VIOLATION.finding(
+            f"{path.name} is nested too deeply to be checked against its schema",
+            file=path, line=1, service=service.name,
+        ))
+        return
     for error in errors:
         where: JsonPath = tuple(error.absolute_path)
+        if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+            # A bad key: point at the key itself rather than at the object holding it.
+            service.findings.append(SCHEMA_VIOLATION.finding(
+                f"key {format_path(where + (error.instance,))} in {path.name}: "
+                f"{_short(error.message)}",
+                file=path, line=document.line_of(where + (error.instance,)),
+                service=service.name,
+                migration=_migration_of_path(service, where) if schema_name == "dependencies"
+                else None,
+            ))
+            continue
         migration = _migration_of_path(service, where) if schema_name == "dependencies" else None
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = set(error.schema.get("properties", {}))
@@ -207,16 +279,18 @@ def _short(message: str, limit: int = 200) -> str:
 
 def _migration_of_path(service: Service, path: JsonPath) -> str | None:
     """The migration id a dependencies.json path belongs to, when it names a known version."""
-    if len(path) >= 2 and path[0] == "migrations" and isinstance(path[1], str) and path[1].isdigit():
-        migration = service.migrations.get(int(path[1]))
+    if (len(path) >= 2 and path[0] == "migrations" and isinstance(path[1], str)
+            and _VERSION.fullmatch(path[1])):
+        migration = service.migrations.get(_version_number(path[1]))
         return migration.id if migration else path[1]
     return None
 
 
 def _entry_is_valid(schema_name: str, definition: str, value: Any) -> bool:
-    schema = load_schema(schema_name)
-    sub = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
-    return jsonschema.Draft202012Validator(sub).is_valid(value)
+    try:
+        return bool(_entry_validator(schema_name, definition).is_valid(value))
+    except RecursionError:
+        return False  # reported by the schema check of the whole file
 
 
 # --- environments.json ------------------------------------------------------------------------
@@ -233,7 +307,8 @@ def _load_environments(service: Service) -> None:
     else:
         service.environments_file = path
         document = _read_document(service, path, "environments")
-        environments = document.value.get("environments") if document else None
+        value = document.value if document is not None else None
+        environments = value.get("environments") if isinstance(value, dict) else None
         if document is not None and isinstance(environments, dict):
             service.has_environments = True
             for name, body in environments.items():
@@ -318,19 +393,20 @@ def _load_dependencies(service: Service) -> None:
     if document is None or not isinstance(entries, dict):
         return
     service.has_metadata = True
-    seen: dict[int, str] = {}
+    seen: dict[str, str] = {}  # version without leading zeros -> key as written
     for key, body in entries.items():
-        if not key.isdigit():
+        if not _VERSION.fullmatch(key):
             continue  # reported by the schema (propertyNames)
-        version = int(key)
+        version = _version_number(key)
+        number = key.lstrip("0") or "0"
         line = document.line_of(("migrations", key))
-        if version in seen:
+        if number in seen:
             service.findings.append(DUPLICATE_ENTRY.finding(
-                f"dependencies.json keys {seen[version]!r} and {key!r} are the same version",
+                f"dependencies.json keys {seen[number]!r} and {key!r} are the same version",
                 file=path, line=line, service=service.name,
             ))
             continue
-        seen[version] = key
+        seen[number] = key
         migration = service.migrations.get(version)
         if migration is None:
             service.findings.append(ENTRY_WITHOUT_FILES.finding(
@@ -342,7 +418,7 @@ def _load_dependencies(service: Service) -> None:
         if _entry_is_valid("dependencies", "migration", body):
             migration.meta = _build_meta(service, path, document, key, body)
     for migration in service.migrations.values():
-        if migration.version not in seen:
+        if str(migration.version) not in seen:
             service.findings.append(MISSING_ENTRY.finding(
                 f"migration {migration.id} has no entry in dependencies.json",
                 file=migration.main_file.path, service=service.name, migration=migration.id,
@@ -357,7 +433,7 @@ def _build_meta(
     for index, text in enumerate(body["depends_on"]):
         other, _, version = text.rpartition(":")
         depends_on.append(DependencyRef(
-            service=other or service.name, version=int(version), text=text,
+            service=other or service.name, version=_version_number(version), text=text,
             line=document.line_of(("migrations", key, "depends_on", index)),
         ))
     return MigrationMeta(

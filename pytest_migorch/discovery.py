@@ -124,7 +124,11 @@ def discover_project(root: Path) -> Project:
             "pass the directory that holds one folder per service"
         )
     project = Project(root=root)
-    for service_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    try:
+        entries = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise UsageError(f"cannot list services root {root}: {exc.strerror}") from exc
+    for service_dir in entries:
         migrations_dir = service_dir / "migrations"
         if migrations_dir.is_dir():
             service = discover_service(root, service_dir.name)
@@ -141,7 +145,7 @@ def discover_service(root: Path, name: str) -> Service:
     migrations_dir = root / name / "migrations"
     service = Service(name=name, root=root, migrations_dir=migrations_dir)
     files: list[MigrationFile] = []
-    for entry in sorted(migrations_dir.iterdir()):
+    for entry in _list_directory(service, migrations_dir, environment=None):
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
@@ -156,7 +160,7 @@ def discover_service(root: Path, name: str) -> Service:
 
 def _scan_environment_dir(service: Service, directory: Path) -> list[MigrationFile]:
     files = []
-    for entry in sorted(directory.iterdir()):
+    for entry in _list_directory(service, directory, environment=directory.name):
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
@@ -169,6 +173,19 @@ def _scan_environment_dir(service: Service, directory: Path) -> list[MigrationFi
         if parsed is not None:
             files.append(parsed)
     return files
+
+
+def _list_directory(service: Service, directory: Path, environment: str | None) -> list[Path]:
+    """The entries of ``directory``, sorted; an unreadable directory is reported, not raised."""
+    try:
+        return sorted(directory.iterdir())
+    except OSError as exc:
+        service.findings.append(UNREADABLE.finding(
+            f"cannot list {directory.name}/: {exc.strerror}", file=directory,
+            service=service.name, environment=environment,
+            hint="Check the directory's permissions.",
+        ))
+        return []
 
 
 def _parse_file(service: Service, path: Path, environment: str | None) -> MigrationFile | None:
@@ -226,7 +243,9 @@ def _content_is_usable(
             f"{path.name} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}",
             line=line, **where,
         ))
-        return False
+        # Still the migration's file (golang-migrate runs its bytes): dropping it would add a
+        # second, misleading finding (missing up or missing down) for the same defect.
+        return True
     if not text.strip():
         service.findings.append(EMPTY_FILE.finding(f"{path.name} is empty", **where))
     return True
@@ -257,8 +276,10 @@ def _pair_files(service: Service, files: list[MigrationFile]) -> None:
             service.migrations[version] = migration
         if direction == "up":
             migration.up = file
-            # The up file names the migration: its id uses the up file's digits and title.
+            # The up file names the migration: its id uses the up file's digits and title,
+            # and its directory says whether it is a base or an environment migration.
             migration.version_text, migration.title = file.version_text, file.title
+            migration.environment = file.environment
         else:
             migration.down = file
     for migration in service.migrations.values():

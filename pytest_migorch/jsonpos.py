@@ -58,6 +58,14 @@ def load_json(text: str) -> JsonDocument:
         raise JsonSyntaxError(exc.msg, exc.lineno, exc.colno) from exc
     except RecursionError as exc:
         raise JsonSyntaxError("document nested too deeply", 1, 1) from exc
+    except ValueError as exc:
+        # json raises a plain ValueError for an integer longer than Python's digit limit
+        # (sys.get_int_max_str_digits()); point at the longest run of digits.
+        runs = list(re.finditer(r"[0-9]+", text))
+        index = max(runs, key=lambda m: m.end() - m.start()).start() if runs else 0
+        line = text.count("\n", 0, index) + 1
+        column = index - (text.rfind("\n", 0, index) + 1) + 1
+        raise JsonSyntaxError("number with too many digits", line, column) from exc
     document = JsonDocument(value)
     _PositionWalker(text, document).walk()
     return document
@@ -133,11 +141,15 @@ class _PositionWalker:
             child = path + (key,)
             if key in seen:
                 self.document.duplicate_keys.append((child, self.line_at(key_start)))
+                # json keeps the last value of a duplicate key: forget the earlier one's lines.
+                lines = self.document.lines
+                for known in [p for p in lines if p[: len(child)] == child]:
+                    del lines[known]
             seen.add(key)
-            # A key's line is where the key stands, which is what a reader looks for.
-            self.document.lines[child] = self.line_at(key_start)
             index = self.skip(self.skip(index) + 1)  # past ':'
             index = self.value(index, child)
+            # A key's line is where the key stands, which is what a reader looks for.
+            self.document.lines[child] = self.line_at(key_start)
             index = self.skip(index)
             if self.text[index] == "}":
                 return index + 1
