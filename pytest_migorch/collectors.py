@@ -32,7 +32,6 @@ from .validation import ValidationResult, load_project, validate_project
 
 __all__ = [
     "SETTINGS_KEY",
-    "WARNINGS_KEY",
     "SERVER_KEY",
     "ANALYSIS_CACHE_KEY",
     "ServicesRoot",
@@ -41,7 +40,6 @@ __all__ = [
 ]
 
 SETTINGS_KEY = pytest.StashKey[MigorchSettings]()
-WARNINGS_KEY = pytest.StashKey[list[Finding]]()
 
 SERVICE_CHECKS = (Family.CONFIG, Family.FILES, Family.GRAPH)
 MIGRATION_CHECKS = (Family.SQL, Family.RISK)
@@ -236,7 +234,6 @@ class MigorchItem(pytest.Item):
         if self.settings.strict:
             findings = [f.escalated() for f in findings]
         self.reported_findings = findings
-        self.config.stash[WARNINGS_KEY].extend(f for f in findings if not f.is_error)
         errors = [f for f in findings if f.severity is Severity.ERROR]
         if errors:
             raise MigorchCheckFailed(errors)

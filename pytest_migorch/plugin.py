@@ -19,12 +19,12 @@ from .collectors import (
     ANALYSIS_CACHE_KEY,
     SERVER_KEY,
     SETTINGS_KEY,
-    WARNINGS_KEY,
     LazyServer,
     MigorchItem,
     ServicesRoot,
 )
 from .errors import ServerUnavailable, UsageError
+from .findings import Finding, sort_findings
 from .graph import ProjectGraph
 from .pgserver import PostgresServer, unique_database_name
 from .roundtrip import apply_migrations
@@ -149,7 +149,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "xdist_group(name): keep tests together under pytest-xdist --dist loadgroup")
     settings = build_settings(config)
     config.stash[SETTINGS_KEY] = settings
-    config.stash[WARNINGS_KEY] = []
     config.stash[SERVER_KEY] = LazyServer(settings)
     cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
     config.stash[ANALYSIS_CACHE_KEY] = AnalysisCache(PytestCacheStore(cache) if cache else None)
@@ -179,12 +178,27 @@ def pytest_runtest_makereport(
     return report
 
 
+def reported_findings(terminalreporter: Any) -> list[Finding]:
+    """Every finding of the generated items, read from their reports.
+
+    Reports are what reaches the controller of a pytest-xdist run, so this sees the findings
+    of every worker; duplicates (the same finding from two items) are dropped."""
+    seen: dict[tuple[object, ...], Finding] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for data in getattr(report, FINDINGS_ATTRIBUTE, None) or ():
+                finding = Finding.from_json(data)
+                seen.setdefault((finding.code, finding.file, finding.line, finding.message,
+                                 finding.environment), finding)
+    return list(seen.values())
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    warnings = config.stash.get(WARNINGS_KEY, [])
+    warnings = [f for f in reported_findings(terminalreporter) if not f.is_error]
     if not warnings:
         return
     terminalreporter.section("migorch warnings")
-    for finding in warnings:
+    for finding in sort_findings(warnings):
         terminalreporter.line(finding.render())
 
 
