@@ -21,6 +21,7 @@ RULE_MODULES = (
     "pytest_migorch.risk",
     "pytest_migorch.risk_rules",
     "pytest_migorch.roundtrip",
+    "pytest_migorch.integrity",
 )
 
 

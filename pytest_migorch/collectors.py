@@ -22,7 +22,8 @@ import pytest
 
 from .analysis import AnalysisCache
 from .errors import ConfigurationError, MigorchError, ServerUnavailable
-from .findings import Family, Finding, Severity
+from .findings import Family, Finding, Severity, sort_findings
+from .integrity import changed_services, check_against_base, with_dependents
 from .model import Migration, Project, Service, schema_name
 from .pgserver import PostgresServer, ServerOptions, start_server
 from .risk import MigrationReport, check_migration
@@ -96,7 +97,20 @@ class ServicesRoot(pytest.Directory):
         except MigorchError as exc:
             raise self.CollectError(str(exc)) from exc
         result = validate_project(project, strict=settings.strict)
-        if any(f.service is None for f in result.findings):
+        if settings.base_ref:
+            try:
+                released = check_against_base(project, settings.base_ref)
+            except MigorchError as exc:
+                raise self.CollectError(str(exc)) from exc
+            if settings.strict:
+                released = [f.escalated() for f in released]
+            result.findings = sort_findings(result.findings + released)
+        #: Services whose database tests run (None: all); see --migorch-changed-only.
+        self.database_services: set[str] | None = None
+        if settings.changed_only and settings.base_ref:
+            self.database_services = with_dependents(
+                project, changed_services(project, settings.base_ref))
+        if any(f.service not in project.services for f in result.findings):
             yield ProjectItem.from_parent(self, name="project", result=result)
         for _, service in sorted(project.services.items()):
             yield ServiceCollector.from_parent(
@@ -132,8 +146,10 @@ class ServiceCollector(pytest.Directory):
                 for t in self.report(migration).tables_touched}
 
     def collect(self) -> Iterator[pytest.Node]:
+        settings: MigorchSettings = self.config.stash[SETTINGS_KEY]
         common = {"service": self.service, "result": self.result}
-        for family in SERVICE_CHECKS:
+        families = SERVICE_CHECKS + ((Family.INTEGRITY,) if settings.base_ref else ())
+        for family in families:
             yield ServiceCheckItem.from_parent(self, name=family.value, family=family, **common)
         if self.ihook.pytest_migorch_check_service.get_hookimpls():
             yield CustomServiceItem.from_parent(self, name="custom", **common)
@@ -148,8 +164,10 @@ class ServiceCollector(pytest.Directory):
             if has_custom:
                 yield CustomMigrationItem.from_parent(
                     self, name=f"custom[{migration.id}]", migration=migration, **common)
-        settings: MigorchSettings = self.config.stash[SETTINGS_KEY]
         if settings.no_db:
+            return
+        wanted = getattr(self.parent, "database_services", None)
+        if wanted is not None and self.service.name not in wanted:
             return
         for environment in self.service.environment_names():
             if settings.wants_environment(environment):
@@ -253,7 +271,8 @@ class ProjectItem(MigorchItem):
     """Findings about the root itself (e.g. no services found)."""
 
     def findings(self) -> list[Finding]:
-        return [f for f in self.result.findings if f.service is None]
+        services = self.result.project.services
+        return [f for f in self.result.findings if f.service not in services]
 
 
 class ServiceCheckItem(MigorchItem):

@@ -23,9 +23,10 @@ from .collectors import (
     MigorchItem,
     ServicesRoot,
 )
-from .errors import ServerUnavailable, UsageError
+from .errors import MigorchError, ServerUnavailable, UsageError
 from .findings import Finding, sort_findings
 from .graph import ProjectGraph
+from .integrity import verify_base_ref
 from .pgserver import PostgresServer, unique_database_name
 from .roundtrip import apply_migrations
 from .settings import DSN_ENV_VAR, PROVIDERS, MigorchSettings
@@ -148,6 +149,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "xdist_group(name): keep tests together under pytest-xdist --dist loadgroup")
     settings = build_settings(config)
+    if settings.changed_only and not settings.base_ref:
+        raise pytest.UsageError("--migorch-changed-only needs --migorch-base REF")
+    if settings.base_ref:
+        for root in settings.roots:
+            try:
+                verify_base_ref(root, settings.base_ref)
+            except MigorchError as exc:
+                raise pytest.UsageError(str(exc)) from exc
     config.stash[SETTINGS_KEY] = settings
     config.stash[SERVER_KEY] = LazyServer(settings)
     cache = getattr(config, "cache", None)  # None under -p no:cacheprovider

@@ -341,7 +341,9 @@ def test_fallback_locations_use_the_service_directory(tmp_path: Path) -> None:
     assert placed[1].file == root
 
 
-def test_repository_root_prefers_the_ci_checkout(tmp_path: Path) -> None:
+def test_repository_root_prefers_the_ci_checkout(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert repository_root(tmp_path, {"GITHUB_WORKSPACE": "/w"}) == Path("/w")
     assert repository_root(tmp_path, {"CI_PROJECT_DIR": "/builds/x"}) == Path("/builds/x")
     assert repository_root(tmp_path, {}) == tmp_path  # not a git work tree
