@@ -7,6 +7,7 @@ failed; 2 bad usage or configuration. Errors go to stderr; ``--json`` output goe
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -24,8 +25,12 @@ from .drawing import FORMATS, build_drawing, render
 from .planning import format_seconds
 from .runner import DEFAULT_LOCK_TIMEOUT, Runner, RunResult
 from .scaffold import create_migration
+from .analysis import AnalysisCache
+from .cachestore import SqliteStore
+from .findings import sort_findings
+from .integrity import check_against_base
 from .risk import migration_analyser
-from .validation import MigrationAnalyser, load_project, validate_project
+from .validation import load_project, validate_project
 
 if TYPE_CHECKING:
     from .applying import StepOutcome
@@ -80,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_selection(validate, required=False)
     validate.add_argument("--strict", action="store_true",
                           help="treat warnings (e.g. missing JSON files) as errors")
+    validate.add_argument("--base", metavar="REF",
+                          help="git revision of the last release: editing or deleting a "
+                          "migration that existed there is an error")
+    validate.add_argument("--no-cache", action="store_true",
+                          help="analyse every file again instead of reusing results cached by "
+                          "content ($MIGORCH_CACHE_DIR or ~/.cache/pytest-migorch)")
     validate.set_defaults(handler=cmd_validate)
     add_runner_commands(commands)
     return parser
@@ -110,9 +121,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     root = _root(args)
     project = load_project(root)
     services = selected_services(args, list(project.services))
-    result = validate_project(
-        project, strict=args.strict, services=services, analyser=_default_analyser()
-    )
+    store = None if args.no_cache else SqliteStore()
+    try:
+        result = validate_project(
+            project, strict=args.strict, services=services,
+            analyser=migration_analyser(AnalysisCache(store)),
+        )
+    finally:
+        if store is not None:
+            store.close()
+    if args.base:
+        released = [f for f in check_against_base(project, args.base)
+                    if f.service is None or f.service in services]
+        if args.strict:
+            released = [f.escalated() for f in released]
+        result.findings = sort_findings(result.findings + released)
     if getattr(args, "json", False):
         _print_json(render_json(result.findings, root=root, services=services))
     else:
@@ -459,10 +482,6 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_analyser() -> MigrationAnalyser:
-    """The SQL analyser used by ``validate``: every migration's SQL against its metadata."""
-    return migration_analyser()
-
 
 def _print_json(document: Any) -> None:
     json.dump(document, sys.stdout, indent=2, sort_keys=False)
@@ -480,6 +499,10 @@ def _configure_logging() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting so tests can call it in-process."""
+    for stream in (sys.stdout, sys.stderr):
+        # File names need not be UTF-8; print them escaped rather than die on them.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     _configure_logging()
     parser = build_parser()
     try:

@@ -29,6 +29,18 @@ from pytest_migorch.pgserver import (
 REQUIRE_ENV_VAR = "MIGORCH_TEST_REQUIRE_DB"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_analysis_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep `migorch validate`'s analysis cache of our tests out of the user's home."""
+    previous = os.environ.get("MIGORCH_CACHE_DIR")
+    os.environ["MIGORCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("analysis-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MIGORCH_CACHE_DIR", None)
+    else:
+        os.environ["MIGORCH_CACHE_DIR"] = previous
+
+
 def _database_required() -> bool:
     return os.environ.get(REQUIRE_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
 

@@ -239,12 +239,6 @@ def test_every_bad_input_at_once_without_traceback(
     assert {case.code for case in bad_inputs()} <= reported
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py bug: a file name that is not valid UTF-8 makes print() raise "
-    "UnicodeEncodeError on a strict UTF-8 stdout (fix: reconfigure stdout/stderr with "
-    "errors='backslashreplace' in main)",
-)
 def test_file_name_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     migrations = write_service(tmp_path, "svc", service_files(["000001_a"]))
     (migrations / os.fsdecode(b"caf\xe9.sql")).write_text("SELECT 1;")
