@@ -42,12 +42,12 @@ def catalogue_markdown() -> str:
     lines: list[str] = []
     rules = all_rules()
     for family in dict.fromkeys(rule.family for rule in rules):
-        lines += ["", f"### {family.value}", "", "| code | name | severity | what it means | what to do |",
+        lines += ["", f"### {family.value}", "",
+                  "| code | name | severity | what it means | what to do |",
                   "|---|---|---|---|---|"]
         for rule in (r for r in rules if r.family is family):
-            lines.append(
-                f"| `{rule.code}` | {rule.name} | {rule.severity.value} | {rule.summary} | {rule.hint} |"
-            )
+            lines.append(f"| `{rule.code}` | {rule.name} | {rule.severity.value} | "
+                         f"{rule.summary} | {rule.hint} |")
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
 
 from . import __version__
-from .errors import MigorchError, UsageError
-from .reporting import render_json, render_text, summary_line
+from .analysis import AnalysisCache
+from .applying import NullReporter
+from .cachestore import SqliteStore
 from .connection import SecretFilter, resolve_settings
 from .drawing import FORMATS, build_drawing, render
-from .planning import format_seconds
-from .runner import DEFAULT_LOCK_TIMEOUT, Runner, RunResult
-from .scaffold import create_migration
-from .analysis import AnalysisCache
-from .cachestore import SqliteStore
+from .errors import MigorchError, UsageError
 from .findings import sort_findings
 from .integrity import check_against_base
+from .planning import format_seconds
+from .reporting import render_json, render_text, summary_line
 from .risk import migration_analyser
+from .runner import DEFAULT_LOCK_TIMEOUT, Runner, RunResult
+from .scaffold import create_migration
 from .validation import load_project, validate_project
 
 if TYPE_CHECKING:
@@ -342,24 +343,8 @@ class _TextReporter:
                    f"{format_seconds(outcome.seconds)}{estimate}")
 
 
-class _QuietReporter:
-    """With --json nothing is printed while running; the JSON document says it all."""
-
-    def note(self, message: str) -> None:
-        log.info("%s", message)
-
-    def plan(self, plan: Plan) -> None:
-        pass
-
-    def step_started(self, step: PlanStep, index: int, total: int) -> None:
-        pass
-
-    def step_finished(self, outcome: StepOutcome, index: int, total: int) -> None:
-        pass
-
-
 def _reporter(args: argparse.Namespace) -> Any:
-    return _QuietReporter() if _wants_json(args) else _TextReporter(sys.stdout, _root(args))
+    return NullReporter() if _wants_json(args) else _TextReporter(sys.stdout, _root(args))
 
 
 def _finish(args: argparse.Namespace, result: RunResult) -> int:
@@ -420,7 +405,7 @@ def cmd_force(args: argparse.Namespace) -> int:
 def _reports(args: argparse.Namespace) -> tuple[list[Any], str]:
     project = load_project(_root(args))
     services = selected_services(args, list(project.services))
-    runner = _runner(args, project, _QuietReporter())
+    runner = _runner(args, project, NullReporter())
     reports = runner.status(services, args.env)
     env = reports[0].state.environment if reports else ""
     return reports, env

@@ -389,7 +389,8 @@ def _load_dependencies(service: Service) -> None:
         return
     service.dependencies_file = path
     document = _read_document(service, path, "dependencies")
-    entries = document.value.get("migrations") if document and isinstance(document.value, dict) else None
+    usable = document is not None and isinstance(document.value, dict)
+    entries = document.value.get("migrations") if usable else None  # type: ignore[union-attr]
     if document is None or not isinstance(entries, dict):
         return
     service.has_metadata = True

@@ -165,7 +165,8 @@ def _scan_environment_dir(service: Service, directory: Path) -> list[MigrationFi
             continue
         if entry.is_dir():
             service.findings.append(NESTED_DIRECTORY.finding(
-                f"directory {entry.name}/ inside environment directory {directory.name}/ is ignored",
+                f"directory {entry.name}/ inside environment directory {directory.name}/ "
+                "is ignored",
                 file=entry, service=service.name, environment=directory.name,
             ))
             continue

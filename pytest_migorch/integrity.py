@@ -44,29 +44,29 @@ __all__ = [
     "BaseRevision",
 ]
 
-E, W, I = Severity.ERROR, Severity.WARNING, Family.INTEGRITY
+E, W, INTEGRITY = Severity.ERROR, Severity.WARNING, Family.INTEGRITY
 
 EDITED = Rule(
-    "INT001", "edited-released-migration", E, I,
+    "INT001", "edited-released-migration", E, INTEGRITY,
     "A migration that already exists at the base revision was edited; databases that applied "
     "it will never run the edit.",
     "Revert the edit and put the change in a new migration with the next free version.",
 )
 DELETED = Rule(
-    "INT002", "deleted-released-migration", E, I,
+    "INT002", "deleted-released-migration", E, INTEGRITY,
     "A migration that already exists at the base revision was deleted; databases that applied "
     "it keep its effects and a fresh database no longer matches them.",
     "Restore the file; to undo its effect, write a new migration that reverses it.",
 )
 NOT_AFTER_BASE = Rule(
-    "INT003", "new-migration-not-after-base", W, I,
+    "INT003", "new-migration-not-after-base", W, INTEGRITY,
     "A new migration is numbered at or below the newest version at the base revision; "
     "golang-migrate silently skips it on databases that are already past that version.",
     "Renumber the new migration above the newest version at the base (and update its "
     "dependencies.json entry and environments.json listing).",
 )
 METADATA_CHANGED = Rule(
-    "INT004", "changed-metadata-of-released-migration", W, I,
+    "INT004", "changed-metadata-of-released-migration", W, INTEGRITY,
     "The dependencies.json entry of a migration that already exists at the base revision "
     "changed.",
     "Make sure the change only corrects documentation (description, risk_level, "
@@ -74,7 +74,7 @@ METADATA_CHANGED = Rule(
     "already applied the migration.",
 )
 RENAMED = Rule(
-    "INT005", "renamed-released-migration", E, I,
+    "INT005", "renamed-released-migration", E, INTEGRITY,
     "A migration that already exists at the base revision was renamed, renumbered or moved; "
     "deployed databases know it by its version and id and will treat it as new or as missing.",
     "Restore the original file name and directory; file names of released migrations are "

@@ -279,17 +279,9 @@ class Runner:
         source = f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} version {gm.describe()}"
         with session.conn.transaction():
             for migration in adopt:
-                assert migration.up is not None
-                record = state.record(migration)
-                tracking.start(
-                    migration_id=record.migration_id if record else migration.id,
-                    migration_version=migration.version_text, environment=state.environment,
-                    action="adopt", status="completed", started=False,
-                    executed_by=self.executed_by, checksum=file_checksum(migration.up.path),
-                    dependencies=[d.text for d in migration.depends_on],
-                    metadata={**applier.metadata(migration, "adopt", state.schema),
-                              "adopted": True, "source": source},
-                )
+                self._record_applied_without_running(
+                    tracking, applier, state, migration, "adopt",
+                    {"adopted": True, "source": source})
         self._note(result, f"{state.service.name}: adopted {len(adopt)} migration(s) that "
                            f"golang-migrate's table records as applied ({source}): "
                            + ", ".join(m.id for m in adopt))
@@ -594,6 +586,22 @@ class Runner:
             result.changes.append(f"{record.migration_id}: recorded as "
                                   f"{'applied' if applied else 'not applied'}")
 
+    def _record_applied_without_running(
+        self, tracking: Tracking, applier: Applier, state: ServiceState, migration: Migration,
+        action: str, extra: dict[str, Any],
+    ) -> None:
+        """A ``completed`` row for a migration that ran elsewhere (adopted or forced)."""
+        assert migration.up is not None
+        record = state.record(migration)
+        tracking.start(
+            migration_id=record.migration_id if record else migration.id,
+            migration_version=migration.version_text, environment=state.environment,
+            action=action, status="completed", started=False,
+            executed_by=self.executed_by, checksum=file_checksum(migration.up.path),
+            dependencies=[d.text for d in migration.depends_on],
+            metadata={**applier.metadata(migration, action, state.schema), **extra},
+        )
+
     def _force_literal(self, session: Session, tracking: Tracking, state: ServiceState,
                        version: int, result: RunResult) -> None:
         applier = Applier(session, self.project.root, self.executed_by)
@@ -602,15 +610,8 @@ class Runner:
                 continue
             record = state.record(migration)
             if migration.version <= version and not state.is_applied(migration):
-                tracking.start(
-                    migration_id=record.migration_id if record else migration.id,
-                    migration_version=migration.version_text, environment=state.environment,
-                    action="force", status="completed", started=False,
-                    executed_by=self.executed_by, checksum=file_checksum(migration.up.path),
-                    dependencies=[d.text for d in migration.depends_on],
-                    metadata={**applier.metadata(migration, "force", state.schema),
-                              "forced": version},
-                )
+                self._record_applied_without_running(
+                    tracking, applier, state, migration, "force", {"forced": version})
                 result.changes.append(f"{migration.id}: recorded as applied (not run)")
             elif migration.version > version and record is not None \
                     and record.status == "completed":

@@ -560,5 +560,6 @@ class AdvisoryLock:
         if row is None:
             return None
         pid, app, user, since = row
-        return f"pid {pid} ({app or 'unknown application'}, user {user}, connected {since:%Y-%m-%d %H:%M:%S%z})"
+        return (f"pid {pid} ({app or 'unknown application'}, user {user}, "
+                f"connected {since:%Y-%m-%d %H:%M:%S%z})")
 

@@ -12,7 +12,9 @@ With pytest-xdist each worker starts its own server: session fixtures are per wo
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +75,14 @@ def fresh_db(pg_server: PostgresServer) -> Iterator[str]:
         yield pg_server.conninfo(name)
     finally:
         pg_server.drop_database(name)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "services"
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Path:
+    """A private copy of the example services root, free to change."""
+    root = tmp_path / "services"
+    shutil.copytree(EXAMPLES, root)
+    return root

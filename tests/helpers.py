@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
 
+import psycopg
+
+from pytest_migorch.connection import resolve_settings
 from pytest_migorch.findings import Finding
+from pytest_migorch.runner import Runner
 from pytest_migorch.validation import ValidationResult, load_project, validate_project
 
 FileContent = Union[str, bytes]
@@ -237,3 +241,15 @@ def bad_inputs() -> list[BadInput]:
     cases.append(BadInput("base-on-environment", files, "GRF005", "dependencies.json",
                           line_of(str(files["dependencies.json"]), '"2"'), "000003_c", "graph"))
     return cases
+
+
+def make_runner(root: Path, url: str, **kwargs: Any) -> Runner:
+    """A deploy runner on ``root`` and the database ``url``, ignoring the process environment."""
+    kwargs.setdefault("lock_timeout", 15.0)
+    return Runner(load_project(root), resolve_settings(url, {}), environ={}, **kwargs)
+
+
+def query(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """All rows of one query, on a connection of its own."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(text, params).fetchall()

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_ci_reports import validate_codequality, validate_sarif
 
 # Imported once here: pytester restores sys.modules after each in-process run.
 import pytest_migorch.ci_plugin  # noqa: F401
 import pytest_migorch.plugin  # noqa: F401
-from test_ci_reports import validate_codequality, validate_sarif
 
 USERS = "services/user-service/migrations"
 ORDERS = "services/order-service/migrations"

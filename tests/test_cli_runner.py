@@ -22,12 +22,6 @@ MAKEFILE = Path(__file__).resolve().parents[1] / "pytest_migorch" / "make" / "mi
 SECRET = "hunter2-Sup3rSecret"
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Path:
-    root = tmp_path / "services"
-    shutil.copytree(EXAMPLES, root)
-    return root
-
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from pytest_migorch.graph import ProjectGraph
 from pytest_migorch.pgserver import PostgresServer
 from pytest_migorch.roundtrip import RoundTrip, apply_migrations
@@ -64,7 +62,9 @@ def test_irreversible_migration_skips_down_and_says_so(pg_server: PostgresServer
     assert "down" not in outcome.timings
 
 
-def test_down_leaving_a_column_behind_is_reported(pg_server: PostgresServer, tmp_path: Path) -> None:
+def test_down_leaving_a_column_behind_is_reported(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
     write_service(tmp_path, "accounts", {
         "000001_create.up.sql": "CREATE TABLE accounts (id int PRIMARY KEY);",
         "000001_create.down.sql": "DROP TABLE accounts;",
@@ -83,7 +83,9 @@ def test_down_leaving_a_column_behind_is_reported(pg_server: PostgresServer, tmp
     assert outcomes[1].findings == [] and outcomes[3].findings == []
 
 
-def test_down_leaving_a_sequence_behind_is_reported(pg_server: PostgresServer, tmp_path: Path) -> None:
+def test_down_leaving_a_sequence_behind_is_reported(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
     write_service(tmp_path, "billing", {
         "1_seq.up.sql": "CREATE SEQUENCE invoice_numbers START 1000;",
         "1_seq.down.sql": "-- forgot to drop it\nSELECT 1;",
@@ -98,7 +100,8 @@ def test_failing_down_reports_postgres_message_file_and_line(
 ) -> None:
     write_service(tmp_path, "shop", {
         "1_items.up.sql": "CREATE TABLE items (id int);\nCREATE INDEX items_id ON items (id);\n",
-        "1_items.down.sql": "DROP INDEX items_id;\n\nDROP INDEX does_not_exist;\nDROP TABLE items;\n",
+        "1_items.down.sql":
+            "DROP INDEX items_id;\n\nDROP INDEX does_not_exist;\nDROP TABLE items;\n",
         "2_more.up.sql": "ALTER TABLE items ADD COLUMN name text;",
         "2_more.down.sql": "ALTER TABLE items DROP COLUMN name;",
     })
@@ -179,7 +182,9 @@ def test_non_transactional_migration_runs_outside_a_transaction(
     assert outcomes[2].findings == []
 
 
-def test_locks_exceeding_declared_risk_are_reported(pg_server: PostgresServer, tmp_path: Path) -> None:
+def test_locks_exceeding_declared_risk_are_reported(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
     deps = """{"migrations": {
       "1": {"description": "t", "depends_on": [], "affects_tables": ["t"], "risk_level": "low",
             "estimated_duration": "1s"},

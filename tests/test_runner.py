@@ -7,17 +7,15 @@ test may edit files, and gets a fresh empty database.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from helpers import make_runner, query
 
-from pytest_migorch.connection import resolve_settings
 from pytest_migorch.errors import ConfigurationError, MigrationFailed
-from pytest_migorch.runner import Refused, Runner
-from pytest_migorch.validation import load_project
+from pytest_migorch.runner import Refused
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "services"
 ALL = ["notification-service", "order-service", "user-service"]
@@ -36,21 +34,7 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Path:
-    root = tmp_path / "services"
-    shutil.copytree(EXAMPLES, root)
-    return root
 
-
-def runner(root: Path, url: str, **kwargs: Any) -> Runner:
-    kwargs.setdefault("lock_timeout", 10.0)
-    return Runner(load_project(root), resolve_settings(url, {}), environ={}, **kwargs)
-
-
-def query(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(text, params).fetchall()
 
 
 def rows(url: str, schema: str) -> dict[str, tuple[Any, ...]]:
@@ -82,7 +66,7 @@ def table_exists(url: str, name: str) -> bool:
 @pytest.mark.parametrize("env", ["development", "staging", "production"])
 def test_fresh_init_up_status_down_in_every_environment(
         services: Path, fresh_db: str, env: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     init = run.init(ALL, env)
     assert any("created user_service.migration_executions" in n for n in init.notes)
     result = run.up(ALL, env, allow_high_risk=True)
@@ -124,7 +108,7 @@ def test_fresh_init_up_status_down_in_every_environment(
 
 
 def test_dry_run_shows_plan_and_sql_and_changes_nothing(services: Path, fresh_db: str) -> None:
-    result = runner(services, fresh_db).up(ALL, "production", dry_run=True)
+    result = make_runner(services, fresh_db).up(ALL, "production", dry_run=True)
     assert result.plan is not None and len(result.plan.steps) == 9
     assert result.plan.total_seconds == 205
     assert [s.migration.id for s in result.plan.high_risk] == ["000004_drop_legacy_status"]
@@ -136,7 +120,7 @@ def test_dry_run_shows_plan_and_sql_and_changes_nothing(services: Path, fresh_db
 
 
 def test_count_applies_the_first_n_pending(services: Path, fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     result = run.up(["user-service"], "production", count=2)
     assert [o.step.migration.id for o in result.outcomes] == ["000001_create_users",
                                                               "000002_add_profiles"]
@@ -144,7 +128,7 @@ def test_count_applies_the_first_n_pending(services: Path, fresh_db: str) -> Non
 
 
 def test_risk_gate_in_protected_environment(services: Path, fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(["user-service"], "production")
     with pytest.raises(Refused, match=r"protected .* order-service:000004_drop_legacy_status.*"
                                       r"--yes \(or --allow-high-risk\)"):
@@ -166,7 +150,7 @@ def test_adoption_of_an_existing_golang_migrate_deployment(services: Path,
         conn.execute("CREATE TABLE public.user_service_schema_migrations "
                      "(version bigint not null primary key, dirty boolean not null)")
         conn.execute("INSERT INTO public.user_service_schema_migrations VALUES (2, false)")
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     init = run.init(["user-service"], "production")
     assert any("adopted 2 migration(s)" in note for note in init.notes)
     recorded = rows(fresh_db, "user_service")
@@ -191,7 +175,7 @@ def test_golang_migrate_dirty_flag_stops_with_its_advice(services: Path, fresh_d
         conn.execute("CREATE TABLE public.user_service_schema_migrations "
                      "(version bigint not null primary key, dirty boolean not null)")
         conn.execute("INSERT INTO public.user_service_schema_migrations VALUES (2, true)")
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     with pytest.raises(Refused, match=r"^Dirty database version 2\. Fix and force version\."):
         run.up(["user-service"], "production")
     assert statuses(fresh_db, "user_service") == {"000001_create_users": "completed"}
@@ -209,7 +193,7 @@ def test_failure_halfway_is_recorded_and_the_fixed_file_applies(services: Path,
     original = up.read_text()
     up.write_text(original + "\nINSERT INTO user_profiles (user_id)\nVALUES (42);\n")
     failing_line = original.count("\n") + 2
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     with pytest.raises(MigrationFailed) as caught:
         run.up(["user-service"], "production")
     message = str(caught.value)
@@ -226,7 +210,7 @@ def test_failure_halfway_is_recorded_and_the_fixed_file_applies(services: Path,
     assert not table_exists(fresh_db, "user_service.user_profiles")
 
     up.write_text(original)
-    result = runner(services, fresh_db).up(["user-service"], "production")
+    result = make_runner(services, fresh_db).up(["user-service"], "production")
     assert [o.step.migration.version for o in result.outcomes] == [2, 4]
     assert rows(fresh_db, "user_service")["000002_add_profiles"][:3] == ("completed", None, None)
     events = history(fresh_db, "user_service", "000002_add_profiles")
@@ -241,7 +225,7 @@ def test_non_transactional_failure_leaves_dirty_flag_and_force_recovers(
     original = up.read_text()
     up.write_text("CREATE INDEX CONCURRENTLY users_a_idx ON users (email);\n"
                   "CREATE INDEX CONCURRENTLY users_b_idx ON users (no_such_column);\n")
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     with pytest.raises(MigrationFailed, match=r"up\.sql:2: column \"no_such_column\" does "
                                               r"not exist(.|\n)*dirty flag is set(.|\n)*"
                                               r"force user-service 2 "):
@@ -274,7 +258,7 @@ def test_non_transactional_failure_leaves_dirty_flag_and_force_recovers(
 
 def test_rollback_refused_because_of_a_dependent_in_another_service(
         services: Path, fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(ALL, "development")
     with pytest.raises(Refused, match=r"applied migrations depend on it: "
                                       r"order-service:000005_dev_sample_orders\..*--cascade"):
@@ -294,7 +278,7 @@ def test_rollback_refused_because_of_a_dependent_in_another_service(
 
 
 def test_irreversible_migration_refuses_to_roll_back(services: Path, fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(ALL, "staging")
     with pytest.raises(Refused, match=r"order-service:000004_drop_legacy_status is "
                                       r"irreversible"):
@@ -304,7 +288,7 @@ def test_irreversible_migration_refuses_to_roll_back(services: Path, fresh_db: s
 
 def test_down_in_protected_environment_needs_confirmation(services: Path,
                                                           fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(["user-service"], "production")
     with pytest.raises(Refused, match="protected"):
         run.down("user-service", "production")
@@ -313,11 +297,11 @@ def test_down_in_protected_environment_needs_confirmation(services: Path,
 
 
 def test_drift_is_reported_and_refused(services: Path, fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(["user-service"], "production", count=1)
     applied = services / "user-service/migrations/000001_create_users.up.sql"
     applied.write_text(applied.read_text() + "-- edited after release\n")
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     with pytest.raises(Refused, match=r"drift(.|\n)*000001_create_users\.up\.sql changed "
                                       r"since it was applied(.|\n)*--allow-drift"):
         run.up(["user-service"], "production")
@@ -334,13 +318,13 @@ def test_undeclared_environment_is_a_configuration_error(services: Path,
                                                          fresh_db: str) -> None:
     with pytest.raises(ConfigurationError, match=r"Environment not found in configuration: "
                                                  r"'qa'") as caught:
-        runner(services, fresh_db).up(ALL, "qa")
+        make_runner(services, fresh_db).up(ALL, "qa")
     assert caught.value.exit_code == 2
 
 
 def test_another_environment_in_the_same_database_is_refused(services: Path,
                                                             fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(["user-service"], "production")
     with pytest.raises(Exception, match="deployed in this database as environment "
                                         "'production'"):
@@ -354,11 +338,11 @@ def test_missing_prerequisite_in_another_service_is_refused(services: Path,
     with pytest.raises(Refused, match=r"order-service:000001_create_orders depends on "
                                       r"user-service:000001_create_users, which is not "
                                       r"applied(.|\n)*--all"):
-        runner(services, fresh_db).up(["order-service"], "production", allow_high_risk=True)
+        make_runner(services, fresh_db).up(["order-service"], "production", allow_high_risk=True)
 
 
 def test_status_json_and_last_runs(services: Path, fresh_db: str) -> None:
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(["user-service"], "production", count=2)
     (report,) = run.status(["user-service"], "production")
     data = json.loads(json.dumps(report.to_json(services)))

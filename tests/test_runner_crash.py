@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +18,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import make_runner, query
 from psycopg.conninfo import conninfo_to_dict
 
-from pytest_migorch.connection import resolve_settings
 from pytest_migorch.errors import LockTimeout
-from pytest_migorch.runner import Refused, Runner
+from pytest_migorch.runner import Refused
 from pytest_migorch.scaffold import create_migration
 from pytest_migorch.validation import load_project
 
@@ -31,21 +30,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "services"
 ALL = ["notification-service", "order-service", "user-service"]
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Path:
-    root = tmp_path / "services"
-    shutil.copytree(EXAMPLES, root)
-    return root
 
-
-def runner(root: Path, url: str, **kwargs: Any) -> Runner:
-    kwargs.setdefault("lock_timeout", 15.0)
-    return Runner(load_project(root), resolve_settings(url, {}), environ={}, **kwargs)
-
-
-def query(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(text, params).fetchall()
 
 
 def spawn(root: Path, url: str, *args: str) -> subprocess.Popen[str]:
@@ -133,7 +118,7 @@ def test_kill_during_a_transactional_migration_then_the_next_run(
     (services / "user-service/migrations" / f"{migration_id}.up.sql").write_text(
         "CREATE TABLE slow_marker (id int);\n")
     began = time.monotonic()
-    result = runner(services, fresh_db).up(["user-service"], "production")
+    result = make_runner(services, fresh_db).up(["user-service"], "production")
     print("measured: next_run_s =", round(time.monotonic() - began, 2))
     (note,) = [n for n in result.notes if "interrupted" in n]
     assert "PostgreSQL rolled back its transaction, so nothing of it took effect" in note
@@ -156,7 +141,7 @@ def test_kill_during_a_non_transactional_migration_then_the_next_run(
     assert query(fresh_db, "SELECT version, dirty FROM public.user_service_schema_migrations") \
         == [(6, True)]
 
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     with pytest.raises(Refused, match=r"(?s)user-service is dirty: 000006_slow .*after 1 of 2 "
                                       r"statement\(s\) had completed.*"
                                       r"migorch force user-service 6 .*"
@@ -207,7 +192,7 @@ def test_lock_held_under_golang_migrate_key_makes_the_runner_wait_then_give_up(
         began = time.monotonic()
         with pytest.raises(LockTimeout, match=r"can't acquire database lock .*within 0\.5s.*"
                                               r"held by pid \d+ \(golang-migrate"):
-            runner(services, fresh_db, lock_timeout=0.5).up(["user-service"], "production")
+            make_runner(services, fresh_db, lock_timeout=0.5).up(["user-service"], "production")
         assert 0.4 < time.monotonic() - began < 5
         assert query(fresh_db, "SELECT count(*) FROM pg_namespace WHERE nspname = "
                                "'user_service'") == [(0,)]
@@ -230,7 +215,7 @@ def test_non_transactional_run_killed_after_its_last_statement_is_recorded_as_ap
     migration_id = add_slow_migration(services, "CREATE TABLE a6 (id int);\n"
                                                 "CREATE TABLE b6 (id int);\n",
                                       transactional=False)
-    run = runner(services, fresh_db)
+    run = make_runner(services, fresh_db)
     run.up(["user-service"], "production", count=3)
     with psycopg.connect(fresh_db, autocommit=True) as conn:  # what the dead run left
         conn.execute("CREATE TABLE user_service.a6 (id int)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import entry, service_files, write_service
+from helpers import service_files, write_service
 
 from pytest_migorch.errors import ConfigurationError, UsageError
 from pytest_migorch.graph import ProjectGraph
