@@ -1,0 +1,1288 @@
+"""The benchmarks: one command, a Markdown table of medians, spreads and ratios.
+
+    python -m benchmarks.run [--services N --migrations M] [--quick] [--only NAME ...]
+                             [--runs R] [--output benchmarks/RESULTS.md] [--no-profile]
+
+Benchmarks (``--only`` takes these names):
+
+``validate``   ``migorch validate --all`` as a subprocess: cold (no analysis cache) and warm (a
+               primed cache), on repositories of 500, 5,000 and 20,000 migrations; time and
+               peak memory (``ru_maxrss`` of the child from ``wait4``).
+``pytest``     ``pytest --migorch ROOT --migorch-no-db`` on the default repository: collection
+               only, collection plus run (cold and warm pytest cache), and with ``-n 2``.
+``roundtrip``  :class:`pytest_migorch.roundtrip.RoundTrip` (up, down, up of every migration,
+               with snapshots and checks) against psql applying the same up, down and up files
+               in one session per service on the same server; plus the user-facing
+               ``pytest --migorch ROOT -m migorch_db`` session.
+``up``         ``migorch up --all`` of ~1,000 migrations into a fresh database, against psql
+               applying the same files (one transaction per migration) and dbmate applying a
+               copy in its own layout, on the same server.
+``server``     a throwaway server: first start (``initdb``, cache written) and cached start,
+               and fresh databases from ``template0``-like defaults and from a template.
+
+Each measurement is repeated (5 runs, ``--quick`` 3 runs and smaller repositories); the table
+gives the median and min-max. Where a target is missed, the benchmark is run once more under
+cProfile and the top entries go into the results under "Where the time goes". A hand-written
+analysis between ``<!-- analysis:start -->`` and ``<!-- analysis:end -->`` in the output file
+is kept when the file is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import datetime as _dt
+import io
+import json
+import math
+import os
+import platform
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from .generate import GeneratedRepository, generate_repository
+
+BENCHMARKS = ("validate", "pytest", "roundtrip", "up", "server")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
+ANALYSIS_START = "<!-- analysis:start -->"
+ANALYSIS_END = "<!-- analysis:end -->"
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+
+
+@dataclass
+class Sample:
+    """One run: wall seconds, the child's peak resident memory (KiB) and its exit code."""
+
+    seconds: float
+    max_rss_kib: int | None = None
+    exit_code: int = 0
+
+
+@dataclass
+class Series:
+    """Repeated runs of one measurement."""
+
+    samples: list[Sample] = field(default_factory=list)
+
+    def add(self, sample: Sample) -> None:
+        self.samples.append(sample)
+
+    @property
+    def times(self) -> list[float]:
+        return [s.seconds for s in self.samples]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def low(self) -> float:
+        return min(self.times)
+
+    @property
+    def high(self) -> float:
+        return max(self.times)
+
+    @property
+    def peak_rss_mib(self) -> float | None:
+        values = [s.max_rss_kib for s in self.samples if s.max_rss_kib is not None]
+        return max(values) / 1024 if values else None
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for s in self.samples if s.exit_code != 0)
+
+
+#: Runs the measured command as its own child and reports that child's wall time and rusage.
+#: A child forked straight from this (large) Python process would report our resident memory
+#: as its peak: Linux keeps ``ru_maxrss`` across exec. The helper is small (``python -S``) and
+#: times only its child, so its own start-up is not in the numbers.
+_HELPER = r"""
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    out.write(f"{elapsed} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def run_measured(command: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None,
+                 log: Path | None = None) -> Sample:
+    """Run ``command`` as users do (a subprocess); its wall time and peak memory.
+
+    Output goes to ``log`` (never to a pipe: a full pipe would stall the child and the clock).
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".rusage") as result:
+        sink = open(log, "ab") if log is not None else open(os.devnull, "wb")
+        with sink:
+            if log is not None:
+                sink.write(("\n$ " + " ".join(map(str, command)) + "\n").encode())
+                sink.flush()
+            subprocess.run([sys.executable, "-S", "-c", _HELPER, result.name,
+                            *map(str, command)], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                           stdout=sink, stderr=sink, check=False)
+        fields = Path(result.name).read_text().split()
+    if len(fields) != 3:
+        return Sample(float("nan"), None, 127)
+    seconds, rss, code = float(fields[0]), int(fields[1]), int(fields[2])
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    return Sample(seconds, rss // 1024 if sys.platform == "darwin" else rss, code)
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = function()
+    return time.perf_counter() - started, value
+
+
+def fmt_seconds(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f} s"
+    if value >= 10:
+        return f"{value:.1f} s"
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 0.01:
+        return f"{value * 1000:.0f} ms"
+    return f"{value * 1000:.1f} ms"
+
+
+def fmt_series(series: Series, scale: float = 1.0) -> str:
+    return (f"{fmt_seconds(series.median * scale)} "
+            f"({fmt_seconds(series.low * scale)}-{fmt_seconds(series.high * scale)})")
+
+
+def fmt_mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} MiB"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}x"
+
+
+def ratio_spread(a: Series, b: Series) -> str:
+    """The ratio of medians and its range over the paired runs (a_i / b_i)."""
+    pairs = [x / y for x, y in zip(a.times, b.times) if y > 0]
+    median = a.median / b.median if b.median else float("nan")
+    if not pairs:
+        return fmt_ratio(median)
+    return f"{fmt_ratio(median)} ({min(pairs):.2f}-{max(pairs):.2f})"
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Target:
+    what: str
+    measured: str
+    target: str
+    met: bool | None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    config: "Config"
+    machine: list[tuple[str, str]] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    profiles: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def section(self, title: str, lines: list[str]) -> None:
+        self.sections.append((title, lines))
+
+    def render(self, analysis: str | None) -> str:
+        cfg = self.config
+        out = ["# pytest-migorch benchmarks", ""]
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        command = "python -m benchmarks.run " + " ".join(cfg.argv)
+        out += [
+            f"Written by `{command.strip()}` on {now}, in "
+            f"{fmt_seconds(time.monotonic() - self.started)}. Every number is the median of "
+            f"{cfg.runs} runs, with the range (min-max) in parentheses. Ratios compare medians "
+            "measured on the same machine and the same PostgreSQL server; they are the "
+            "headline, absolute seconds depend on the machine.", "",
+            "## Machine", "", "| | |", "|---|---|",
+        ]
+        out += [f"| {k} | {v} |" for k, v in self.machine]
+        out += ["", "## Targets", "",
+                "| What | Measured | Target | Met |", "|---|---|---|---|"]
+        for t in self.targets:
+            met = {True: "yes", False: "**no**", None: "not measured"}[t.met]
+            note = f" ({t.note})" if t.note else ""
+            out.append(f"| {t.what} | {t.measured} | {t.target} | {met}{note} |")
+        for title, lines in self.sections:
+            out += ["", f"## {title}", ""] + lines
+        if self.notes:
+            out += ["", "## Notes from this run", ""] + [f"- {n}" for n in self.notes]
+        out += ["", "## Where the time goes", ""]
+        if self.profiles:
+            out += ["Profiles of the missed targets (cProfile, one extra run each; cProfile "
+                    "slows Python code down, so read the shares, not the seconds).", ""]
+            for title, text in self.profiles:
+                out += [f"### {title}", "", "```", text.rstrip(), "```", ""]
+        else:
+            out += ["No profile was taken in this run (every target met, or `--no-profile`).", ""]
+        out += [ANALYSIS_START, (analysis or "").strip("\n"), ANALYSIS_END, ""]
+        return "\n".join(out)
+
+
+def kept_analysis(path: Path) -> str | None:
+    """The hand-written analysis of an earlier results file, to carry over."""
+    if not path.exists():
+        return None
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(ANALYSIS_START), text.find(ANALYSIS_END)
+    if start < 0 or end < start:
+        return None
+    return text[start + len(ANALYSIS_START):end]
+
+
+# --------------------------------------------------------------------------------------------
+# Environment
+
+
+@dataclass
+class Config:
+    services: int
+    migrations: int
+    runs: int
+    quick: bool
+    only: tuple[str, ...]
+    output: Path
+    workdir: Path
+    profile: bool
+    argv: list[str]
+    seed: int = 0
+    keep: bool = False
+    wait_quiet: float = 0.0
+
+    @property
+    def bin_dir(self) -> Path:
+        return Path(sys.executable).parent
+
+
+def tool(name: str) -> str | None:
+    """A program next to this Python (the venv's ``migorch``, ``dbmate``) or on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    return shutil.which(name)
+
+
+def psql_path() -> str:
+    try:
+        from pytest_migorch import pgbinaries
+
+        found = pgbinaries.find_binaries(None).bin_dir / "psql"
+        if found.exists():
+            return str(found)
+    except Exception:  # fall back to PATH
+        pass
+    found_on_path = shutil.which("psql")
+    if found_on_path is None:
+        raise SystemExit("psql not found; install the PostgreSQL client")
+    return found_on_path
+
+
+def _first_line(command: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(command), capture_output=True, text=True, timeout=20)
+        return (done.stdout or done.stderr).strip().splitlines()[0]
+    except Exception:
+        return "unknown"
+
+
+def machine_info() -> list[tuple[str, str]]:
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    cores = os.cpu_count() or 0
+    with contextlib.suppress(AttributeError):
+        cores = len(os.sched_getaffinity(0))
+    memory = "unknown"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    import sqlglot
+
+    rows = [
+        ("CPU", f"{cpu}, {cores} cores available"),
+        ("Memory", memory),
+        ("OS", f"{platform.system()} {platform.release()} ({platform.machine()})"),
+        ("Python", platform.python_version()),
+        ("PostgreSQL", _first_line([psql_path().replace("psql", "postgres"), "--version"])
+         + " (throwaway local server: fsync off, unix socket)"),
+        ("psql", _first_line([psql_path(), "--version"])),
+        ("dbmate", _first_line([tool("dbmate") or "dbmate", "--version"])),
+        ("sqlglot", sqlglot.__version__),
+    ]
+    commit = _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain"],
+                           capture_output=True, text=True).stdout.strip()
+    rows.append(("pytest-migorch", f"commit {commit}"
+                 + (" plus uncommitted changes" if dirty else "")))
+    return rows
+
+
+def clean_env(config: Config, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of measured subprocesses: caches under the work dir, no user config."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "MIGORCH_", "DATABASE_URL", "DB_"))}
+    env["XDG_CACHE_HOME"] = str(config.workdir / "xdg-cache")
+    env.pop("PYTHONPATH", None)
+    env["LOG_LEVEL"] = "warning"
+    env["PATH"] = f"{config.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def wipe_caches(config: Config, *places: Path) -> None:
+    """Remove every analysis cache a run may have left: XDG cache, pytest cache, dot dirs."""
+    for path in (config.workdir / "xdg-cache", config.workdir / "pytest-cache"):
+        shutil.rmtree(path, ignore_errors=True)
+    for place in places:
+        if not place.exists():
+            continue
+        for child in place.iterdir():
+            if child.name.startswith((".migorch", ".pytest_cache", ".cache")):
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+
+
+def repository(config: Config, services: int, migrations: int) -> GeneratedRepository:
+    root = config.workdir / f"repo-{services}x{migrations}" / "services"
+    marker = root.parent / "generated.json"
+    expected = {"services": services, "migrations": migrations, "seed": config.seed}
+    if marker.exists() and json.loads(marker.read_text()) == expected:
+        from .generate import generate_services
+
+        return GeneratedRepository(root, config.seed,
+                                   generate_services(services, migrations, config.seed))
+    repo = generate_repository(root, services, migrations, config.seed)
+    marker.write_text(json.dumps(expected))
+    return repo
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def wait_for_quiet(max_seconds: float) -> None:
+    """Wait (up to ``max_seconds``) until the 1-minute load is below half the cores."""
+    deadline = time.monotonic() + max_seconds
+    cores = os.cpu_count() or 1
+    while time.monotonic() < deadline:
+        try:
+            load = float(Path("/proc/loadavg").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if load < cores / 2:
+            return
+        say(f"waiting for a quieter machine (load {load:.1f} on {cores} cores)")
+        time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def profile_top(stats_source: Any, limit: int = 18) -> str:
+    """The top entries of a profile, by cumulative and by own time, with short paths."""
+    buffer = io.StringIO()
+    stats = pstats.Stats(stats_source, stream=buffer) if not isinstance(
+        stats_source, pstats.Stats) else stats_source
+    stats.stream = buffer  # type: ignore[attr-defined]
+    total = getattr(stats, "total_tt", 0.0)
+    lines = [f"total {total:.2f} s (under cProfile)", "",
+             f"{'cumulative':>10} {'own':>8} {'calls':>9}  function"]
+
+    def rows(key: str) -> list[str]:
+        entries = []
+        for func, (cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+            entries.append((ct if key == "cum" else tt, func, nc, tt, ct))
+        entries.sort(key=lambda e: e[0], reverse=True)
+        result = []
+        for _, (filename, line, name), nc, tt, ct in entries[:limit]:
+            short = _short_path(filename)
+            where = f"{short}:{line}({name})" if line else name
+            result.append(f"{ct:10.3f} {tt:8.3f} {nc:9d}  {where}")
+        return result
+
+    lines += ["-- by cumulative time"] + rows("cum") + ["", "-- by own time"] + rows("own")
+    return "\n".join(lines)
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "/lib/python3", str(REPO_ROOT) + "/"):
+        if marker in filename:
+            tail = filename.split(marker, 1)[1]
+            return tail.split("/", 1)[1] if marker == "/lib/python3" and "/" in tail else tail
+    return filename
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Static validation
+
+
+def validate_sizes(config: Config) -> list[tuple[int, int]]:
+    """(services, migrations per service) of the growth series."""
+    per = config.migrations
+    totals = (200, 500, 1000) if config.quick else (500, 5000, 20000)
+    sizes = [(max(1, total // per), per) for total in totals]
+    default = (config.services, config.migrations)
+    if default not in sizes:
+        sizes.append(default)
+    return sorted(set(sizes), key=lambda s: s[0] * s[1])
+
+
+def cli_analyses_sql() -> bool:
+    """Whether ``migorch validate`` runs the SQL analysis (it did not in early versions)."""
+    try:
+        from pytest_migorch import cli
+
+        return cli._default_analyser() is not None  # noqa: SLF001 - a benchmark may peek
+    except Exception:
+        return False
+
+
+def validate_has_cache_option() -> str | None:
+    migorch = tool("migorch")
+    if migorch is None:
+        return None
+    text = subprocess.run([migorch, "validate", "--help"], capture_output=True,
+                          text=True).stdout
+    for option in ("--cache-dir", "--cache"):
+        if option in text:
+            return option
+    return None
+
+
+#: What ``migorch validate --all`` does once it runs the SQL analysis with a persistent
+#: cache: the same core calls, with every analysis kept in one JSON file between runs. Used
+#: when the CLI lacks either, so the targets are measured on the full work and the numbers
+#: say what the CLI would take.
+_FULL_VALIDATION = r"""
+import json, os, sys
+from pathlib import Path
+from pytest_migorch.analysis import AnalysisCache
+from pytest_migorch.risk import migration_analyser
+from pytest_migorch.validation import load_project, validate_project
+
+class FileStore:
+    def __init__(self, path):
+        self.path, self.dirty = Path(path), False
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+    def get(self, key):
+        return self.data.get(key)
+    def set(self, key, value):
+        self.data[key] = value
+        self.dirty = True
+    def save(self):
+        if self.dirty:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(self.data, separators=(",", ":")))
+            os.replace(tmp, self.path)
+
+store = FileStore(sys.argv[2])
+project = load_project(Path(sys.argv[1]))
+cache = AnalysisCache(store, max_entries=10**7)
+result = validate_project(project, analyser=migration_analyser(cache))
+store.save()
+print(f"{len(result.errors)} error(s), {len(result.warnings)} warning(s), "
+      f"{cache.misses} analysed, {cache.store_hits} from the store", file=sys.stderr)
+sys.exit(1 if result.errors else 0)
+"""
+
+
+@dataclass
+class _ValidateVariant:
+    key: str
+    title: str
+    command: Callable[[GeneratedRepository, Path], list[Any]]
+    results: dict[int, tuple[Series, Series]] = field(default_factory=dict)
+
+
+def _growth(results: dict[int, tuple[Series, Series]]) -> list[tuple[int, int, float]]:
+    totals = sorted(results)
+    return [(a, b, math.log(results[b][0].median / results[a][0].median) / math.log(b / a))
+            for a, b in zip(totals, totals[1:])]
+
+
+def bench_validate(config: Config, report: Report) -> None:
+    migorch = tool("migorch")
+    if migorch is None:
+        report.notes.append("validate: no `migorch` command next to this Python; skipped")
+        return
+    analyses = cli_analyses_sql()
+    cache_option = validate_has_cache_option()
+
+    def cli_command(repo: GeneratedRepository, cache_dir: Path) -> list[Any]:
+        command: list[Any] = [migorch, "validate", "--root", repo.root, "--all"]
+        return command + ([cache_option, cache_dir] if cache_option else [])
+
+    harness = config.workdir / "full_validation.py"
+    harness.write_text(_FULL_VALIDATION.lstrip(), encoding="utf-8")
+
+    def full_command(repo: GeneratedRepository, cache_dir: Path) -> list[Any]:
+        return [sys.executable, harness, repo.root, cache_dir / "sql.json"]
+
+    variants = [_ValidateVariant("cli", "`migorch validate --all`", cli_command)]
+    complete = analyses and cache_option is not None
+    if not complete:
+        variants.append(_ValidateVariant(
+            "full", "same checks + SQL analysis + persistent cache (harness)", full_command))
+    log = config.workdir / "validate.log"
+    for services, per in validate_sizes(config):
+        repo = repository(config, services, per)
+        total = repo.migration_count
+        cwd = repo.root.parent
+        runs = config.runs if total <= 5000 or config.quick else max(3, config.runs - 2)
+        for variant in variants:
+            cache_dir = config.workdir / f"validate-cache-{variant.key}-{total}"
+            command = variant.command(repo, cache_dir)
+            say(f"validate: {variant.key}, {total} migrations, {runs} x (cold, warm)")
+            cold, warm = Series(), Series()
+            # Interleaved, so a change in machine load hits both alike; each cold run leaves
+            # the cache the warm run after it uses.
+            for _ in range(runs):
+                wipe_caches(config, cwd, repo.root)
+                shutil.rmtree(cache_dir, ignore_errors=True)
+                cache_dir.mkdir(parents=True)
+                cold.add(run_measured(command, cwd=cwd, env=clean_env(config), log=log))
+                warm.add(run_measured(command, cwd=cwd, env=clean_env(config), log=log))
+            if cold.failures or warm.failures:
+                report.notes.append(f"validate ({variant.key}) {total}: "
+                                    f"{cold.failures + warm.failures} run(s) exited non-zero "
+                                    f"(see {log})")
+            variant.results[total] = (cold, warm)
+
+    rows = ["| Migrations (services x per service) | Variant | Cold | Warm | Cold per 1,000 | "
+            "Warm per 1,000 | Peak memory cold / warm |", "|---|---|---|---|---|---|---|"]
+    for total in sorted(variants[0].results):
+        for variant in variants:
+            cold, warm = variant.results[total]
+            services = total // config.migrations
+            rows.append(
+                f"| {total:,} ({services} x {config.migrations}) | {variant.title} | "
+                f"{fmt_series(cold)} | {fmt_series(warm)} | "
+                f"{fmt_seconds(cold.median / total * 1000)} | "
+                f"{fmt_seconds(warm.median / total * 1000)} | "
+                f"{fmt_mib(cold.peak_rss_mib)} / {fmt_mib(warm.peak_rss_mib)} |")
+    lines = [
+        "As a subprocess, from process start to exit (Python start-up and imports included). "
+        "*Cold*: no analysis cache anywhere; *warm*: the same command right after.",
+        "",
+        f"SQL analysis in `migorch validate`: "
+        f"{'yes' if analyses else '**no** (the CLI passes no SQL analyser yet)'}; "
+        f"persistent cache: {'`' + cache_option + '`' if cache_option else '**none**'}"
+        + ("" if cache_option else " (its *warm* is only a warm OS page cache)") + ".",
+    ]
+    if not complete:
+        lines += ["", "The *harness* row runs what `migorch validate --all` will run once both "
+                  "are there: `load_project` and `validate_project` with `risk."
+                  "migration_analyser` over an `AnalysisCache` whose store is one JSON file "
+                  "(content hash -> analysis) read at start and written back when it grew."]
+    lines += ["", *rows, ""]
+    for variant in variants:
+        lines.append(f"Growth of {variant.title}, cold (time exponent between sizes; 1.0 is "
+                     "linear, below 1 the fixed start-up cost still dominates): " + ", ".join(
+                         f"{a:,} -> {b:,}: {e:.2f}" for a, b, e in _growth(variant.results))
+                     + ".")
+    report.section("1. Static validation", lines)
+
+    goal = 1000 if config.quick else 5000
+    for variant in variants:
+        results = variant.results
+        size = min(results, key=lambda n: abs(n - goal))
+        cold, warm = results[size]
+        scale = "" if size == 5000 else f" (at {size:,}; the target is for 5,000)"
+        label = "`migorch validate`" if variant.key == "cli" else "full validation (harness)"
+        note = ""
+        if variant.key == "cli" and not analyses:
+            note = "without SQL analysis"
+        warm_note = note or ("" if cache_option or variant.key != "cli"
+                             else "no persistent cache")
+        report.targets.append(Target(f"{label} {size:,} migrations, cold{scale}",
+                                     fmt_series(cold), "< 10 s", cold.median < 10, note))
+        report.targets.append(Target(f"{label} {size:,} migrations, warm{scale}",
+                                     fmt_series(warm), "< 2 s", warm.median < 2, warm_note))
+        growth = _growth(results)
+        worst = max((e for _, _, e in growth), default=float("nan"))
+        sizes = " -> ".join(f"{n:,}" for n in sorted(results))
+        report.targets.append(Target(f"{label} growth {sizes}", f"exponent {worst:.2f} "
+                                     "(worst step)", "<= 1.0 (linear)",
+                                     None if math.isnan(worst) else worst <= 1.05))
+        full = variant is variants[-1]
+        missed_here = cold.median >= 10 or warm.median >= 2 or worst > 1.05
+        if config.profile and full and missed_here:
+            repo = repository(config, size // config.migrations, config.migrations)
+            for phase in ("cold", "warm"):
+                if phase == "cold" and cold.median < 10 or phase == "warm" and warm.median < 2:
+                    continue
+                cache_dir = config.workdir / f"validate-profile-{variant.key}"
+                if phase == "cold":
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                out = config.workdir / f"validate-{phase}.prof"
+                say(f"validate: profiling {variant.key} {phase}, {size} migrations")
+                wipe_caches(config, repo.root.parent, repo.root)
+                command = variant.command(repo, cache_dir)
+                run_measured([sys.executable, "-m", "cProfile", "-o", out, *command[1:]]
+                             if variant.key == "full" else
+                             [sys.executable, "-m", "cProfile", "-o", out, "-m",
+                              "pytest_migorch", *command[1:]],
+                             cwd=repo.root.parent, env=clean_env(config), log=log)
+                if out.exists():
+                    report.profiles.append((f"{label}, {size:,} migrations, {phase}",
+                                            profile_top(str(out))))
+
+
+# --------------------------------------------------------------------------------------------
+# 2. pytest --migorch --migorch-no-db
+
+
+def _pytest_counts(log: Path) -> str:
+    """The summary of the last pytest session in ``log``: ``1030 passed``."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    summaries = re.findall(r"^=*\s*(\d+ (?:passed|failed|errors?|skipped|deselected|tests? "
+                           r"collected|warnings?)[^\n]*?) in [0-9.]+s", text, re.MULTILINE)
+    return summaries[-1].replace(",", ";") if summaries else "?"
+
+
+def bench_pytest(config: Config, report: Report) -> None:
+    repo = repository(config, config.services, config.migrations)
+    cwd = config.workdir / "pytest-cwd"
+    cwd.mkdir(exist_ok=True)
+    cache = config.workdir / "pytest-cache"
+    base = [sys.executable, "-m", "pytest", "--migorch", repo.root, "--migorch-no-db", "-q",
+            "-o", f"cache_dir={cache}", "-p", "no:randomly", "-p", "no:hypothesispytest"]
+    has_xdist = _importable("xdist")
+    variants: list[tuple[str, list[str], bool]] = [
+        ("collection only (`--collect-only`)", ["--collect-only"], True),
+        ("collection + run, cold (no pytest cache)", [], False),
+        ("collection + run, warm (pytest cache kept)", [], True),
+    ]
+    if has_xdist:
+        variants.append(("collection + run, warm, `-n 2`", ["-n", "2"], True))
+    rows = ["| Variant | Time | Per migration | Peak memory | Items |", "|---|---|---|---|---|"]
+    results: dict[str, Series] = {}
+    total = repo.migration_count
+    for title, extra, warm in variants:
+        log = config.workdir / f"pytest-{len(results)}.log"
+        log.unlink(missing_ok=True)
+        say(f"pytest: {title}, {total} migrations")
+        series = Series()
+        if warm:
+            run_measured(base + extra, cwd=cwd, env=clean_env(config), log=log)
+        for _ in range(config.runs):
+            if not warm:
+                wipe_caches(config, cwd, repo.root)
+            series.add(run_measured(base + extra, cwd=cwd, env=clean_env(config), log=log))
+        results[title] = series
+        if series.failures:
+            report.notes.append(f"pytest {title}: {series.failures} run(s) exited non-zero "
+                                f"(see {log})")
+        rows.append(f"| {title} | {fmt_series(series)} | "
+                    f"{fmt_seconds(series.median / total)} | {fmt_mib(series.peak_rss_mib)} | "
+                    f"{_pytest_counts(log)} |")
+    validate_note = ""
+    report.section("2. pytest --migorch --migorch-no-db", [
+        f"`pytest --migorch ROOT --migorch-no-db -q` as a subprocess on the default repository "
+        f"({total:,} migrations, {config.services} services x {config.migrations}); every "
+        "static check becomes items (config, files, graph per service; sql and risk per "
+        f"migration).{validate_note}", "", *rows])
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL helpers shared by 3, 4 and 5
+
+
+def start_local_server(cache_dir: Path | None = None) -> Any:
+    from pytest_migorch.pgserver import ServerOptions, start_server
+
+    return start_server(ServerOptions(
+        provider="local", cache_dir=str(cache_dir) if cache_dir else None, die_with_parent=True))
+
+
+def socket_params(server: Any) -> tuple[str, int]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(server.conninfo("postgres"))
+    return str(params["host"]), int(params.get("port") or 5432)
+
+
+def database_url(server: Any, dbname: str, *, dbmate: bool = False) -> str:
+    host, port = socket_params(server)
+    if dbmate:
+        # search_path=public: dbmate qualifies its own table with the first schema of the URL's
+        # search_path, else with current_schema(), which the migrations' SET changes.
+        return (f"postgres://postgres@/{dbname}?socket={host}&port={port}&sslmode=disable"
+                "&search_path=public")
+    return f"postgresql://postgres@/{dbname}?host={host}&port={port}"
+
+
+def psql_command(server: Any, dbname: str, script: Path) -> list[str]:
+    host, port = socket_params(server)
+    return [psql_path(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", str(port),
+            "-U", "postgres", "-d", dbname, "-f", str(script)]
+
+
+def schema_objects(server: Any, dbname: str) -> set[tuple[str, str, str]]:
+    """(schema, kind, name) of tables, views, indexes and functions: the same schema check."""
+    with server.connect(dbname, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT n.nspname, c.relkind::text, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') "
+            "AND n.nspname NOT LIKE 'pg_%' AND c.relkind IN ('r', 'v', 'i') "
+            "UNION ALL SELECT n.nspname, 'f', p.proname FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') "
+            "AND n.nspname NOT LIKE 'pg_%'").fetchall()
+    ignore = re.compile(r"migration|schema_migrations|_history|executions")
+    return {(s, k, n) for s, k, n in rows if not ignore.search(n)}
+
+
+def _file_block(schema: str, path: Path, transactional: bool) -> list[str]:
+    lines = [f"SET search_path TO {schema}, public;"]
+    if transactional:
+        return lines + ["BEGIN;", f"\\i {path}", "COMMIT;"]
+    return lines + [f"\\i {path}"]
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Round-trip against psql
+
+
+def roundtrip_psql_script(project: Any, graph: Any, service: str, environment: str,
+                          path: Path) -> int:
+    """psql doing what the round-trip does to the database: prerequisites up; own migrations
+    up, down, up; in one session. Returns the number of own migrations."""
+    from pytest_migorch.model import schema_name
+
+    order = graph.order_all(environment, [service])
+    schemas = sorted({schema_name(m.service) for m in order})
+    lines = [f"CREATE SCHEMA IF NOT EXISTS {s};" for s in schemas]
+    own = 0
+    for m in order:
+        schema = schema_name(m.service)
+        lines += _file_block(schema, m.up.path, m.transactional)
+        if m.service != service:
+            continue
+        own += 1
+        if m.reversible and m.down is not None:
+            lines += _file_block(schema, m.down.path, m.transactional)
+            lines += _file_block(schema, m.up.path, m.transactional)
+    path.write_text("\n".join(lines) + "\n")
+    return own
+
+
+def bench_roundtrip(config: Config, report: Report) -> None:
+    from pytest_migorch.graph import ProjectGraph
+    from pytest_migorch.pgserver import unique_database_name
+    from pytest_migorch.roundtrip import RoundTrip
+    from pytest_migorch.validation import load_project
+
+    services, per = (3, 15) if config.quick else (5, 40)
+    environment = "development"
+    repo = repository(config, services, per)
+    project = load_project(repo.root)
+    graph = ProjectGraph(project)
+    server = start_local_server()
+    scripts = config.workdir / "roundtrip-psql"
+    scripts.mkdir(exist_ok=True)
+    log = config.workdir / "roundtrip.log"
+    try:
+        tested = 0
+        script_of: dict[str, Path] = {}
+        for name in sorted(project.services):
+            script_of[name] = scripts / f"{name}.sql"
+            tested += roundtrip_psql_script(project, graph, name, environment, script_of[name])
+
+        def migorch_once(profiler: cProfile.Profile | None = None) -> tuple[float, dict, int]:
+            phases: dict[str, float] = {}
+            errors = 0
+            started = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            for name in sorted(project.services):
+                trip = RoundTrip(server, project, graph, name, environment)
+                try:
+                    for outcome in trip.run_all():
+                        errors += sum(1 for f in outcome.findings if f.is_error)
+                        for key, value in outcome.timings.items():
+                            phases[key] = phases.get(key, 0.0) + value
+                finally:
+                    trip.close()
+            if profiler:
+                profiler.disable()
+            return time.perf_counter() - started, phases, errors
+
+        def psql_once() -> float:
+            started = time.perf_counter()
+            for name in sorted(project.services):
+                dbname = server.create_database(unique_database_name("bench_psql_rt"))
+                sample = run_measured(psql_command(server, dbname, script_of[name]),
+                                      cwd=config.workdir, log=log)
+                server.drop_database(dbname)
+                if sample.exit_code != 0:
+                    raise RuntimeError(f"psql round-trip of {name} failed; see {log}")
+            return time.perf_counter() - started
+
+        say(f"roundtrip: {tested} migrations of {services} services, {config.runs} runs each")
+        migorch_once()  # warm-up: imports, catalog caches, the page cache
+        psql_once()
+        mig, psql = Series(), Series()
+        phase_runs: list[dict[str, float]] = []
+        errors = 0
+        for _ in range(config.runs):
+            seconds, phases, errors = migorch_once()
+            mig.add(Sample(seconds))
+            phase_runs.append(phases)
+            psql.add(Sample(psql_once()))
+        if errors:
+            report.notes.append(f"round-trip: {errors} error finding(s) on the generated "
+                                "repository (the generator or the round-trip has a bug)")
+        ratio = mig.median / psql.median
+        phases = {k: statistics.median(p.get(k, 0.0) for p in phase_runs)
+                  for k in sorted({k for p in phase_runs for k in p})}
+        accounted = sum(phases.values())
+        phase_text = ", ".join(f"{k} {fmt_seconds(v / tested)}" for k, v in phases.items())
+        # The user-facing path: a pytest session with only the database items.
+        pytest_series = Series()
+        pytest_log = config.workdir / "pytest-db.log"
+        pytest_log.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "pytest", "--migorch", repo.root, "-m", "migorch_db",
+                   "--migorch-env", environment, "-q", "-p", "no:cacheprovider",
+                   "-p", "no:randomly", "-p", "no:hypothesispytest"]
+        cwd = config.workdir / "pytest-cwd"
+        cwd.mkdir(exist_ok=True)
+        say("roundtrip: pytest -m migorch_db session")
+        for _ in range(config.runs):
+            pytest_series.add(run_measured(command, cwd=cwd, env=clean_env(config),
+                                           log=pytest_log))
+        if pytest_series.failures:
+            report.notes.append(f"pytest -m migorch_db exited non-zero "
+                                f"({_pytest_counts(pytest_log)}; see {pytest_log})")
+        rows = [
+            "| Tool | Whole repository | Per migration | Ratio to psql |", "|---|---|---|---|",
+            f"| migorch `RoundTrip` (up, down, up + snapshots and checks) | {fmt_series(mig)} | "
+            f"{fmt_series(mig, 1 / tested)} | {ratio_spread(mig, psql)} |",
+            f"| `pytest --migorch ROOT -m migorch_db --migorch-env {environment}` (whole "
+            "session: start-up, collection with static checks, server start, round-trips) | "
+            f"{fmt_series(pytest_series)} | {fmt_series(pytest_series, 1 / tested)} | "
+            f"{ratio_spread(pytest_series, psql)} |",
+            f"| psql, same files, one session per service | {fmt_series(psql)} | "
+            f"{fmt_series(psql, 1 / tested)} | 1.00x |",
+        ]
+        lines = [
+            f"{tested} migrations ({services} services x {per}, environment `{environment}`, "
+            "prerequisites of other services applied first), each service on a fresh database "
+            "of one throwaway server, database creation and drop included for both. psql runs "
+            "`SET search_path` and `\\i` of the up, down and up files (each in its own "
+            "transaction unless `\"transactional\": false`) in one session per service; "
+            "irreversible migrations only up, as the round-trip does.", "", *rows, "",
+            f"Inside the round-trip, per migration: {phase_text}; the remaining "
+            f"{fmt_seconds((mig.median - accounted) / tested)} is database creation, probes, "
+            "ground-truth capture and bookkeeping.",
+        ]
+        report.section("3. Round-trip against psql", lines)
+        report.targets.append(Target(
+            "round-trip vs psql up, down, up (per migration)",
+            f"{ratio_spread(mig, psql)}: {fmt_seconds(mig.median / tested)} vs "
+            f"{fmt_seconds(psql.median / tested)}", "<= 1.5x", ratio <= 1.5))
+        if config.profile and ratio > 1.5:
+            say("roundtrip: profiling")
+            profiler = cProfile.Profile()
+            migorch_once(profiler)
+            report.profiles.append((f"`RoundTrip` of {tested} migrations (in-process)",
+                                    profile_top(pstats.Stats(profiler))))
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# 4. migorch up --all against psql and dbmate
+
+
+def up_psql_script(order: Sequence[Any], path: Path) -> None:
+    from pytest_migorch.model import schema_name
+
+    schemas = sorted({schema_name(m.service) for m in order})
+    lines = [f"CREATE SCHEMA IF NOT EXISTS {s};" for s in schemas]
+    for m in order:
+        lines += _file_block(schema_name(m.service), m.up.path, m.transactional)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_dbmate_copy(order: Sequence[Any], directory: Path) -> None:
+    """The same SQL in dbmate's layout: one file per migration, numbered in resolved order.
+
+    dbmate has no per-migration search_path, so each transactional migration starts with
+    ``SET search_path``; a non-transactional one cannot (several statements in one simple
+    query form an implicit transaction, which CONCURRENTLY refuses), which is why the
+    generator schema-qualifies those statements.
+    """
+    from pytest_migorch.model import schema_name
+
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    schemas = sorted({schema_name(m.service) for m in order})
+    (directory / "0000000_create_schemas.sql").write_text(
+        "-- migrate:up\n" + "".join(f"CREATE SCHEMA IF NOT EXISTS {s};\n" for s in schemas)
+        + "\n-- migrate:down\n" + "".join(f"DROP SCHEMA {s} CASCADE;\n" for s in schemas))
+    for number, m in enumerate(order, start=1):
+        schema = schema_name(m.service)
+        up = m.up.path.read_text(encoding="utf-8")
+        down = m.down.path.read_text(encoding="utf-8") if m.down is not None else ""
+        if m.transactional:
+            header, prefix = "-- migrate:up", f"SET search_path TO {schema}, public;\n"
+            down_header = "-- migrate:down"
+        else:
+            header, prefix = "-- migrate:up transaction:false", ""
+            down_header = "-- migrate:down transaction:false"
+        name = f"{number:07d}_{m.service.replace('-', '_')}_{m.id}.sql"
+        (directory / name).write_text(
+            f"{header}\n{prefix}{up}\n{down_header}\n{prefix if down else ''}{down}\n",
+            encoding="utf-8")
+
+
+def runner_available() -> str | None:
+    migorch = tool("migorch")
+    if migorch is None:
+        return None
+    text = subprocess.run([migorch, "--help"], capture_output=True, text=True).stdout
+    return migorch if re.search(r"\bup\b", text) else None
+
+
+def bench_up(config: Config, report: Report) -> None:
+    from pytest_migorch.graph import ProjectGraph
+    from pytest_migorch.pgserver import unique_database_name
+    from pytest_migorch.validation import load_project
+
+    migorch = runner_available()
+    services, per = (4, 50) if config.quick else (10, 100)
+    environment = "development"
+    repo = repository(config, services, per)
+    project = load_project(repo.root)
+    graph = ProjectGraph(project)
+    order = graph.order_all(environment)
+    count = len(order)
+    psql_script = config.workdir / "up-psql.sql"
+    up_psql_script(order, psql_script)
+    dbmate = tool("dbmate")
+    dbmate_dir = config.workdir / "dbmate" / "migrations"
+    write_dbmate_copy(order, dbmate_dir)
+    log = config.workdir / "up.log"
+    up_help = subprocess.run([migorch, "up", "--help"], capture_output=True,
+                             text=True).stdout if migorch else ""
+    server = start_local_server()
+    try:
+        def once(kind: str) -> tuple[Sample, set[tuple[str, str, str]]]:
+            dbname = server.create_database(unique_database_name(f"bench_up_{kind}"))
+            try:
+                if kind == "migorch":
+                    assert migorch is not None
+                    command = [migorch, "up", "--all", "--root", repo.root, "--env",
+                               environment, "--database-url", database_url(server, dbname)]
+                    if "--yes" in up_help:
+                        command.append("--yes")
+                elif kind == "psql":
+                    command = psql_command(server, dbname, psql_script)
+                else:
+                    assert dbmate is not None
+                    command = [dbmate, "--url", database_url(server, dbname, dbmate=True),
+                               "--migrations-dir", dbmate_dir, "--no-dump-schema", "up"]
+                sample = run_measured(command, cwd=config.workdir, env=clean_env(config),
+                                      log=log)
+                objects = schema_objects(server, dbname)
+            finally:
+                server.drop_database(dbname)
+            return sample, objects
+
+        kinds = ["psql"] + (["migorch"] if migorch else []) + (["dbmate"] if dbmate else [])
+        say(f"up: {count} migrations, {config.runs} runs each of {', '.join(kinds)}")
+        series = {k: Series() for k in kinds}
+        shapes: dict[str, set[tuple[str, str, str]]] = {}
+        for kind in kinds:  # warm-up (page cache, catalog) and the schema check
+            sample, shapes[kind] = once(kind)
+            if sample.exit_code != 0:
+                report.notes.append(f"up: {kind} failed (exit {sample.exit_code}); see {log}")
+        for _ in range(config.runs):
+            for kind in kinds:
+                series[kind].add(once(kind)[0])
+        for kind in kinds:
+            if kind != "psql" and shapes.get(kind) != shapes.get("psql"):
+                missing = len(shapes["psql"] - shapes[kind])
+                extra = len(shapes[kind] - shapes["psql"])
+                report.notes.append(f"up: the schema {kind} built differs from psql's "
+                                    f"({missing} objects missing, {extra} extra)")
+        rows = ["| Tool | Time | Per migration | Ratio to psql | Peak memory |",
+                "|---|---|---|---|---|"]
+        labels = {"migorch": "`migorch up --all`", "psql": "psql, same files",
+                  "dbmate": "dbmate, same SQL in its layout"}
+        for kind in kinds:
+            s = series[kind]
+            rows.append(f"| {labels[kind]} | {fmt_series(s)} | {fmt_series(s, 1 / count)} | "
+                        f"{ratio_spread(s, series['psql'])} | {fmt_mib(s.peak_rss_mib)} |")
+        if "migorch" in kinds and "dbmate" in kinds:
+            rows.append(f"| migorch vs dbmate | | | "
+                        f"{ratio_spread(series['migorch'], series['dbmate'])} | |")
+        lines = [
+            f"{count} migrations ({services} services x {per}, environment `{environment}`: "
+            "every base and development migration) applied to a fresh database of one "
+            "throwaway server; each tool as a subprocess, from start to exit. psql runs "
+            "`SET search_path` and `\\i` of each up file, each in its own transaction unless "
+            "`\"transactional\": false`, in one session; it records nothing. dbmate applies a "
+            "copy in its own layout (one file per migration, numbered in migorch's resolved "
+            "order, `SET search_path` prepended) and records each version in its table. "
+            "migorch validates, plans, locks, and records every migration in its tracking "
+            "tables and golang-migrate's table.", "", *rows]
+        if not migorch:
+            lines.append("")
+            lines.append("`migorch up` is not available in this version of the CLI; not "
+                         "measured.")
+        report.section("4. Deploy runner against psql and dbmate", lines)
+        if "migorch" in kinds:
+            r_psql = series["migorch"].median / series["psql"].median
+            report.targets.append(Target(
+                f"`migorch up --all` vs psql ({count} migrations)",
+                ratio_spread(series["migorch"], series["psql"]), "<= 1.3x", r_psql <= 1.3))
+            if "dbmate" in kinds:
+                r_dbmate = series["migorch"].median / series["dbmate"].median
+                report.targets.append(Target(
+                    f"`migorch up --all` vs dbmate ({count} migrations)",
+                    ratio_spread(series["migorch"], series["dbmate"]), "< 1.0x",
+                    r_dbmate < 1.0))
+            else:
+                report.targets.append(Target("`migorch up --all` vs dbmate", "-", "< 1.0x",
+                                             None, "dbmate not installed"))
+            missed = r_psql > 1.3 or ("dbmate" in kinds and r_dbmate >= 1.0)
+            if config.profile and missed:
+                say("up: profiling")
+                out = config.workdir / "up.prof"
+                dbname = server.create_database(unique_database_name("bench_up_profile"))
+                command = [sys.executable, "-m", "cProfile", "-o", out, "-m", "pytest_migorch",
+                           "up", "--all", "--root", repo.root, "--env", environment,
+                           "--database-url", database_url(server, dbname)]
+                if "--yes" in up_help:
+                    command.append("--yes")
+                run_measured(command, cwd=config.workdir, env=clean_env(config), log=log)
+                server.drop_database(dbname)
+                if out.exists():
+                    report.profiles.append((f"`migorch up --all`, {count} migrations",
+                                            profile_top(str(out))))
+        else:
+            for what in ("vs psql", "vs dbmate"):
+                report.targets.append(Target(f"`migorch up --all` {what}", "-",
+                                             "<= 1.3x" if what == "vs psql" else "< 1.0x",
+                                             None, "`migorch up` not available yet"))
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Throwaway server and fresh databases
+
+
+def bench_server(config: Config, report: Report) -> None:
+    from pytest_migorch.graph import ProjectGraph
+    from pytest_migorch.pgserver import unique_database_name
+    from pytest_migorch.roundtrip import apply_migrations
+    from pytest_migorch.validation import load_project
+
+    say(f"server: {config.runs} cold and {config.runs} cached starts")
+    cold, cached, stops = Series(), Series(), Series()
+    phases: dict[str, list[float]] = {}
+    cache_root = config.workdir / "server-cache"
+    for i in range(config.runs):
+        cache = cache_root / f"cold-{i}"
+        shutil.rmtree(cache, ignore_errors=True)
+        seconds, server = timed(lambda: start_local_server(cache))
+        cold.add(Sample(seconds))
+        for k, v in server.timings.items():
+            phases.setdefault(f"cold {k}", []).append(v)
+        server.stop()
+    warm_cache = cache_root / "cached"
+    shutil.rmtree(warm_cache, ignore_errors=True)
+    start_local_server(warm_cache).stop()
+    for _ in range(config.runs):
+        seconds, server = timed(lambda: start_local_server(warm_cache))
+        cached.add(Sample(seconds))
+        for k, v in server.timings.items():
+            phases.setdefault(f"cached {k}", []).append(v)
+        stop_seconds, _ = timed(server.stop)
+        stops.add(Sample(stop_seconds))
+
+    per_run = 20
+    say(f"server: {config.runs} x {per_run} fresh databases")
+    plain, templated, drops = Series(), Series(), Series()
+    server = start_local_server(warm_cache)
+    try:
+        repo = repository(config, 3, 15) if config.quick else repository(config, 5, 40)
+        project = load_project(repo.root)
+        graph = ProjectGraph(project)
+        template = server.create_database(unique_database_name("bench_template"))
+        name = sorted(project.services)[-1]
+        apply_migrations(server, template, project, graph, name, "production")
+        applied = len(graph.order_all("production", [name]))
+        for _ in range(config.runs):
+            for series, source in ((plain, None), (templated, template)):
+                names = []
+                started = time.perf_counter()
+                for _ in range(per_run):
+                    names.append(server.create_database(unique_database_name("bench_fresh"),
+                                                        template=source))
+                series.add(Sample((time.perf_counter() - started) / per_run))
+                started = time.perf_counter()
+                for dbname in names:
+                    server.drop_database(dbname)
+                drops.add(Sample((time.perf_counter() - started) / per_run))
+    finally:
+        server.stop()
+    phase_text = "; ".join(f"{k} {fmt_seconds(statistics.median(v))}"
+                           for k, v in sorted(phases.items()) if k.split()[1] != "total")
+    lines = [
+        "`pytest_migorch.pgserver.start_server` with local binaries, timed from the call until "
+        "the admin connection is ready. *First start*: an empty cache directory, so `initdb` "
+        "runs and its cluster is cached; *cached*: the data directory is copied from that "
+        f"cache. Phases (medians): {phase_text}.", "",
+        "| Operation | Time |", "|---|---|",
+        f"| server ready, first start (initdb) | {fmt_series(cold)} |",
+        f"| server ready, cached cluster | {fmt_series(cached)} |",
+        f"| server stop | {fmt_series(stops)} |",
+        f"| fresh database (`CREATE DATABASE`, default template) | {fmt_series(plain)} |",
+        f"| fresh database from a template with {applied} migrations applied | "
+        f"{fmt_series(templated)} |",
+        f"| drop a database | {fmt_series(drops)} |",
+        "",
+        f"Database times are per database, the mean of {per_run} in a row, median over runs.",
+    ]
+    report.section("5. Throwaway server and fresh databases", lines)
+    report.targets.append(Target("throwaway server ready (cached cluster)",
+                                 fmt_series(cached), "< 1 s", cached.median < 1.0))
+    report.targets.append(Target("throwaway server ready (first start, initdb)",
+                                 fmt_series(cold), "< 1 s", cold.median < 1.0))
+    report.targets.append(Target("fresh database", fmt_series(plain), "< 100 ms",
+                                 plain.median < 0.1))
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: Sequence[str] | None) -> Config:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Benchmark pytest-migorch against psql and dbmate on synthetic "
+        "repositories and write the results as Markdown.")
+    parser.add_argument("--services", type=int, default=None,
+                        help="services of the default repository (default 50, quick 10)")
+    parser.add_argument("--migrations", type=int, default=None,
+                        help="migrations per service (default 100, quick 50)")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 runs and smaller repositories (about 3 minutes)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per measurement")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, metavar="NAME",
+                        help=f"run only these: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="Markdown file to write (default benchmarks/RESULTS.md)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where repositories and logs go (default: a temporary directory, "
+                        "removed afterwards unless --keep)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="do not profile missed targets")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before each benchmark, wait up to this long for the machine's "
+                        "load to drop below half its cores (default: do not wait)")
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    services = args.services or (10 if args.quick else 50)
+    migrations = args.migrations or (50 if args.quick else 100)
+    runs = args.runs or (3 if args.quick else 5)
+    if min(services, migrations, runs) < 1:
+        parser.error("--services, --migrations and --runs must be at least 1")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="migorch-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = Config(services=services, migrations=migrations, runs=runs, quick=args.quick,
+                    only=tuple(args.only or BENCHMARKS), output=args.output,
+                    workdir=workdir.resolve(), profile=not args.no_profile, argv=raw,
+                    seed=args.seed, keep=args.keep or args.workdir is not None,
+                    wait_quiet=args.wait_quiet)
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
+    report = Report(config)
+    report.machine = machine_info()
+    steps = {"validate": bench_validate, "pytest": bench_pytest, "roundtrip": bench_roundtrip,
+             "up": bench_up, "server": bench_server}
+    say(f"work directory {config.workdir}")
+    loads: list[str] = []
+    try:
+        for name in BENCHMARKS:
+            if name in config.only:
+                wait_for_quiet(config.wait_quiet)
+                loads.append(f"{name} {load_average()}")
+                try:
+                    steps[name](config, report)
+                except Exception as exc:  # one broken benchmark must not lose the others
+                    report.notes.append(f"{name}: failed with {type(exc).__name__}: {exc}")
+                    say(f"{name} failed: {exc!r}")
+        report.machine.append(("Load average (1/5/15 min) at the start of each benchmark",
+                               "; ".join(loads) + f"; end {load_average()}"))
+        config.output.parent.mkdir(parents=True, exist_ok=True)
+        config.output.write_text(report.render(kept_analysis(config.output)), encoding="utf-8")
+        say(f"wrote {config.output}")
+    finally:
+        if not config.keep:
+            shutil.rmtree(config.workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
