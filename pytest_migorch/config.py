@@ -152,13 +152,6 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return validator
 
 
-@lru_cache(maxsize=None)
-def _entry_validator(schema_name: str, definition: str) -> jsonschema.protocols.Validator:
-    schema = load_schema(schema_name)
-    sub = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
-    validator: jsonschema.protocols.Validator = _Validator(sub)
-    return validator
-
 
 _VERSION = re.compile(r"[0-9]+")
 #: Versions with more significant digits than this do not fit in uint64, so no file has them.
@@ -193,8 +186,13 @@ def load_service_config(service: Service) -> None:
 # --- shared helpers ---------------------------------------------------------------------------
 
 
-def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocument | None:
-    """Parse and schema-validate one JSON file; None when it is unusable as a whole."""
+def _read_document(
+    service: Service, path: Path, schema_name: str
+) -> tuple[JsonDocument | None, set[JsonPath]]:
+    """Parse and schema-validate one JSON file.
+
+    Returns the document (None when it is unusable as a whole) and the JSON paths where the
+    schema found errors, so entries can be judged without validating them a second time."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -202,7 +200,7 @@ def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocume
             f"cannot read {path.name}: {exc.strerror}", file=path, service=service.name,
             hint="Check the file's permissions.",
         ))
-        return None
+        return None, set()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -211,7 +209,7 @@ def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocume
             file=path, line=data[: exc.start].count(b"\n") + 1, service=service.name,
             hint="Re-save the file as UTF-8.",
         ))
-        return None
+        return None, set()
     try:
         document = load_json(text)
     except JsonSyntaxError as exc:
@@ -219,7 +217,7 @@ def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocume
             f"{path.name} is not valid JSON: {exc.reason} at line {exc.line}, column {exc.column}",
             file=path, line=exc.line, service=service.name,
         ))
-        return None
+        return None, set()
     for key_path, line in document.duplicate_keys:
         service.findings.append(DUPLICATE_KEY.finding(
             f"{format_path(key_path)} appears more than once in {path.name}",
@@ -227,13 +225,13 @@ def _read_document(service: Service, path: Path, schema_name: str) -> JsonDocume
             migration=_migration_of_path(service, key_path) if schema_name == "dependencies"
             else None,
         ))
-    _report_schema_errors(service, path, document, schema_name)
-    return document
+    return document, _report_schema_errors(service, path, document, schema_name)
 
 
 def _report_schema_errors(
     service: Service, path: Path, document: JsonDocument, schema_name: str
-) -> None:
+) -> set[JsonPath]:
+    """Report every schema violation; return the paths where they are."""
     try:
         errors = sorted(_validator(schema_name).iter_errors(document.value),
                         key=lambda e: (list(map(str, e.absolute_path)), e.message))
@@ -242,9 +240,11 @@ def _report_schema_errors(
             f"{path.name} is nested too deeply to be checked against its schema",
             file=path, line=1, service=service.name,
         ))
-        return
+        return {()}
+    error_paths: set[JsonPath] = set()
     for error in errors:
         where: JsonPath = tuple(error.absolute_path)
+        error_paths.add(where)
         if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
             # A bad key: point at the key itself rather than at the object holding it.
             service.findings.append(SCHEMA_VIOLATION.finding(
@@ -271,6 +271,7 @@ def _report_schema_errors(
             f"{format_path(where)} in {path.name}: {_short(error.message)}",
             file=path, line=document.line_of(where), service=service.name, migration=migration,
         ))
+    return error_paths
 
 
 def _short(message: str, limit: int = 200) -> str:
@@ -286,11 +287,10 @@ def _migration_of_path(service: Service, path: JsonPath) -> str | None:
     return None
 
 
-def _entry_is_valid(schema_name: str, definition: str, value: Any) -> bool:
-    try:
-        return bool(_entry_validator(schema_name, definition).is_valid(value))
-    except RecursionError:
-        return False  # reported by the schema check of the whole file
+def _entry_is_valid(entry: JsonPath, error_paths: set[JsonPath]) -> bool:
+    """True when the schema check found nothing at or below ``entry`` (nor at the root)."""
+    return () not in error_paths and not any(
+        path[: len(entry)] == entry for path in error_paths if len(path) >= len(entry))
 
 
 # --- environments.json ------------------------------------------------------------------------
@@ -306,13 +306,13 @@ def _load_environments(service: Service) -> None:
         ))
     else:
         service.environments_file = path
-        document = _read_document(service, path, "environments")
+        document, error_paths = _read_document(service, path, "environments")
         value = document.value if document is not None else None
         environments = value.get("environments") if isinstance(value, dict) else None
         if document is not None and isinstance(environments, dict):
             service.has_environments = True
             for name, body in environments.items():
-                if not _entry_is_valid("environments", "environment", body):
+                if not _entry_is_valid(("environments", name), error_paths):
                     continue  # already reported by the schema check
                 env = _build_environment(service, path, document, name, body)
                 service.environments[name] = env
@@ -388,7 +388,7 @@ def _load_dependencies(service: Service) -> None:
         ))
         return
     service.dependencies_file = path
-    document = _read_document(service, path, "dependencies")
+    document, error_paths = _read_document(service, path, "dependencies")
     usable = document is not None and isinstance(document.value, dict)
     entries = document.value.get("migrations") if usable else None  # type: ignore[union-attr]
     if document is None or not isinstance(entries, dict):
@@ -416,7 +416,7 @@ def _load_dependencies(service: Service) -> None:
                 file=path, line=line, service=service.name, migration=key,
             ))
             continue
-        if _entry_is_valid("dependencies", "migration", body):
+        if _entry_is_valid(("migrations", key), error_paths):
             migration.meta = _build_meta(service, path, document, key, body)
     for migration in service.migrations.values():
         if str(migration.version) not in seen:
