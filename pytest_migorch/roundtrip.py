@@ -137,6 +137,9 @@ class RoundTrip:
         self._conn: psycopg.Connection[Any] | None = None
         self._probes = False
         self._dirty = False  # the current database is not in the state the next step expects
+        #: The snapshot of the database as it is now, when known: the state after one
+        #: migration's round-trip is the state before the next one's, so it is taken once.
+        self._known_state: Snapshot | None = None
 
     # --- public -------------------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ class RoundTrip:
     def _rebuild(self) -> None:
         """A fresh database with every up that is in effect replayed in order."""
         replay = list(self._applied)
+        self._known_state = None
         self._new_database()
         self._dirty = False
         assert self._conn is not None
@@ -237,6 +241,7 @@ class RoundTrip:
         return None
 
     def _apply_prerequisite(self, migration: Migration) -> None:
+        self._known_state = None
         try:
             self._apply(migration, migration.up)  # type: ignore[arg-type]
             self._applied.append(migration)
@@ -247,7 +252,8 @@ class RoundTrip:
     def _round_trip(self, outcome: MigrationOutcome) -> None:
         migration = outcome.migration
         assert migration.up is not None
-        before_up = self._snapshot(outcome)
+        known, self._known_state = self._known_state, None
+        before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
         try:
             outcome.truth = self._apply(migration, migration.up, outcome, want_truth=True)
         except MigrationSqlError as exc:
@@ -261,9 +267,11 @@ class RoundTrip:
         if not migration.reversible:
             outcome.notes.append(
                 f'{migration.id} is marked "reversible": false: down and re-up not tested')
+            self._known_state = after_up
             return
         if migration.down is None:
             outcome.notes.append(f"{migration.id} has no down file: down and re-up not tested")
+            self._known_state = after_up
             return
         if not self._down_is_clean(outcome, before_up):
             return
@@ -313,6 +321,8 @@ class RoundTrip:
                     differences, f"after the second up of {migration.id}, compared with the first"),
             ))
             self._dirty = True
+        else:
+            self._known_state = after_reup
 
     # --- applying -----------------------------------------------------------------------------
 
