@@ -267,7 +267,7 @@ class Applier:
         except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
             self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
             raise
-        self._refresh(state, tracking)
+        self._refresh(state, tracking, record_id)
         return StepOutcome(step, done_status, seconds)
 
     def _non_transactional(
@@ -305,13 +305,18 @@ class Applier:
                             completed=True, duration_ms=round(seconds * 1000),
                             rollback_version=rollback_version, metadata={"dirty": False})
             tracking.write_schema_version(gm_version, False)
-        self._refresh(state, tracking)
+        self._refresh(state, tracking, record_id)
         return StepOutcome(step, done_status, seconds)
 
     @staticmethod
-    def _refresh(state: ServiceState, tracking: Tracking) -> None:
-        """Re-read the rows so the next step computes golang-migrate's version from them."""
-        state.refresh(tracking.records(), tracking.read_schema_version())
+    def _refresh(state: ServiceState, tracking: Tracking, record_id: int) -> None:
+        """Re-read the row the step wrote, so the next step computes golang-migrate's version
+        from what the database holds."""
+        record = tracking.record(record_id)
+        if record is None:  # cannot happen short of someone deleting it meanwhile
+            state.refresh(tracking.records(), tracking.read_schema_version())
+        else:
+            state.replace_record(record, tracking.read_schema_version())
 
     def _record_interrupt(self, tracking: Tracking, record_id: int, step: PlanStep,
                           status: str, *, dirty: bool) -> None:

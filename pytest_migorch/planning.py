@@ -321,6 +321,14 @@ class ServiceState:
         self.by_version = {r.version: r for r in self.records}
         self.schema_version = schema_version
 
+    def replace_record(self, record: ExecutionRecord, schema_version: SchemaVersion) -> None:
+        """Take in one row that a step wrote (and golang-migrate's version after it)."""
+        if record.environment == self.environment:
+            self.records = [r for r in self.records if r.id != record.id] + [record]
+            self.records.sort(key=lambda r: r.id)
+            self.by_version = {r.version: r for r in self.records}
+        self.schema_version = schema_version
+
     def record(self, migration: Migration) -> ExecutionRecord | None:
         return self.by_version.get(migration.version)
 

@@ -356,6 +356,15 @@ class Tracking:
             rows = cur.execute(query).fetchall()
         return [_record(row) for row in rows]
 
+    def record(self, record_id: int) -> ExecutionRecord | None:
+        """One row by id: after a step, reading only the row it changed keeps a long run
+        linear instead of re-reading every row after every migration."""
+        query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
+            sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(query, (record_id,)).fetchone()
+        return _record(row) if row else None
+
     def start(
         self,
         *,
