@@ -241,3 +241,30 @@ def test_apply_migrations_up_to_a_version(pg_server: PostgresServer) -> None:
             "user-service:000001_create_users", "order-service:000001_create_orders"]
     finally:
         pg_server.drop_database(name)
+
+
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+@pytest.mark.skipif(not CORPORA.is_dir(), reason="../shared/corpora is not present")
+@pytest.mark.parametrize(("root", "failing_downs"), [
+    ("svix__svix-webhooks/services", {"20220428190104_message_expiration"}),
+    ("quickwit-oss__quickwit/services",
+     {"14_update-shard-id", "19_add-split-node-id-field", "20_add-shard-doc-mapping-uid-field"}),
+])
+def test_real_migration_sets_report_their_broken_downs(
+    pg_server: PostgresServer, root: str, failing_downs: set[str]
+) -> None:
+    """The corpora README lists the downs psql cannot apply; each is reported with its line."""
+    project = load_project(CORPORA / root)
+    (service,) = project.services
+    roundtrip = RoundTrip(pg_server, project, ProjectGraph(project), service, "default")
+    try:
+        outcomes = roundtrip.run_all()
+    finally:
+        roundtrip.close()
+    down_failures = {o.migration.id: f for o in outcomes for f in o.findings if f.code == "DB002"}
+    assert set(down_failures) == failing_downs
+    for finding in down_failures.values():
+        assert finding.line is not None and finding.file is not None
+        assert finding.file.name.endswith(".down.sql")
