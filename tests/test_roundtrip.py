@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pytest_migorch.graph import ProjectGraph
 from pytest_migorch.pgserver import PostgresServer
 from pytest_migorch.roundtrip import RoundTrip, apply_migrations
