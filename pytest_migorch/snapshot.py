@@ -10,8 +10,9 @@ OIDs, so the same schema built in two databases gives equal snapshots.
 
 Design choices:
 
-- One catalogue query (a ``UNION ALL`` returning ``kind, key, attributes``) keeps a snapshot in
-  the low milliseconds; it runs three times per migration.
+- One catalogue query (a ``UNION ALL`` aggregated into one JSON document) keeps a snapshot in
+  the low milliseconds; it runs three times per migration. It is kept as a named server-side
+  prepared statement, so it is parsed and planned once per session (see :func:`take_snapshot`).
 - The query runs with ``search_path`` set to ``pg_catalog`` only, so every name PostgreSQL prints
   is schema-qualified and does not depend on the caller's session.
 - Objects that belong to an extension are left out: the extension entry stands for them.
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from .errors import DatabaseError
@@ -62,61 +64,60 @@ _KIND_ORDER = (
 _CHILD_KINDS = frozenset({"column", "constraint", "index", "trigger"})
 _PARENT_KINDS = ("table", "view", "materialized view", "domain")
 
-# One statement, one round-trip. Every branch returns (kind text, key text[], attributes jsonb);
-# jsonb_strip_nulls keeps the debug JSON short (a missing attribute reads as None).
+# One statement returning one JSON document: a list of ``[kind, *name parts, attributes]``
+# arrays. One document costs one JSON parse instead of one per object; nulls are dropped on the
+# client (a missing attribute reads as None). Exclusions are inlined as literals (see
+# _snapshot_query), so the statement has no parameters and PostgreSQL plans it once, generically.
+# Comments, extension membership and column defaults are looked up per object through their
+# catalogue indexes rather than joined in bulk: the schemas under test are small next to the
+# catalogue itself (pg_description alone describes thousands of built-in objects).
 _SNAPSHOT_SQL = r"""
-WITH nsp AS (
+WITH nsp AS MATERIALIZED (
     SELECT n.oid, n.nspname FROM pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname NOT LIKE 'pg\_toast%%' AND n.nspname NOT LIKE 'pg\_temp\_%%'
-      AND NOT n.nspname LIKE ANY (%(exclude_schemas)s::text[])
-), ext_member AS (
-    SELECT d.classid, d.objid FROM pg_depend d WHERE d.deptype = 'e'
-), excluded_table AS (
-    SELECT c.oid FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN unnest(%(exclude_table_schemas)s::text[], %(exclude_table_names)s::text[]) AS x(s, t)
+      AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+      AND NOT n.nspname LIKE ANY ({exclude_schemas})
+), excluded_rel AS MATERIALIZED (
+    SELECT c.oid FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
+    JOIN unnest({exclude_table_schemas}, {exclude_table_names}) AS x(s, t)
       ON n.nspname LIKE x.s AND c.relname LIKE x.t
-), excluded_rel AS (
-    SELECT oid FROM excluded_table
-    UNION
-    SELECT d.objid FROM pg_depend d JOIN excluded_table e ON e.oid = d.refobjid
-    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-      AND d.deptype IN ('a', 'i')
-), rel AS (
+), rel AS MATERIALIZED (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relpartbound, c.reloptions,
-           n.nspname
+           n.nspname,
+           (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid
+              AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0) AS comment
     FROM pg_class c JOIN nsp n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
-      AND c.oid NOT IN (SELECT oid FROM excluded_rel)
-      AND c.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_class'::regclass)
-), fn AS MATERIALIZED (  -- filter first: joining pg_description to all of pg_proc is slow
-    SELECT p.oid, p.proname, p.prokind, p.proargtypes, n.nspname
-    FROM pg_proc p JOIN nsp n ON n.oid = p.pronamespace
-    WHERE p.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_proc'::regclass)
-), typ AS (
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                      AND d.objid = c.oid AND d.deptype = 'e')
+      AND NOT EXISTS (SELECT FROM excluded_rel e WHERE e.oid = c.oid)
+      AND NOT EXISTS (SELECT FROM pg_depend d JOIN excluded_rel e ON e.oid = d.refobjid
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                        AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+), typ AS MATERIALIZED (
     SELECT t.oid, t.typname, t.typtype, t.typrelid, t.typbasetype, t.typtypmod, t.typnotnull,
-           t.typdefault, n.nspname, ds.description
+           t.typdefault, n.nspname,
+           (SELECT d.description FROM pg_description d WHERE d.objoid = t.oid
+              AND d.classoid = 'pg_type'::regclass AND d.objsubid = 0) AS comment
     FROM pg_type t JOIN nsp n ON n.oid = t.typnamespace
-    LEFT JOIN pg_description ds
-      ON ds.objoid = t.oid AND ds.classoid = 'pg_type'::regclass AND ds.objsubid = 0
     WHERE t.typtype IN ('e', 'c', 'd', 'r')
-      AND t.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_type'::regclass)
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                      AND d.objid = t.oid AND d.deptype = 'e')
 )
-SELECT 'schema'::text, ARRAY[n.nspname]::text[],
-       jsonb_strip_nulls(jsonb_build_object('comment', ds.description))
-FROM nsp n LEFT JOIN pg_description ds
-  ON ds.objoid = n.oid AND ds.classoid = 'pg_namespace'::regclass AND ds.objsubid = 0
+SELECT json_agg(o)::text FROM (
+SELECT json_build_array('schema', n.nspname, json_build_object(
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = n.oid
+                   AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0)))
+FROM nsp n
 UNION ALL
-SELECT 'extension', ARRAY[e.extname]::text[], jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('extension', e.extname, json_build_object(
        'schema', n.nspname, 'version', e.extversion,
-       'comment', ds.description))
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = e.oid
+                   AND d.classoid = 'pg_extension'::regclass AND d.objsubid = 0)))
 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-LEFT JOIN pg_description ds
-  ON ds.objoid = e.oid AND ds.classoid = 'pg_extension'::regclass AND ds.objsubid = 0
-WHERE NOT n.nspname LIKE ANY (%(exclude_schemas)s::text[])
+WHERE NOT n.nspname LIKE ANY ({exclude_schemas})
 UNION ALL
-SELECT 'table', ARRAY[r.nspname, r.relname]::text[], jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('table', r.nspname, r.relname, json_build_object(
        'kind', CASE r.relkind WHEN 'p' THEN 'partitioned' WHEN 'f' THEN 'foreign'
                               ELSE 'ordinary' END,
        'unlogged', r.relpersistence = 'u',
@@ -127,64 +128,53 @@ SELECT 'table', ARRAY[r.nspname, r.relname]::text[], jsonb_strip_nulls(jsonb_bui
        'options', r.reloptions,
        'columns', (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
                    WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
-       'comment', ds.description))
-FROM rel r LEFT JOIN pg_description ds
-  ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
-WHERE r.relkind IN ('r', 'p', 'f')
+       'comment', r.comment))
+FROM rel r WHERE r.relkind IN ('r', 'p', 'f')
 UNION ALL
-SELECT 'column', ARRAY[r.nspname, r.relname, a.attname]::text[],
-       jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('column', r.nspname, r.relname, a.attname, json_build_object(
        'type', format_type(a.atttypid, a.atttypmod),
        'not_null', a.attnotnull,
        'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
        'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
        'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
-       'collation', CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
-       'comment', ds.description))
-FROM rel r
-JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_type t ON t.oid = a.atttypid
+       'collation', CASE WHEN a.attcollation <> 0 AND a.attcollation <>
+           (SELECT t.typcollation FROM pg_type t WHERE t.oid = a.atttypid) THEN
+           (SELECT co.collname FROM pg_collation co WHERE co.oid = a.attcollation) END,
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = a.attrelid
+                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum)))
+FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-LEFT JOIN pg_collation co ON co.oid = a.attcollation
-LEFT JOIN pg_description ds
-  ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = a.attnum
 WHERE r.relkind IN ('r', 'p', 'f')
 UNION ALL
-SELECT 'constraint', ARRAY[r.nspname, r.relname, c.conname]::text[],
-       jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('constraint', r.nspname, r.relname, c.conname, json_build_object(
        'type', CASE c.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
                WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion'
                WHEN 't' THEN 'trigger' ELSE c.contype::text END,
        'definition', pg_get_constraintdef(c.oid),
-       'comment', ds.description))
-FROM pg_constraint c JOIN rel r ON r.oid = c.conrelid
-LEFT JOIN pg_description ds
-  ON ds.objoid = c.oid AND ds.classoid = 'pg_constraint'::regclass AND ds.objsubid = 0
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid
+                   AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0)))
+FROM rel r JOIN pg_constraint c ON c.conrelid = r.oid
 UNION ALL
-SELECT 'constraint', ARRAY[t.nspname, t.typname, c.conname]::text[],
-       jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('constraint', t.nspname, t.typname, c.conname, json_build_object(
        'type', 'check', 'definition', pg_get_constraintdef(c.oid),
-       'comment', ds.description))
-FROM pg_constraint c JOIN typ t ON t.oid = c.contypid AND t.typtype = 'd'
-LEFT JOIN pg_description ds
-  ON ds.objoid = c.oid AND ds.classoid = 'pg_constraint'::regclass AND ds.objsubid = 0
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid
+                   AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0)))
+FROM typ t JOIN pg_constraint c ON c.contypid = t.oid WHERE t.typtype = 'd'
 UNION ALL
-SELECT 'index', ARRAY[r.nspname, r.relname, i.relname]::text[],
-       jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('index', r.nspname, r.relname, i.relname, json_build_object(
        'definition', pg_get_indexdef(x.indexrelid),
        'valid', x.indisvalid,
-       'comment', ds.description))
-FROM pg_index x JOIN rel r ON r.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
-LEFT JOIN pg_description ds
-  ON ds.objoid = i.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
-WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid
-                  AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = i.oid
+                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0)))
+FROM rel r JOIN pg_index x ON x.indrelid = r.oid JOIN pg_class i ON i.oid = x.indexrelid
+WHERE NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = x.indrelid
+                  AND c.conindid = x.indexrelid AND c.contype IN ('p', 'u', 'x'))
 UNION ALL
-SELECT 'sequence', ARRAY[r.nspname, r.relname]::text[], jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('sequence', r.nspname, r.relname, json_build_object(
        'type', format_type(s.seqtypid, NULL), 'start', s.seqstart,
        'increment', s.seqincrement, 'min', s.seqmin, 'max', s.seqmax, 'cache', s.seqcache,
        'cycle', s.seqcycle,
-       'owned_by', (SELECT ARRAY[tn.nspname, tc.relname, ta.attname]::text[]
+       'owned_by', (SELECT ARRAY[tn.nspname, tc.relname, ta.attname]
                     FROM pg_depend d
                     JOIN pg_class tc ON tc.oid = d.refobjid
                     JOIN pg_namespace tn ON tn.oid = tc.relnamespace
@@ -192,23 +182,18 @@ SELECT 'sequence', ARRAY[r.nspname, r.relname]::text[], jsonb_strip_nulls(jsonb_
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid
                       AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
                     LIMIT 1),
-       'comment', ds.description))
+       'comment', r.comment))
 FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
-LEFT JOIN pg_description ds
-  ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
 UNION ALL
-SELECT CASE r.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END,
-       ARRAY[r.nspname, r.relname]::text[], jsonb_strip_nulls(jsonb_build_object(
-       'definition', pg_get_viewdef(r.oid), 'options', r.reloptions,
-       'comment', ds.description))
-FROM rel r LEFT JOIN pg_description ds
-  ON ds.objoid = r.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
-WHERE r.relkind IN ('v', 'm')
+SELECT json_build_array(CASE r.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END,
+       r.nspname, r.relname, json_build_object(
+       'definition', pg_get_viewdef(r.oid), 'options', r.reloptions, 'comment', r.comment))
+FROM rel r WHERE r.relkind IN ('v', 'm')
 UNION ALL
-SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-       ARRAY[p.nspname, p.proname || '(' || oidvectortypes(p.proargtypes) || ')'
-            ]::text[],
-       jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array(
+       CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+       n.nspname, p.proname || '(' || oidvectortypes(p.proargtypes) || ')',
+       json_build_object(
        'definition', CASE WHEN p.prokind = 'a' THEN
            (SELECT concat_ws(' ', 'SFUNC', ag.aggtransfn::regproc::text,
                              'STYPE', format_type(ag.aggtranstype, NULL),
@@ -217,44 +202,44 @@ SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE '
             FROM pg_aggregate ag WHERE ag.aggfnoid = p.oid)
            ELSE pg_get_functiondef(p.oid) END,
        'result', pg_get_function_result(p.oid),
-       'comment', ds.description))
-FROM fn p LEFT JOIN pg_description ds
-  ON ds.objoid = p.oid AND ds.classoid = 'pg_proc'::regclass AND ds.objsubid = 0
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = p.oid
+                   AND d.classoid = 'pg_proc'::regclass AND d.objsubid = 0)))
+FROM pg_proc p JOIN nsp n ON n.oid = p.pronamespace
+WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                  AND d.objid = p.oid AND d.deptype = 'e')
 UNION ALL
-SELECT 'trigger', ARRAY[r.nspname, r.relname, g.tgname]::text[],
-       jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('trigger', r.nspname, r.relname, g.tgname, json_build_object(
        'definition', pg_get_triggerdef(g.oid),
        'enabled', CASE g.tgenabled WHEN 'O' THEN 'yes' WHEN 'D' THEN 'no' WHEN 'R' THEN 'replica'
                   WHEN 'A' THEN 'always' END,
-       'comment', ds.description))
-FROM pg_trigger g JOIN rel r ON r.oid = g.tgrelid
-LEFT JOIN pg_description ds
-  ON ds.objoid = g.oid AND ds.classoid = 'pg_trigger'::regclass AND ds.objsubid = 0
+       'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = g.oid
+                   AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0)))
+FROM rel r JOIN pg_trigger g ON g.tgrelid = r.oid
 WHERE NOT g.tgisinternal
 UNION ALL
-SELECT 'enum', ARRAY[t.nspname, t.typname]::text[], jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('enum', t.nspname, t.typname, json_build_object(
        'labels', (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
                   WHERE e.enumtypid = t.oid),
-       'comment', t.description))
+       'comment', t.comment))
 FROM typ t WHERE t.typtype = 'e'
 UNION ALL
-SELECT 'composite type', ARRAY[t.nspname, t.typname]::text[],
-       jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('composite type', t.nspname, t.typname, json_build_object(
        'attributes', (SELECT array_agg(quote_ident(a.attname) || ' '
                                        || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
                       FROM pg_attribute a
                       WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
-       'comment', t.description))
-FROM typ t JOIN pg_class c ON c.oid = t.typrelid AND c.relkind = 'c' WHERE t.typtype = 'c'
+       'comment', t.comment))
+FROM typ t JOIN pg_class c ON c.oid = t.typrelid WHERE t.typtype = 'c' AND c.relkind = 'c'
 UNION ALL
-SELECT 'domain', ARRAY[t.nspname, t.typname]::text[], jsonb_strip_nulls(jsonb_build_object(
+SELECT json_build_array('domain', t.nspname, t.typname, json_build_object(
        'base_type', format_type(t.typbasetype, t.typtypmod), 'not_null', t.typnotnull,
-       'default', t.typdefault, 'comment', t.description))
+       'default', t.typdefault, 'comment', t.comment))
 FROM typ t WHERE t.typtype = 'd'
 UNION ALL
-SELECT 'range type', ARRAY[t.nspname, t.typname]::text[], jsonb_strip_nulls(jsonb_build_object(
-       'subtype', format_type(g.rngsubtype, NULL), 'comment', t.description))
+SELECT json_build_array('range type', t.nspname, t.typname, json_build_object(
+       'subtype', format_type(g.rngsubtype, NULL), 'comment', t.comment))
 FROM typ t JOIN pg_range g ON g.rngtypid = t.oid
+) AS objects(o)
 """
 
 
@@ -320,6 +305,22 @@ def _glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
+def _text_array(items: Iterable[str]) -> sql.Composable:
+    return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(map(sql.Literal, items)))
+
+
+@functools.lru_cache(maxsize=32)
+def _snapshot_query(
+    exclude_schemas: tuple[str, ...], exclude_tables: tuple[tuple[str, str], ...]
+) -> sql.Composed:
+    """The snapshot statement with the exclusions inlined as LIKE patterns."""
+    return sql.SQL(_SNAPSHOT_SQL).format(
+        exclude_schemas=_text_array(_glob_to_like(s) for s in exclude_schemas),
+        exclude_table_schemas=_text_array(_glob_to_like(s) for s, _ in exclude_tables),
+        exclude_table_names=_text_array(_glob_to_like(t) for _, t in exclude_tables),
+    )
+
+
 def take_snapshot(
     conn: psycopg.Connection[Any],
     *,
@@ -331,28 +332,47 @@ def take_snapshot(
     ``exclude_schemas`` names schemas and ``exclude_tables`` ``(schema, table)`` pairs to leave
     out; both accept ``*`` and ``?`` wildcards. The caller's transaction state and
     ``search_path`` are left as they were (the work runs in a transaction or a savepoint).
+
+    The statement is kept as a named server-side prepared statement (the name hashes its text).
+    Planning it costs about as much as running it, and psycopg's own automatic preparation does
+    not help here: psycopg forgets every prepared statement after any DROP, ALTER or ROLLBACK,
+    which is what a round-trip runs between two snapshots. PostgreSQL re-plans the statement by
+    itself when a catalogue change requires it; if it is gone (``DEALLOCATE ALL``, a new
+    session), it is prepared again.
     """
-    table_pairs = list(exclude_tables)
-    params = {
-        "exclude_schemas": [_glob_to_like(s) for s in exclude_schemas],
-        "exclude_table_schemas": [_glob_to_like(s) for s, _ in table_pairs],
-        "exclude_table_names": [_glob_to_like(t) for _, t in table_pairs],
-    }
+    query = _snapshot_query(tuple(exclude_schemas), tuple(tuple(p) for p in exclude_tables))
     try:
+        text = query.as_bytes(conn)
+        statement = "migorch_snapshot_" + hashlib.sha256(text).hexdigest()[:16]
+        # Our own transaction ends with the snapshot and takes the search_path with it; in the
+        # caller's transaction (a savepoint) the previous value has to be put back.
+        restore = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute("SELECT current_setting('search_path'),"
-                        " set_config('search_path', 'pg_catalog', true)")
-            row = cur.fetchone()
+            # search_path = pg_catalog: every name PostgreSQL prints comes out schema-qualified.
+            row = cur.execute(
+                "SELECT current_setting('search_path'),"
+                " set_config('search_path', 'pg_catalog', true),"
+                " EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE name = %s)",
+                [statement], prepare=False).fetchone()
             assert row is not None
-            cur.execute(_SNAPSHOT_SQL, params)
-            rows = cur.fetchall()
-            cur.execute("SELECT set_config('search_path', %s, true)", [row[0]])
+            previous_path, _, prepared = row
+            if not prepared:
+                prepare = sql.SQL("PREPARE {} AS ").format(sql.Identifier(statement))
+                cur.execute(prepare.as_bytes(conn) + text, prepare=False)
+            result = cur.execute(sql.SQL("EXECUTE {}").format(sql.Identifier(statement)),
+                                 prepare=False).fetchone()
+            if restore:
+                cur.execute("SELECT set_config('search_path', %s, true)", [previous_path],
+                            prepare=False)
     except psycopg.Error as exc:
         raise DatabaseError(f"could not take a schema snapshot: {exc}") from exc
-    return Snapshot({
-        (kind, *key): {name: _freeze(value) for name, value in attrs.items()}
-        for kind, key, attrs in rows
-    })
+    document = json.loads(result[0]) if result and result[0] else []
+    objects: dict[ObjectKey, Attributes] = {}
+    for *key, attrs in document:  # the statement's arrays are flat: tuple() freezes them
+        objects[tuple(key)] = {
+            attr: tuple(value) if isinstance(value, list) else value
+            for attr, value in attrs.items() if value is not None}
+    return Snapshot(objects)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,45 @@ def test_snapshot_does_not_depend_on_the_callers_session(db: psycopg.Connection,
         assert row == ("app, public",)
 
 
+def test_search_path_is_left_alone_outside_a_transaction(db: psycopg.Connection) -> None:
+    reference = take_snapshot(db)
+    db.execute("SET search_path = app")
+    assert take_snapshot(db) == reference
+    assert db.execute("SHOW search_path").fetchone() == ("app",)
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def _snapshot_statements(conn: psycopg.Connection) -> list[str]:
+    rows = conn.execute("SELECT name FROM pg_prepared_statements"
+                        " WHERE name LIKE 'migorch\\_snapshot\\_%' ORDER BY name").fetchall()
+    return [name for (name,) in rows]
+
+
+def test_the_prepared_statement_is_reused_and_survives_deallocation(
+    db: psycopg.Connection,
+) -> None:
+    first = take_snapshot(db)
+    assert take_snapshot(db) == first
+    assert len(_snapshot_statements(db)) == 1
+    # What psycopg sends after a DROP, ALTER or ROLLBACK once it has prepared anything.
+    db.execute("DEALLOCATE ALL")
+    db.execute("ALTER TABLE app.users ADD COLUMN bio text")
+    second = take_snapshot(db)
+    assert _messages(diff_snapshots(first, second)) == ["column app.users.bio is still there"]
+    assert len(_snapshot_statements(db)) == 1
+    take_snapshot(db, exclude_schemas=["public"])  # other exclusions, another statement
+    assert len(_snapshot_statements(db)) == 2
+
+
+def test_the_cached_plan_follows_new_schemas(db: psycopg.Connection) -> None:
+    before = take_snapshot(db)
+    db.execute("CREATE SCHEMA late; CREATE TABLE late.t (id int); COMMENT ON TABLE late.t IS 'x'")
+    after = take_snapshot(db)
+    assert _messages(diff_snapshots(before, after)) == ["schema late is still there"]
+    assert after.objects[("table", "late", "t")]["comment"] == "x"
+    assert "comment" not in after.objects[("table", "app", "orders")]  # nulls are dropped
+
+
 def test_a_broken_connection_becomes_a_database_error(fresh_db: str) -> None:
     conn = psycopg.connect(fresh_db)
     with pytest.raises(psycopg.Error):
