@@ -39,6 +39,8 @@ from .sqlsplit import Statement
 from .tracking import (
     GOLANG_MIGRATE_SCHEMA,
     AdvisoryLock,
+    ExecutionRecord,
+    SchemaVersion,
     Tracking,
     file_checksum,
     golang_migrate_table,
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 #: How often PostgreSQL checks that the runner is still connected during a long statement, so
 #: the session (its lock and its transaction) ends within a second after the runner is killed.
 CLIENT_CHECK_INTERVAL = "1s"
+_CHECK_INTERVAL = sql.SQL("SET client_connection_check_interval = {}").format(
+    sql.Literal(CLIENT_CHECK_INTERVAL))
 
 
 class Reporter(Protocol):
@@ -114,7 +118,7 @@ class Session:
         self.conn = conn
         self.locks: list[AdvisoryLock] = []
         self._trackings: dict[str, Tracking] = {}
-        self._check_interval = True
+        self._check_interval: bool | None = None
         name = settings.lock_database_name
         if name is None:
             row = conn.execute("SELECT current_database()").fetchone()
@@ -139,17 +143,30 @@ class Session:
                 reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
             self.locks.append(lock)
 
-    def prepare_for_migration(self, schema: str) -> None:
+    def migration_settings(self, schema: str) -> sql.Composed:
         """A clean session per migration: no setting leaks from the previous migration, and
-        unqualified names go to the service's schema."""
-        self.conn.execute("RESET ALL")
-        self.conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
-        if self._check_interval:
+        unqualified names go to the service's schema.
+
+        Parameterless statements, so the runner sends them in the same round trip as the
+        migration's first tracking write (``before=`` of :meth:`Tracking.start` and
+        :meth:`Tracking.update`), ahead of it: that write, too, runs with clean settings.
+        Call it outside a transaction (the first call may probe the server)."""
+        statements = [sql.SQL("RESET ALL"),
+                      sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))]
+        if self._supports_check_interval():
+            statements.append(_CHECK_INTERVAL)
+        return sql.SQL("; ").join(statements)
+
+    def _supports_check_interval(self) -> bool:
+        """Whether the server takes ``client_connection_check_interval``, asked once: a
+        failing SET would also undo the statements sent with it."""
+        if self._check_interval is None:
             try:
-                self.conn.execute(sql.SQL("SET client_connection_check_interval = {}").format(
-                    sql.Literal(CLIENT_CHECK_INTERVAL)))
+                self.conn.execute(_CHECK_INTERVAL)
+                self._check_interval = True
             except psycopg.Error:  # PostgreSQL < 14, or a platform without it
                 self._check_interval = False
+        return self._check_interval
 
     def close(self) -> None:
         for lock in reversed(self.locks):
@@ -204,12 +221,14 @@ class Applier:
             dependencies=[d.text for d in migration.depends_on],
         )
         after = state.prefix(state.applied_versions() | {migration.version})
+        settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            record_id = tracking.start(**start, metadata=metadata)  # committed: visible now
+            # committed, so visible before the migration runs; the settings apply first
+            record_id = tracking.start(**start, metadata=metadata, before=settings)
             return self._transactional(state, step, record_id, "completed", after)
         with self.session.conn.transaction():
-            record_id = tracking.start(**start, metadata={**metadata, "dirty": True})
-            tracking.write_schema_version(after, True)
+            record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
+                                       schema_version=(after, True), before=settings)
         return self._non_transactional(state, step, record_id, "completed", after)
 
     def apply_down(self, state: ServiceState, step: PlanStep,
@@ -223,18 +242,19 @@ class Applier:
                     "down_file": display_path(migration.down.path, self.root),
                     "transactional": migration.transactional}
         after = state.prefix(state.applied_versions() - {migration.version})
+        settings = self.session.migration_settings(state.schema)
         if step.transactional:
             tracking.update(record.id, action="down", status="running", started=True,
                             error_message=None, executed_by=self.executed_by,
-                            metadata=metadata)
+                            metadata=metadata, before=settings)
             return self._transactional(state, step, record.id, "rolled_back", after,
                                        rollback_version=rollback_version,
                                        failed_status="completed")
         with self.session.conn.transaction():
             tracking.update(record.id, action="down", status="running", started=True,
                             error_message=None, executed_by=self.executed_by,
-                            metadata={**metadata, "dirty": True})
-            tracking.write_schema_version(after, True)
+                            metadata={**metadata, "dirty": True}, schema_version=(after, True),
+                            before=settings)
         return self._non_transactional(state, step, record.id, "rolled_back", after,
                                        rollback_version=rollback_version)
 
@@ -244,19 +264,19 @@ class Applier:
         self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
         gm_version: int, *, rollback_version: str | None = None, failed_status: str = "failed",
     ) -> StepOutcome:
-        """The SQL, the tracking row and golang-migrate's row in one transaction."""
+        """The SQL, the tracking row and golang-migrate's row in one transaction (the
+        session's settings were reset with the row's ``running`` write)."""
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
-        self.session.prepare_for_migration(state.schema)
         started = time.perf_counter()
         try:
             with conn.transaction():
                 run_migration_file(conn, step_file(step), in_transaction=True)
                 seconds = time.perf_counter() - started
-                tracking.update(record_id, action=step.direction, status=done_status,
-                                completed=True, duration_ms=round(seconds * 1000),
-                                rollback_version=rollback_version)
-                tracking.write_schema_version(gm_version, False)
+                record = tracking.update(record_id, action=step.direction, status=done_status,
+                                         completed=True, duration_ms=round(seconds * 1000),
+                                         rollback_version=rollback_version,
+                                         schema_version=(gm_version, False))
         except (MigrationSqlError, psycopg.Error) as exc:
             seconds = time.perf_counter() - started
             failure = self.failure(step, exc)
@@ -267,7 +287,7 @@ class Applier:
         except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
             self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
             raise
-        self._refresh(state, tracking, record_id)
+        self._refresh(state, tracking, record, gm_version)
         return StepOutcome(step, done_status, seconds)
 
     def _non_transactional(
@@ -278,7 +298,6 @@ class Applier:
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
         file = step_file(step)
-        self.session.prepare_for_migration(state.schema)
         started = time.perf_counter()
         try:
             statements = prepared_statements(file.read_text(), in_transaction=False,
@@ -301,22 +320,24 @@ class Applier:
             raise
         seconds = time.perf_counter() - started
         with conn.transaction():
-            tracking.update(record_id, action=step.direction, status=done_status,
-                            completed=True, duration_ms=round(seconds * 1000),
-                            rollback_version=rollback_version, metadata={"dirty": False})
-            tracking.write_schema_version(gm_version, False)
-        self._refresh(state, tracking, record_id)
+            record = tracking.update(record_id, action=step.direction, status=done_status,
+                                     completed=True, duration_ms=round(seconds * 1000),
+                                     rollback_version=rollback_version,
+                                     metadata={"dirty": False},
+                                     schema_version=(gm_version, False))
+        self._refresh(state, tracking, record, gm_version)
         return StepOutcome(step, done_status, seconds)
 
     @staticmethod
-    def _refresh(state: ServiceState, tracking: Tracking, record_id: int) -> None:
-        """Re-read the row the step wrote, so the next step computes golang-migrate's version
-        from what the database holds."""
-        record = tracking.record(record_id)
-        if record is None:  # cannot happen short of someone deleting it meanwhile
+    def _refresh(state: ServiceState, tracking: Tracking, record: ExecutionRecord | None,
+                 gm_version: int) -> None:
+        """Take in the row the step committed (as its UPDATE returned it) and golang-migrate's
+        version it wrote clean, so the next step computes from what the database holds
+        without reading either back."""
+        if record is None:  # cannot happen short of someone deleting the row meanwhile
             state.refresh(tracking.records(), tracking.read_schema_version())
         else:
-            state.replace_record(record, tracking.read_schema_version())
+            state.replace_record(record, SchemaVersion(version=gm_version, exists=True))
 
     def _record_interrupt(self, tracking: Tracking, record_id: int, step: PlanStep,
                           status: str, *, dirty: bool) -> None:

@@ -335,15 +335,18 @@ class Tracking:
         return SchemaVersion(version=int(row[0]), dirty=bool(row[1]), exists=True)
 
     def write_schema_version(self, version: int, dirty: bool) -> None:
-        """golang-migrate's ``SetVersion``: TRUNCATE, then INSERT unless nil and clean.
-        The caller's transaction, if any, makes it atomic with the caller's other writes."""
+        """golang-migrate's ``SetVersion``: TRUNCATE, then INSERT unless nil and clean, in one
+        transaction: the caller's, if any, which makes it atomic with its other writes."""
         with self._atomic():
-            self.conn.execute(sql.SQL("TRUNCATE {}").format(self._gm))
-            if version >= 0 or (version == -1 and dirty):
-                self.conn.execute(
-                    sql.SQL("INSERT INTO {} (version, dirty) VALUES (%s, %s)").format(self._gm),
-                    (version, dirty),
-                )
+            self.conn.execute(self._set_version_sql(version, dirty), prepare=False)
+
+    def _set_version_sql(self, version: int, dirty: bool) -> sql.Composed:
+        """``TRUNCATE`` + ``INSERT`` as one parameterless text: one round trip."""
+        statements = [sql.SQL("TRUNCATE {}").format(self._gm)]
+        if version >= 0 or (version == -1 and dirty):
+            statements.append(sql.SQL("INSERT INTO {} (version, dirty) VALUES ({}, {})").format(
+                self._gm, sql.Literal(version), sql.Literal(dirty)))
+        return sql.SQL("; ").join(statements)
 
     # --- executions -------------------------------------------------------------------------
 
@@ -378,44 +381,40 @@ class Tracking:
         metadata: dict[str, Any],
         status: str = "running",
         started: bool = True,
+        schema_version: tuple[int, bool] | None = None,
+        before: sql.Composable | None = None,
     ) -> int:
         """Insert or reset the row of a migration to ``status`` (a fresh attempt) and append
-        the history event in the same transaction; returns the row id."""
-        with self._atomic():
-            return self._start(migration_id, migration_version, environment, action,
-                               executed_by, checksum, dependencies, metadata, status, started)
+        the history event; returns the row id.
 
-    def _start(
-        self, migration_id: str, migration_version: str, environment: str, action: str,
-        executed_by: str, checksum: str | None, dependencies: list[str],
-        metadata: dict[str, Any], status: str, started: bool,
-    ) -> int:
-        row = self.conn.execute(
-            sql.SQL(
-                "INSERT INTO {t} (migration_id, migration_version, environment, status, "
-                "started_at, completed_at, executed_by, checksum, dependencies, metadata) "
-                "VALUES (%(id)s, %(version)s, %(env)s, %(status)s, "
-                "CASE WHEN %(started)s THEN clock_timestamp() END, "
-                "CASE WHEN %(completed)s THEN clock_timestamp() END, %(by)s, "
-                "%(checksum)s, %(deps)s, %(meta)s) "
-                "ON CONFLICT (migration_id, environment) DO UPDATE SET "
-                "migration_version = EXCLUDED.migration_version, status = EXCLUDED.status, "
-                "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
-                "duration_ms = NULL, "
-                "executed_by = EXCLUDED.executed_by, checksum = EXCLUDED.checksum, "
-                "dependencies = EXCLUDED.dependencies, metadata = EXCLUDED.metadata, "
-                "error_message = NULL, rollback_version = NULL, updated_at = clock_timestamp() "
-                "RETURNING id"
-            ).format(t=self._executions),
-            {"id": migration_id, "version": migration_version, "env": environment,
-             "status": status, "started": started, "completed": status == "completed",
-             "by": executed_by, "checksum": checksum,
-             "deps": Jsonb(dependencies), "meta": Jsonb(metadata)},
-        ).fetchone()
-        assert row is not None
-        record_id = int(row[0])
-        self._append_history(record_id, action)
-        return record_id
+        One statement (the history row is written by a data-modifying CTE), so it is atomic on
+        its own: in autocommit it is committed when this returns, inside the caller's
+        transaction it commits with it. ``schema_version`` and ``before`` as in
+        :meth:`update`."""
+        values = {
+            "id": migration_id, "version": migration_version, "env": environment,
+            "status": status, "started": started, "completed": status == "completed",
+            "by": executed_by, "checksum": checksum,
+            "deps": Jsonb(dependencies), "meta": Jsonb(metadata),
+        }
+        upsert = sql.SQL(
+            "INSERT INTO {t} (migration_id, migration_version, environment, status, "
+            "started_at, completed_at, executed_by, checksum, dependencies, metadata) "
+            "VALUES ({id}, {version}, {env}, {status}, "
+            "CASE WHEN {started} THEN clock_timestamp() END, "
+            "CASE WHEN {completed} THEN clock_timestamp() END, {by}, "
+            "{checksum}, {deps}, {meta}) "
+            "ON CONFLICT (migration_id, environment) DO UPDATE SET "
+            "migration_version = EXCLUDED.migration_version, status = EXCLUDED.status, "
+            "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
+            "duration_ms = NULL, "
+            "executed_by = EXCLUDED.executed_by, checksum = EXCLUDED.checksum, "
+            "dependencies = EXCLUDED.dependencies, metadata = EXCLUDED.metadata, "
+            "error_message = NULL, rollback_version = NULL, updated_at = clock_timestamp()"
+        ).format(t=self._executions, **{k: sql.Literal(v) for k, v in values.items()})
+        record = self._change(upsert, action, schema_version, before)
+        assert record is not None
+        return record.id
 
     def update(
         self,
@@ -431,12 +430,22 @@ class Tracking:
         executed_by: str | None = _UNSET,
         checksum: str | None = _UNSET,
         metadata: dict[str, Any] | None = None,
-    ) -> None:
+        schema_version: tuple[int, bool] | None = None,
+        before: sql.Composable | None = None,
+    ) -> ExecutionRecord | None:
         """Change a row's state; ``metadata`` is merged into the stored object. Appends the
-        history event in the same transaction as the change."""
-        sets: list[sql.Composable] = [sql.SQL("status = %(status)s"),
-                                      sql.SQL("updated_at = clock_timestamp()")]
-        params: dict[str, Any] = {"status": status, "id": record_id}
+        history event atomically with the change and returns the row as it now is (``None``
+        if it no longer exists), so the caller need not read it back.
+
+        ``schema_version=(version, dirty)`` also writes golang-migrate's row (TRUNCATE +
+        INSERT) in the same round trip: the caller's transaction, or else the implicit
+        transaction PostgreSQL gives a multi-statement query, commits all of it or nothing.
+        ``before``: parameterless statements sent first in the same round trip (the runner's
+        per-migration session settings)."""
+        sets: list[sql.Composable] = [
+            sql.SQL("status = {}").format(sql.Literal(status)),
+            sql.SQL("updated_at = clock_timestamp()"),
+        ]
         if started:
             sets += [sql.SQL("started_at = clock_timestamp()"), sql.SQL("completed_at = NULL"),
                      sql.SQL("duration_ms = NULL")]
@@ -446,19 +455,42 @@ class Tracking:
                               ("rollback_version", rollback_version),
                               ("executed_by", executed_by), ("checksum", checksum)):
             if value is not _UNSET:
-                sets.append(sql.SQL("{} = %({})s").format(sql.Identifier(column),
-                                                          sql.SQL(column)))
-                params[column] = value
+                sets.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Literal(value)))
         if metadata:
-            sets.append(sql.SQL("metadata = coalesce(metadata, '{}'::jsonb) || %(meta)s"))
-            params["meta"] = Jsonb(metadata)
-        with self._atomic():
-            self.conn.execute(
-                sql.SQL("UPDATE {} SET {} WHERE id = %(id)s").format(
-                    self._executions, sql.SQL(", ").join(sets)),
-                params,
-            )
-            self._append_history(record_id, action)
+            sets.append(sql.SQL("metadata = coalesce(metadata, '{{}}'::jsonb) || {}").format(
+                sql.Literal(Jsonb(metadata))))
+        change = sql.SQL("UPDATE {} SET {} WHERE id = {}").format(
+            self._executions, sql.SQL(", ").join(sets), sql.Literal(record_id))
+        return self._change(change, action, schema_version, before)
+
+    def _change(self, change: sql.Composable, action: str,
+                schema_version: tuple[int, bool] | None,
+                before: sql.Composable | None = None) -> ExecutionRecord | None:
+        """Run ``change`` (an INSERT or UPDATE of one executions row) with its history event
+        and, if asked, golang-migrate's row: one ``execute``, one round trip.
+
+        The history row is inserted by a data-modifying CTE from the changed row itself
+        (``RETURNING *``), which also hands the new row back. Values are literals (no
+        parameters) because only a parameterless query may hold several statements."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, _HISTORY_COPIED))
+        query: sql.Composable = sql.SQL(
+            "WITH changed AS ({change} RETURNING *), "
+            "logged AS (INSERT INTO {h} (execution_id, action, {cols}) "
+            "SELECT id, {action}, {cols} FROM changed) "
+            "SELECT {record} FROM changed"
+        ).format(change=change, h=self._history, cols=columns, action=sql.Literal(action),
+                 record=sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
+        statements = [query]
+        if before is not None:
+            statements.insert(0, before)
+        if schema_version is not None:
+            statements.append(self._set_version_sql(*schema_version))
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.SQL("; ").join(statements), prepare=False)
+            while cur.description is None and cur.nextset():
+                pass  # skip the results of ``before``: the row is the first one with columns
+            row = cur.fetchone()
+        return _record(row) if row else None
 
     def note_progress(self, record_id: int, metadata: dict[str, Any]) -> None:
         """Merge ``metadata`` into a running row without a history event (progress of a
@@ -467,16 +499,6 @@ class Tracking:
             sql.SQL("UPDATE {} SET metadata = coalesce(metadata, '{{}}'::jsonb) || %s, "
                     "updated_at = clock_timestamp() WHERE id = %s").format(self._executions),
             (Jsonb(metadata), record_id),
-        )
-
-    def _append_history(self, record_id: int, action: str) -> None:
-        columns = sql.SQL(", ").join(map(sql.Identifier, _HISTORY_COPIED))
-        self.conn.execute(
-            sql.SQL(
-                "INSERT INTO {h} (execution_id, action, {cols}) "
-                "SELECT id, %s, {cols} FROM {t} WHERE id = %s"
-            ).format(h=self._history, t=self._executions, cols=columns),
-            (action, record_id),
         )
 
     # --- history ----------------------------------------------------------------------------

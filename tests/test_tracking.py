@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pytest_migorch.errors import LockTimeout
 from pytest_migorch.tracking import (
@@ -188,3 +189,30 @@ def test_lock_waits_at_most_the_timeout_and_names_the_holder(
         assert lock.held
     lock.release()
     assert lock.holder() is None
+
+
+def test_update_returns_the_row_and_writes_golang_migrate_in_one_round_trip(
+    conn: psycopg.Connection[Any],
+) -> None:
+    tracking = Tracking(conn, "svc")
+    tracking.create()
+    record_id = tracking.start(
+        migration_id="000001_a", migration_version="000001", environment="dev", action="up",
+        executed_by="me@host", checksum="abc", dependencies=[], metadata={"x": 1},
+        before=sql.SQL("SET application_name = 'before'"))
+    assert conn.execute("SHOW application_name").fetchone() == ("before",)
+    record = tracking.update(record_id, action="up", status="completed", completed=True,
+                             duration_ms=3, metadata={"it's": "quoted"},
+                             schema_version=(1, False))
+    assert record is not None and record == tracking.record(record_id)
+    assert (record.status, record.duration_ms, record.metadata) == (
+        "completed", 3, {"x": 1, "it's": "quoted"})
+    assert tracking.read_schema_version().version == 1
+    # all or nothing: golang-migrate's table gone, the row's change and its history roll back
+    conn.execute("DROP TABLE public.svc_schema_migrations")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        tracking.update(record_id, action="down", status="rolled_back",
+                        schema_version=(-1, False))
+    (after,) = tracking.records()
+    assert after.status == "completed"
+    assert len(tracking.history("dev")) == 2
