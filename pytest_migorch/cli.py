@@ -122,15 +122,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     root = _root(args)
     project = load_project(root)
     services = selected_services(args, list(project.services))
-    store = None if args.no_cache else SqliteStore()
-    try:
-        result = validate_project(
-            project, strict=args.strict, services=services,
-            analyser=migration_analyser(AnalysisCache(store)),
-        )
-    finally:
-        if store is not None:
-            store.close()
+    result = validate_project(project, strict=args.strict, services=services,
+                              analyser=migration_analyser(_analysis_cache(args)))
     if args.base:
         released = [f for f in check_against_base(project, args.base)
                     if f.service is None or f.service in services]
@@ -283,7 +276,14 @@ def _wants_json(args: argparse.Namespace) -> bool:
 def _runner(args: argparse.Namespace, project: Any, reporter: Any) -> Runner:
     settings = resolve_settings(args.database_url, os.environ)
     return Runner(project, settings, reporter=reporter,
-                  lock_timeout=getattr(args, "lock_timeout", DEFAULT_LOCK_TIMEOUT))
+                  lock_timeout=getattr(args, "lock_timeout", DEFAULT_LOCK_TIMEOUT),
+                  analysis_cache=_analysis_cache(args))
+
+
+def _analysis_cache(args: argparse.Namespace) -> AnalysisCache:
+    """SQL analyses by file content, kept between runs unless ``--no-cache`` says otherwise."""
+    store = None if getattr(args, "no_cache", False) else args.analysis_store
+    return AnalysisCache(store)
 
 
 class _TextReporter:
@@ -496,7 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        # Opened on first use and committed when the command ends.
+        with SqliteStore() as args.analysis_store:
+            return handler(args)
     except MigorchError as exc:
         if getattr(args, "json", False):
             partial = getattr(exc, "result", None)  # the runner's partial result, if it started

@@ -13,13 +13,16 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 from .config import PROTECTED_BY_DEFAULT
 from .errors import ConfigurationError, UsageError
 from .findings import display_path
 from .model import DEFAULT_ENVIRONMENT, Migration, Project, RiskLevel, Service
 from .tracking import ExecutionRecord, SchemaVersion, file_checksum
+
+if TYPE_CHECKING:
+    from .analysis import AnalysisCache
 
 __all__ = [
     "Direction",
@@ -35,9 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Analyses are cached by file content for the life of the process (created on first use).
-_ANALYSIS_CACHE: list[Any] = []
 
 Direction = Literal["up", "down"]
 
@@ -185,8 +185,12 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan_step(migration: Migration, direction: Direction, schema: str) -> PlanStep:
-    """The plan entry of a migration: the risk analysis when available, else its metadata."""
+def plan_step(
+    migration: Migration, direction: Direction, schema: str, cache: AnalysisCache | None = None
+) -> PlanStep:
+    """The plan entry of a migration: the risk analysis when available, else its metadata.
+
+    ``cache`` keeps analyses by file content (default: the process-wide in-memory cache)."""
     meta = migration.meta
     declared = meta.risk_level if meta else None
     tables: tuple[str, ...] = meta.affects_tables if meta else ()
@@ -197,7 +201,7 @@ def plan_step(migration: Migration, direction: Direction, schema: str) -> PlanSt
     risk: RiskLevel | None = declared if direction == "up" else None
     reasons: tuple[str, ...] = ()
     if direction == "up":
-        analysed = _analyse(migration, schema)
+        analysed = _analyse(migration, schema, cache)
         if analysed is not None:
             risk, reasons, found_tables = analysed
             tables = found_tables or tables
@@ -209,17 +213,14 @@ def plan_step(migration: Migration, direction: Direction, schema: str) -> PlanSt
 
 
 def _analyse(
-    migration: Migration, schema: str
+    migration: Migration, schema: str, cache: AnalysisCache | None
 ) -> tuple[RiskLevel, tuple[str, ...], tuple[str, ...]] | None:
     """(effective risk, the rules that raised it, tables touched) from the SQL analysis."""
     # Imported late: the SQL analysis stack (sqlglot) is only needed for plans.
     from . import risk
-    from .analysis import AnalysisCache
 
-    if not _ANALYSIS_CACHE:
-        _ANALYSIS_CACHE.append(AnalysisCache())
     try:
-        report = risk.check_migration(migration, schema, _ANALYSIS_CACHE[0])
+        report = risk.check_migration(migration, schema, cache)
         entry = risk.plan_entry(migration, report)
     except Exception as exc:  # an analysis bug must not stop a deploy; the declared level holds
         log.warning("risk analysis of %s failed, using its declared metadata: %s",

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import psycopg
 
+from .analysis import AnalysisCache
 from .applying import (
     Applier,
     NullReporter,
@@ -108,8 +109,11 @@ class Runner:
         reporter: Reporter | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         environ: Mapping[str, str] | None = None,
+        analysis_cache: AnalysisCache | None = None,
     ) -> None:
         self.project = project
+        #: SQL analyses for plans, by file content (default: the process-wide memory cache).
+        self.analysis_cache = analysis_cache
         self.settings = settings
         self.reporter: Reporter = reporter or NullReporter()
         self.lock_timeout = lock_timeout
@@ -424,7 +428,8 @@ class Runner:
             self._check_prerequisites(pending, selected, env)
             todo = [m for m in pending if m.service in selected][:count]
             plan = Plan("up", env, is_protected(self.project, services, env),
-                        [plan_step(m, "up", states[m.service].schema) for m in todo])
+                        [plan_step(m, "up", states[m.service].schema, self.analysis_cache)
+                         for m in todo])
             result.plan = plan
             self.reporter.plan(plan)
             if dry_run:
@@ -536,7 +541,8 @@ class Runner:
             remaining = [m for m in svc_state.applied if m.key not in keys]
             rollback_to[name] = remaining[-1].version_text if remaining else "0"
         plan = Plan("down", env, is_protected(self.project, [service], env),
-                    [plan_step(m, "down", states[m.service].schema) for m in ordered])
+                    [plan_step(m, "down", states[m.service].schema, self.analysis_cache)
+                         for m in ordered])
         return plan, rollback_to
 
     def force(self, service: str, version: int, environment: str | None = None) -> RunResult:
