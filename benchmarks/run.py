@@ -7,14 +7,15 @@ Benchmarks (``--only`` takes these names):
 
 ``validate``   ``migorch validate --all`` as a subprocess: cold (no analysis cache) and warm (a
                primed cache), on repositories of 500, 5,000 and 20,000 migrations; time and
-               peak memory (``ru_maxrss`` of the child from ``wait4``).
+               peak memory (``ru_maxrss`` of the child, read by a small helper process).
 ``pytest``     ``pytest --migorch ROOT --migorch-no-db`` on the default repository: collection
                only, collection plus run (cold and warm pytest cache), and with ``-n 2``.
 ``roundtrip``  :class:`pytest_migorch.roundtrip.RoundTrip` (up, down, up of every migration,
                with snapshots and checks) against psql applying the same up, down and up files
                in one session per service on the same server; plus the user-facing
                ``pytest --migorch ROOT -m migorch_db`` session.
-``up``         ``migorch up --all`` of ~1,000 migrations into a fresh database, against psql
+``up``         ``migorch up --all`` of ~1,000 migrations into a fresh database (with the SQL
+               analysis cache warm and empty, and once more with nothing to do), against psql
                applying the same files (one transaction per migration) and dbmate applying a
                copy in its own layout, on the same server.
 ``server``     a throwaway server: first start (``initdb``, cache written) and cached start,
@@ -48,7 +49,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from .generate import GeneratedRepository, generate_repository
 
@@ -211,6 +212,7 @@ class Report:
     profiles: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    waited: float = 0.0
 
     def section(self, title: str, lines: list[str]) -> None:
         self.sections.append((title, lines))
@@ -222,7 +224,9 @@ class Report:
         command = "python -m benchmarks.run " + " ".join(cfg.argv)
         out += [
             f"Written by `{command.strip()}` on {now}, in "
-            f"{fmt_seconds(time.monotonic() - self.started)}. Every number is the median of "
+            f"{fmt_seconds(time.monotonic() - self.started - self.waited)}"
+            + (f" (plus {fmt_seconds(self.waited)} waiting for a quiet machine)"
+               if self.waited >= 1 else "") + ". Every number is the median of "
             f"{cfg.runs} runs, with the range (min-max) in parentheses. Ratios compare medians "
             "measured on the same machine and the same PostgreSQL server; they are the "
             "headline, absolute seconds depend on the machine.", "",
@@ -345,12 +349,16 @@ def machine_info() -> list[tuple[str, str]]:
         ("dbmate", _first_line([tool("dbmate") or "dbmate", "--version"])),
         ("sqlglot", sqlglot.__version__),
     ]
-    commit = _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain"],
-                           capture_output=True, text=True).stdout.strip()
-    rows.append(("pytest-migorch", f"commit {commit}"
-                 + (" plus uncommitted changes" if dirty else "")))
+    rows.append(("pytest-migorch", current_commit()))
     return rows
+
+
+def current_commit() -> str:
+    """``commit abc1234`` (read-only git calls), and whether the package has local changes."""
+    commit = _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--",
+                            "pytest_migorch"], capture_output=True, text=True).stdout.strip()
+    return f"commit {commit}" + (" plus uncommitted changes to the package" if dirty else "")
 
 
 def clean_env(config: Config, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -358,6 +366,7 @@ def clean_env(config: Config, extra: dict[str, str] | None = None) -> dict[str, 
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "MIGORCH_", "DATABASE_URL", "DB_"))}
     env["XDG_CACHE_HOME"] = str(config.workdir / "xdg-cache")
+    env["MIGORCH_CACHE_DIR"] = str(config.workdir / "migorch-cache")
     env.pop("PYTHONPATH", None)
     env["LOG_LEVEL"] = "warning"
     env["PATH"] = f"{config.bin_dir}{os.pathsep}{env.get('PATH', '')}"
@@ -368,7 +377,8 @@ def clean_env(config: Config, extra: dict[str, str] | None = None) -> dict[str, 
 
 def wipe_caches(config: Config, *places: Path) -> None:
     """Remove every analysis cache a run may have left: XDG cache, pytest cache, dot dirs."""
-    for path in (config.workdir / "xdg-cache", config.workdir / "pytest-cache"):
+    for path in (config.workdir / "xdg-cache", config.workdir / "pytest-cache",
+                 config.workdir / "migorch-cache"):
         shutil.rmtree(path, ignore_errors=True)
     for place in places:
         if not place.exists():
@@ -399,19 +409,22 @@ def load_average() -> str:
         return "unknown"
 
 
-def wait_for_quiet(max_seconds: float) -> None:
-    """Wait (up to ``max_seconds``) until the 1-minute load is below half the cores."""
-    deadline = time.monotonic() + max_seconds
+def wait_for_quiet(max_seconds: float) -> float:
+    """Wait (up to ``max_seconds``) until the 1-minute load is below half the cores; return
+    the seconds waited."""
+    began = time.monotonic()
+    deadline = began + max_seconds
     cores = os.cpu_count() or 1
     while time.monotonic() < deadline:
         try:
             load = float(Path("/proc/loadavg").read_text().split()[0])
         except (OSError, ValueError, IndexError):
-            return
+            break
         if load < cores / 2:
-            return
+            break
         say(f"waiting for a quieter machine (load {load:.1f} on {cores} cores)")
         time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
+    return time.monotonic() - began
 
 
 def say(message: str) -> None:
@@ -467,26 +480,49 @@ def validate_sizes(config: Config) -> list[tuple[int, int]]:
     return sorted(set(sizes), key=lambda s: s[0] * s[1])
 
 
-def cli_analyses_sql() -> bool:
-    """Whether ``migorch validate`` runs the SQL analysis (it did not in early versions)."""
+@dataclass
+class CliAbilities:
+    """What this version of ``migorch validate`` does, found by trying it on a tiny tree."""
+
+    analyses_sql: bool
+    cache_where: str | None  # where a persistent analysis cache appeared, or None
+
+
+def probe_validate(config: Config, migorch: str) -> CliAbilities:
+    """Run ``migorch validate`` on two migrations, one declaring the wrong table.
+
+    A SQL finding says the CLI analyses SQL; a file appearing in the (empty) cache locations
+    says it keeps a persistent cache. Probing beats reading the code: it changes under us.
+    """
+    probe = config.workdir / "probe"
+    shutil.rmtree(probe, ignore_errors=True)
+    repo = generate_repository(probe / "services", services=1, migrations=2, seed=config.seed)
+    deps = repo.root / repo.services[0].name / "migrations" / "dependencies.json"
+    document = json.loads(deps.read_text())
+    document["migrations"]["000001"]["affects_tables"] = ["no_such_table"]
+    deps.write_text(json.dumps(document, indent=2) + "\n")
+    env = clean_env(config)
+    places = [Path(env["XDG_CACHE_HOME"]), Path(env["MIGORCH_CACHE_DIR"]), repo.root,
+              repo.root.parent]
+    before = {p: set(p.rglob("*")) if p.exists() else set() for p in places}
+    done = subprocess.run([migorch, "validate", "--root", str(repo.root), "--all", "--json"],
+                          cwd=repo.root.parent, env=env, capture_output=True, text=True)
     try:
-        from pytest_migorch import cli
-
-        return cli._default_analyser() is not None  # noqa: SLF001 - a benchmark may peek
-    except Exception:
-        return False
-
-
-def validate_has_cache_option() -> str | None:
-    migorch = tool("migorch")
-    if migorch is None:
-        return None
-    text = subprocess.run([migorch, "validate", "--help"], capture_output=True,
-                          text=True).stdout
-    for option in ("--cache-dir", "--cache"):
-        if option in text:
-            return option
-    return None
+        findings = json.loads(done.stdout).get("findings", [])
+    except ValueError:
+        findings = []
+    analyses = any(str(f.get("code", "")).startswith(("SQL", "RSK")) for f in findings)
+    cache_where = None
+    for place in places:
+        new = (set(place.rglob("*")) if place.exists() else set()) - before[place]
+        files = [f for f in new if f.is_file()]
+        if files:
+            cache_where = ("$MIGORCH_CACHE_DIR / $XDG_CACHE_HOME" if place in places[:2]
+                           else "next to the services root")
+            break
+    wipe_caches(config, repo.root.parent, repo.root)
+    shutil.rmtree(probe, ignore_errors=True)
+    return CliAbilities(analyses, cache_where)
 
 
 #: What ``migorch validate --all`` does once it runs the SQL analysis with a persistent
@@ -537,10 +573,12 @@ class _ValidateVariant:
     results: dict[int, tuple[Series, Series]] = field(default_factory=dict)
 
 
-def _growth(results: dict[int, tuple[Series, Series]]) -> list[tuple[int, int, float]]:
+def _growth(results: dict[int, tuple[Series, Series]], which: int = 0
+            ) -> list[tuple[int, int, float]]:
+    """Time exponents between consecutive sizes, of the cold (0) or warm (1) medians."""
     totals = sorted(results)
-    return [(a, b, math.log(results[b][0].median / results[a][0].median) / math.log(b / a))
-            for a, b in zip(totals, totals[1:])]
+    return [(a, b, math.log(results[b][which].median / results[a][which].median)
+             / math.log(b / a)) for a, b in zip(totals, totals[1:])]
 
 
 def bench_validate(config: Config, report: Report) -> None:
@@ -548,12 +586,11 @@ def bench_validate(config: Config, report: Report) -> None:
     if migorch is None:
         report.notes.append("validate: no `migorch` command next to this Python; skipped")
         return
-    analyses = cli_analyses_sql()
-    cache_option = validate_has_cache_option()
+    abilities = probe_validate(config, migorch)
+    analyses, cache_where = abilities.analyses_sql, abilities.cache_where
 
     def cli_command(repo: GeneratedRepository, cache_dir: Path) -> list[Any]:
-        command: list[Any] = [migorch, "validate", "--root", repo.root, "--all"]
-        return command + ([cache_option, cache_dir] if cache_option else [])
+        return [migorch, "validate", "--root", repo.root, "--all"]
 
     harness = config.workdir / "full_validation.py"
     harness.write_text(_FULL_VALIDATION.lstrip(), encoding="utf-8")
@@ -562,7 +599,7 @@ def bench_validate(config: Config, report: Report) -> None:
         return [sys.executable, harness, repo.root, cache_dir / "sql.json"]
 
     variants = [_ValidateVariant("cli", "`migorch validate --all`", cli_command)]
-    complete = analyses and cache_option is not None
+    complete = analyses and cache_where is not None
     if not complete:
         variants.append(_ValidateVariant(
             "full", "same checks + SQL analysis + persistent cache (harness)", full_command))
@@ -609,8 +646,10 @@ def bench_validate(config: Config, report: Report) -> None:
         "",
         f"SQL analysis in `migorch validate`: "
         f"{'yes' if analyses else '**no** (the CLI passes no SQL analyser yet)'}; "
-        f"persistent cache: {'`' + cache_option + '`' if cache_option else '**none**'}"
-        + ("" if cache_option else " (its *warm* is only a warm OS page cache)") + ".",
+        f"persistent analysis cache: {cache_where or '**none**'}"
+        + ("" if cache_where else " (its *warm* is only a warm OS page cache)") + ". Cold runs "
+        "start with the cache locations emptied (`$XDG_CACHE_HOME`, `$MIGORCH_CACHE_DIR`, dot "
+        "directories next to the root).",
     ]
     if not complete:
         lines += ["", "The *harness* row runs what `migorch validate --all` will run once both "
@@ -619,10 +658,11 @@ def bench_validate(config: Config, report: Report) -> None:
                   "(content hash -> analysis) read at start and written back when it grew."]
     lines += ["", *rows, ""]
     for variant in variants:
-        lines.append(f"Growth of {variant.title}, cold (time exponent between sizes; 1.0 is "
-                     "linear, below 1 the fixed start-up cost still dominates): " + ", ".join(
-                         f"{a:,} -> {b:,}: {e:.2f}" for a, b, e in _growth(variant.results))
-                     + ".")
+        cold_growth, warm_growth = _growth(variant.results), _growth(variant.results, 1)
+        lines.append(f"Growth of {variant.title} (time exponent between sizes; 1.0 is linear, "
+                     "below 1 the fixed start-up cost still dominates): " + ", ".join(
+                         f"{a:,} -> {b:,}: {c:.2f} cold, {w:.2f} warm"
+                         for (a, b, c), (_, _, w) in zip(cold_growth, warm_growth)) + ".")
     report.section("1. Static validation", lines)
 
     goal = 1000 if config.quick else 5000
@@ -635,13 +675,13 @@ def bench_validate(config: Config, report: Report) -> None:
         note = ""
         if variant.key == "cli" and not analyses:
             note = "without SQL analysis"
-        warm_note = note or ("" if cache_option or variant.key != "cli"
+        warm_note = note or ("" if cache_where or variant.key != "cli"
                              else "no persistent cache")
         report.targets.append(Target(f"{label} {size:,} migrations, cold{scale}",
                                      fmt_series(cold), "< 10 s", cold.median < 10, note))
         report.targets.append(Target(f"{label} {size:,} migrations, warm{scale}",
                                      fmt_series(warm), "< 2 s", warm.median < 2, warm_note))
-        growth = _growth(results)
+        growth = _growth(results) + _growth(results, 1)
         worst = max((e for _, _, e in growth), default=float("nan"))
         sizes = " -> ".join(f"{n:,}" for n in sorted(results))
         report.targets.append(Target(f"{label} growth {sizes}", f"exponent {worst:.2f} "
@@ -655,13 +695,14 @@ def bench_validate(config: Config, report: Report) -> None:
                 if phase == "cold" and cold.median < 10 or phase == "warm" and warm.median < 2:
                     continue
                 cache_dir = config.workdir / f"validate-profile-{variant.key}"
-                if phase == "cold":
-                    shutil.rmtree(cache_dir, ignore_errors=True)
+                shutil.rmtree(cache_dir, ignore_errors=True)
                 cache_dir.mkdir(parents=True, exist_ok=True)
                 out = config.workdir / f"validate-{phase}.prof"
                 say(f"validate: profiling {variant.key} {phase}, {size} migrations")
                 wipe_caches(config, repo.root.parent, repo.root)
                 command = variant.command(repo, cache_dir)
+                if phase == "warm":  # fill the cache first
+                    run_measured(command, cwd=repo.root.parent, env=clean_env(config), log=log)
                 run_measured([sys.executable, "-m", "cProfile", "-o", out, *command[1:]]
                              if variant.key == "full" else
                              [sys.executable, "-m", "cProfile", "-o", out, "-m",
@@ -840,6 +881,8 @@ def bench_roundtrip(config: Config, report: Report) -> None:
             script_of[name] = scripts / f"{name}.sql"
             tested += roundtrip_psql_script(project, graph, name, environment, script_of[name])
 
+        snapshot_by_position: dict[int, list[float]] = {}
+
         def migorch_once(profiler: cProfile.Profile | None = None) -> tuple[float, dict, int]:
             phases: dict[str, float] = {}
             errors = 0
@@ -849,10 +892,12 @@ def bench_roundtrip(config: Config, report: Report) -> None:
             for name in sorted(project.services):
                 trip = RoundTrip(server, project, graph, name, environment)
                 try:
-                    for outcome in trip.run_all():
+                    for position, outcome in enumerate(trip.run_all()):
                         errors += sum(1 for f in outcome.findings if f.is_error)
                         for key, value in outcome.timings.items():
                             phases[key] = phases.get(key, 0.0) + value
+                        snapshot_by_position.setdefault(position, []).append(
+                            outcome.timings.get("snapshot", 0.0))
                 finally:
                     trip.close()
             if profiler:
@@ -925,8 +970,15 @@ def bench_roundtrip(config: Config, report: Report) -> None:
             "irreversible migrations only up, as the round-trip does.", "", *rows, "",
             f"Inside the round-trip, per migration: {phase_text}; the remaining "
             f"{fmt_seconds((mig.median - accounted) / tested)} is database creation, probes, "
-            "ground-truth capture and bookkeeping.",
+            "prerequisites of other services, ground-truth bookkeeping and Python.",
         ]
+        positions = sorted(snapshot_by_position)
+        if len(positions) >= 20:
+            first = [v for p in positions[:10] for v in snapshot_by_position[p]]
+            last = [v for p in positions[-10:] for v in snapshot_by_position[p]]
+            lines += ["", f"Snapshot time per migration, as a service's schema grows: "
+                      f"{fmt_seconds(statistics.median(first))} for its first 10 migrations, "
+                      f"{fmt_seconds(statistics.median(last))} for its last 10."]
         report.section("3. Round-trip against psql", lines)
         report.targets.append(Target(
             "round-trip vs psql up, down, up (per migration)",
@@ -1022,12 +1074,14 @@ def bench_up(config: Config, report: Report) -> None:
         def once(kind: str) -> tuple[Sample, set[tuple[str, str, str]]]:
             dbname = server.create_database(unique_database_name(f"bench_up_{kind}"))
             try:
-                if kind == "migorch":
+                if kind.startswith("migorch"):
                     assert migorch is not None
                     command = [migorch, "up", "--all", "--root", repo.root, "--env",
                                environment, "--database-url", database_url(server, dbname)]
                     if "--yes" in up_help:
                         command.append("--yes")
+                    if kind == "migorch-cold":
+                        wipe_caches(config, repo.root.parent, repo.root)
                 elif kind == "psql":
                     command = psql_command(server, dbname, psql_script)
                 else:
@@ -1037,11 +1091,16 @@ def bench_up(config: Config, report: Report) -> None:
                 sample = run_measured(command, cwd=config.workdir, env=clean_env(config),
                                       log=log)
                 objects = schema_objects(server, dbname)
+                if kind == "migorch":  # the same command again: nothing to do
+                    noop.add(run_measured(command, cwd=config.workdir, env=clean_env(config),
+                                          log=log))
             finally:
                 server.drop_database(dbname)
             return sample, objects
 
-        kinds = ["psql"] + (["migorch"] if migorch else []) + (["dbmate"] if dbmate else [])
+        noop = Series()
+        kinds = (["psql"] + (["migorch", "migorch-cold"] if migorch else [])
+                 + (["dbmate"] if dbmate else []))
         say(f"up: {count} migrations, {config.runs} runs each of {', '.join(kinds)}")
         series = {k: Series() for k in kinds}
         shapes: dict[str, set[tuple[str, str, str]]] = {}
@@ -1049,6 +1108,7 @@ def bench_up(config: Config, report: Report) -> None:
             sample, shapes[kind] = once(kind)
             if sample.exit_code != 0:
                 report.notes.append(f"up: {kind} failed (exit {sample.exit_code}); see {log}")
+        noop.samples.clear()
         for _ in range(config.runs):
             for kind in kinds:
                 series[kind].add(once(kind)[0])
@@ -1060,12 +1120,17 @@ def bench_up(config: Config, report: Report) -> None:
                                     f"({missing} objects missing, {extra} extra)")
         rows = ["| Tool | Time | Per migration | Ratio to psql | Peak memory |",
                 "|---|---|---|---|---|"]
-        labels = {"migorch": "`migorch up --all`", "psql": "psql, same files",
-                  "dbmate": "dbmate, same SQL in its layout"}
+        labels = {"migorch": "`migorch up --all` (analysis cache warm)",
+                  "migorch-cold": "`migorch up --all`, analysis cache empty",
+                  "psql": "psql, same files", "dbmate": "dbmate, same SQL in its layout"}
         for kind in kinds:
             s = series[kind]
             rows.append(f"| {labels[kind]} | {fmt_series(s)} | {fmt_series(s, 1 / count)} | "
                         f"{ratio_spread(s, series['psql'])} | {fmt_mib(s.peak_rss_mib)} |")
+        if noop.samples:
+            rows.append(f"| `migorch up --all` again, nothing to do (its fixed cost) | "
+                        f"{fmt_series(noop)} | | {ratio_spread(noop, series['psql'])} | "
+                        f"{fmt_mib(noop.peak_rss_mib)} |")
         if "migorch" in kinds and "dbmate" in kinds:
             rows.append(f"| migorch vs dbmate | | | "
                         f"{ratio_spread(series['migorch'], series['dbmate'])} | |")
@@ -1078,7 +1143,15 @@ def bench_up(config: Config, report: Report) -> None:
             "copy in its own layout (one file per migration, numbered in migorch's resolved "
             "order, `SET search_path` prepended) and records each version in its table. "
             "migorch validates, plans, locks, and records every migration in its tracking "
-            "tables and golang-migrate's table.", "", *rows]
+            "tables and golang-migrate's table. Its plan reads the SQL analysis of every "
+            "migration from the persistent cache `migorch validate` fills; the *cache empty* "
+            "row starts without it, as in a fresh deploy container.", "", *rows]
+        if noop.samples and "migorch" in series:
+            per = (series["migorch"].median - noop.median) / count
+            lines += ["", f"Fixed cost (start-up, loading, planning with nothing to do) "
+                      f"{fmt_seconds(noop.median)}; the rest is {fmt_seconds(per)} per "
+                      f"migration, against {fmt_seconds(series['psql'].median / count)} for "
+                      "psql."]
         if not migorch:
             lines.append("")
             lines.append("`migorch up` is not available in this version of the CLI; not "
@@ -1263,11 +1336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
              "up": bench_up, "server": bench_server}
     say(f"work directory {config.workdir}")
     loads: list[str] = []
+    commits: list[str] = []
     try:
         for name in BENCHMARKS:
             if name in config.only:
-                wait_for_quiet(config.wait_quiet)
+                report.waited += wait_for_quiet(config.wait_quiet)
                 loads.append(f"{name} {load_average()}")
+                commits.append(f"{name} {current_commit()}")
                 try:
                     steps[name](config, report)
                 except Exception as exc:  # one broken benchmark must not lose the others
@@ -1275,6 +1350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     say(f"{name} failed: {exc!r}")
         report.machine.append(("Load average (1/5/15 min) at the start of each benchmark",
                                "; ".join(loads) + f"; end {load_average()}"))
+        if len({c.split(" ", 1)[1] for c in commits}) > 1:
+            report.notes.append("the code changed while the benchmarks ran (commit at the start "
+                                "of each: " + "; ".join(commits) + ")")
         config.output.parent.mkdir(parents=True, exist_ok=True)
         config.output.write_text(report.render(kept_analysis(config.output)), encoding="utf-8")
         say(f"wrote {config.output}")
