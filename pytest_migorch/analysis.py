@@ -7,8 +7,8 @@ known exactly) or *not analysed* with a reason (sqlglot does not structure it, i
 it calls a function we cannot see into...). Nothing here raises on bad SQL.
 
 Results depend only on the file's text, so they are cached by content hash: in memory and,
-optionally, in a persistent store (the pytest plugin passes pytest's ``config.cache``) so a
-second test run does not parse anything. Results are plain JSON.
+optionally, in a persistent store (:class:`pytest_migorch.cachestore.SqliteStore`, in pytest's
+cache directory for the plugin) so a second run does not parse anything. Results are plain JSON.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ __all__ = [
     "StatementAnalysis",
     "SqlAnalysis",
     "PersistentStore",
-    "PytestCacheStore",
     "AnalysisCache",
     "DEFAULT_CACHE",
     "analyse_sql",
@@ -185,24 +184,6 @@ class PersistentStore(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
 
     def set(self, key: str, value: dict[str, Any]) -> None: ...
-
-
-class PytestCacheStore:
-    """Adapts pytest's ``config.cache`` (``get(key, default)``/``set(key, value)``) to a store.
-
-    Kept free of any pytest import: it only needs an object with those two methods.
-    """
-
-    def __init__(self, cache: Any, prefix: str = "migorch/sql") -> None:
-        self._cache = cache
-        self._prefix = prefix
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        value = self._cache.get(f"{self._prefix}/{key}", None)
-        return value if isinstance(value, dict) else None
-
-    def set(self, key: str, value: dict[str, Any]) -> None:
-        self._cache.set(f"{self._prefix}/{key}", value)
 
 
 def content_key(text: str) -> str:

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from . import hookspecs
-from .analysis import AnalysisCache, PytestCacheStore
+from .analysis import AnalysisCache
+from .cachestore import SqliteStore
 from .collectors import (
     ANALYSIS_CACHE_KEY,
     SERVER_KEY,
@@ -159,8 +160,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(str(exc)) from exc
     config.stash[SETTINGS_KEY] = settings
     config.stash[SERVER_KEY] = LazyServer(settings)
-    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
-    config.stash[ANALYSIS_CACHE_KEY] = AnalysisCache(PytestCacheStore(cache) if cache else None)
+    config.stash[ANALYSIS_CACHE_KEY] = AnalysisCache(_analysis_store(config))
     # Roots become collection arguments, so `pytest --migorch services/` needs no path of its
     # own; pytest deduplicates a root that is also reached from another argument.
     present = {Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
@@ -211,10 +211,24 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.line(finding.render())
 
 
+def _analysis_store(config: pytest.Config) -> SqliteStore | None:
+    """SQL analyses kept between runs in pytest's cache directory (``.pytest_cache``), in one
+    SQLite file rather than one JSON file per analysis, which for thousands of migrations is
+    several times faster to read and write. None under ``-p no:cacheprovider``."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    return SqliteStore(Path(cache.mkdir("migorch")) / "analysis.sqlite")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     server = config.stash.get(SERVER_KEY, None)
     if server is not None:
         server.stop()
+    analyses = config.stash.get(ANALYSIS_CACHE_KEY, None)
+    store = getattr(analyses, "store", None)
+    if isinstance(store, SqliteStore):
+        store.close()
 
 
 # --- fixtures for users' own tests --------------------------------------------------------------

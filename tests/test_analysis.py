@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from pytest_migorch import analysis as analysis_module
 from pytest_migorch.analysis import (
     AnalysisCache,
-    PytestCacheStore,
     SqlAnalysis,
     StatementAnalysis,
     analyse_sql,
@@ -268,22 +267,6 @@ def test_a_corrupt_store_entry_is_analysed_again() -> None:
     assert analyse_sql(SAMPLE, cache).statements_total == 4
     assert cache.misses == 1
 
-
-def test_pytest_cache_adapter() -> None:
-    class FakeConfigCache:
-        def __init__(self) -> None:
-            self.values: dict[str, Any] = {}
-
-        def get(self, key: str, default: Any) -> Any:
-            return self.values.get(key, default)
-
-        def set(self, key: str, value: Any) -> None:
-            self.values[key] = value
-
-    fake = FakeConfigCache()
-    result = analyse_sql(SAMPLE, AnalysisCache(PytestCacheStore(fake)))
-    assert list(fake.values) == [f"migorch/sql/{result.key}"]
-    assert analyse_sql(SAMPLE, AnalysisCache(PytestCacheStore(fake))) == result
 
 
 def test_memory_cache_is_bounded() -> None:
