@@ -90,7 +90,7 @@ ANALYSIS_CACHE_KEY = pytest.StashKey[AnalysisCache]()
 class ServicesRoot(pytest.Directory):
     """A services root: one child collector per service."""
 
-    def collect(self) -> Iterator[pytest.Node]:
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         settings = self.config.stash[SETTINGS_KEY]
         try:
             project = load_project(self.path)
@@ -145,7 +145,7 @@ class ServiceCollector(pytest.Directory):
         return {t.lower() if "." in t else f"{default}.{t.lower()}"
                 for t in self.report(migration).tables_touched}
 
-    def collect(self) -> Iterator[pytest.Node]:
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         settings: MigorchSettings = self.config.stash[SETTINGS_KEY]
         common = {"service": self.service, "result": self.result}
         families = SERVICE_CHECKS + ((Family.INTEGRITY,) if settings.base_ref else ())

@@ -140,7 +140,7 @@ def _pattern(
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+_Validator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator, {"pattern": _pattern}
 )
 
@@ -332,29 +332,29 @@ def _build_environment(
     for index, entry in enumerate(body["migrations"]):
         line = document.line_of(("environments", name, "migrations", index))
         relative = entry.replace("\\", "/").removeprefix("./")
-        migration = by_relative.get(relative)
-        if migration is None:
+        listed = by_relative.get(relative)
+        if listed is None:
             service.findings.append(ENVIRONMENT_FILE_MISSING.finding(
                 f"environment {name!r} lists {entry}, which does not exist in "
                 f"{service.name}/migrations/",
                 file=path, line=line, service=service.name, environment=name,
             ))
             continue
-        if migration.down is not None and migration.down.relative_name == relative:
+        if listed.down is not None and listed.down.relative_name == relative:
             service.findings.append(ENVIRONMENT_LISTS_DOWN.finding(
                 f"environment {name!r} lists the down file {entry}",
-                file=path, line=line, service=service.name, migration=migration.id,
+                file=path, line=line, service=service.name, migration=listed.id,
                 environment=name,
             ))
             continue
-        if migration.is_base:
+        if listed.is_base:
             service.findings.append(ENVIRONMENT_LISTS_BASE.finding(
                 f"environment {name!r} lists base migration {entry}",
-                file=path, line=line, service=service.name, migration=migration.id,
+                file=path, line=line, service=service.name, migration=listed.id,
                 environment=name,
             ))
             continue
-        versions.append(migration.version)
+        versions.append(listed.version)
     protected = body.get("protected", name in PROTECTED_BY_DEFAULT)
     return Environment(
         name=name, versions=tuple(sorted(set(versions))), protected=bool(protected),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from .errors import UsageError
 from .findings import Family, Finding, Rule, Severity
@@ -228,7 +229,7 @@ def _content_is_usable(
     service: Service, path: Path, migration_id: str, environment: str | None
 ) -> bool:
     """Report unreadable, non-UTF-8 and empty files. Empty files are still migrations."""
-    where = {"file": path, "service": service.name, "migration": migration_id,
+    where: dict[str, Any] = {"file": path, "service": service.name, "migration": migration_id,
              "environment": environment}
     try:
         data = path.read_bytes()

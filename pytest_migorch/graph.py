@@ -10,7 +10,7 @@ migration runs after everything it depends on, in whichever service that is.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Iterable
+from typing import Any, Iterable
 
 import networkx as nx
 
@@ -150,8 +150,10 @@ class ProjectGraph:
         self, migration: Migration, service: str, version: int, text: str, line: int | None
     ) -> Finding | None:
         meta = migration.meta
-        where = {"file": meta.file if meta else None, "line": line, "service": migration.service,
-                 "migration": migration.id, "environment": migration.environment}
+        where: dict[str, Any] = {
+            "file": meta.file if meta else None, "line": line, "service": migration.service,
+            "migration": migration.id, "environment": migration.environment,
+        }
         other = self.project.services.get(service)
         if other is None:
             return UNKNOWN_SERVICE.finding(

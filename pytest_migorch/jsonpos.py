@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from json.decoder import scanstring
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 __all__ = ["JsonDocument", "JsonSyntaxError", "load_json", "JsonPath", "format_path"]
 
 JsonPath = tuple[Union[str, int], ...]
+
+#: The json module's own string scanner (not in typeshed): same escapes, same end offsets.
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER_OR_LITERAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
@@ -123,7 +125,7 @@ class _PositionWalker:
         if char == "[":
             return self.array(index + 1, path)
         if char == '"':
-            return scanstring(self.text, index + 1)[1]
+            return _scanstring(self.text, index + 1)[1]
         match = _NUMBER_OR_LITERAL.match(self.text, index)
         if match is None:  # NaN / Infinity, which json accepts
             literal = re.match(r"-?(?:NaN|Infinity)", self.text[index:])
@@ -137,7 +139,7 @@ class _PositionWalker:
             return index + 1
         while True:
             key_start = index
-            key, index = scanstring(self.text, index + 1)
+            key, index = _scanstring(self.text, index + 1)
             child = path + (key,)
             if key in seen:
                 self.document.duplicate_keys.append((child, self.line_at(key_start)))

@@ -180,7 +180,7 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:  # type: ignore[misc]
+) -> Iterator[None]:
     report = yield
     if isinstance(item, MigorchItem) and call.when == "call":
         setattr(report, FINDINGS_ATTRIBUTE, [f.to_json() for f in item.reported_findings])
