@@ -32,6 +32,7 @@ __all__ = [
     "MigrationTruth",
     "collect_truth",
     "reset_ddl_log",
+    "RESET_DDL_LOG",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,27 +83,50 @@ CREATE EVENT TRIGGER migorch_probe_ddl ON ddl_command_end EXECUTE FUNCTION {PROB
 CREATE EVENT TRIGGER migorch_probe_drop ON sql_drop EXECUTE FUNCTION {PROBE_SCHEMA}.log_drop();
 """
 
-_TABLE_STATE = """
-SELECT c.oid, n.nspname, c.relname, c.relfilenode
+# Every ground-truth query is one SELECT of rows ``(kind, oid, a, b, c, n)``, so that the state
+# before a migration and the truth after it each cost one round trip; the kinds are:
+#
+# - ``t``: a table (``oid``, ``a`` = schema, ``b`` = name, ``n`` = relfilenode);
+# - ``w``: row-write counter of the current transaction (``a`` = ``schema.table``, ``n``); they
+#   may still include earlier transactions of the same backend that were not flushed to the
+#   shared statistics yet, so only the growth during the migration counts;
+# - ``l``: a blocking lock held by this backend (``oid`` = relation, ``a`` = mode);
+# - ``d``: a DDL log record (``a`` = object type, ``b`` = identity, ``c`` = table identity).
+#
+# They are prepared: planning them costs more than running them, and they run for every
+# migration on the same connection.
+_TABLE_STATE = f"""
+SELECT 't'::text AS kind, c.oid::bigint AS oid, n.nspname::text AS a, c.relname::text AS b,
+       NULL::text AS c, c.relfilenode::bigint AS n
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', %(probe)s)
-  AND n.nspname NOT LIKE 'pg\\_%%'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', '{PROBE_SCHEMA}')
+  AND n.nspname NOT LIKE 'pg\\_%'
+"""
+
+_WRITES = f"""
+SELECT 'w'::text, NULL::bigint, schemaname || '.' || relname, NULL::text, NULL::text,
+       n_tup_ins + n_tup_upd + n_tup_del
+FROM pg_stat_xact_user_tables WHERE schemaname <> '{PROBE_SCHEMA}'
 """
 
 _LOCKS = """
-SELECT l.relation, l.mode FROM pg_locks l
+SELECT 'l'::text, l.relation::bigint, l.mode, NULL::text, NULL::text, NULL::bigint
+FROM pg_locks l
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
   AND l.mode IN ('AccessExclusiveLock', 'ShareLock')
 """
 
-# Counters of the current transaction; they may still include earlier transactions of the same
-# backend that were not flushed to the shared statistics yet, so only the growth during the
-# migration counts.
-_WRITES = """
-SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del
-FROM pg_stat_xact_user_tables WHERE schemaname <> %(probe)s
+_DDL_LOG = f"""
+SELECT 'd'::text, NULL::bigint, object_type, object_identity, table_identity, NULL::bigint
+FROM {PROBE_SCHEMA}.ddl_log
 """
+
+#: Empties the DDL log. A DELETE, not a TRUNCATE: the log holds a few rows, and a TRUNCATE
+#: creates new files for the table each time, which costs more than the rest of the capture.
+RESET_DDL_LOG = f"DELETE FROM {PROBE_SCHEMA}.ddl_log"
+
+_BEFORE = f"{_TABLE_STATE} UNION ALL {_WRITES}"
 
 #: Object types whose identity names a table, or ends in "on <table>".
 _TABLE_TYPES = {"table", "table column", "foreign table"}
@@ -122,7 +146,8 @@ def install_probes(conn: psycopg.Connection[Any]) -> bool:
 
 
 def reset_ddl_log(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(f"TRUNCATE {PROBE_SCHEMA}.ddl_log")
+    """Empty the DDL log; :data:`RESET_DDL_LOG` can also go in a message with other statements."""
+    conn.execute(RESET_DDL_LOG)
 
 
 @dataclass(frozen=True)
@@ -133,16 +158,21 @@ class TableState:
     writes: dict[str, int]
 
 
+def _parse_state(rows: list[tuple[Any, ...]]) -> TableState:
+    tables: dict[int, tuple[str, int]] = {}
+    writes: dict[str, int] = {}
+    for kind, oid, a, b, _c, n in rows:
+        if kind == "t":
+            tables[oid] = (f"{a}.{b}", n)
+        elif kind == "w":
+            writes[a] = n
+    return TableState(tables=tables, writes=writes)
+
+
 def capture_table_state(conn: psycopg.Connection[Any]) -> TableState:
-    rows = conn.execute(_TABLE_STATE, {"probe": PROBE_SCHEMA}).fetchall()
-    return TableState(
-        tables={oid: (f"{schema}.{name}", filenode) for oid, schema, name, filenode in rows},
-        writes=_write_counters(conn),
-    )
-
-
-def _write_counters(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    return {name: count for name, count in conn.execute(_WRITES, {"probe": PROBE_SCHEMA})}
+    """Tables, relfilenodes and write counters, in one query; inside the migration's
+    transaction for a transactional one, since the write counters are the transaction's."""
+    return _parse_state(conn.execute(_BEFORE, prepare=True).fetchall())
 
 
 @dataclass
@@ -161,35 +191,45 @@ class MigrationTruth:
         return self.ddl_tables | self.written_tables
 
 
+def _parse_truth(
+    rows: list[tuple[Any, ...]], before: TableState, *, ddl_available: bool,
+) -> MigrationTruth:
+    truth = MigrationTruth(ddl_available=ddl_available)
+    filenodes: dict[int, int] = {}
+    for kind, oid, a, b, c, n in rows:
+        if kind == "d":
+            table = _table_of(a, b, c)
+            if table is not None:
+                truth.ddl_tables.add(table)
+        elif kind == "w":
+            if n > before.writes.get(a, 0):
+                truth.written_tables.add(a)
+        elif kind == "l":
+            if oid in before.tables:
+                name = before.tables[oid][0]
+                if truth.locks.get(name) != "AccessExclusiveLock":
+                    truth.locks[name] = a
+        elif kind == "t":
+            filenodes[oid] = n
+    for oid, (name, filenode) in before.tables.items():
+        now = filenodes.get(oid)
+        if now is not None and now != filenode:
+            truth.rewritten.add(name)
+    return truth
+
+
 def collect_truth(
     conn: psycopg.Connection[Any], before: TableState, *, ddl_available: bool,
     in_transaction: bool,
 ) -> MigrationTruth:
-    """Read the ground truth; call it after the up ran and, if transactional, before commit."""
-    truth = MigrationTruth(ddl_available=ddl_available)
-    if ddl_available:
-        rows = conn.execute(
-            f"SELECT object_type, object_identity, table_identity FROM {PROBE_SCHEMA}.ddl_log"
-        ).fetchall()
-        for object_type, identity, table_identity in rows:
-            table = _table_of(object_type, identity, table_identity)
-            if table is not None:
-                truth.ddl_tables.add(table)
+    """Read the ground truth, in one query; call it after the up ran and, if transactional,
+    before commit (the locks and write counters are the transaction's)."""
+    parts = [_DDL_LOG] if ddl_available else []
     if in_transaction:
-        for name, count in _write_counters(conn).items():
-            if count > before.writes.get(name, 0):
-                truth.written_tables.add(name)
-        for relation, mode in conn.execute(_LOCKS).fetchall():
-            if relation in before.tables:
-                name = before.tables[relation][0]
-                if truth.locks.get(name) != "AccessExclusiveLock":
-                    truth.locks[name] = mode
-    after = capture_table_state(conn)
-    for oid, (name, filenode) in before.tables.items():
-        now = after.tables.get(oid)
-        if now is not None and now[1] != filenode:
-            truth.rewritten.add(name)
-    return truth
+        parts += [_WRITES, _LOCKS]
+    parts.append(_TABLE_STATE)  # again, for rewrites
+    rows = conn.execute(" UNION ALL ".join(parts), prepare=True).fetchall()
+    return _parse_truth(rows, before, ddl_available=ddl_available)
 
 
 def _table_of(object_type: str, identity: str, table_identity: str | None) -> str | None:

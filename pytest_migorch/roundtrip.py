@@ -29,11 +29,11 @@ from psycopg import sql
 
 from .dbtruth import (
     PROBE_SCHEMA,
+    RESET_DDL_LOG,
     MigrationTruth,
     capture_table_state,
     collect_truth,
     install_probes,
-    reset_ddl_log,
 )
 from .errors import DatabaseError, MigrationFailed
 from .execution import MigrationSqlError, run_migration_file
@@ -333,30 +333,33 @@ class RoundTrip:
         """Run one file in the migration's service schema; collect the truth when asked.
 
         For a transactional migration the truth is read inside its transaction, just before
-        the commit, while its locks are still held."""
+        the commit, while its locks are still held.
+
+        Round trips are most of what this costs beyond the file's statements, so ``SET
+        search_path``, ``BEGIN`` and emptying the DDL log go in one message, and the state
+        before and the truth after are one query each. Every file sets its own ``search_path``
+        and snapshots set theirs, so it is not reset afterwards."""
         conn = self.conn
-        conn.execute(sql.SQL("SET search_path TO {}, public").format(
-            sql.Identifier(schema_name(migration.service))))
+        setup: list[sql.Composable] = [sql.SQL("SET search_path TO {}, public").format(
+            sql.Identifier(schema_name(migration.service)))]
+        if migration.transactional:
+            setup.append(sql.SQL("BEGIN"))
         if want_truth and self._probes:
-            reset_ddl_log(conn)
+            setup.append(sql.SQL(RESET_DDL_LOG))
         truth: MigrationTruth | None = None
         started = time.perf_counter()
         try:
+            conn.execute(sql.SQL(";\n").join(setup), prepare=False)
+            before = capture_table_state(conn) if want_truth else None
+            run_migration_file(conn, file, in_transaction=migration.transactional)
+            if before is not None:
+                truth = collect_truth(conn, before, ddl_available=self._probes,
+                                      in_transaction=migration.transactional)
             if migration.transactional:
-                with conn.transaction():
-                    before = capture_table_state(conn) if want_truth else None
-                    run_migration_file(conn, file, in_transaction=True)
-                    if before is not None:
-                        truth = collect_truth(conn, before, ddl_available=self._probes,
-                                              in_transaction=True)
-            else:
-                before = capture_table_state(conn) if want_truth else None
-                run_migration_file(conn, file, in_transaction=False)
-                if before is not None:
-                    truth = collect_truth(conn, before, ddl_available=self._probes,
-                                          in_transaction=False)
-        finally:
-            conn.execute("RESET search_path")
+                conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
         if outcome is not None:
             outcome.timings[timing] = time.perf_counter() - started
         return truth
@@ -434,6 +437,18 @@ class RoundTrip:
             + (f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""),
             line=exc.line, details=details,
         )
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End the transaction :meth:`RoundTrip._apply` opened, if a failure left it open."""
+    if conn.closed or conn.info.transaction_status not in (
+        psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR,
+    ):
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error as exc:  # the original failure is the one worth reporting
+        log.warning("rollback after a failed migration failed: %s", exc)
 
 
 def _risk_from_locks(truth: MigrationTruth) -> tuple[RiskLevel | None, str]:
