@@ -355,20 +355,25 @@ def _name_list(cursor: Cursor, *, allow_args: bool) -> list[QName]:
     return names
 
 
-def _truncate(cursor: Cursor, facts: Facts) -> None:
-    """``TRUNCATE [TABLE] [ONLY] name [*] [, ...] [RESTART|CONTINUE IDENTITY] [CASCADE]``."""
-    cursor.word("truncate")
-    cursor.word("table")
+def _table_list(cursor: Cursor) -> list[QName]:
+    """``[ONLY] name [*] [, ...]``, as TRUNCATE and LOCK take it."""
     tables: list[QName] = []
     while True:
         cursor.word("only")
         name = cursor.name()
         if name is None:
-            break
+            return tables
         tables.append(name)
         cursor.punct("*")
         if not cursor.punct(","):
-            break
+            return tables
+
+
+def _truncate(cursor: Cursor, facts: Facts) -> None:
+    """``TRUNCATE [TABLE] [ONLY] name [*] [, ...] [RESTART|CONTINUE IDENTITY] [CASCADE]``."""
+    cursor.word("truncate")
+    cursor.word("table")
+    tables = _table_list(cursor)
     cursor.word("restart", "continue") and cursor.word("identity")
     cascade = cursor.word("cascade")
     cursor.word("restrict")
@@ -384,16 +389,7 @@ def _lock(cursor: Cursor, facts: Facts) -> None:
     ACCESS EXCLUSIVE."""
     cursor.word("lock")
     cursor.word("table")
-    tables: list[QName] = []
-    while True:
-        cursor.word("only")
-        name = cursor.name()
-        if name is None:
-            break
-        tables.append(name)
-        cursor.punct("*")
-        if not cursor.punct(","):
-            break
+    tables = _table_list(cursor)
     mode = "access exclusive"
     if cursor.word("in"):
         parts = []
