@@ -433,8 +433,7 @@ class Runner:
             result.plan = plan
             self.reporter.plan(plan)
             if dry_run:
-                result.sql = [(s, s.file.read_text(encoding="utf-8", errors="replace"))
-                              for s in plan.steps]
+                result.sql = _plan_sql(plan)
                 return result
             self._risk_gate(plan, allow_high_risk)
             self._execute(session, plan, states, result)
@@ -490,8 +489,7 @@ class Runner:
             result.plan = plan
             self.reporter.plan(plan)
             if dry_run:
-                result.sql = [(s, s.file.read_text(encoding="utf-8", errors="replace"))
-                              for s in plan.steps]
+                result.sql = _plan_sql(plan)
                 return result
             if plan.steps and plan.protected and not confirmed:
                 raise Refused(f"environment {env!r} is protected: rolling back there loses "
@@ -642,3 +640,9 @@ def self_user(tracking: Tracking) -> str:
     """The database user, for notes written into rows."""
     row = tracking.conn.execute("SELECT current_user").fetchone()
     return str(row[0]) if row else "unknown"
+
+
+def _plan_sql(plan: Plan) -> list[tuple[PlanStep, str]]:
+    """What ``--dry-run`` shows: each planned step with the SQL it would run."""
+    return [(step, step.file.read_text(encoding="utf-8", errors="replace"))
+            for step in plan.steps]

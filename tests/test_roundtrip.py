@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import dependencies_json, entry, write_service
 
 from pytest_migorch.graph import ProjectGraph
 from pytest_migorch.pgserver import PostgresServer
@@ -12,18 +13,6 @@ from pytest_migorch.roundtrip import RoundTrip, apply_migrations
 from pytest_migorch.validation import load_project
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "services"
-
-
-def write_service(root: Path, name: str, files: dict[str, str], deps: str | None = None) -> Path:
-    migrations = root / name / "migrations"
-    migrations.mkdir(parents=True)
-    for relative, text in files.items():
-        path = migrations / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    if deps is not None:
-        (migrations / "dependencies.json").write_text(deps)
-    return migrations
 
 
 def run(server: PostgresServer, root: Path, service: str, environment: str = "default"):
@@ -134,17 +123,15 @@ def test_failing_up_reports_line_inside_the_statement(
 
 
 def test_dependent_of_a_failed_up_is_not_tested(pg_server: PostgresServer, tmp_path: Path) -> None:
-    deps = """{"migrations": {
-      "1": {"description": "a", "depends_on": [], "affects_tables": ["a"], "risk_level": "low",
-            "estimated_duration": "1s"},
-      "2": {"description": "b", "depends_on": ["1"], "affects_tables": ["a"], "risk_level": "low",
-            "estimated_duration": "1s"}}}"""
+    deps = dependencies_json({"1": entry(affects_tables=["a"]),
+                              "2": entry(depends_on=["1"], affects_tables=["a"])})
     write_service(tmp_path, "svc", {
         "1_a.up.sql": "CREATE TABLE a (id int;",
         "1_a.down.sql": "DROP TABLE a;",
         "2_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
         "2_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
-    }, deps)
+        "dependencies.json": deps,
+    })
     outcomes = run(pg_server, tmp_path, "svc")
     assert codes(outcomes[1]) == ["DB001"]
     assert codes(outcomes[2]) == ["DB006"]
@@ -169,17 +156,14 @@ def test_failing_reup_is_reported(pg_server: PostgresServer, tmp_path: Path) -> 
 def test_non_transactional_migration_runs_outside_a_transaction(
     pg_server: PostgresServer, tmp_path: Path
 ) -> None:
-    deps = """{"migrations": {
-      "1": {"description": "t", "depends_on": [], "affects_tables": ["t"], "risk_level": "low",
-            "estimated_duration": "1s"},
-      "2": {"description": "i", "depends_on": ["1"], "affects_tables": ["t"], "risk_level": "low",
-            "estimated_duration": "1s", "transactional": false}}}"""
+    deps = dependencies_json({"1": entry(), "2": entry(depends_on=["1"], transactional=False)})
     write_service(tmp_path, "svc", {
         "1_t.up.sql": "CREATE TABLE t (id int);",
         "1_t.down.sql": "DROP TABLE t;",
         "2_i.up.sql": "CREATE INDEX CONCURRENTLY t_id ON t (id);",
         "2_i.down.sql": "DROP INDEX CONCURRENTLY t_id;",
-    }, deps)
+        "dependencies.json": deps,
+    })
     outcomes = run(pg_server, tmp_path, "svc")
     assert outcomes[2].findings == []
 
@@ -187,17 +171,14 @@ def test_non_transactional_migration_runs_outside_a_transaction(
 def test_locks_exceeding_declared_risk_are_reported(
     pg_server: PostgresServer, tmp_path: Path
 ) -> None:
-    deps = """{"migrations": {
-      "1": {"description": "t", "depends_on": [], "affects_tables": ["t"], "risk_level": "low",
-            "estimated_duration": "1s"},
-      "2": {"description": "i", "depends_on": ["1"], "affects_tables": ["t"], "risk_level": "low",
-            "estimated_duration": "1s"}}}"""
+    deps = dependencies_json({"1": entry(), "2": entry(depends_on=["1"])})
     write_service(tmp_path, "svc", {
         "1_t.up.sql": "CREATE TABLE t (id int);",
         "1_t.down.sql": "DROP TABLE t;",
         "2_i.up.sql": "CREATE INDEX t_id ON t (id);",
         "2_i.down.sql": "DROP INDEX t_id;",
-    }, deps)
+        "dependencies.json": deps,
+    })
     outcomes = run(pg_server, tmp_path, "svc")
     assert codes(outcomes[2]) == ["DB007"]
     assert "SHARE" in outcomes[2].findings[0].message
@@ -207,14 +188,13 @@ def test_locks_exceeding_declared_risk_are_reported(
 def test_ground_truth_catches_a_table_hidden_in_a_do_block(
     pg_server: PostgresServer, tmp_path: Path
 ) -> None:
-    deps = """{"migrations": {
-      "1": {"description": "t", "depends_on": [], "affects_tables": ["t"], "risk_level": "low",
-            "estimated_duration": "1s"}}}"""
+    deps = dependencies_json({"1": entry()})
     write_service(tmp_path, "svc", {
         "1_t.up.sql": "CREATE TABLE t (id int);\n"
                       "DO $$ BEGIN EXECUTE 'CREATE TABLE hidden (id int)'; END $$;",
         "1_t.down.sql": "DROP TABLE hidden; DROP TABLE t;",
-    }, deps)
+        "dependencies.json": deps,
+    })
     outcomes = run(pg_server, tmp_path, "svc")
     assert codes(outcomes[1]) == ["DB008"]
     assert "svc.hidden" in outcomes[1].findings[0].message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,6 @@ from helpers import UP_SQL, pair, service_files, write_service
 from pytest_migorch.errors import ConfigurationError, UsageError
 from pytest_migorch.scaffold import create_migration, next_version_text, slug
 from pytest_migorch.validation import load_project, validate_project
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "services"
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Path:
-    root = tmp_path / "services"
-    shutil.copytree(EXAMPLES, root)
-    return root
 
 
 def test_slug() -> None:
