@@ -532,9 +532,9 @@ def probe_validate(config: Config, migorch: str) -> CliAbilities:
 _FULL_VALIDATION = r"""
 import json, os, sys
 from pathlib import Path
-from pytest_migorch.analysis import AnalysisCache
-from pytest_migorch.risk import migration_analyser
-from pytest_migorch.validation import load_project, validate_project
+from pytest_migorch.sql.analysis import AnalysisCache
+from pytest_migorch.checks.migration import migration_analyser
+from pytest_migorch.project.validation import load_project, validate_project
 
 class FileStore:
     def __init__(self, path):
@@ -780,7 +780,7 @@ def _importable(name: str) -> bool:
 
 
 def start_local_server(cache_dir: Path | None = None) -> Any:
-    from pytest_migorch.pgserver import ServerOptions, start_server
+    from pytest_migorch.postgres.servers import ServerOptions, start_server
 
     return start_server(ServerOptions(
         provider="local", cache_dir=str(cache_dir) if cache_dir else None, die_with_parent=True))
@@ -860,10 +860,10 @@ def roundtrip_psql_script(project: Any, graph: Any, service: str, environment: s
 
 
 def bench_roundtrip(config: Config, report: Report) -> None:
-    from pytest_migorch.graph import ProjectGraph
-    from pytest_migorch.pgserver import unique_database_name
-    from pytest_migorch.roundtrip import RoundTrip
-    from pytest_migorch.validation import load_project
+    from pytest_migorch.postgres.servers import unique_database_name
+    from pytest_migorch.project.graph import ProjectGraph
+    from pytest_migorch.project.validation import load_project
+    from pytest_migorch.roundtrip.engine import RoundTrip
 
     services, per = (3, 15) if config.quick else (5, 40)
     environment = "development"
@@ -1049,9 +1049,9 @@ def runner_available() -> str | None:
 
 
 def bench_up(config: Config, report: Report) -> None:
-    from pytest_migorch.graph import ProjectGraph
-    from pytest_migorch.pgserver import unique_database_name
-    from pytest_migorch.validation import load_project
+    from pytest_migorch.postgres.servers import unique_database_name
+    from pytest_migorch.project.graph import ProjectGraph
+    from pytest_migorch.project.validation import load_project
 
     migorch = runner_available()
     services, per = (4, 50) if config.quick else (10, 100)
@@ -1200,10 +1200,10 @@ def bench_up(config: Config, report: Report) -> None:
 
 
 def bench_server(config: Config, report: Report) -> None:
-    from pytest_migorch.graph import ProjectGraph
-    from pytest_migorch.pgserver import unique_database_name
-    from pytest_migorch.roundtrip import apply_migrations
-    from pytest_migorch.validation import load_project
+    from pytest_migorch.postgres.servers import unique_database_name
+    from pytest_migorch.project.graph import ProjectGraph
+    from pytest_migorch.project.validation import load_project
+    from pytest_migorch.roundtrip.engine import apply_migrations
 
     say(f"server: {config.runs} cold and {config.runs} cached starts")
     cold, cached, stops = Series(), Series(), Series()

@@ -28,11 +28,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_migorch.analysis import AnalysisCache, analyse_sql  # noqa: E402
+from pytest_migorch.checks.migration import MigrationReport, check_migration  # noqa: E402
 from pytest_migorch.model import Migration  # noqa: E402
-from pytest_migorch.risk import MigrationReport, check_migration  # noqa: E402
-from pytest_migorch.sqlsplit import split_statements  # noqa: E402
-from pytest_migorch.validation import load_project  # noqa: E402
+from pytest_migorch.project.validation import load_project  # noqa: E402
+from pytest_migorch.sql.analysis import AnalysisCache, analyse_sql  # noqa: E402
+from pytest_migorch.sql.split import split_statements  # noqa: E402
 
 #: Our rules -> the squawk rules that report the same thing. squawk's constraint-missing-not-valid
 #: covers what we split into foreign keys (RSK011), CHECK (RSK012) and UNIQUE/PK (RSK013).

@@ -13,20 +13,20 @@ __version__ = "0.1.0"
 
 #: Public name -> module that defines it.
 _PUBLIC = {
-    "load_project": "validation",
-    "validate_project": "validation",
-    "ValidationResult": "validation",
-    "ProjectGraph": "graph",
+    "load_project": "project.validation",
+    "validate_project": "project.validation",
+    "ValidationResult": "project.validation",
+    "ProjectGraph": "project.graph",
     "Finding": "findings",
     "Rule": "findings",
     "Severity": "findings",
     "MigorchError": "errors",
-    "RoundTrip": "roundtrip",
-    "apply_migrations": "roundtrip",
-    "start_server": "pgserver",
-    "ServerOptions": "pgserver",
-    "PostgresServer": "pgserver",
-    "Runner": "runner",
+    "RoundTrip": "roundtrip.engine",
+    "apply_migrations": "roundtrip.engine",
+    "start_server": "postgres.servers",
+    "ServerOptions": "postgres.servers",
+    "PostgresServer": "postgres.servers",
+    "Runner": "deploy.runner",
 }
 
 __all__ = ["__version__", *_PUBLIC]

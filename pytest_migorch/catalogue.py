@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .findings import Rule
+from pytest_migorch.findings import Rule
 
 __all__ = ["all_rules", "rule_by_code", "RULE_MODULES"]
 
 #: Modules that define rules, in the order the catalogue lists them.
 RULE_MODULES = (
-    "pytest_migorch.config",
-    "pytest_migorch.discovery",
-    "pytest_migorch.graph",
-    "pytest_migorch.analysis",
-    "pytest_migorch.risk",
-    "pytest_migorch.risk_rules",
-    "pytest_migorch.roundtrip",
-    "pytest_migorch.integrity",
+    "pytest_migorch.project.config",
+    "pytest_migorch.project.discovery",
+    "pytest_migorch.project.graph",
+    "pytest_migorch.sql.analysis",
+    "pytest_migorch.checks.migration",
+    "pytest_migorch.checks.rules",
+    "pytest_migorch.roundtrip.engine",
+    "pytest_migorch.vcs.integrity",
 )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .findings import Finding
+from pytest_migorch.findings import Finding
 
 __all__ = [
     "RiskLevel",

@@ -1,6 +1,6 @@
 """Shared fixtures of pytest-migorch's own suite: one PostgreSQL server, one database per test.
 
-The server comes from :mod:`pytest_migorch.pgserver`, the same provider chain users get
+The server comes from :mod:`pytest_migorch.postgres.servers`, the same provider chain users get
 (SPEC section 7): ``MIGORCH_TEST_DATABASE_URL`` names an explicit server, which must answer;
 otherwise local PostgreSQL binaries, then Docker. When none can be had, database tests are
 skipped with one reason, unless ``MIGORCH_TEST_REQUIRE_DB=1`` (set it in CI) turns that into a
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pytest_migorch.errors import MigorchError, ServerUnavailable
-from pytest_migorch.pgserver import (
+from pytest_migorch.postgres.servers import (
     DSN_ENV_VAR,
     PostgresServer,
     ServerOptions,

@@ -14,10 +14,10 @@ from typing import Any, Iterable, Mapping, Union
 
 import psycopg
 
-from pytest_migorch.connection import resolve_settings
+from pytest_migorch.deploy.runner import Runner
 from pytest_migorch.findings import Finding
-from pytest_migorch.runner import Runner
-from pytest_migorch.validation import ValidationResult, load_project, validate_project
+from pytest_migorch.postgres.connection import resolve_settings
+from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
 
 FileContent = Union[str, bytes]
 Files = Mapping[str, FileContent]

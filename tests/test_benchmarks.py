@@ -14,9 +14,9 @@ from types import ModuleType
 
 import pytest
 
-from pytest_migorch.cli import main as migorch
-from pytest_migorch.graph import ProjectGraph
-from pytest_migorch.validation import load_project
+from pytest_migorch.cli.main import main as migorch
+from pytest_migorch.project.graph import ProjectGraph
+from pytest_migorch.project.validation import load_project
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_migorch.cli import main as migorch_main
+from pytest_migorch.cli.main import main as migorch_main
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB_WORKFLOW = ROOT / "ci-templates" / "github" / "migorch.yml"

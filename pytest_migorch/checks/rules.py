@@ -1,0 +1,465 @@
+"""The risk rule catalogue and the pass that finds which rules a migration's statements fire.
+
+Each :class:`RiskRule` pairs a catalogue :class:`~pytest_migorch.findings.Rule` with the
+:class:`~pytest_migorch.model.RiskLevel` it implies (SPEC section 3): ``high`` for what destroys
+data, breaks running code or blocks a table for a time that grows with it; ``medium`` for
+changing some existing rows; ``low`` for catalog-only changes. Hygiene rules (``level=None``)
+warn without raising the derived level. A few rules only classify (``reported=False``: an
+UPDATE with WHERE makes a migration medium but is not a problem to warn about).
+
+Rules look at the facts of :mod:`pytest_migorch.sql.facts`, statement by statement and in file
+order, and exempt objects created earlier in the same migration: PostgreSQL's lock and rewrite
+costs only matter for tables that already hold data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pytest_migorch.findings import Family, Rule, Severity
+from pytest_migorch.model import RiskLevel
+from pytest_migorch.sql.analysis import StatementAnalysis
+from pytest_migorch.sql.facts import Op
+from pytest_migorch.sql.split import display_name
+
+__all__ = ["RiskRule", "Hit", "RISK_RULES", "RULES", "by_code", "evaluate"]
+
+HIGH, MEDIUM, LOW = RiskLevel.HIGH, RiskLevel.MEDIUM, RiskLevel.LOW
+
+
+@dataclass(frozen=True)
+class RiskRule:
+    """A risk rule: the catalogue entry, the level it implies (None: hygiene only), and whether
+    it is reported as a finding or only classifies the migration."""
+
+    rule: Rule
+    level: RiskLevel | None
+    reported: bool = True
+    squawk: str = ""
+    atlas: str = ""
+
+    @property
+    def code(self) -> str:
+        return self.rule.code
+
+
+def _risk(code: str, name: str, level: RiskLevel | None, summary: str, hint: str, *,
+          severity: Severity = Severity.WARNING, reported: bool = True, squawk: str = "",
+          atlas: str = "") -> RiskRule:
+    rule = Rule(code=code, name=name, severity=severity, family=Family.RISK, summary=summary,
+                hint=hint)
+    return RiskRule(rule, level, reported, squawk, atlas)
+
+
+DROP_SCHEMA = _risk(
+    "RSK001", "drop-schema", HIGH,
+    "Dropping a schema destroys every table and all data in it.",
+    "Make sure nothing uses the schema any more and that its data is backed up.",
+    atlas="DS101")
+DROP_TABLE = _risk(
+    "RSK002", "drop-table", HIGH,
+    "Dropping a table destroys its data and breaks code that still uses it.",
+    "Stop using the table in a release first; drop it in a later migration.",
+    squawk="ban-drop-table", atlas="DS102")
+DROP_COLUMN = _risk(
+    "RSK003", "drop-column", HIGH,
+    "Dropping a column destroys its data and breaks code that still reads or writes it.",
+    "Deploy code that no longer uses the column first; drop it in a later migration.",
+    squawk="ban-drop-column", atlas="DS103")
+CHANGE_TYPE = _risk(
+    "RSK004", "change-column-type", HIGH,
+    "Changing a column's type rewrites the table and its indexes under an ACCESS EXCLUSIVE lock "
+    "(unless the change is binary-compatible, e.g. varchar(n) to a larger n or to text).",
+    "Add a new column, backfill it in batches, switch the code, then drop the old one.",
+    squawk="changing-column-type", atlas="PG301")
+SET_NOT_NULL = _risk(
+    "RSK005", "set-not-null", HIGH,
+    "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock.",
+    "Add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL (PostgreSQL 12+ "
+    "skips the scan) and drop the check.",
+    squawk="adding-not-nullable-field", atlas="PG303")
+ADD_REQUIRED_COLUMN = _risk(
+    "RSK006", "add-required-column", HIGH,
+    "A NOT NULL column without a default fails on a table with rows and breaks inserts of code "
+    "that does not set it.",
+    "Give the column a default, or add it nullable, backfill, then set NOT NULL.",
+    squawk="adding-required-field", atlas="MF103")
+ADD_COLUMN_REWRITE = _risk(
+    "RSK007", "add-column-rewrite", HIGH,
+    "Adding a column with a volatile default (random(), clock_timestamp(), a serial, an identity "
+    "or a stored generated column) rewrites the whole table under an ACCESS EXCLUSIVE lock.",
+    "Add the column without the default (or with a constant one), backfill in batches, then set "
+    "the default.",
+    squawk="adding-field-with-default", atlas="PG302")
+CREATE_INDEX = _risk(
+    "RSK008", "create-index-non-concurrently", HIGH,
+    "CREATE INDEX without CONCURRENTLY blocks all writes to an existing table while the index "
+    "is built.",
+    "Use CREATE INDEX CONCURRENTLY in a migration marked \"transactional\": false.",
+    squawk="require-concurrent-index-creation", atlas="PG101")
+DROP_INDEX = _risk(
+    "RSK009", "drop-index-non-concurrently", LOW,
+    "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the table; it is short, "
+    "but queues behind running queries and blocks everything behind it.",
+    "Use DROP INDEX CONCURRENTLY in a migration marked \"transactional\": false.",
+    squawk="require-concurrent-index-deletion", atlas="PG102")
+NEEDS_NO_TRANSACTION = _risk(
+    "RSK010", "concurrently-in-transaction", None,
+    "CONCURRENTLY (and VACUUM) cannot run inside a transaction, but this migration runs in one.",
+    "Mark the migration \"transactional\": false in dependencies.json and keep such a statement "
+    "in a migration of its own.",
+    severity=Severity.ERROR,
+    squawk="ban-concurrent-index-creation-in-transaction", atlas="PG103")
+FOREIGN_KEY = _risk(
+    "RSK011", "foreign-key-without-not-valid", HIGH,
+    "Adding a foreign key scans the table to validate it while blocking writes to both tables.",
+    "Add it with NOT VALID, then VALIDATE CONSTRAINT in a later migration.",
+    squawk="adding-foreign-key-constraint", atlas="PG306")
+CHECK_CONSTRAINT = _risk(
+    "RSK012", "check-without-not-valid", HIGH,
+    "Adding a CHECK constraint scans the whole table under an ACCESS EXCLUSIVE lock.",
+    "Add it with NOT VALID, then VALIDATE CONSTRAINT in a later migration.",
+    squawk="constraint-missing-not-valid", atlas="PG305")
+UNIQUE_CONSTRAINT = _risk(
+    "RSK013", "add-unique-constraint", HIGH,
+    "Adding a UNIQUE, PRIMARY KEY or EXCLUDE constraint builds an index under an ACCESS "
+    "EXCLUSIVE lock, blocking reads and writes for the whole build.",
+    "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... USING INDEX.",
+    squawk="disallowed-unique-constraint", atlas="PG104/PG105")
+RENAME_TABLE = _risk(
+    "RSK014", "rename-table", HIGH,
+    "Renaming a table or view (or moving it to another schema) breaks running code that uses "
+    "the old name.",
+    "Create the new name alongside (e.g. a view), switch the code, then remove the old name.",
+    squawk="renaming-table", atlas="BC101")
+RENAME_COLUMN = _risk(
+    "RSK015", "rename-column", HIGH,
+    "Renaming a column breaks running code that uses the old name.",
+    "Add the new column, write both, switch reads, then drop the old column.",
+    squawk="renaming-column", atlas="BC102")
+TRUNCATE = _risk(
+    "RSK016", "truncate", HIGH,
+    "TRUNCATE deletes every row of an existing table.",
+    "Make sure the data is not needed (or backed up); prefer DELETE with a WHERE.")
+TRUNCATE_CASCADE = _risk(
+    "RSK017", "truncate-cascade", HIGH,
+    "TRUNCATE ... CASCADE also empties every table that references this one.",
+    "Truncate the referencing tables explicitly so the migration says what it deletes.",
+    squawk="ban-truncate-cascade")
+UPDATE_ALL = _risk(
+    "RSK018", "update-without-where", HIGH,
+    "UPDATE without WHERE rewrites every row of the table under row locks.",
+    "Add a WHERE clause, or backfill in batches outside the migration.")
+DELETE_ALL = _risk(
+    "RSK019", "delete-without-where", HIGH,
+    "DELETE without WHERE removes every row of the table.",
+    "Add a WHERE clause (or use TRUNCATE deliberately).")
+CHANGES_ROWS = _risk(
+    "RSK020", "changes-existing-rows", MEDIUM,
+    "UPDATE or DELETE with WHERE, MERGE or INSERT ... ON CONFLICT DO UPDATE changes existing rows.",
+    "Declare risk_level medium (or higher) for this migration.",
+    reported=False)
+VACUUM_FULL = _risk(
+    "RSK021", "vacuum-full", HIGH,
+    "VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock.",
+    "Use pg_repack (or plain VACUUM) outside migrations.",
+    squawk="prefer-repack")
+CLUSTER = _risk(
+    "RSK022", "cluster", HIGH,
+    "CLUSTER rewrites the table under an ACCESS EXCLUSIVE lock.",
+    "Use pg_repack outside migrations.",
+    squawk="prefer-repack")
+LOCK_TABLE = _risk(
+    "RSK023", "lock-table", HIGH,
+    "LOCK TABLE in a mode that blocks writes holds that lock until the migration commits.",
+    "Remove the explicit lock, or keep the rest of the migration short and set lock_timeout.")
+REINDEX = _risk(
+    "RSK024", "reindex-non-concurrently", HIGH,
+    "REINDEX without CONCURRENTLY blocks writes (and reads using the index) during the rebuild.",
+    "Use REINDEX CONCURRENTLY in a migration marked \"transactional\": false.",
+    squawk="require-concurrent-reindex")
+REWRITE_TABLE = _risk(
+    "RSK025", "rewrite-table", HIGH,
+    "SET LOGGED/UNLOGGED, SET TABLESPACE or SET ACCESS METHOD rewrites the whole table under an "
+    "ACCESS EXCLUSIVE lock.",
+    "Run it in a maintenance window, outside the normal deploy.")
+DROP_CASCADE = _risk(
+    "RSK026", "drop-cascade", HIGH,
+    "DROP ... CASCADE also drops everything that depends on the object: columns of a type, "
+    "triggers of a function, views on a view.",
+    "Drop the dependent objects explicitly, then drop this one without CASCADE.")
+LOCK_TIMEOUT = _risk(
+    "RSK027", "missing-lock-timeout", None,
+    "A statement takes a lock on an existing table with no lock_timeout set earlier in the "
+    "migration: waiting behind a long query, it blocks every query queued behind it.",
+    "Start the migration with SET lock_timeout = '5s' (and retry the deploy if it times out).",
+    squawk="require-lock-timeout")
+RISK_TOO_LOW = _risk(
+    "RSK028", "risk-level-too-low", None,
+    "The declared risk_level is lower than what the SQL does.",
+    "Raise risk_level in dependencies.json, or change the SQL so the rule no longer applies.",
+    severity=Severity.ERROR)
+
+RISK_RULES: tuple[RiskRule, ...] = (
+    DROP_SCHEMA, DROP_TABLE, DROP_COLUMN, CHANGE_TYPE, SET_NOT_NULL, ADD_REQUIRED_COLUMN,
+    ADD_COLUMN_REWRITE, CREATE_INDEX, DROP_INDEX, NEEDS_NO_TRANSACTION, FOREIGN_KEY,
+    CHECK_CONSTRAINT, UNIQUE_CONSTRAINT, RENAME_TABLE, RENAME_COLUMN, TRUNCATE, TRUNCATE_CASCADE,
+    UPDATE_ALL, DELETE_ALL, CHANGES_ROWS, VACUUM_FULL, CLUSTER, LOCK_TABLE, REINDEX,
+    REWRITE_TABLE, DROP_CASCADE, LOCK_TIMEOUT, RISK_TOO_LOW,
+)
+RULES: tuple[Rule, ...] = tuple(r.rule for r in RISK_RULES)
+_BY_CODE = {r.code: r for r in RISK_RULES}
+
+
+def by_code(code: str) -> RiskRule | None:
+    return _BY_CODE.get(code)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule fired by a statement, with a message about that statement."""
+
+    rule: RiskRule
+    statement: StatementAnalysis
+    message: str
+
+
+@dataclass
+class _State:
+    """What the migration has done so far, in file order."""
+
+    schema: str
+    created_tables: set[tuple[str, str]] = field(default_factory=set)
+    created_indexes: set[tuple[str, str]] = field(default_factory=set)
+    created_schemas: set[str] = field(default_factory=set)
+    lock_timeout: bool = False
+
+    def key(self, op: Op) -> tuple[str, str]:
+        return (op.schema or self.schema, op.name or "")
+
+    def is_new(self, op: Op) -> bool:
+        return self.key(op) in self.created_tables
+
+
+#: Ops that lock an existing table in a mode that blocks writes (for the lock_timeout rule).
+_LOCKING_OPS = {
+    "add_column", "drop_column", "alter_column_type", "set_not_null", "drop_not_null",
+    "set_default", "drop_default", "add_constraint", "drop_constraint", "rename_table",
+    "rename_column", "rename_constraint", "set_schema", "rewrite_table", "alter_table_other",
+    "drop_table", "truncate", "create_trigger", "drop_trigger", "cluster", "references",
+    "attach_partition", "rename_view", "rename_materialized_view",
+}
+
+
+def evaluate(statements: Iterable[StatementAnalysis], *, schema: str, transactional: bool,
+             lock_timeout_assumed: bool = False) -> list[Hit]:
+    """Every rule hit of a migration's (up) statements, in file order."""
+    state = _State(schema=schema, lock_timeout=lock_timeout_assumed)
+    hits: list[Hit] = []
+    for statement in statements:
+        if not statement.analysed:
+            continue
+        locked: list[str] = []
+        for op in statement.ops:
+            for rule, message in _op_rules(op, state, transactional):
+                hits.append(Hit(rule, statement, message))
+            if _takes_lock(op, state):
+                locked.append(_locked_name(op))
+            _record(op, state)
+        if locked and not state.lock_timeout:
+            tables = ", ".join(dict.fromkeys(locked))
+            hits.append(Hit(LOCK_TIMEOUT, statement,
+                            f"{statement.kind} locks {tables} with no lock_timeout set before it"))
+    return hits
+
+
+def _locked_name(op: Op) -> str:
+    if op.name is None:
+        return "a table"
+    name = display_name(op.schema, op.name)
+    is_index = op.op == "drop_index" or op.op == "reindex" and op.detail == "index"
+    return f"the table of index {name}" if is_index else name
+
+
+def _record(op: Op, state: _State) -> None:
+    """Remember what the statement created (and whether lock_timeout is now set)."""
+    if op.op == "create_table":
+        state.created_tables.add(state.key(op))
+    elif op.op == "create_index" and op.detail:
+        state.created_indexes.add((op.schema or state.schema, op.detail))
+    elif op.op == "create_schema" and op.name:
+        state.created_schemas.add(op.name)
+    elif op.op == "rename_table" and state.is_new(op) and op.detail:
+        state.created_tables.add((op.schema or state.schema, op.detail))
+    elif op.op == "set" and op.name == "lock_timeout":
+        state.lock_timeout = _timeout_value_set(op.detail)
+
+
+def _timeout_value_set(value: str | None) -> bool:
+    text = (value or "").strip().strip("'\"").lower()
+    return text not in ("", "0", "default", "0s", "0ms")
+
+
+def _takes_lock(op: Op, state: _State) -> bool:
+    if op.op in _LOCKING_OPS:
+        return not state.is_new(op)
+    if op.op in ("create_index", "reindex", "detach_partition"):
+        return not op.has("concurrently") and not state.is_new(op)
+    if op.op == "drop_index":
+        key = (op.schema or state.schema, op.name or "")
+        return not op.has("concurrently") and key not in state.created_indexes
+    if op.op == "lock":
+        return not op.has("weak") and not state.is_new(op)
+    if op.op == "vacuum":
+        return op.has("full") and op.name is not None and not state.is_new(op)
+    return False
+
+
+def _op_rules(op: Op, state: _State, transactional: bool) -> list[tuple[RiskRule, str]]:
+    """The rules one operation fires, with a message naming what it does."""
+    found: list[tuple[RiskRule, str]] = []
+    if transactional and (op.has("concurrently") or op.op == "vacuum" and op.name is None):
+        what = "VACUUM" if op.op == "vacuum" else f"{op.op.replace('_', ' ').upper()} CONCURRENTLY"
+        found.append((NEEDS_NO_TRANSACTION, f"{what} cannot run inside the transaction this "
+                                            "migration runs in"))
+    table = display_name(op.schema, op.name) if op.name else "?"
+    if op.op == "drop_schema":
+        if op.name not in state.created_schemas:
+            found.append((DROP_SCHEMA, f"DROP SCHEMA {table} destroys every object in it"))
+        return found
+    if op.op == "drop_index":
+        key = (op.schema or state.schema, op.name or "")
+        if not op.has("concurrently") and key not in state.created_indexes:
+            found.append((DROP_INDEX, f"DROP INDEX {table} without CONCURRENTLY"))
+        return found
+    if op.op == "drop_other":
+        if op.has("cascade"):
+            found.append((DROP_CASCADE, f"DROP {(op.detail or '').upper()} {table} CASCADE also "
+                                        "drops what depends on it"))
+        return found
+    if op.op == "reindex":
+        if not op.has("concurrently"):
+            found.append((REINDEX, f"REINDEX {(op.detail or '').upper()} {table} without "
+                                   "CONCURRENTLY"))
+        return found
+    if state.is_new(op) or op.name is None and op.op not in ("vacuum", "cluster"):
+        return found
+    found.extend(_table_rules(op, table))
+    return found
+
+
+def _table_rules(op: Op, table: str) -> list[tuple[RiskRule, str]]:
+    """Rules on an operation on a table that existed before the migration."""
+    column = f"{table}.{display_name(None, op.column)}" if op.column else table
+    simple: dict[str, tuple[RiskRule, str]] = {
+        "drop_table": (DROP_TABLE, f"DROP TABLE {table} destroys its data"),
+        "drop_column": (DROP_COLUMN, f"DROP COLUMN {column} destroys its data"),
+        "alter_column_type": (CHANGE_TYPE, f"changing the type of {column} to {op.detail} may "
+                                           "rewrite the table"),
+        "set_not_null": (SET_NOT_NULL, f"SET NOT NULL on {column} scans the whole table"),
+        "rename_table": (RENAME_TABLE, f"renaming {table} to {op.detail} breaks code using the "
+                                       "old name"),
+        "rename_view": (RENAME_TABLE, f"renaming view {table} to {op.detail} breaks code using "
+                                      "the old name"),
+        "rename_materialized_view": (RENAME_TABLE, f"renaming materialized view {table} breaks "
+                                                   "code using the old name"),
+        "set_schema": (RENAME_TABLE, f"moving {table} to schema {op.detail} breaks code using "
+                                     "the old name"),
+        "rename_column": (RENAME_COLUMN, f"renaming {column} to {op.detail} breaks code using "
+                                         "the old name"),
+        "cluster": (CLUSTER, f"CLUSTER {table} rewrites the table" if op.name else
+                    "CLUSTER rewrites every previously clustered table"),
+        "rewrite_table": (REWRITE_TABLE, f"{op.detail} rewrites {table}"),
+    }
+    if op.op in simple:
+        return [simple[op.op]]
+    handler = _TABLE_HANDLERS.get(op.op)
+    return handler(op, table, column) if handler else []
+
+
+def _add_column(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    found: list[tuple[RiskRule, str]] = []
+    if op.has("rewrite") or op.has("volatile_default"):
+        why = f"a {op.detail} column" if op.has("rewrite") else f"DEFAULT {op.detail}(), which " \
+            "is volatile,"
+        found.append((ADD_COLUMN_REWRITE, f"adding {column} as {why} rewrites the table"))
+    if op.has("not_null") and not op.has("has_default"):
+        found.append((ADD_REQUIRED_COLUMN, f"adding {column} NOT NULL without a default"))
+    if op.has("foreign_key"):
+        found.append((FOREIGN_KEY, f"adding {column} with REFERENCES validates a foreign key"))
+    if op.has("check"):
+        found.append((CHECK_CONSTRAINT, f"adding {column} with a CHECK scans the table"))
+    if op.has("unique") or op.has("primary_key"):
+        found.append((UNIQUE_CONSTRAINT, f"adding {column} as UNIQUE/PRIMARY KEY builds an "
+                                         "index under an ACCESS EXCLUSIVE lock"))
+    return found
+
+
+def _add_constraint(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    kind = op.detail or ""
+    label = kind.replace("_", " ").upper()
+    if kind == "foreign_key" and not op.has("not_valid"):
+        return [(FOREIGN_KEY, f"adding a FOREIGN KEY to {table} without NOT VALID")]
+    if kind == "check" and not op.has("not_valid"):
+        return [(CHECK_CONSTRAINT, f"adding a CHECK constraint to {table} without NOT VALID")]
+    if kind in ("unique", "primary_key", "exclude") and not op.has("using_index"):
+        return [(UNIQUE_CONSTRAINT, f"adding a {label} constraint to {table} builds an index "
+                                    "under an ACCESS EXCLUSIVE lock")]
+    return []
+
+
+def _create_index(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    if op.has("concurrently"):
+        return []
+    name = f" {display_name(None, op.detail)}" if op.detail else ""
+    return [(CREATE_INDEX, f"CREATE INDEX{name} on {table} without CONCURRENTLY")]
+
+
+def _truncate(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    found = [(TRUNCATE, f"TRUNCATE {table} deletes every row")]
+    if op.has("cascade"):
+        found.append((TRUNCATE_CASCADE, f"TRUNCATE {table} CASCADE also empties the tables "
+                                        "referencing it"))
+    return found
+
+
+def _update_delete(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    verb = op.op.upper()
+    if op.has("where"):
+        return [(CHANGES_ROWS, f"{verb} changes existing rows of {table}")]
+    rule = UPDATE_ALL if op.op == "update" else DELETE_ALL
+    return [(rule, f"{verb} without WHERE changes every row of {table}")]
+
+
+def _merge_insert(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    if op.op == "merge" or op.has("on_conflict_update"):
+        return [(CHANGES_ROWS, f"{op.op.upper()} may change existing rows of {table}")]
+    return []
+
+
+def _lock(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    if op.has("weak"):
+        return []
+    return [(LOCK_TABLE, f"LOCK TABLE {table} IN {(op.detail or '').upper()} MODE blocks writes "
+                         "until the migration commits")]
+
+
+def _vacuum(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
+    if op.has("full") and op.name is not None:
+        return [(VACUUM_FULL, f"VACUUM FULL {table} rewrites the table")]
+    return []
+
+
+_TABLE_HANDLERS = {
+    "add_column": _add_column,
+    "add_constraint": _add_constraint,
+    "create_index": _create_index,
+    "truncate": _truncate,
+    "update": _update_delete,
+    "delete": _update_delete,
+    "merge": _merge_insert,
+    "insert": _merge_insert,
+    "lock": _lock,
+    "vacuum": _vacuum,
+}

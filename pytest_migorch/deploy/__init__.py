@@ -1,0 +1,1 @@
+"""The deploy runner: tracking, planning, locking, applying, status."""

@@ -1,0 +1,420 @@
+"""Apply or roll back one planned migration so that the records stay true whatever happens.
+
+The order of writes is the whole point of this module:
+
+- transactional: the ``running`` row is committed first (visible while the migration runs and
+  left behind if the process dies); then the SQL, the row's new state and golang-migrate's row
+  commit in one transaction. A crash or a failure leaves nothing of the SQL (PostgreSQL rolls it
+  back) and a row that says so.
+- non-transactional: the ``running`` row and golang-migrate's dirty flag are committed together
+  first; statements run one by one in autocommit, the row recording after each how many are
+  done; success clears the dirty flag together with the row. A failure or crash leaves the
+  flag set, as golang-migrate does, and the row says exactly how far it got.
+
+Everything runs on the one :class:`Session` connection, which also holds the advisory locks.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import psycopg
+from psycopg import sql
+
+from pytest_migorch import __version__
+from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState, format_seconds
+from pytest_migorch.deploy.tracking import (
+    GOLANG_MIGRATE_SCHEMA,
+    AdvisoryLock,
+    ExecutionRecord,
+    SchemaVersion,
+    Tracking,
+    file_checksum,
+    golang_migrate_table,
+    lock_key,
+)
+from pytest_migorch.errors import MigrationFailed
+from pytest_migorch.findings import display_path
+from pytest_migorch.model import Migration, MigrationFile
+from pytest_migorch.postgres.connection import ConnectionSettings, database_error
+from pytest_migorch.postgres.statements import (
+    MigrationSqlError,
+    prepared_statements,
+    run_migration_file,
+)
+from pytest_migorch.sql.split import Statement
+
+__all__ = ["Session", "Applier", "Reporter", "NullReporter", "StepOutcome", "executed_by"]
+
+log = logging.getLogger(__name__)
+
+#: How often PostgreSQL checks that the runner is still connected during a long statement, so
+#: the session (its lock and its transaction) ends within a second after the runner is killed.
+CLIENT_CHECK_INTERVAL = "1s"
+_CHECK_INTERVAL = sql.SQL("SET client_connection_check_interval = {}").format(
+    sql.Literal(CLIENT_CHECK_INTERVAL))
+
+
+class Reporter(Protocol):
+    """What front ends are told while a run progresses (the CLI prints it)."""
+
+    def note(self, message: str) -> None: ...
+
+    def plan(self, plan: Plan) -> None: ...
+
+    def step_started(self, step: PlanStep, index: int, total: int) -> None: ...
+
+    def step_finished(self, outcome: StepOutcome, index: int, total: int) -> None: ...
+
+
+class NullReporter:
+    """Tells nobody but the log; for library use and tests."""
+
+    def note(self, message: str) -> None:
+        log.info("%s", message)
+
+    def plan(self, plan: Plan) -> None:
+        pass
+
+    def step_started(self, step: PlanStep, index: int, total: int) -> None:
+        pass
+
+    def step_finished(self, outcome: StepOutcome, index: int, total: int) -> None:
+        pass
+
+
+@dataclass
+class StepOutcome:
+    """How one planned step ended: ``completed``, ``rolled_back`` or ``failed``."""
+
+    step: PlanStep
+    status: str
+    seconds: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"service": self.step.migration.service, "migration": self.step.migration.id,
+                "direction": self.step.direction, "status": self.status,
+                "duration_ms": round(self.seconds * 1000),
+                "estimated_seconds": self.step.estimated_seconds, "error": self.error}
+
+
+def executed_by() -> str:
+    """``user@host`` of this process, for the ``executed_by`` column."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"[:255]
+
+
+class Session:
+    """The one connection of a run: it holds the locks and runs every migration."""
+
+    def __init__(self, conn: psycopg.Connection[Any], settings: ConnectionSettings) -> None:
+        self.conn = conn
+        self.locks: list[AdvisoryLock] = []
+        self._trackings: dict[str, Tracking] = {}
+        self._check_interval: bool | None = None
+        name = settings.lock_database_name
+        if name is None:
+            row = conn.execute("SELECT current_database()").fetchone()
+            name = str(row[0]) if row else ""
+        self.lock_database_name = name
+
+    def tracking(self, schema: str) -> Tracking:
+        if schema not in self._trackings:
+            self._trackings[schema] = Tracking(self.conn, schema)
+        return self._trackings[schema]
+
+    def lock_for(self, schema: str) -> AdvisoryLock:
+        key = lock_key(self.lock_database_name, GOLANG_MIGRATE_SCHEMA, golang_migrate_table(schema))
+        return AdvisoryLock(self.conn, key, f"service schema {schema}")
+
+    def lock(self, schemas: Sequence[str], timeout: float, reporter: Reporter) -> None:
+        """golang-migrate's lock of every schema, in name order so two runs cannot deadlock."""
+        for schema in sorted(set(schemas)):
+            lock = self.lock_for(schema)
+            waited = lock.acquire(timeout)
+            if waited >= 0.5:
+                reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
+            self.locks.append(lock)
+
+    def migration_settings(self, schema: str) -> sql.Composed:
+        """A clean session per migration: no setting leaks from the previous migration, and
+        unqualified names go to the service's schema.
+
+        Parameterless statements, so the runner sends them in the same round trip as the
+        migration's first tracking write (``before=`` of :meth:`Tracking.start` and
+        :meth:`Tracking.update`), ahead of it: that write, too, runs with clean settings.
+        Call it outside a transaction (the first call may probe the server)."""
+        statements = [sql.SQL("RESET ALL"),
+                      sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))]
+        if self._supports_check_interval():
+            statements.append(_CHECK_INTERVAL)
+        return sql.SQL("; ").join(statements)
+
+    def _supports_check_interval(self) -> bool:
+        """Whether the server takes ``client_connection_check_interval``, asked once: a
+        failing SET would also undo the statements sent with it."""
+        if self._check_interval is None:
+            try:
+                self.conn.execute(_CHECK_INTERVAL)
+                self._check_interval = True
+            except psycopg.Error:  # PostgreSQL < 14, or a platform without it
+                self._check_interval = False
+        return self._check_interval
+
+    def close(self) -> None:
+        for lock in reversed(self.locks):
+            lock.release()
+        self.conn.close()
+
+
+class Applier:
+    """Runs planned steps on a :class:`Session`, keeping rows and golang-migrate's table true."""
+
+    def __init__(self, session: Session, root: Path, runner_id: str) -> None:
+        self.session = session
+        self.root = root
+        self.executed_by = runner_id
+
+    # --- metadata ---------------------------------------------------------------------------
+
+    def metadata(self, migration: Migration, action: str, schema: str,
+                 step: PlanStep | None = None) -> dict[str, Any]:
+        """What the ``metadata`` column records about a migration and the run."""
+        meta = migration.meta
+        file = step.file if step is not None else migration.main_file.path
+        data: dict[str, Any] = {
+            "action": action, "service": migration.service, "schema": schema,
+            "description": meta.description if meta else "",
+            "declared_risk_level": meta.risk_level.value if meta else None,
+            "affects_tables": list(meta.affects_tables) if meta else [],
+            "estimated_duration": meta.estimated_duration if meta else "",
+            "estimated_seconds": meta.estimated_seconds if meta else 0.0,
+            "transactional": migration.transactional,
+            "environment_only": migration.environment,
+            "file": display_path(file, self.root),
+            "runner": f"migorch {__version__}",
+            "dirty": False,
+        }
+        if step is not None:
+            data["risk_level"] = step.risk_level.value if step.risk_level else None
+            data["backend_pid"] = self.session.conn.info.backend_pid
+        return data
+
+    # --- up and down ------------------------------------------------------------------------
+
+    def apply_up(self, state: ServiceState, step: PlanStep) -> StepOutcome:
+        migration = step.migration
+        assert migration.up is not None
+        tracking = self.session.tracking(state.schema)
+        metadata = self.metadata(migration, "up", state.schema, step)
+        start: dict[str, Any] = dict(
+            migration_id=migration.id, migration_version=migration.version_text,
+            environment=state.environment, action="up", executed_by=self.executed_by,
+            checksum=file_checksum(migration.up.path),
+            dependencies=[d.text for d in migration.depends_on],
+        )
+        after = state.prefix(state.applied_versions() | {migration.version})
+        settings = self.session.migration_settings(state.schema)
+        if step.transactional:
+            # committed, so visible before the migration runs; the settings apply first
+            record_id = tracking.start(**start, metadata=metadata, before=settings)
+            return self._transactional(state, step, record_id, "completed", after)
+        with self.session.conn.transaction():
+            record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
+                                       schema_version=(after, True), before=settings)
+        return self._non_transactional(state, step, record_id, "completed", after)
+
+    def apply_down(self, state: ServiceState, step: PlanStep,
+                   rollback_version: str) -> StepOutcome:
+        migration = step.migration
+        assert migration.down is not None
+        tracking = self.session.tracking(state.schema)
+        record = state.record(migration)
+        assert record is not None, f"{migration.qualified_id} is not recorded"
+        metadata = {"action": "down", "backend_pid": self.session.conn.info.backend_pid,
+                    "down_file": display_path(migration.down.path, self.root),
+                    "transactional": migration.transactional}
+        after = state.prefix(state.applied_versions() - {migration.version})
+        settings = self.session.migration_settings(state.schema)
+        if step.transactional:
+            tracking.update(record.id, action="down", status="running", started=True,
+                            error_message=None, executed_by=self.executed_by,
+                            metadata=metadata, before=settings)
+            return self._transactional(state, step, record.id, "rolled_back", after,
+                                       rollback_version=rollback_version,
+                                       failed_status="completed")
+        with self.session.conn.transaction():
+            tracking.update(record.id, action="down", status="running", started=True,
+                            error_message=None, executed_by=self.executed_by,
+                            metadata={**metadata, "dirty": True}, schema_version=(after, True),
+                            before=settings)
+        return self._non_transactional(state, step, record.id, "rolled_back", after,
+                                       rollback_version=rollback_version)
+
+    # --- the two execution modes ------------------------------------------------------------
+
+    def _transactional(
+        self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
+        gm_version: int, *, rollback_version: str | None = None, failed_status: str = "failed",
+    ) -> StepOutcome:
+        """The SQL, the tracking row and golang-migrate's row in one transaction (the
+        session's settings were reset with the row's ``running`` write)."""
+        conn = self.session.conn
+        tracking = self.session.tracking(state.schema)
+        started = time.perf_counter()
+        try:
+            with conn.transaction():
+                run_migration_file(conn, step_file(step), in_transaction=True)
+                seconds = time.perf_counter() - started
+                record = tracking.update(record_id, action=step.direction, status=done_status,
+                                         completed=True, duration_ms=round(seconds * 1000),
+                                         rollback_version=rollback_version,
+                                         schema_version=(gm_version, False))
+        except (MigrationSqlError, psycopg.Error) as exc:
+            seconds = time.perf_counter() - started
+            failure = self.failure(step, exc)
+            tracking.update(record_id, action=step.direction, status=failed_status,
+                            completed=True, duration_ms=round(seconds * 1000),
+                            error_message=str(failure))
+            raise failure from None
+        except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
+            self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
+            raise
+        self._refresh(state, tracking, record, gm_version)
+        return StepOutcome(step, done_status, seconds)
+
+    def _non_transactional(
+        self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
+        gm_version: int, *, rollback_version: str | None = None,
+    ) -> StepOutcome:
+        """Statement by statement in autocommit, recording progress after each one."""
+        conn = self.session.conn
+        tracking = self.session.tracking(state.schema)
+        file = step_file(step)
+        started = time.perf_counter()
+        try:
+            statements = prepared_statements(file.read_text(), in_transaction=False,
+                                             path=file.path)
+            tracking.note_progress(record_id, {"statements_total": len(statements),
+                                               "statements_done": 0})
+            for done, statement in enumerate(statements, 1):
+                _run_statement(conn, statement, file.path)
+                tracking.note_progress(record_id, {"statements_done": done,
+                                                   "last_line": statement.end_line})
+        except (MigrationSqlError, psycopg.Error) as exc:
+            seconds = time.perf_counter() - started
+            failure = self.failure(step, exc, dirty=True, state=state)
+            tracking.update(record_id, action=step.direction, status="failed", completed=True,
+                            duration_ms=round(seconds * 1000), error_message=str(failure),
+                            metadata={"dirty": True})
+            raise failure from None
+        except BaseException:
+            self._record_interrupt(tracking, record_id, step, "failed", dirty=True)
+            raise
+        seconds = time.perf_counter() - started
+        with conn.transaction():
+            record = tracking.update(record_id, action=step.direction, status=done_status,
+                                     completed=True, duration_ms=round(seconds * 1000),
+                                     rollback_version=rollback_version,
+                                     metadata={"dirty": False},
+                                     schema_version=(gm_version, False))
+        self._refresh(state, tracking, record, gm_version)
+        return StepOutcome(step, done_status, seconds)
+
+    @staticmethod
+    def _refresh(state: ServiceState, tracking: Tracking, record: ExecutionRecord | None,
+                 gm_version: int) -> None:
+        """Take in the row the step committed (as its UPDATE returned it) and golang-migrate's
+        version it wrote clean, so the next step computes from what the database holds
+        without reading either back."""
+        if record is None:  # cannot happen short of someone deleting the row meanwhile
+            state.refresh(tracking.records(), tracking.read_schema_version())
+        else:
+            state.replace_record(record, SchemaVersion(version=gm_version, exists=True))
+
+    def _record_interrupt(self, tracking: Tracking, record_id: int, step: PlanStep,
+                          status: str, *, dirty: bool) -> None:
+        try:
+            if tracking.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                return  # the next run finds the running row and resolves it
+            tracking.update(record_id, action=step.direction, status=status, completed=True,
+                            error_message="interrupted by the user (Ctrl-C); "
+                            + ("golang-migrate's dirty flag is set" if dirty
+                               else "PostgreSQL rolled back the transaction"),
+                            metadata={"interrupted": True, "dirty": dirty})
+        except Exception as exc:  # the row stays 'running'; the next run resolves it
+            log.debug("could not record the interruption: %s", exc)
+
+    def failure(self, step: PlanStep, exc: Exception, *, dirty: bool = False,
+                state: ServiceState | None = None) -> MigrationFailed:
+        """PostgreSQL's message, the file and line, and what state it left."""
+        migration = step.migration
+        verb = "rollback of" if step.direction == "down" else "migration"
+        if isinstance(exc, MigrationSqlError):
+            where = f"{display_path(exc.path, self.root.parent)}:{exc.line}"
+            text = exc.pg_message + (f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else "")
+            if exc.detail:
+                text += f"\n  DETAIL: {exc.detail}"
+            if exc.pg_hint:
+                text += f"\n  HINT: {exc.pg_hint}"
+        else:
+            where = display_path(step.file, self.root.parent)
+            assert isinstance(exc, psycopg.Error)
+            text = str(database_error(exc, "database error"))
+        message = f"{verb} {migration.qualified_id} failed at {where}: {text}"
+        if dirty:
+            message += (
+                "\nIt is not transactional: the statements before the failing one are in "
+                "effect and golang-migrate's dirty flag is set. Finish or undo them by hand, "
+                "then record which:" + (force_advice(state, migration.version) if state else "")
+            )
+        elif step.direction == "up":
+            message += "\nNothing of it was applied: its transaction was rolled back."
+        else:
+            message += "\nNothing was rolled back: the transaction was rolled back."
+        return MigrationFailed(message)
+
+
+def force_advice(state: ServiceState, version: int) -> str:
+    """The two ``force`` commands that resolve the half-done migration ``version``
+    (golang-migrate's "force N" / "force N-1"), with this service's versions spelled out."""
+    lower = [m.version for m in state.order if m.version < version]
+    undone = max(lower) if lower else -1
+    name = state.service.name
+    return (f"\n  migorch force {name} {version}   # it is now fully applied"
+            f"\n  migorch force {name} {undone}   # it is fully undone (it runs again)")
+
+
+def step_file(step: PlanStep) -> MigrationFile:
+    file = step.migration.up if step.direction == "up" else step.migration.down
+    assert file is not None
+    return file
+
+
+def _run_statement(conn: psycopg.Connection[Any], statement: Statement, path: Path) -> None:
+    """One statement in autocommit; a failure names the file and line of the statement."""
+    try:
+        conn.execute(statement.text.encode("utf-8"), prepare=False)
+    except psycopg.Error as exc:
+        diag = exc.diag
+        line = statement.line
+        position = diag.statement_position
+        if position and position.isdigit():
+            line += statement.text[: int(position) - 1].count("\n")
+        raise MigrationSqlError(
+            path, line, diag.message_primary or str(exc).strip().splitlines()[0],
+            diag.sqlstate, detail=diag.message_detail, hint=diag.message_hint,
+            statement=statement.text,
+        ) from exc
+

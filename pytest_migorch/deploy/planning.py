@@ -1,0 +1,400 @@
+"""What a deploy will do, decided before touching anything: environments, plans and the state of
+each service as its tracking rows describe it.
+
+Everything here is pure (no database): :mod:`pytest_migorch.deploy.runner` reads the rows and hands
+them over, so plans, drift and dirty-state decisions are tested without a server. The plan of each
+migration (risk level, tables, estimated duration) comes from :mod:`pytest_migorch.checks.migration`
+when it can analyse the SQL, else from the migration's declared metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
+
+from pytest_migorch.deploy.tracking import ExecutionRecord, SchemaVersion, file_checksum
+from pytest_migorch.errors import ConfigurationError, UsageError
+from pytest_migorch.findings import display_path
+from pytest_migorch.model import DEFAULT_ENVIRONMENT, Migration, Project, RiskLevel, Service
+from pytest_migorch.project.config import PROTECTED_BY_DEFAULT
+
+if TYPE_CHECKING:
+    from pytest_migorch.sql.analysis import AnalysisCache
+
+__all__ = [
+    "Direction",
+    "PlanStep",
+    "Plan",
+    "Drift",
+    "ServiceState",
+    "resolve_environment",
+    "is_protected",
+    "plan_step",
+    "base_prefix",
+    "format_seconds",
+]
+
+log = logging.getLogger(__name__)
+
+Direction = Literal["up", "down"]
+
+
+# --- environments -----------------------------------------------------------------------------
+
+
+def resolve_environment(
+    project: Project, services: Sequence[str], requested: str | None,
+    environ: Mapping[str, str] = os.environ,
+) -> str:
+    """The environment from ``--env`` or ``APP_ENV``, checked against every selected service.
+
+    A service without environments.json accepts any name (it only has base migrations); with
+    no name at all, only such services can run, in the implicit ``default`` environment.
+    """
+    name = requested or environ.get("APP_ENV") or None
+    declaring = [project.services[s] for s in services if project.services[s].has_environments]
+    if name is None:
+        if not declaring:
+            return DEFAULT_ENVIRONMENT
+        declared = sorted({env for svc in declaring for env in svc.environments})
+        raise UsageError(
+            "no environment: pass --env NAME or set APP_ENV (declared: "
+            + ", ".join(declared) + ")"
+        )
+    for service in declaring:
+        if name not in service.environments:
+            listed = ", ".join(sorted(service.environments)) or "none"
+            where = display_path(service.environments_file) if service.environments_file else ""
+            raise ConfigurationError(
+                f"Environment not found in configuration: {name!r} is not declared in "
+                f"{where or service.name} (declared: {listed})"
+            )
+    return name
+
+
+def is_protected(project: Project, services: Iterable[str], environment: str) -> bool:
+    """True when any selected service treats ``environment`` as protected (production by
+    default; ``"protected": true|false`` in environments.json decides)."""
+    for name in services:
+        service = project.services[name]
+        env = service.environments.get(environment)
+        if env is not None:
+            if env.protected:
+                return True
+        elif environment in PROTECTED_BY_DEFAULT:
+            return True
+    return False
+
+
+# --- plans ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One migration to apply or roll back, with what the plan shows about it."""
+
+    migration: Migration
+    direction: Direction
+    risk_level: RiskLevel | None
+    declared_risk: RiskLevel | None
+    reasons: tuple[str, ...]
+    tables: tuple[str, ...]
+    estimated_seconds: float
+    estimated_duration: str
+    transactional: bool
+    file: Path
+
+    @property
+    def high_risk(self) -> bool:
+        return self.risk_level is RiskLevel.HIGH
+
+    @property
+    def label(self) -> str:
+        return f"{self.migration.service} {self.migration.id}"
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        m = self.migration
+        return {
+            "service": m.service,
+            "migration": m.id,
+            "version": m.version_text,
+            "environment_only": m.environment,
+            "direction": self.direction,
+            "risk_level": self.risk_level.value if self.risk_level else None,
+            "declared_risk_level": self.declared_risk.value if self.declared_risk else None,
+            "reasons": list(self.reasons),
+            "tables": list(self.tables),
+            "estimated_duration": self.estimated_duration or None,
+            "estimated_seconds": self.estimated_seconds,
+            "transactional": self.transactional,
+            "file": display_path(self.file, root),
+        }
+
+
+@dataclass
+class Plan:
+    """The ordered steps of one ``up`` or ``down``, shown before anything runs."""
+
+    direction: Direction
+    environment: str
+    protected: bool
+    steps: list[PlanStep] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(step.estimated_seconds for step in self.steps)
+
+    @property
+    def high_risk(self) -> list[PlanStep]:
+        return [step for step in self.steps if step.high_risk]
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        return {
+            "direction": self.direction,
+            "environment": self.environment,
+            "protected": self.protected,
+            "steps": [step.to_json(root) for step in self.steps],
+            "total_estimated_seconds": self.total_seconds,
+            "total_estimated_duration": format_seconds(self.total_seconds),
+            "high_risk": [f"{s.migration.service}:{s.migration.id}" for s in self.high_risk],
+        }
+
+    def render(self, root: Path | None = None) -> str:
+        """The plan as people read it: one line per step, then the total."""
+        if not self.steps:
+            return "Nothing to do."
+        verb = "apply" if self.direction == "up" else "roll back"
+        lines = [f"Plan: {verb} {len(self.steps)} migration(s) in environment "
+                 f"{self.environment!r}{' (protected)' if self.protected else ''}"]
+        width = max(len(step.label) for step in self.steps)
+        for index, step in enumerate(self.steps, 1):
+            risk = step.risk_level.value if step.risk_level else "-"
+            mark = "!" if step.high_risk else " "
+            tables = ", ".join(step.tables) or "-"
+            extra = "" if step.transactional else "  [non-transactional]"
+            lines.append(
+                f" {mark}{index:>3}. {step.label:<{width}}  risk {risk:<6}  est "
+                f"{step.estimated_duration or '?':>6}  tables: {tables}{extra}"
+            )
+            for reason in step.reasons:
+                lines.append(f"        - {reason}")
+        lines.append(f"Total estimated duration: {format_seconds(self.total_seconds)}")
+        return "\n".join(lines)
+
+
+def plan_step(
+    migration: Migration, direction: Direction, schema: str, cache: AnalysisCache | None = None
+) -> PlanStep:
+    """The plan entry of a migration: the risk analysis when available, else its metadata.
+
+    ``cache`` keeps analyses by file content (default: the process-wide in-memory cache)."""
+    meta = migration.meta
+    declared = meta.risk_level if meta else None
+    tables: tuple[str, ...] = meta.affects_tables if meta else ()
+    estimated = meta.estimated_seconds if meta else 0.0
+    estimated_text = meta.estimated_duration if meta else ""
+    file = migration.up if direction == "up" else migration.down
+    assert file is not None, f"{migration.qualified_id} has no {direction} file"
+    risk: RiskLevel | None = declared if direction == "up" else None
+    reasons: tuple[str, ...] = ()
+    if direction == "up":
+        analysed = _analyse(migration, schema, cache)
+        if analysed is not None:
+            risk, reasons, found_tables = analysed
+            tables = found_tables or tables
+    return PlanStep(
+        migration=migration, direction=direction, risk_level=risk, declared_risk=declared,
+        reasons=reasons, tables=tables, estimated_seconds=estimated,
+        estimated_duration=estimated_text, transactional=migration.transactional, file=file.path,
+    )
+
+
+def _analyse(
+    migration: Migration, schema: str, cache: AnalysisCache | None
+) -> tuple[RiskLevel, tuple[str, ...], tuple[str, ...]] | None:
+    """(effective risk, the rules that raised it, tables touched) from the SQL analysis."""
+    # Imported late: the SQL analysis stack (sqlglot) is only needed for plans.
+    from pytest_migorch.checks import migration as risk
+
+    try:
+        report = risk.check_migration(migration, schema, cache)
+        entry = risk.plan_entry(migration, report)
+    except Exception as exc:  # an analysis bug must not stop a deploy; the declared level holds
+        log.warning("risk analysis of %s failed, using its declared metadata: %s",
+                    migration.qualified_id, exc)
+        return None
+    reasons = tuple(f"{f.code} {f.name} at line {f.line}: {f.message}"
+                    for f in report.fired if f.level is not None)
+    return entry.risk_effective, reasons, entry.tables
+
+
+def format_seconds(seconds: float) -> str:
+    """A Go-style duration for people: ``45s``, ``2m30s``, ``1h5m``, ``120ms``."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")
+
+
+# --- state of a service -----------------------------------------------------------------------
+
+
+def base_prefix(base_versions: Iterable[int], applied: Iterable[int]) -> int:
+    """golang-migrate's version: the highest base version up to which every base version is
+    applied, or -1 (NilVersion) when the first one is not."""
+    done = set(applied)
+    version = -1
+    for candidate in sorted(base_versions):
+        if candidate not in done:
+            break
+        version = candidate
+    return version
+
+
+@dataclass(frozen=True)
+class Drift:
+    """An applied migration whose file changed, was renamed or disappeared since."""
+
+    migration_id: str
+    version: str
+    kind: Literal["changed", "renamed", "missing"]
+    message: str
+    file: Path | None = None
+    recorded_checksum: str | None = None
+    current_checksum: str | None = None
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        return {
+            "migration": self.migration_id, "version": self.version, "kind": self.kind,
+            "message": self.message,
+            "file": display_path(self.file, root) if self.file else None,
+            "recorded_checksum": self.recorded_checksum,
+            "current_checksum": self.current_checksum,
+        }
+
+
+@dataclass
+class ServiceState:
+    """One service in one environment as the database records it, against its files.
+
+    Rows are matched to migrations by version (a version is unique in a service), so a file
+    renamed after it was applied still counts as applied, and shows as drift.
+    """
+
+    service: Service
+    environment: str
+    order: list[Migration]
+    initialised: bool
+    schema_version: SchemaVersion
+    records: list[ExecutionRecord]
+    other_environments: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_version: dict[int, ExecutionRecord] = {r.version: r for r in self.records}
+
+    @classmethod
+    def build(
+        cls, service: Service, environment: str, order: list[Migration], initialised: bool,
+        schema_version: SchemaVersion, all_records: list[ExecutionRecord],
+    ) -> ServiceState:
+        mine = [r for r in all_records if r.environment == environment]
+        others = sorted({r.environment for r in all_records
+                         if r.environment != environment and r.status == "completed"})
+        return cls(service, environment, order, initialised, schema_version, mine, others)
+
+    @property
+    def schema(self) -> str:
+        return self.service.schema
+
+    def refresh(self, all_records: list[ExecutionRecord], schema_version: SchemaVersion) -> None:
+        """Replace the rows with what the database now holds (after a step)."""
+        self.records = [r for r in all_records if r.environment == self.environment]
+        self.by_version = {r.version: r for r in self.records}
+        self.schema_version = schema_version
+
+    def replace_record(self, record: ExecutionRecord, schema_version: SchemaVersion) -> None:
+        """Take in one row that a step wrote (and golang-migrate's version after it)."""
+        if record.environment == self.environment:
+            self.records = [r for r in self.records if r.id != record.id] + [record]
+            self.records.sort(key=lambda r: r.id)
+            self.by_version = {r.version: r for r in self.records}
+        self.schema_version = schema_version
+
+    def record(self, migration: Migration) -> ExecutionRecord | None:
+        return self.by_version.get(migration.version)
+
+    def is_applied(self, migration: Migration) -> bool:
+        record = self.record(migration)
+        return record is not None and record.status == "completed"
+
+    def applied_versions(self) -> set[int]:
+        return {r.version for r in self.records if r.status == "completed"}
+
+    @property
+    def applied(self) -> list[Migration]:
+        return [m for m in self.order if self.is_applied(m)]
+
+    @property
+    def pending(self) -> list[Migration]:
+        return [m for m in self.order if not self.is_applied(m)]
+
+    @property
+    def failed(self) -> list[ExecutionRecord]:
+        return [r for r in self.records if r.status == "failed"]
+
+    @property
+    def running(self) -> list[ExecutionRecord]:
+        return [r for r in self.records if r.status == "running"]
+
+    @property
+    def dirty_records(self) -> list[ExecutionRecord]:
+        """Rows of non-transactional runs that stopped half-way (the dirty flag's cause)."""
+        return [r for r in self.records if r.dirty and r.status in ("failed", "running")]
+
+    def prefix(self, applied: Iterable[int] | None = None) -> int:
+        """golang-migrate's version for ``applied`` (default: what is recorded)."""
+        base = [m.version for m in self.service.base_migrations() if m.up is not None]
+        return base_prefix(base, self.applied_versions() if applied is None else applied)
+
+    def drift(self) -> list[Drift]:
+        """Applied files that changed, were renamed, or are gone."""
+        out: list[Drift] = []
+        known = {m.version: m for m in self.order}
+        for record in self.records:
+            if record.status != "completed":
+                continue
+            migration = known.get(record.version)
+            if migration is None or migration.up is None:
+                out.append(Drift(
+                    record.migration_id, record.migration_version, "missing",
+                    f"{record.migration_id} is applied but its up file is no longer in "
+                    f"{self.service.name}/migrations/ for environment {self.environment!r}",
+                    recorded_checksum=record.checksum,
+                ))
+                continue
+            current = file_checksum(migration.up.path)
+            if record.migration_id != migration.id:
+                out.append(Drift(
+                    record.migration_id, record.migration_version, "renamed",
+                    f"{record.migration_id} was applied under that name; the file is now "
+                    f"{migration.up.relative_name}",
+                    migration.up.path, record.checksum, current,
+                ))
+            elif record.checksum and record.checksum != current:
+                out.append(Drift(
+                    record.migration_id, record.migration_version, "changed",
+                    f"{migration.up.relative_name} changed since it was applied "
+                    f"(sha256 {record.checksum[:12]} then, {current[:12]} now)",
+                    migration.up.path, record.checksum, current,
+                ))
+        return out

@@ -1,0 +1,660 @@
+"""The deploy runner: ``init``, ``up``, ``down``, ``force`` and ``status`` against a database.
+
+It runs at release time against production, so it never guesses: before anything runs it
+holds the services' advisory locks (golang-migrate's keys), resolves what a dead run left
+behind and says what happened (:meth:`Runner._recover`), adopts what golang-migrate's table
+records as applied, and refuses to start on drift, a dirty state, missing prerequisites,
+applied dependents or an unconfirmed high-risk plan in a protected environment.
+
+Planning is pure (:mod:`pytest_migorch.deploy.planning`); writing each step so the records stay true
+is :mod:`pytest_migorch.deploy.applying`; reading status is :mod:`pytest_migorch.deploy.status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import psycopg
+
+from pytest_migorch.deploy.applying import (
+    Applier,
+    NullReporter,
+    Reporter,
+    Session,
+    StepOutcome,
+    executed_by,
+    force_advice,
+)
+from pytest_migorch.deploy.planning import (
+    Plan,
+    PlanStep,
+    ServiceState,
+    is_protected,
+    plan_step,
+    resolve_environment,
+)
+from pytest_migorch.deploy.status import ServiceReport, collect_report
+from pytest_migorch.deploy.tracking import (
+    GOLANG_MIGRATE_SCHEMA,
+    Tracking,
+    file_checksum,
+    golang_migrate_table,
+)
+from pytest_migorch.errors import ConfigurationError, MigorchError, MigrationFailed, UsageError
+from pytest_migorch.findings import Family
+from pytest_migorch.model import Migration, Project
+from pytest_migorch.postgres.connection import ConnectionSettings, connect, database_error
+from pytest_migorch.project.graph import ProjectGraph
+from pytest_migorch.project.validation import validate_project
+from pytest_migorch.sql.analysis import AnalysisCache
+
+__all__ = ["Runner", "RunResult", "Refused", "DEFAULT_LOCK_TIMEOUT"]
+
+log = logging.getLogger(__name__)
+
+#: golang-migrate's default ``-lock-timeout`` (seconds).
+DEFAULT_LOCK_TIMEOUT = 15.0
+_STRUCTURAL = (Family.CONFIG, Family.FILES, Family.GRAPH)
+
+
+class Refused(MigorchError):
+    """The runner refused to start (drift, dirty state, dependents, risk gate): exit 1."""
+
+    exit_code = 1
+
+
+@dataclass
+class RunResult:
+    """What a command did: its plan, each step's outcome, the notes and changes it made."""
+
+    command: str
+    environment: str
+    services: list[str]
+    dry_run: bool = False
+    plan: Plan | None = None
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sql: list[tuple[PlanStep, str]] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    error: MigorchError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        """The documented ``--json`` shape of init, up, down and force (docs/runner.md)."""
+        return {
+            "ok": self.ok,
+            "command": self.command,
+            "environment": self.environment,
+            "services": self.services,
+            "dry_run": self.dry_run,
+            "plan": self.plan.to_json(root) if self.plan else None,
+            "results": [o.to_json() for o in self.outcomes],
+            "notes": self.notes,
+            "changes": self.changes,
+            "sql": [{"service": s.migration.service, "migration": s.migration.id,
+                     "direction": s.direction, "sql": text} for s, text in self.sql],
+            "error": str(self.error) if self.error else None,
+            "exit_code": self.error.exit_code if self.error else 0,
+        }
+
+
+class Runner:
+    """Runs commands for one project against one database.
+
+    Commands raise :class:`~pytest_migorch.errors.MigorchError` subclasses; once a command has
+    started, the partial :class:`RunResult` is attached to the error as ``result``.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        settings: ConnectionSettings,
+        *,
+        reporter: Reporter | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        environ: Mapping[str, str] | None = None,
+        analysis_cache: AnalysisCache | None = None,
+    ) -> None:
+        self.project = project
+        #: SQL analyses for plans, by file content (default: the process-wide memory cache).
+        self.analysis_cache = analysis_cache
+        self.settings = settings
+        self.reporter: Reporter = reporter or NullReporter()
+        self.lock_timeout = lock_timeout
+        self.environ = os.environ if environ is None else environ
+        self.graph = ProjectGraph(project)
+        self.executed_by = executed_by()
+
+    # --- shared steps -----------------------------------------------------------------------
+
+    def environment(self, services: Sequence[str], requested: str | None) -> str:
+        """``--env`` or ``APP_ENV``, declared by every selected service (else exit 2)."""
+        for name in services:
+            if name not in self.project.services:
+                raise UsageError(f"unknown service {name!r}")
+        return resolve_environment(self.project, services, requested, self.environ)
+
+    def check_static(self, services: Sequence[str]) -> None:
+        """Refuse to deploy a tree whose files, configuration or graph have errors."""
+        result = validate_project(self.project, services=list(services))
+        errors = [f for f in result.errors if f.family in _STRUCTURAL]
+        if errors:
+            shown = "\n".join(f.render() for f in errors[:10])
+            more = f"\n... and {len(errors) - 10} more" if len(errors) > 10 else ""
+            raise ConfigurationError(
+                f"the migrations have {len(errors)} error(s); fix them first "
+                f"(`migorch validate` lists them):\n{shown}{more}"
+            )
+
+    @contextmanager
+    def _session(self, result: RunResult | None = None) -> Iterator[Session]:
+        conn = connect(self.settings)
+        try:
+            session = Session(conn, self.settings)
+        except psycopg.Error as exc:
+            conn.close()
+            raise database_error(exc, "reading the database name") from exc
+        try:
+            yield session
+        except psycopg.Error as exc:
+            error = database_error(exc, "talking to the database")
+            if result is not None:
+                result.error = error
+                error.result = result  # type: ignore[attr-defined]
+            raise error from exc
+        except MigorchError as exc:
+            if result is not None:
+                result.error = exc
+                exc.result = result  # type: ignore[attr-defined]
+            raise
+        finally:
+            session.close()
+
+    def _state(self, session: Session, name: str, env: str, *, writable: bool,
+               result: RunResult | None = None) -> ServiceState:
+        """A service's state; when ``writable`` (its lock held), first create what is missing,
+        resolve what a dead run left behind and adopt golang-migrate's records."""
+        tracking = session.tracking(self.project.services[name].schema)
+        recreated = False
+        if writable:
+            created = [] if tracking.is_initialised() else tracking.create()
+            if created:
+                self._note(result, f"{name}: created {', '.join(created)}")
+            else:
+                with session.conn.transaction():
+                    recreated = tracking.ensure_schema_version_table()
+        state = self._read_state(tracking, name, env)
+        if recreated and state.records:
+            # Someone dropped golang-migrate's table (its `drop` does): rebuild it from ours.
+            tracking.write_schema_version(state.prefix(), bool(state.dirty_records))
+            self._note(result, f"{name}: golang-migrate's table was missing; recreated at "
+                               f"version {state.prefix()}")
+            state = self._read_state(tracking, name, env)
+        if writable:
+            if state.running and self._recover(session, state, result):
+                state = self._read_state(tracking, name, env)
+            # A database deployed as another environment is refused by _check_ready; adopting
+            # golang-migrate's records into this environment first would hide that.
+            if not state.other_environments and self._adopt(session, state, result):
+                state = self._read_state(tracking, name, env)
+        return state
+
+    def _read_state(self, tracking: Tracking, name: str, env: str) -> ServiceState:
+        service = self.project.services[name]
+        return ServiceState.build(
+            service, env, self.graph.order(name, env), tracking.is_initialised(),
+            tracking.read_schema_version(), tracking.records(),
+        )
+
+    def _note(self, result: RunResult | None, message: str) -> None:
+        if result is not None:
+            result.notes.append(message)
+        self.reporter.note(message)
+
+    # --- recovery and adoption --------------------------------------------------------------
+
+    def _recover(self, session: Session, state: ServiceState, result: RunResult | None) -> bool:
+        """Resolve ``running`` rows left by a run that died (we hold the lock, so no live run
+        owns them) and say truthfully what it means."""
+        tracking = session.tracking(state.schema)
+        for record in state.running:
+            when = f" (started {record.started_at:%Y-%m-%d %H:%M:%S %Z} by {record.executed_by})" \
+                if record.started_at else ""
+            what = "rollback" if record.action == "down" else "migration"
+            if record.transactional:
+                message = (
+                    f"interrupted: the run{when} ended before this {what} finished (process "
+                    "killed or connection lost). PostgreSQL rolled back its transaction, so "
+                    "nothing of it took effect; "
+                    + ("the migration is still applied." if record.action == "down"
+                       else "it will run again.")
+                )
+                tracking.update(record.id, action="recover",
+                                status="completed" if record.action == "down" else "failed",
+                                error_message=message, metadata={"interrupted": True})
+            elif record.metadata.get("statements_total") is not None and \
+                    record.metadata.get("statements_done") == record.metadata["statements_total"]:
+                # Every statement completed (each one committed, then counted); only the final
+                # bookkeeping was lost. Recording it as done is the truth.
+                total = record.metadata["statements_total"]
+                done_status = "rolled_back" if record.action == "down" else "completed"
+                message = (
+                    f"interrupted: the run{when} ended after all {total} statement(s) of this "
+                    f"non-transactional {what} had completed, before recording it; recorded as "
+                    f"{'rolled back' if record.action == 'down' else 'applied'}."
+                )
+                tracking.update(record.id, action="recover", status=done_status,
+                                completed=True, error_message=message,
+                                metadata={"interrupted": True, "dirty": False})
+                self._note(result, f"{state.service.name}: {record.migration_id} was {message}")
+                self._clear_dirty_if_ours(tracking, state)
+                continue
+            else:
+                done = record.metadata.get("statements_done", 0)
+                total = record.metadata.get("statements_total", "?")
+                message = (
+                    f"interrupted: the run{when} ended during this non-transactional {what}, "
+                    f"after {done} of {total} statement(s) had completed: those are in effect, "
+                    "the rest are not. golang-migrate's dirty flag is set."
+                )
+                tracking.update(record.id, action="recover", status="failed",
+                                error_message=message,
+                                metadata={"interrupted": True, "dirty": True})
+            self._note(result, f"{state.service.name}: {record.migration_id} was {message}")
+        return bool(state.running)
+
+    def _clear_dirty_if_ours(self, tracking: Tracking, state: ServiceState) -> None:
+        """Rewrite golang-migrate's table clean when the only reason it was dirty is gone."""
+        fresh = self._read_state(tracking, state.service.name, state.environment)
+        unresolved = [r for r in fresh.records if r.dirty or
+                      (r.status == "running" and not r.transactional)]
+        if fresh.schema_version.dirty and not unresolved:
+            tracking.write_schema_version(fresh.prefix(), False)
+
+    def _adopt(self, session: Session, state: ServiceState, result: RunResult | None) -> bool:
+        """Record as completed, without running anything, the base migrations golang-migrate's
+        table says are applied (up to its version; below it when it is dirty)."""
+        gm = state.schema_version
+        if not gm.exists or gm.version < 0:
+            return False
+        adopt = [m for m in state.service.base_migrations()
+                 if m.up is not None and not state.is_applied(m)
+                 and (m.version < gm.version or (m.version == gm.version and not gm.dirty))]
+        if not adopt:
+            return False
+        tracking = session.tracking(state.schema)
+        applier = Applier(session, self.project.root, self.executed_by)
+        source = f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} version {gm.describe()}"
+        with session.conn.transaction():
+            for migration in adopt:
+                self._record_applied_without_running(
+                    tracking, applier, state, migration, "adopt",
+                    {"adopted": True, "source": source})
+        self._note(result, f"{state.service.name}: adopted {len(adopt)} migration(s) that "
+                           f"golang-migrate's table records as applied ({source}): "
+                           + ", ".join(m.id for m in adopt))
+        if gm.version not in state.service.migrations:
+            self._note(result, f"{state.service.name}: golang-migrate's version {gm.version} "
+                               "matches no migration file")
+        return True
+
+    # --- readiness --------------------------------------------------------------------------
+
+    def _check_ready(self, state: ServiceState, *, allow_drift: bool,
+                     result: RunResult | None) -> None:
+        name = state.service.name
+        if state.other_environments:
+            raise UsageError(
+                f"{name} is deployed in this database as environment "
+                f"{', '.join(map(repr, state.other_environments))}; refusing to run "
+                f"{state.environment!r} on top of it (use the same --env, or another database)"
+            )
+        self._check_dirty(state)
+        gm = state.schema_version
+        recorded = state.prefix()
+        if gm.exists and not gm.dirty and gm.version < recorded:
+            raise Refused(
+                f"{name}: golang-migrate's table {GOLANG_MIGRATE_SCHEMA}."
+                f"{golang_migrate_table(state.schema)} says version {gm.version}, but migorch "
+                f"recorded every base migration up to {recorded} as applied: something rolled "
+                "back or forced golang-migrate's table outside migorch. Check the schema, then "
+                f"run `migorch force {name} <version>` to record the version it is at."
+            )
+        drift = state.drift()
+        if drift and not allow_drift:
+            listed = "\n".join(f"  - {d.message}" for d in drift)
+            raise Refused(
+                f"{name}: {len(drift)} applied migration(s) differ from the files (drift):\n"
+                f"{listed}\nRestore the files as they were applied (a change belongs in a new "
+                "migration), or pass --allow-drift to run anyway."
+            )
+        for item in drift:
+            self._note(result, f"{name}: drift allowed: {item.message}")
+
+    def _check_dirty(self, state: ServiceState) -> None:
+        name = state.service.name
+        gm = state.schema_version
+        if state.dirty_records:
+            record = state.dirty_records[0]
+            raise Refused(
+                f"{name} is dirty: {record.migration_id} (non-transactional "
+                f"{'rollback' if record.action == 'down' else 'migration'}) did not finish: "
+                f"{record.error_message or 'no error recorded'}\n"
+                f"golang-migrate's table says {gm.describe()}.\n"
+                "To recover: look at what its statements did (e.g. an INVALID index left by "
+                "CREATE INDEX CONCURRENTLY), finish or undo them by hand, then record which:"
+                + force_advice(state, record.version)
+            )
+        if gm.dirty:
+            raise Refused(
+                f"Dirty database version {gm.version}. Fix and force version.\n"
+                f"({name}: golang-migrate's table {GOLANG_MIGRATE_SCHEMA}."
+                f"{golang_migrate_table(state.schema)} was left dirty by a run migorch has no "
+                "record of, most likely golang-migrate's own. Fix the schema by hand, then run "
+                f"`migorch force {name} <version>` or golang-migrate's `force`.)"
+            )
+
+    @staticmethod
+    def _risk_gate(plan: Plan, allowed: bool) -> None:
+        risky = plan.high_risk
+        if plan.protected and risky and not allowed:
+            names = ", ".join(f"{s.migration.service}:{s.migration.id}" for s in risky)
+            raise Refused(
+                f"environment {plan.environment!r} is protected and the plan has "
+                f"{len(risky)} high-risk migration(s): {names}. Review the plan, then pass "
+                "--yes (or --allow-high-risk) to apply it."
+            )
+
+    def _execute(self, session: Session, plan: Plan, states: dict[str, ServiceState],
+                 result: RunResult, rollback_to: Mapping[str, str] | None = None) -> None:
+        applier = Applier(session, self.project.root, self.executed_by)
+        total = len(plan.steps)
+        for index, step in enumerate(plan.steps, 1):
+            state = states[step.migration.service]
+            self.reporter.step_started(step, index, total)
+            try:
+                if step.direction == "up":
+                    outcome = applier.apply_up(state, step)
+                else:
+                    assert rollback_to is not None
+                    outcome = applier.apply_down(state, step, rollback_to[state.service.name])
+            except MigrationFailed as exc:
+                outcome = StepOutcome(step, "failed", 0.0, str(exc))
+                result.outcomes.append(outcome)
+                self.reporter.step_finished(outcome, index, total)
+                raise
+            result.outcomes.append(outcome)
+            self.reporter.step_finished(outcome, index, total)
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def init(self, services: Sequence[str], environment: str | None = None) -> RunResult:
+        """Create schemas and tracking tables and adopt golang-migrate's records."""
+        env = self.environment(services, environment)
+        result = RunResult("init", env, list(services))
+        with self._session(result) as session:
+            session.lock([self.project.services[s].schema for s in services],
+                         self.lock_timeout, self.reporter)
+            for name in services:
+                state = self._state(session, name, env, writable=True, result=result)
+                if state.schema_version.dirty:
+                    self._note(result, f"{name}: golang-migrate's table is dirty "
+                                       f"({state.schema_version.describe()}); `up` refuses "
+                                       "until it is fixed and forced")
+                self._note(result, f"{name}: {len(state.applied)} applied, "
+                                   f"{len(state.pending)} pending in {env!r}")
+        return result
+
+    def up(
+        self, services: Sequence[str], environment: str | None = None, *,
+        count: int | None = None, dry_run: bool = False, allow_drift: bool = False,
+        allow_high_risk: bool = False,
+    ) -> RunResult:
+        """Apply the pending migrations of ``services`` in resolved order."""
+        if count is not None and count < 1:
+            raise UsageError("--count must be at least 1")
+        env = self.environment(services, environment)
+        self.check_static(services)
+        result = RunResult("up", env, list(services), dry_run=dry_run)
+        selected = set(services)
+        order = self.graph.order_all(env, services)
+        involved = sorted(selected | {m.service for m in order})
+        with self._session(result) as session:
+            if not dry_run:
+                session.lock([self.project.services[s].schema for s in services],
+                             self.lock_timeout, self.reporter)
+            states = {name: self._state(session, name, env, result=result,
+                                        writable=name in selected and not dry_run)
+                      for name in involved}
+            for name in services:
+                self._check_ready(states[name], allow_drift=allow_drift, result=result)
+            pending = [m for m in order if not states[m.service].is_applied(m)]
+            self._check_prerequisites(pending, selected, env)
+            todo = [m for m in pending if m.service in selected][:count]
+            plan = Plan("up", env, is_protected(self.project, services, env),
+                        [plan_step(m, "up", states[m.service].schema, self.analysis_cache)
+                         for m in todo])
+            result.plan = plan
+            self.reporter.plan(plan)
+            if dry_run:
+                result.sql = _plan_sql(plan)
+                return result
+            self._risk_gate(plan, allow_high_risk)
+            self._execute(session, plan, states, result)
+        return result
+
+    def _check_prerequisites(self, pending: list[Migration], selected: set[str],
+                             env: str) -> None:
+        """Deploying one service never silently deploys another: refuse when a pending
+        migration needs a migration of an unselected service that is not applied."""
+        graph = self.graph.graph(env)
+        waiting = {m.key: m for m in pending}
+        missing: list[tuple[Migration, Migration]] = []
+        for migration in pending:
+            if migration.service in selected:
+                for key in graph.predecessors(migration.key):
+                    if key[0] not in selected and key in waiting:
+                        missing.append((migration, waiting[key]))
+        if missing:
+            lines = [f"{m.qualified_id} depends on {d.qualified_id}, which is not applied in "
+                     f"{env!r}" for m, d in missing]
+            others = sorted({d.service for _, d in missing})
+            raise Refused("\n".join(lines) + f"\nDeploy {', '.join(others)} first, or use "
+                          "--all to deploy every service in cross-service order.")
+
+    def down(
+        self, service: str, environment: str | None = None, *, steps: int | None = None,
+        version: int | None = None, cascade: bool = False, dry_run: bool = False,
+        confirmed: bool = False,
+    ) -> RunResult:
+        """Roll back the newest applied migrations of ``service`` (one by default)."""
+        if steps is not None and version is not None:
+            raise UsageError("pass --steps or --version, not both")
+        if steps is not None and steps < 1:
+            raise UsageError("--steps must be at least 1")
+        if version is not None and version != 0 and \
+                version not in self.project.services[service].migrations:
+            raise UsageError(f"{service} has no migration with version {version} "
+                             "(use 0 to roll back everything)")
+        env = self.environment([service], environment)
+        own = [m.key for m in self.graph.order(service, env)]
+        involved = sorted({service} | {k[0] for k in self.graph.dependents(own, env)})
+        self.check_static(involved)
+        result = RunResult("down", env, [service], dry_run=dry_run)
+        with self._session(result) as session:
+            if not dry_run:
+                session.lock([self.project.services[s].schema for s in involved],
+                             self.lock_timeout, self.reporter)
+            states = {name: self._state(session, name, env, result=result,
+                                        writable=name == service and not dry_run)
+                      for name in involved}
+            self._check_ready(states[service], allow_drift=True, result=result)
+            plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade)
+            result.plan = plan
+            self.reporter.plan(plan)
+            if dry_run:
+                result.sql = _plan_sql(plan)
+                return result
+            if plan.steps and plan.protected and not confirmed:
+                raise Refused(f"environment {env!r} is protected: rolling back there loses "
+                              "data; review the plan, then pass --yes to roll back")
+            for name in {s.migration.service for s in plan.steps}:
+                self._check_dirty(states[name])
+            self._execute(session, plan, states, result, rollback_to)
+        return result
+
+    def _down_plan(self, states: dict[str, ServiceState], service: str, env: str,
+                   steps: int | None, version: int | None,
+                   cascade: bool) -> tuple[Plan, dict[str, str]]:
+        """What to roll back, newest first; refuse on applied dependents or irreversibility."""
+        state = states[service]
+        applied = state.applied
+        if version is not None:
+            chosen = [m for m in applied if m.version > version]
+        else:
+            chosen = list(reversed(applied))[: steps or 1]
+        keys = {m.key for m in chosen}
+        dependents = sorted(
+            key for key in self.graph.dependents(keys, env)
+            if key not in keys and key[0] in states
+            and states[key[0]].is_applied(self.project.services[key[0]].migrations[key[1]])
+        )
+        if dependents and not cascade:
+            names = ", ".join(self.project.services[s].migrations[v].qualified_id
+                              for s, v in dependents)
+            raise Refused(
+                f"cannot roll back {', '.join(m.qualified_id for m in chosen)}: applied "
+                f"migrations depend on it: {names}. Roll those back first, or pass --cascade "
+                "to roll them back too (dependents first)."
+            )
+        keys |= set(dependents)
+        ordered = [m for m in reversed(self.graph.order_all(env)) if m.key in keys]
+        irreversible = [m for m in ordered if not m.reversible or m.down is None]
+        if irreversible:
+            raise Refused(
+                "nothing was rolled back: "
+                + ", ".join(f"{m.qualified_id} is irreversible"
+                            + (' ("reversible": false)' if not m.reversible else " (no down file)")
+                            for m in irreversible)
+                + "; it cannot be rolled back"
+            )
+        rollback_to: dict[str, str] = {}
+        for name, svc_state in states.items():
+            remaining = [m for m in svc_state.applied if m.key not in keys]
+            rollback_to[name] = remaining[-1].version_text if remaining else "0"
+        plan = Plan("down", env, is_protected(self.project, [service], env),
+                    [plan_step(m, "down", states[m.service].schema, self.analysis_cache)
+                         for m in ordered])
+        return plan, rollback_to
+
+    def force(self, service: str, version: int, environment: str | None = None) -> RunResult:
+        """Clear a dirty state after a manual fix, like golang-migrate's ``force``.
+
+        A dirty migration is recorded as applied when its version is <= ``version``, as not
+        applied otherwise. Without one (golang-migrate left the flag, or nothing is dirty),
+        golang-migrate's meaning applies: base migrations up to ``version`` are applied, later
+        ones are not. golang-migrate's table is then rewritten, clean.
+        """
+        if version < -1:
+            raise UsageError("version must be >= -1")
+        env = self.environment([service], environment)
+        result = RunResult("force", env, [service])
+        with self._session(result) as session:
+            session.lock([self.project.services[service].schema], self.lock_timeout,
+                         self.reporter)
+            state = self._state(session, service, env, writable=True, result=result)
+            tracking = session.tracking(state.schema)
+            with session.conn.transaction():
+                if state.dirty_records:
+                    self._force_dirty(tracking, state, version, result)
+                else:
+                    self._force_literal(session, tracking, state, version, result)
+                after = self._read_state(tracking, service, env)
+                tracking.write_schema_version(after.prefix(), False)
+            result.changes.append(f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} set to "
+                                  f"version {after.prefix()}, clean")
+        for change in result.changes:
+            self.reporter.note(change)
+        return result
+
+    def _force_dirty(self, tracking: Tracking, state: ServiceState, version: int,
+                     result: RunResult) -> None:
+        for record in state.dirty_records:
+            applied = record.version <= version
+            if applied:
+                status = "completed"
+            else:
+                status = "rolled_back" if record.action == "down" else "failed"
+            note = (f"[forced to {version} by {self_user(tracking)}: recorded as "
+                    f"{'applied' if applied else 'not applied'}]")
+            tracking.update(record.id, action="force", status=status,
+                            error_message=f"{record.error_message or ''} {note}".strip(),
+                            rollback_version=None if applied else str(version),
+                            metadata={"dirty": False, "forced": version})
+            result.changes.append(f"{record.migration_id}: recorded as "
+                                  f"{'applied' if applied else 'not applied'}")
+
+    def _record_applied_without_running(
+        self, tracking: Tracking, applier: Applier, state: ServiceState, migration: Migration,
+        action: str, extra: dict[str, Any],
+    ) -> None:
+        """A ``completed`` row for a migration that ran elsewhere (adopted or forced)."""
+        assert migration.up is not None
+        record = state.record(migration)
+        tracking.start(
+            migration_id=record.migration_id if record else migration.id,
+            migration_version=migration.version_text, environment=state.environment,
+            action=action, status="completed", started=False,
+            executed_by=self.executed_by, checksum=file_checksum(migration.up.path),
+            dependencies=[d.text for d in migration.depends_on],
+            metadata={**applier.metadata(migration, action, state.schema), **extra},
+        )
+
+    def _force_literal(self, session: Session, tracking: Tracking, state: ServiceState,
+                       version: int, result: RunResult) -> None:
+        applier = Applier(session, self.project.root, self.executed_by)
+        for migration in state.service.base_migrations():
+            if migration.up is None:
+                continue
+            record = state.record(migration)
+            if migration.version <= version and not state.is_applied(migration):
+                self._record_applied_without_running(
+                    tracking, applier, state, migration, "force", {"forced": version})
+                result.changes.append(f"{migration.id}: recorded as applied (not run)")
+            elif migration.version > version and record is not None \
+                    and record.status == "completed":
+                tracking.update(record.id, action="force", status="rolled_back",
+                                rollback_version=str(version), metadata={"forced": version})
+                result.changes.append(f"{migration.id}: recorded as not applied (down not run)")
+
+    def status(self, services: Sequence[str], environment: str | None = None, *,
+               history: int = 10) -> list[ServiceReport]:
+        """Read-only: state, pending work, drift, dirty state and the last runs."""
+        env = self.environment(services, environment)
+        reports = []
+        with self._session() as session:
+            for name in services:
+                tracking = session.tracking(self.project.services[name].schema)
+                state = self._read_state(tracking, name, env)
+                reports.append(collect_report(session, state, history=history))
+        return reports
+
+
+def self_user(tracking: Tracking) -> str:
+    """The database user, for notes written into rows."""
+    row = tracking.conn.execute("SELECT current_user").fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+def _plan_sql(plan: Plan) -> list[tuple[PlanStep, str]]:
+    """What ``--dry-run`` shows: each planned step with the SQL it would run."""
+    return [(step, step.file.read_text(encoding="utf-8", errors="replace"))
+            for step in plan.steps]

@@ -1,0 +1,596 @@
+"""What the database remembers about migrations: the tracking tables, golang-migrate's table,
+the advisory lock and the checksums that reveal drift.
+
+Three records are kept per service (SPEC section 6):
+
+- ``<schema>.migration_executions``: one row per migration and environment, its current state,
+  created with exactly the DDL the SPEC gives;
+- ``<schema>.migration_execution_history``: append-only, one row per state change (every start,
+  every outcome), a snapshot of the executions row at that moment, so an audit survives re-runs;
+- ``public.<schema>_schema_migrations``: golang-migrate's own table, written the way its postgres
+  driver writes it (``TRUNCATE`` + ``INSERT`` in one transaction), so golang-migrate keeps working
+  on the same database.
+
+This module only reads and writes; deciding what to write is :mod:`pytest_migorch.deploy.runner`'s
+job. Identifiers reach SQL only through :class:`psycopg.sql.Identifier`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from pytest_migorch.errors import LockTimeout
+from pytest_migorch.postgres.connection import database_error
+
+__all__ = [
+    "EXECUTIONS_TABLE",
+    "HISTORY_TABLE",
+    "GOLANG_MIGRATE_SCHEMA",
+    "STATUSES",
+    "ACTIONS",
+    "executions_ddl",
+    "history_ddl",
+    "golang_migrate_table",
+    "lock_key",
+    "advisory_lock_id",
+    "file_checksum",
+    "ExecutionRecord",
+    "HistoryRecord",
+    "SchemaVersion",
+    "Tracking",
+    "AdvisoryLock",
+]
+
+log = logging.getLogger(__name__)
+
+EXECUTIONS_TABLE = "migration_executions"
+HISTORY_TABLE = "migration_execution_history"
+#: golang-migrate's table lives in ``public``: ``public.<schema>_schema_migrations``.
+GOLANG_MIGRATE_SCHEMA = "public"
+STATUSES = ("pending", "running", "completed", "failed", "rolled_back")
+#: What a history row records: a migration run up or down, adopted from golang-migrate's table,
+#: resolved by ``force``, or an interrupted run found and resolved by the next one.
+ACTIONS = ("up", "down", "adopt", "force", "recover")
+#: golang-migrate's ``advisoryLockIDSalt`` (database/util.go).
+LOCK_SALT = 1486364155
+
+# SPEC section 6, verbatim apart from the schema placeholder.
+_EXECUTIONS_DDL = """CREATE TABLE {schema}.migration_executions (
+    id BIGSERIAL PRIMARY KEY,
+    migration_id VARCHAR(255) NOT NULL,
+    migration_version VARCHAR(255) NOT NULL,
+    environment VARCHAR(50) NOT NULL,
+    status VARCHAR(50) NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'rolled_back')),
+    started_at TIMESTAMP WITH TIME ZONE,
+    completed_at TIMESTAMP WITH TIME ZONE,
+    duration_ms BIGINT,
+    executed_by VARCHAR(255),
+    checksum VARCHAR(255),
+    dependencies JSONB,
+    metadata JSONB,
+    error_message TEXT,
+    rollback_version VARCHAR(255),
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
+    UNIQUE(migration_id, environment)
+)"""  # noqa: E501
+
+_HISTORY_DDL = """CREATE TABLE {schema}.migration_execution_history (
+    id BIGSERIAL PRIMARY KEY,
+    execution_id BIGINT NOT NULL,
+    migration_id VARCHAR(255) NOT NULL,
+    migration_version VARCHAR(255) NOT NULL,
+    environment VARCHAR(50) NOT NULL,
+    action VARCHAR(20) NOT NULL CHECK (action IN ('up', 'down', 'adopt', 'force', 'recover')),
+    status VARCHAR(50) NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'rolled_back')),
+    started_at TIMESTAMP WITH TIME ZONE,
+    completed_at TIMESTAMP WITH TIME ZONE,
+    duration_ms BIGINT,
+    executed_by VARCHAR(255),
+    checksum VARCHAR(255),
+    error_message TEXT,
+    rollback_version VARCHAR(255),
+    metadata JSONB,
+    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT clock_timestamp()
+)"""  # noqa: E501
+
+_HISTORY_INDEX = (
+    "CREATE INDEX migration_execution_history_lookup_idx "
+    "ON {schema}.migration_execution_history (environment, migration_id, id)"
+)
+
+_RECORD_COLUMNS = (
+    "id", "migration_id", "migration_version", "environment", "status", "started_at",
+    "completed_at", "duration_ms", "executed_by", "checksum", "dependencies", "metadata",
+    "error_message", "rollback_version", "created_at", "updated_at",
+)
+_HISTORY_COPIED = (
+    "migration_id", "migration_version", "environment", "status", "started_at", "completed_at",
+    "duration_ms", "executed_by", "checksum", "error_message", "rollback_version", "metadata",
+)
+_UNSET: Any = object()
+
+
+def executions_ddl(schema: str) -> sql.Composed:
+    """The SPEC's ``CREATE TABLE <schema>.migration_executions`` statement."""
+    return sql.SQL(_EXECUTIONS_DDL).format(schema=sql.Identifier(schema))
+
+
+def history_ddl(schema: str) -> list[sql.Composed]:
+    """The append-only history table and its lookup index."""
+    return [sql.SQL(text).format(schema=sql.Identifier(schema))
+            for text in (_HISTORY_DDL, _HISTORY_INDEX)]
+
+
+def golang_migrate_table(schema: str) -> str:
+    """golang-migrate's table name for a service schema (it lives in ``public``)."""
+    return f"{schema}_schema_migrations"
+
+
+def advisory_lock_id(database_name: str, *additional_names: str) -> int:
+    """golang-migrate's ``GenerateAdvisoryLockId``: crc32 (IEEE) of the additional names and
+    the database name joined by NUL, times the salt, as a uint32."""
+    joined = "\x00".join([*additional_names, database_name]).encode("utf-8")
+    return (zlib.crc32(joined) * LOCK_SALT) & 0xFFFFFFFF
+
+
+def lock_key(database_name: str, schema: str, table: str) -> int:
+    """The key golang-migrate's postgres driver (v4.15+) locks for ``schema.table``:
+    crc32 of ``schema \\0 table \\0 db``, salted.
+
+    ``database_name`` is what golang-migrate calls ``DatabaseName``: the URL path with its
+    leading slash (``"/mydb"``), or ``current_database()`` when the URL has no path.
+    """
+    return advisory_lock_id(database_name, schema, table)
+
+
+def file_checksum(path: Path) -> str:
+    """sha256 (hex) of a migration file's bytes: what drift detection compares."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """One row of ``migration_executions``."""
+
+    id: int
+    migration_id: str
+    migration_version: str
+    environment: str
+    status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    executed_by: str | None
+    checksum: str | None
+    dependencies: Any
+    metadata: dict[str, Any]
+    error_message: str | None
+    rollback_version: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @property
+    def version(self) -> int:
+        return int(self.migration_version) if self.migration_version.isdigit() else -1
+
+    @property
+    def dirty(self) -> bool:
+        """True when this row is the reason golang-migrate's dirty flag is set."""
+        return bool(self.metadata.get("dirty"))
+
+    @property
+    def action(self) -> str:
+        return str(self.metadata.get("action", "up"))
+
+    @property
+    def transactional(self) -> bool:
+        return bool(self.metadata.get("transactional", True))
+
+    @property
+    def backend_pid(self) -> int | None:
+        pid = self.metadata.get("backend_pid")
+        return int(pid) if isinstance(pid, int) else None
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One row of the append-only history."""
+
+    id: int
+    execution_id: int
+    migration_id: str
+    migration_version: str
+    environment: str
+    action: str
+    status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    executed_by: str | None
+    checksum: str | None
+    error_message: str | None
+    rollback_version: str | None
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    """golang-migrate's view: ``version`` is -1 (NilVersion) when its table is empty or absent."""
+
+    version: int = -1
+    dirty: bool = False
+    exists: bool = False
+
+    def describe(self) -> str:
+        if not self.exists:
+            return "no table"
+        if self.version < 0 and not self.dirty:
+            return "no version"
+        return f"{self.version}{' (dirty)' if self.dirty else ''}"
+
+
+class Tracking:
+    """The tracking tables of one service on one connection.
+
+    Methods that write take no transaction of their own unless they say so: the runner decides
+    what commits together (a transactional migration, its row and golang-migrate's row).
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.gm_table = golang_migrate_table(schema)
+        self._executions = sql.Identifier(schema, EXECUTIONS_TABLE)
+        self._history = sql.Identifier(schema, HISTORY_TABLE)
+        self._gm = sql.Identifier(GOLANG_MIGRATE_SCHEMA, self.gm_table)
+        self._seen: set[tuple[str, str]] = set()
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A transaction unless the caller already holds one (then its own, without the
+        savepoint psycopg would nest: fewer round trips per migration)."""
+        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            with self.conn.transaction():
+                yield
+        else:
+            yield
+
+    # --- structure --------------------------------------------------------------------------
+
+    def _exists(self, schema: str, table: str) -> bool:
+        """Whether a table exists; once seen, it is assumed to stay for the session."""
+        if (schema, table) in self._seen:
+            return True
+        row = self.conn.execute(
+            "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+            (schema, table),
+        ).fetchone()
+        found = bool(row and row[0])
+        if found and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self._seen.add((schema, table))
+        return found
+
+    def is_initialised(self) -> bool:
+        return self._exists(self.schema, EXECUTIONS_TABLE) and self._exists(
+            self.schema, HISTORY_TABLE
+        )
+
+    def create(self) -> list[str]:
+        """Create what is missing (schema, both tables, golang-migrate's table) in one
+        transaction; returns what was created. Call it with the service lock held."""
+        created: list[str] = []
+        try:
+            with self.conn.transaction():
+                self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(self.schema)))
+                if not self._exists(self.schema, EXECUTIONS_TABLE):
+                    self.conn.execute(executions_ddl(self.schema))
+                    created.append(f"{self.schema}.{EXECUTIONS_TABLE}")
+                if not self._exists(self.schema, HISTORY_TABLE):
+                    for statement in history_ddl(self.schema):
+                        self.conn.execute(statement)
+                    created.append(f"{self.schema}.{HISTORY_TABLE}")
+                if self.ensure_schema_version_table():
+                    created.append(f"{GOLANG_MIGRATE_SCHEMA}.{self.gm_table}")
+        except psycopg.Error as exc:
+            raise database_error(exc, f"creating the tracking tables of {self.schema}") from exc
+        return created
+
+    def ensure_schema_version_table(self) -> bool:
+        """golang-migrate's ``ensureVersionTable``: check, then create only when missing."""
+        if self._exists(GOLANG_MIGRATE_SCHEMA, self.gm_table):
+            return False
+        self.conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (version bigint not null primary key, "
+            "dirty boolean not null)"
+        ).format(self._gm))
+        return True
+
+    # --- golang-migrate's table -------------------------------------------------------------
+
+    def read_schema_version(self) -> SchemaVersion:
+        """golang-migrate's ``Version()``: (-1, false) for an empty or missing table."""
+        if not self._exists(GOLANG_MIGRATE_SCHEMA, self.gm_table):
+            return SchemaVersion()
+        row = self.conn.execute(
+            sql.SQL("SELECT version, dirty FROM {} LIMIT 1").format(self._gm)
+        ).fetchone()
+        if row is None:
+            return SchemaVersion(exists=True)
+        return SchemaVersion(version=int(row[0]), dirty=bool(row[1]), exists=True)
+
+    def write_schema_version(self, version: int, dirty: bool) -> None:
+        """golang-migrate's ``SetVersion``: TRUNCATE, then INSERT unless nil and clean, in one
+        transaction: the caller's, if any, which makes it atomic with its other writes."""
+        with self._atomic():
+            self.conn.execute(self._set_version_sql(version, dirty), prepare=False)
+
+    def _set_version_sql(self, version: int, dirty: bool) -> sql.Composed:
+        """``TRUNCATE`` + ``INSERT`` as one parameterless text: one round trip."""
+        statements = [sql.SQL("TRUNCATE {}").format(self._gm)]
+        if version >= 0 or (version == -1 and dirty):
+            statements.append(sql.SQL("INSERT INTO {} (version, dirty) VALUES ({}, {})").format(
+                self._gm, sql.Literal(version), sql.Literal(dirty)))
+        return sql.SQL("; ").join(statements)
+
+    # --- executions -------------------------------------------------------------------------
+
+    def records(self) -> list[ExecutionRecord]:
+        if not self._exists(self.schema, EXECUTIONS_TABLE):
+            return []
+        query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+            sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(query).fetchall()
+        return [_record(row) for row in rows]
+
+    def record(self, record_id: int) -> ExecutionRecord | None:
+        """One row by id: after a step, reading only the row it changed keeps a long run
+        linear instead of re-reading every row after every migration."""
+        query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
+            sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(query, (record_id,)).fetchone()
+        return _record(row) if row else None
+
+    def start(
+        self,
+        *,
+        migration_id: str,
+        migration_version: str,
+        environment: str,
+        action: str,
+        executed_by: str,
+        checksum: str | None,
+        dependencies: list[str],
+        metadata: dict[str, Any],
+        status: str = "running",
+        started: bool = True,
+        schema_version: tuple[int, bool] | None = None,
+        before: sql.Composable | None = None,
+    ) -> int:
+        """Insert or reset the row of a migration to ``status`` (a fresh attempt) and append
+        the history event; returns the row id.
+
+        One statement (the history row is written by a data-modifying CTE), so it is atomic on
+        its own: in autocommit it is committed when this returns, inside the caller's
+        transaction it commits with it. ``schema_version`` and ``before`` as in
+        :meth:`update`."""
+        values = {
+            "id": migration_id, "version": migration_version, "env": environment,
+            "status": status, "started": started, "completed": status == "completed",
+            "by": executed_by, "checksum": checksum,
+            "deps": Jsonb(dependencies), "meta": Jsonb(metadata),
+        }
+        upsert = sql.SQL(
+            "INSERT INTO {t} (migration_id, migration_version, environment, status, "
+            "started_at, completed_at, executed_by, checksum, dependencies, metadata) "
+            "VALUES ({id}, {version}, {env}, {status}, "
+            "CASE WHEN {started} THEN clock_timestamp() END, "
+            "CASE WHEN {completed} THEN clock_timestamp() END, {by}, "
+            "{checksum}, {deps}, {meta}) "
+            "ON CONFLICT (migration_id, environment) DO UPDATE SET "
+            "migration_version = EXCLUDED.migration_version, status = EXCLUDED.status, "
+            "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
+            "duration_ms = NULL, "
+            "executed_by = EXCLUDED.executed_by, checksum = EXCLUDED.checksum, "
+            "dependencies = EXCLUDED.dependencies, metadata = EXCLUDED.metadata, "
+            "error_message = NULL, rollback_version = NULL, updated_at = clock_timestamp()"
+        ).format(t=self._executions, **{k: sql.Literal(v) for k, v in values.items()})
+        record = self._change(upsert, action, schema_version, before)
+        assert record is not None
+        return record.id
+
+    def update(
+        self,
+        record_id: int,
+        *,
+        action: str,
+        status: str,
+        started: bool = False,
+        completed: bool = False,
+        duration_ms: int | None = _UNSET,
+        error_message: str | None = _UNSET,
+        rollback_version: str | None = _UNSET,
+        executed_by: str | None = _UNSET,
+        checksum: str | None = _UNSET,
+        metadata: dict[str, Any] | None = None,
+        schema_version: tuple[int, bool] | None = None,
+        before: sql.Composable | None = None,
+    ) -> ExecutionRecord | None:
+        """Change a row's state; ``metadata`` is merged into the stored object. Appends the
+        history event atomically with the change and returns the row as it now is (``None``
+        if it no longer exists), so the caller need not read it back.
+
+        ``schema_version=(version, dirty)`` also writes golang-migrate's row (TRUNCATE +
+        INSERT) in the same round trip: the caller's transaction, or else the implicit
+        transaction PostgreSQL gives a multi-statement query, commits all of it or nothing.
+        ``before``: parameterless statements sent first in the same round trip (the runner's
+        per-migration session settings)."""
+        sets: list[sql.Composable] = [
+            sql.SQL("status = {}").format(sql.Literal(status)),
+            sql.SQL("updated_at = clock_timestamp()"),
+        ]
+        if started:
+            sets += [sql.SQL("started_at = clock_timestamp()"), sql.SQL("completed_at = NULL"),
+                     sql.SQL("duration_ms = NULL")]
+        if completed:
+            sets.append(sql.SQL("completed_at = clock_timestamp()"))
+        for column, value in (("duration_ms", duration_ms), ("error_message", error_message),
+                              ("rollback_version", rollback_version),
+                              ("executed_by", executed_by), ("checksum", checksum)):
+            if value is not _UNSET:
+                sets.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Literal(value)))
+        if metadata:
+            sets.append(sql.SQL("metadata = coalesce(metadata, '{{}}'::jsonb) || {}").format(
+                sql.Literal(Jsonb(metadata))))
+        change = sql.SQL("UPDATE {} SET {} WHERE id = {}").format(
+            self._executions, sql.SQL(", ").join(sets), sql.Literal(record_id))
+        return self._change(change, action, schema_version, before)
+
+    def _change(self, change: sql.Composable, action: str,
+                schema_version: tuple[int, bool] | None,
+                before: sql.Composable | None = None) -> ExecutionRecord | None:
+        """Run ``change`` (an INSERT or UPDATE of one executions row) with its history event
+        and, if asked, golang-migrate's row: one ``execute``, one round trip.
+
+        The history row is inserted by a data-modifying CTE from the changed row itself
+        (``RETURNING *``), which also hands the new row back. Values are literals (no
+        parameters) because only a parameterless query may hold several statements."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, _HISTORY_COPIED))
+        query: sql.Composable = sql.SQL(
+            "WITH changed AS ({change} RETURNING *), "
+            "logged AS (INSERT INTO {h} (execution_id, action, {cols}) "
+            "SELECT id, {action}, {cols} FROM changed) "
+            "SELECT {record} FROM changed"
+        ).format(change=change, h=self._history, cols=columns, action=sql.Literal(action),
+                 record=sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
+        statements = [query]
+        if before is not None:
+            statements.insert(0, before)
+        if schema_version is not None:
+            statements.append(self._set_version_sql(*schema_version))
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql.SQL("; ").join(statements), prepare=False)
+            while cur.description is None and cur.nextset():
+                pass  # skip the results of ``before``: the row is the first one with columns
+            row = cur.fetchone()
+        return _record(row) if row else None
+
+    def note_progress(self, record_id: int, metadata: dict[str, Any]) -> None:
+        """Merge ``metadata`` into a running row without a history event (progress of a
+        non-transactional migration, committed after each statement)."""
+        self.conn.execute(
+            sql.SQL("UPDATE {} SET metadata = coalesce(metadata, '{{}}'::jsonb) || %s, "
+                    "updated_at = clock_timestamp() WHERE id = %s").format(self._executions),
+            (Jsonb(metadata), record_id),
+        )
+
+    # --- history ----------------------------------------------------------------------------
+
+    def history(self, environment: str | None = None, limit: int = 20) -> list[HistoryRecord]:
+        """The newest history events first."""
+        if not self._exists(self.schema, HISTORY_TABLE):
+            return []
+        where = sql.SQL("WHERE environment = %(env)s") if environment else sql.SQL("")
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(
+                sql.SQL("SELECT * FROM {} {} ORDER BY id DESC LIMIT %(limit)s").format(
+                    self._history, where),
+                {"env": environment, "limit": limit},
+            ).fetchall()
+        return [HistoryRecord(**{**row, "metadata": row["metadata"] or {}}) for row in rows]
+
+
+def _record(row: dict[str, Any]) -> ExecutionRecord:
+    return ExecutionRecord(**{**row, "metadata": row["metadata"] or {}})
+
+
+class AdvisoryLock:
+    """golang-migrate's session-level advisory lock of one service, with a bounded wait.
+
+    Waiting polls ``pg_try_advisory_lock`` from the client instead of blocking in
+    ``pg_advisory_lock``: a session blocked in a query holds a snapshot, and ``CREATE INDEX
+    CONCURRENTLY`` run by the lock holder waits for every older snapshot, so eight runners
+    queued on the lock deadlock with the one building an index. Between polls nothing is held.
+    """
+
+    #: First and longest pause between two attempts (seconds); the pause doubles each time.
+    POLL_START = 0.02
+    POLL_MAX = 0.5
+
+    def __init__(self, conn: psycopg.Connection[Any], key: int, label: str) -> None:
+        self.conn = conn
+        self.key = key
+        self.label = label
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        row = self.conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)).fetchone()
+        self.held = bool(row and row[0])
+        return self.held
+
+    def acquire(self, timeout: float) -> float:
+        """Take the lock, waiting at most ``timeout`` seconds; returns the seconds waited."""
+        begin = time.monotonic()
+        try:
+            if self.try_acquire():
+                return 0.0
+            holder = self.holder()
+            log.info("waiting up to %ss for the lock of %s, held by %s", timeout, self.label,
+                     holder or "another session")
+            pause = self.POLL_START
+            while time.monotonic() - begin < timeout:
+                time.sleep(min(pause, max(timeout - (time.monotonic() - begin), 0)))
+                pause = min(pause * 2, self.POLL_MAX)
+                if self.try_acquire():
+                    return time.monotonic() - begin
+            holder = self.holder() or holder
+        except psycopg.Error as exc:
+            raise database_error(exc, f"taking the lock of {self.label}") from exc
+        raise LockTimeout(
+            f"timeout: can't acquire database lock for {self.label} within {timeout:g}s "
+            f"(advisory lock {self.key}, the one golang-migrate takes for this service); "
+            f"held by {holder or 'another session'}. Another migorch or golang-migrate run is "
+            "migrating this service: wait for it, or raise --lock-timeout."
+        )
+
+    def release(self) -> None:
+        if self.held and not self.conn.closed:
+            try:
+                self.conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
+            except psycopg.Error as exc:  # the connection is going away: the lock goes with it
+                log.debug("releasing %s: %s", self.label, exc)
+        self.held = False
+
+    def holder(self) -> str | None:
+        """Who holds the lock right now: pid, application, user and since when."""
+        row = self.conn.execute(
+            "SELECT a.pid, a.application_name, a.usename, a.backend_start "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 "
+            "AND l.objid = %s::bigint::oid AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (self.key,),
+        ).fetchone()
+        if row is None:
+            return None
+        pid, app, user, since = row
+        return (f"pid {pid} ({app or 'unknown application'}, user {user}, "
+                f"connected {since:%Y-%m-%d %H:%M:%S%z})")
+

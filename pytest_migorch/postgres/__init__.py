@@ -1,0 +1,1 @@
+"""Talking to PostgreSQL: connections, running files, throwaway servers, snapshots, probes."""

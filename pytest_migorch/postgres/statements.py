@@ -1,0 +1,123 @@
+"""Run one migration file on a connection, and say precisely where it failed.
+
+golang-migrate sends a whole file as one simple query, so PostgreSQL's error cannot be tied to a
+statement. We send the file statement by statement (split as psql splits it), in the caller's
+transaction for transactional migrations and in autocommit for ``"transactional": false`` ones,
+so a failure names the file, the line of the failing statement and PostgreSQL's message.
+
+A file that wraps itself in ``BEGIN; ... COMMIT;`` (common in golang-migrate projects, where it is
+harmless) has that wrapper dropped when we provide the transaction, because its ``COMMIT`` would
+end our transaction before the tracking rows are written.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pytest_migorch.errors import MigrationFailed
+from pytest_migorch.model import MigrationFile
+from pytest_migorch.sql.split import Statement, split_statements
+
+__all__ = ["run_migration_file", "run_sql_text", "prepared_statements", "MigrationSqlError"]
+
+_BEGIN = re.compile(r"(?is)\s*(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION)\b.*)?\s*")
+_COMMIT = re.compile(r"(?is)\s*(COMMIT|END)(\s+(WORK|TRANSACTION))?\s*")
+_TRANSACTION_CONTROL = re.compile(
+    r"(?is)\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|"
+    r"PREPARE\s+TRANSACTION|COMMIT\s+PREPARED)\b"
+)
+
+
+class MigrationSqlError(MigrationFailed):
+    """A statement of a migration file failed; carries where and PostgreSQL's diagnostics."""
+
+    def __init__(self, path: Path, line: int, pg_message: str, sqlstate: str | None,
+                 detail: str | None = None, hint: str | None = None,
+                 statement: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.pg_message = pg_message
+        self.sqlstate = sqlstate
+        self.detail = detail
+        self.pg_hint = hint
+        self.statement = statement
+        text = f"{path.name}:{line}: {pg_message}"
+        if sqlstate:
+            text += f" (SQLSTATE {sqlstate})"
+        if detail:
+            text += f"\nDETAIL: {detail}"
+        if hint:
+            text += f"\nHINT: {hint}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    statements: list[Statement]
+
+
+def prepared_statements(text: str, *, in_transaction: bool, path: Path) -> list[Statement]:
+    """The statements to send: the file's own BEGIN/COMMIT wrapper dropped when we provide
+    the transaction. Other transaction control inside a transactional file cannot be honoured."""
+    statements = [s for s in split_statements(text) if s.text.strip()]
+    if not in_transaction:
+        return statements
+    if statements and _BEGIN.fullmatch(statements[0].text):
+        statements = statements[1:]
+        if statements and _COMMIT.fullmatch(statements[-1].text):
+            statements = statements[:-1]
+    for statement in statements:
+        if _TRANSACTION_CONTROL.match(statement.text):
+            raise MigrationSqlError(
+                path, statement.line,
+                f"{statement.text.split()[0].upper()} inside a transactional migration would end "
+                "the transaction that also records the migration",
+                None, hint='mark the migration "transactional": false in dependencies.json, '
+                "or remove the transaction control statements",
+            )
+    return statements
+
+
+def run_sql_text(
+    conn: psycopg.Connection[Any], text: str, *, path: Path, in_transaction: bool
+) -> float:
+    """Execute ``text`` statement by statement; return the seconds it took.
+
+    ``in_transaction`` says whether the caller holds a transaction open (transactional
+    migrations); otherwise the connection must be in autocommit mode.
+    """
+    statements = prepared_statements(text, in_transaction=in_transaction, path=path)
+    started = time.perf_counter()
+    for statement in statements:
+        try:
+            conn.execute(statement.text.encode("utf-8"), prepare=False)
+        except psycopg.Error as exc:
+            raise _sql_error(exc, statement, path) from exc
+    return time.perf_counter() - started
+
+
+def run_migration_file(
+    conn: psycopg.Connection[Any], file: MigrationFile, *, in_transaction: bool
+) -> float:
+    """Execute one up or down file; see :func:`run_sql_text`."""
+    return run_sql_text(conn, file.read_text(), path=file.path, in_transaction=in_transaction)
+
+
+def _sql_error(exc: psycopg.Error, statement: Statement, path: Path) -> MigrationSqlError:
+    diag = exc.diag
+    line = statement.line
+    position = diag.statement_position
+    if position and position.isdigit():
+        # PostgreSQL counts characters from 1 within the statement we sent.
+        line += statement.text[: int(position) - 1].count("\n")
+    message = diag.message_primary or str(exc).strip().splitlines()[0]
+    return MigrationSqlError(
+        path, line, message, diag.sqlstate, detail=diag.message_detail,
+        hint=diag.message_hint, statement=statement.text,
+    )

@@ -1,0 +1,1 @@
+"""Reading a services tree: discovery, JSON config, the dependency graph, the static pipeline."""

@@ -1,0 +1,304 @@
+"""The dependency graph of every migration, per environment, and the orders resolved from it.
+
+Nodes are ``(service, version)`` keys; an edge ``a -> b`` means b depends on a. Each environment
+has its own graph: all base migrations of every service plus the environment-only migrations that
+environment lists. Orders are topological and break ties by version, so a set without declared
+dependencies runs in file-name order, exactly as golang-migrate runs it. Across services, a
+migration runs after everything it depends on, in whichever service that is.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Iterable
+
+import networkx as nx
+
+from pytest_migorch.errors import ConfigurationError
+from pytest_migorch.findings import Family, Finding, Rule, Severity
+from pytest_migorch.model import Migration, Project
+
+__all__ = ["ProjectGraph", "RULES", "Key"]
+
+Key = tuple[str, int]
+E, W, G = Severity.ERROR, Severity.WARNING, Family.GRAPH
+
+CYCLE = Rule(
+    "GRF001", "dependency-cycle", E, G,
+    "Migrations depend on each other in a cycle, so no order can satisfy them.",
+    "Remove one depends_on entry of the cycle.",
+)
+UNKNOWN_DEPENDENCY = Rule(
+    "GRF002", "unknown-dependency", E, G,
+    "depends_on names a version that this service does not have.",
+    "Correct the version, or add the migration it should depend on.",
+)
+UNKNOWN_SERVICE = Rule(
+    "GRF003", "unknown-service", E, G,
+    "depends_on names a service that does not exist under the same services root.",
+    "Correct the service name (the directory name under the services root).",
+)
+UNKNOWN_CROSS_SERVICE = Rule(
+    "GRF004", "unknown-cross-service-dependency", E, G,
+    "depends_on names a version that the other service does not have.",
+    "Correct the version of the other service's migration.",
+)
+BASE_ON_ENVIRONMENT = Rule(
+    "GRF005", "base-depends-on-environment", E, G,
+    "A base migration depends on an environment-only migration; every other environment breaks.",
+    "Make the dependency a base migration, or move the dependent into that environment.",
+)
+NOT_IN_ENVIRONMENT = Rule(
+    "GRF006", "dependency-not-in-environment", E, G,
+    "An environment migration depends on a migration that its environment does not run.",
+    "List the dependency in the same environment, or remove the dependency.",
+)
+OUT_OF_ORDER = Rule(
+    "GRF007", "depends-on-later-version", W, G,
+    "A migration depends on a higher version of its own service; plain golang-migrate would run "
+    "them in the other order.",
+    "Renumber the migrations so that dependencies have lower versions.",
+)
+
+RULES: tuple[Rule, ...] = (
+    CYCLE, UNKNOWN_DEPENDENCY, UNKNOWN_SERVICE, UNKNOWN_CROSS_SERVICE, BASE_ON_ENVIRONMENT,
+    NOT_IN_ENVIRONMENT, OUT_OF_ORDER,
+)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ProjectGraph:
+    """Graphs and resolved orders of one project; graphs are built once per environment."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._graphs: dict[str, nx.DiGraph] = {}
+
+    # --- building ---------------------------------------------------------------------------
+
+    def environment_members(self, environment: str) -> dict[Key, Migration]:
+        """Every migration that runs in ``environment``, in every service."""
+        members: dict[Key, Migration] = {}
+        for service in self.project.services.values():
+            for migration in service.migrations_for(environment):
+                if migration.up is not None:
+                    members[migration.key] = migration
+        return members
+
+    def graph(self, environment: str) -> nx.DiGraph:
+        """The dependency graph of ``environment`` (edges only between its members)."""
+        graph = self._graphs.get(environment)
+        if graph is None:
+            members = self.environment_members(environment)
+            graph = nx.DiGraph()
+            graph.add_nodes_from(members)
+            for key, migration in members.items():
+                for dep in migration.depends_on:
+                    if dep.key() in members:
+                        graph.add_edge(dep.key(), key)
+            self._graphs[environment] = graph
+        return graph
+
+    @cached_property
+    def _service_rank(self) -> dict[str, int]:
+        """Services ordered by their cross-service dependencies (ties by name)."""
+        services = nx.DiGraph()
+        services.add_nodes_from(self.project.services)
+        for service in self.project.services.values():
+            for migration in service.migrations.values():
+                for dep in migration.depends_on:
+                    if dep.service != service.name and dep.service in self.project.services:
+                        services.add_edge(dep.service, service.name)
+        condensed = nx.condensation(services)
+        members = condensed.graph["mapping"]
+        component_name = {c: min(n for n, comp in members.items() if comp == c)
+                          for c in condensed.nodes}
+        order = nx.lexicographical_topological_sort(condensed, key=lambda c: component_name[c])
+        rank_of_component = {component: rank for rank, component in enumerate(order)}
+        return {name: rank_of_component[members[name]] for name in self.project.services}
+
+    def _sort_key(self, key: Key) -> tuple[int, int, str]:
+        service, version = key
+        return (self._service_rank.get(service, 0), version, service)
+
+    # --- checks -----------------------------------------------------------------------------
+
+    def check(self) -> list[Finding]:
+        """Every graph finding: unknown references, environment misuse, cycles."""
+        findings = self._check_references()
+        seen_cycles: set[frozenset[Key]] = set()
+        for environment in self.project.environment_names():
+            findings.extend(self._check_environment(environment))
+            findings.extend(self._check_cycles(environment, seen_cycles))
+        return findings
+
+    def _check_references(self) -> list[Finding]:
+        findings: list[Finding] = []
+        for service in self.project.services.values():
+            for migration in service.migrations.values():
+                for dep in migration.depends_on:
+                    finding = self._reference_finding(migration, dep.service, dep.version,
+                                                      dep.text, dep.line)
+                    if finding is not None:
+                        findings.append(finding)
+        return findings
+
+    def _reference_finding(
+        self, migration: Migration, service: str, version: int, text: str, line: int | None
+    ) -> Finding | None:
+        meta = migration.meta
+        where: dict[str, Any] = {
+            "file": meta.file if meta else None, "line": line, "service": migration.service,
+            "migration": migration.id, "environment": migration.environment,
+        }
+        other = self.project.services.get(service)
+        if other is None:
+            return UNKNOWN_SERVICE.finding(
+                f"{migration.id} depends on {_clip(text)}, but there is no service "
+                f"{_clip(service)!r} under {self.project.root}", **where)
+        target = other.migrations.get(version)
+        if target is None or target.up is None:
+            rule = UNKNOWN_DEPENDENCY if service == migration.service else UNKNOWN_CROSS_SERVICE
+            digits = text.rpartition(":")[2]  # as written: the number may not fit in uint64
+            return rule.finding(
+                f"{migration.id} depends on {_clip(text)}, but {service} has no migration with "
+                f"version {_clip(digits)}", **where)
+        if migration.is_base and not target.is_base:
+            return BASE_ON_ENVIRONMENT.finding(
+                f"base migration {migration.id} depends on {target.qualified_id}, which only "
+                f"runs in environment directory {target.environment}/", **where)
+        if service == migration.service and version > migration.version:
+            return OUT_OF_ORDER.finding(
+                f"{migration.id} depends on the later version {target.id}", **where)
+        return None
+
+    def _check_environment(self, environment: str) -> list[Finding]:
+        """Environment migrations whose (environment-only) dependency this environment lacks."""
+        findings = []
+        members = self.environment_members(environment)
+        for migration in members.values():
+            if migration.is_base:
+                continue  # base -> environment is reported once, environment-independently
+            for dep in migration.depends_on:
+                target = self.project.migration(dep.service, dep.version)
+                if target is None or target.up is None or dep.key() in members:
+                    continue
+                findings.append(NOT_IN_ENVIRONMENT.finding(
+                    f"{migration.id} runs in environment {environment!r} and depends on "
+                    f"{target.qualified_id}, which {environment!r} does not run",
+                    file=migration.meta.file if migration.meta else None, line=dep.line,
+                    service=migration.service, migration=migration.id, environment=environment,
+                ))
+        return findings
+
+    def _check_cycles(self, environment: str, seen: set[frozenset[Key]]) -> list[Finding]:
+        findings = []
+        graph = self.graph(environment)
+        for component in nx.strongly_connected_components(graph):
+            if len(component) == 1:
+                (node,) = component
+                if not graph.has_edge(node, node):
+                    continue
+            nodes = frozenset(component)
+            if nodes in seen:
+                continue
+            seen.add(nodes)
+            cycle = nx.find_cycle(graph.subgraph(nodes))
+            # Edges run from a dependency to its dependent; report the depends_on direction.
+            path = [edge[0] for edge in cycle][::-1]
+            # Once per service on the cycle, so validating any one of them shows it.
+            for service in sorted({service for service, _ in path}):
+                findings.append(self._cycle_finding(path, environment, service))
+        return findings
+
+    def _cycle_finding(self, path: list[Key], environment: str, service: str) -> Finding:
+        """``path[i]`` depends on ``path[i + 1]`` (and the last on the first)."""
+        # Start the reported path at the service's lowest key so the text is stable across runs.
+        start = path.index(min((key for key in path if key[0] == service), key=self._sort_key))
+        path = path[start:] + path[:start]
+        services = {service for service, _ in path}
+        first = self.project.migration(*path[0])
+        assert first is not None
+        labels = [self._label(key, qualify=len(services) > 1) for key in path + [path[0]]]
+        meta = first.meta
+        # The line of the depends_on entry that closes the cycle at the first migration.
+        following = path[1] if len(path) > 1 else path[0]
+        line = next((dep.line for dep in first.depends_on if dep.key() == following),
+                    meta.line if meta else None)
+        return CYCLE.finding(
+            "dependency cycle: " + " -> ".join(labels) + " (each depends on the next)",
+            file=meta.file if meta else None, line=line,
+            service=first.service, migration=first.id,
+            environment=None if first.is_base else environment,
+        )
+
+    def _label(self, key: Key, *, qualify: bool) -> str:
+        migration = self.project.migration(*key)
+        text = migration.version_text if migration else str(key[1])
+        return f"{key[0]}:{text}" if qualify else text
+
+    # --- orders -----------------------------------------------------------------------------
+
+    def _sorted(self, graph: nx.DiGraph) -> list[Migration]:
+        try:
+            keys = list(nx.lexicographical_topological_sort(graph, key=self._sort_key))
+        except nx.NetworkXUnfeasible as exc:
+            raise ConfigurationError(
+                "the migrations cannot be ordered because their dependencies form a cycle; "
+                "run `migorch validate` to see it"
+            ) from exc
+        return [self.project.services[s].migrations[v] for s, v in keys]
+
+    def order_all(self, environment: str, services: Iterable[str] | None = None) -> list[Migration]:
+        """Every migration of ``services`` (default: all) in ``environment``, in run order,
+        with the migrations of other services they need placed before them."""
+        graph = self.graph(environment)
+        if services is None:
+            return self._sorted(graph)
+        wanted = {key for key in graph if key[0] in set(services)}
+        return self._sorted(graph.subgraph(wanted | self.ancestors(wanted, environment)))
+
+    def order(self, service: str, environment: str) -> list[Migration]:
+        """One service's migrations in ``environment``, in run order."""
+        return [m for m in self.order_all(environment, [service]) if m.service == service]
+
+    def prerequisites(self, service: str, environment: str) -> list[Migration]:
+        """Migrations of other services that ``service`` needs first, in run order."""
+        return [m for m in self.order_all(environment, [service]) if m.service != service]
+
+    def ancestors(self, keys: Iterable[Key], environment: str) -> set[Key]:
+        """Every migration that one of ``keys`` needs, directly or not.
+
+        That is its declared dependencies and, because golang-migrate applies a service's
+        migrations in version order, the lower versions (in ``environment``) of the service of
+        each migration needed: another service's ``000003`` cannot run without its ``000001``.
+        """
+        graph = self.graph(environment)
+        versions: dict[str, list[int]] = {}
+        for service, version in graph:
+            versions.setdefault(service, []).append(version)
+        out: set[Key] = set()
+        todo = [key for key in keys if key in graph]
+        seen = set(todo)
+        while todo:
+            key = todo.pop()
+            service, version = key
+            needed = nx.ancestors(graph, key) | {
+                (service, lower) for lower in versions[service] if lower < version}
+            out |= needed
+            for other in needed - seen:
+                seen.add(other)
+                todo.append(other)
+        return out
+
+    def dependents(self, keys: Iterable[Key], environment: str) -> set[Key]:
+        """Every migration (any service) that depends, directly or not, on one of ``keys``."""
+        graph = self.graph(environment)
+        out: set[Key] = set()
+        for key in keys:
+            if key in graph:
+                out |= nx.descendants(graph, key)
+        return out - set(keys)

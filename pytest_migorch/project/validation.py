@@ -1,0 +1,86 @@
+"""The static pipeline: discover files, load configuration, resolve the graph, analyse the SQL.
+
+Both front ends call this module: ``migorch validate`` prints the findings, the pytest plugin turns
+them into one item per service, check and migration. Nothing here needs a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pytest_migorch.findings import Family, Finding, sort_findings
+from pytest_migorch.model import Migration, Project, Service
+from pytest_migorch.project.config import load_service_config
+from pytest_migorch.project.discovery import discover_project
+from pytest_migorch.project.graph import ProjectGraph
+
+__all__ = ["load_project", "validate_project", "ValidationResult", "MigrationAnalyser"]
+
+#: Analyses one migration's SQL and returns its findings (see
+#: :mod:`pytest_migorch.checks.migration`).
+MigrationAnalyser = Callable[[Service, Migration], list[Finding]]
+
+
+@dataclass
+class ValidationResult:
+    """All findings of a project, and the graph that later stages reuse."""
+
+    project: Project
+    graph: ProjectGraph
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.is_error]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if not f.is_error]
+
+    def for_service(self, service: str) -> list[Finding]:
+        return [f for f in self.findings if f.service == service]
+
+
+def load_project(root: Path) -> Project:
+    """Discover every service under ``root`` and attach its configuration."""
+    project = discover_project(Path(root))
+    for service in project.services.values():
+        load_service_config(service)
+    return project
+
+
+def validate_project(
+    project: Project,
+    *,
+    analyser: MigrationAnalyser | None = None,
+    strict: bool = False,
+    services: list[str] | None = None,
+) -> ValidationResult:
+    """Every static finding of ``project`` (limited to ``services`` when given).
+
+    ``analyser`` adds the SQL findings of each migration; without it only files, configuration
+    and graph are checked. ``strict`` turns warnings into errors, including the warnings about
+    missing JSON files.
+    """
+    graph = ProjectGraph(project)
+    findings = project.all_findings() + graph.check()
+    if analyser is not None:
+        for service in project.services.values():
+            if services is not None and service.name not in services:
+                continue
+            for migration in service.migrations.values():
+                if migration.up is not None:
+                    findings.extend(analyser(service, migration))
+    if services is not None:
+        wanted = set(services)
+        findings = [f for f in findings if f.service is None or f.service in wanted]
+    if strict:
+        findings = [f.escalated() for f in findings]
+    return ValidationResult(project=project, graph=graph, findings=sort_findings(findings))
+
+
+def static_families() -> tuple[Family, ...]:
+    """The check families that need no database, in the order items are generated."""
+    return (Family.CONFIG, Family.FILES, Family.GRAPH, Family.SQL, Family.RISK)

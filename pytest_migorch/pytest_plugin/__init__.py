@@ -1,0 +1,1 @@
+"""The pytest front end: options, collectors, items, CI report hooks."""

@@ -1,0 +1,403 @@
+"""The collectors and items the plugin generates for every services root.
+
+``pytest --migorch services/`` turns each root into::
+
+    services/user-service::config                             configuration of the service
+    services/user-service::files                              file names, pairing, encoding
+    services/user-service::graph                              dependencies, cycles, environments
+    services/user-service::sql[000001_x]                      SQL vs affects_tables
+    services/user-service::risk[000001_x]                     risk rules vs risk_level
+    services/user-service::roundtrip[development]::000001_x   up, down, up again in PostgreSQL
+
+Items only present what the core computed (:mod:`pytest_migorch.project.validation`,
+:mod:`pytest_migorch.roundtrip.engine`); a failing item prints its findings, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pytest_migorch.checks.migration import MigrationReport, check_migration
+from pytest_migorch.errors import ConfigurationError, MigorchError, ServerUnavailable
+from pytest_migorch.findings import Family, Finding, Severity, sort_findings
+from pytest_migorch.model import Migration, Project, Service, schema_name
+from pytest_migorch.postgres.servers import PostgresServer, ServerOptions, start_server
+from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
+from pytest_migorch.pytest_plugin.settings import MigorchSettings
+from pytest_migorch.roundtrip.engine import MigrationOutcome, RoundTrip
+from pytest_migorch.sql.analysis import AnalysisCache
+from pytest_migorch.vcs.integrity import changed_services, check_against_base, with_dependents
+
+__all__ = [
+    "SETTINGS_KEY",
+    "SERVER_KEY",
+    "ANALYSIS_CACHE_KEY",
+    "ServicesRoot",
+    "MigorchItem",
+    "LazyServer",
+]
+
+SETTINGS_KEY = pytest.StashKey[MigorchSettings]()
+
+SERVICE_CHECKS = (Family.CONFIG, Family.FILES, Family.GRAPH)
+MIGRATION_CHECKS = (Family.SQL, Family.RISK)
+
+
+class LazyServer:
+    """The session's throwaway PostgreSQL, started on first use and stopped at session end.
+
+    One per session, so one per pytest-xdist worker. A failure to get one is remembered, so
+    every database test reports the same single reason without retrying.
+    """
+
+    def __init__(self, settings: MigorchSettings) -> None:
+        self.settings = settings
+        self._server: PostgresServer | None = None
+        self._error: ServerUnavailable | None = None
+
+    def get(self) -> PostgresServer:
+        if self._server is None:
+            if self._error is not None:
+                raise self._error
+            options = ServerOptions(
+                provider=self.settings.provider, dsn=self.settings.dsn,
+                bin_dir=str(self.settings.pg_bindir) if self.settings.pg_bindir else None,
+            )
+            try:
+                self._server = start_server(options)
+            except ServerUnavailable as exc:
+                self._error = exc
+                raise
+        return self._server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+SERVER_KEY = pytest.StashKey[LazyServer]()
+#: The SQL analysis cache of the session (backed by pytest's cache between runs when enabled).
+ANALYSIS_CACHE_KEY = pytest.StashKey[AnalysisCache]()
+
+
+# --- collectors ---------------------------------------------------------------------------------
+
+
+class ServicesRoot(pytest.Directory):
+    """A services root: one child collector per service."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        settings = self.config.stash[SETTINGS_KEY]
+        try:
+            project = load_project(self.path)
+        except MigorchError as exc:
+            raise self.CollectError(str(exc)) from exc
+        result = validate_project(project, strict=settings.strict)
+        if settings.base_ref:
+            try:
+                released = check_against_base(project, settings.base_ref)
+            except MigorchError as exc:
+                raise self.CollectError(str(exc)) from exc
+            if settings.strict:
+                released = [f.escalated() for f in released]
+            result.findings = sort_findings(result.findings + released)
+        #: Services whose database tests run (None: all); see --migorch-changed-only.
+        self.database_services: set[str] | None = None
+        if settings.changed_only and settings.base_ref:
+            self.database_services = with_dependents(
+                project, changed_services(project, settings.base_ref))
+        if any(f.service not in project.services for f in result.findings):
+            yield ProjectItem.from_parent(self, name="project", result=result)
+        for _, service in sorted(project.services.items()):
+            yield ServiceCollector.from_parent(
+                self, path=service.migrations_dir.parent, service=service, result=result
+            )
+
+    def _recurse(self, direntry: Any) -> bool:  # pragma: no cover - never recurses
+        return False
+
+
+class ServiceCollector(pytest.Directory):
+    """One service: its service-level checks, per-migration checks and round-trips."""
+
+    def __init__(self, *, service: Service, result: ValidationResult, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.result = result
+        self._reports: dict[int, MigrationReport] = {}
+
+    def report(self, migration: Migration) -> MigrationReport:
+        """The SQL analysis of one migration, computed once for its sql and risk items."""
+        found = self._reports.get(migration.version)
+        if found is None:
+            found = check_migration(migration, self.service.schema,
+                                    self.config.stash[ANALYSIS_CACHE_KEY])
+            self._reports[migration.version] = found
+        return found
+
+    def static_tables(self, migration: Migration) -> set[str]:
+        """Tables the static analysis says ``migration`` changes, as ``schema.table``."""
+        default = schema_name(migration.service)
+        return {t.lower() if "." in t else f"{default}.{t.lower()}"
+                for t in self.report(migration).tables_touched}
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        settings: MigorchSettings = self.config.stash[SETTINGS_KEY]
+        common = {"service": self.service, "result": self.result}
+        families = SERVICE_CHECKS + ((Family.INTEGRITY,) if settings.base_ref else ())
+        for family in families:
+            yield ServiceCheckItem.from_parent(self, name=family.value, family=family, **common)
+        if self.ihook.pytest_migorch_check_service.get_hookimpls():
+            yield CustomServiceItem.from_parent(self, name="custom", **common)
+        has_custom = bool(self.ihook.pytest_migorch_check_migration.get_hookimpls())
+        for _, migration in sorted(self.service.migrations.items()):
+            if migration.up is None:
+                continue
+            for family in MIGRATION_CHECKS:
+                yield MigrationCheckItem.from_parent(
+                    self, name=f"{family.value}[{migration.id}]", family=family,
+                    migration=migration, **common)
+            if has_custom:
+                yield CustomMigrationItem.from_parent(
+                    self, name=f"custom[{migration.id}]", migration=migration, **common)
+        if settings.no_db:
+            return
+        wanted = getattr(self.parent, "database_services", None)
+        if wanted is not None and self.service.name not in wanted:
+            return
+        for environment in self.service.environment_names():
+            if settings.wants_environment(environment):
+                yield RoundTripCollector.from_parent(
+                    self, name=f"roundtrip[{environment}]", environment=environment, **common)
+
+
+class RoundTripCollector(pytest.Collector):
+    """The round-trip of one service in one environment: one item per migration, in order.
+
+    The items share one :class:`~pytest_migorch.roundtrip.RoundTrip`, which runs lazily up to
+    the migration each item asks for. With pytest-xdist, ``--dist loadscope`` (or
+    ``loadgroup``) keeps an environment's items on one worker, so the work is done once.
+    """
+
+    def __init__(self, *, service: Service, result: ValidationResult, environment: str,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.result = result
+        self.environment = environment
+        self._roundtrip: RoundTrip | None = None
+
+    def collect(self) -> Iterator[pytest.Item]:
+        common = {"service": self.service, "result": self.result, "environment": self.environment}
+        try:
+            order = self.result.graph.order(self.service.name, self.environment)
+        except ConfigurationError as exc:
+            yield RoundTripBlockedItem.from_parent(self, name="order", reason=str(exc), **common)
+            return
+        group = pytest.mark.xdist_group(f"migorch:{self.service.name}:{self.environment}")
+        for migration in order:
+            item = RoundTripItem.from_parent(self, name=migration.id, migration=migration,
+                                             **common)
+            item.add_marker(group)
+            yield item
+
+    def roundtrip(self, server: PostgresServer) -> RoundTrip:
+        if self._roundtrip is None:
+            service_collector = self.parent
+            assert isinstance(service_collector, ServiceCollector)
+            self._roundtrip = RoundTrip(server, self.result.project, self.result.graph,
+                                        self.service.name, self.environment,
+                                        static_tables=service_collector.static_tables)
+        return self._roundtrip
+
+    def teardown(self) -> None:
+        if self._roundtrip is not None:
+            self._roundtrip.close()
+            self._roundtrip = None
+
+
+# --- items --------------------------------------------------------------------------------------
+
+
+class MigorchCheckFailed(Exception):
+    """Raised by a generated item whose check found errors; rendered without a traceback."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__(f"{len(findings)} finding(s)")
+        self.findings = findings
+
+
+class MigorchItem(pytest.Item):
+    """Base of every generated item: reports findings, never a Python traceback."""
+
+    def __init__(self, *, result: ValidationResult, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.result = result
+        self.reported_findings: list[Finding] = []
+        self.add_marker(pytest.mark.migorch)
+
+    @property
+    def settings(self) -> MigorchSettings:
+        return self.config.stash[SETTINGS_KEY]
+
+    def findings(self) -> list[Finding]:
+        raise NotImplementedError
+
+    def runtest(self) -> None:
+        findings = self.findings()
+        if self.settings.strict:
+            findings = [f.escalated() for f in findings]
+        self.reported_findings = findings
+        errors = [f for f in findings if f.severity is Severity.ERROR]
+        if errors:
+            raise MigorchCheckFailed(errors)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, MigorchCheckFailed):
+            return "\n".join(f.render() for f in excinfo.value.findings)
+        if isinstance(excinfo.value, MigorchError):
+            return f"migorch: {excinfo.value}"
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"migorch {self.name}"
+
+
+class ProjectItem(MigorchItem):
+    """Findings about the root itself (e.g. no services found)."""
+
+    def findings(self) -> list[Finding]:
+        services = self.result.project.services
+        return [f for f in self.result.findings if f.service not in services]
+
+
+class ServiceCheckItem(MigorchItem):
+    """One service-level check family (config, files, graph) of one service."""
+
+    def __init__(self, *, family: Family, service: Service, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.family = family
+        self.service = service
+
+    def findings(self) -> list[Finding]:
+        return [f for f in self.result.findings
+                if f.service == self.service.name and f.family is self.family]
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"migorch {self.family.value} of {self.service.name}"
+
+
+class MigrationCheckItem(MigorchItem):
+    """One per-migration check family (sql, risk) of one migration."""
+
+    def __init__(self, *, family: Family, service: Service, migration: Migration,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.family = family
+        self.service = service
+        self.migration = migration
+
+    def findings(self) -> list[Finding]:
+        parent = self.parent
+        assert isinstance(parent, ServiceCollector)
+        analysed = parent.report(self.migration).findings
+        return [f for f in self.result.findings + analysed
+                if f.service == self.service.name and f.migration == self.migration.id
+                and f.family is self.family]
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return (self.migration.main_file.path, 0,
+                f"migorch {self.family.value} of {self.service.name}:{self.migration.id}")
+
+
+class CustomServiceItem(MigorchItem):
+    """Findings that conftest files and plugins add through ``pytest_migorch_check_service``."""
+
+    def __init__(self, *, service: Service, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    def findings(self) -> list[Finding]:
+        results = self.ihook.pytest_migorch_check_service(
+            service=self.service, project=self.result.project)
+        return [f for result in results if result for f in result]
+
+
+class CustomMigrationItem(MigorchItem):
+    """Findings that conftest files and plugins add through ``pytest_migorch_check_migration``."""
+
+    def __init__(self, *, service: Service, migration: Migration, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.migration = migration
+
+    def findings(self) -> list[Finding]:
+        results = self.ihook.pytest_migorch_check_migration(
+            migration=self.migration, service=self.service, project=self.result.project)
+        return [f for result in results if result for f in result]
+
+
+class DatabaseItem(MigorchItem):
+    """An item that needs the session's PostgreSQL: skipped (or failed) without one."""
+
+    def __init__(self, *, service: Service, environment: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.environment = environment
+        self.add_marker(pytest.mark.migorch_db)
+
+    def server(self) -> PostgresServer:
+        try:
+            return self.config.stash[SERVER_KEY].get()
+        except ServerUnavailable as exc:
+            if self.settings.require_db:
+                raise
+            pytest.skip(f"no PostgreSQL for migration round-trips: {exc}")
+
+
+class RoundTripItem(DatabaseItem):
+    """Up, down and up again of one migration, from the state it expects."""
+
+    def __init__(self, *, migration: Migration, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.migration = migration
+
+    def findings(self) -> list[Finding]:
+        parent = self.parent
+        assert isinstance(parent, RoundTripCollector)
+        outcome: MigrationOutcome = parent.roundtrip(self.server()).outcome(self.migration)
+        lines = list(outcome.notes)
+        if outcome.timings:
+            lines.append("timings: " + ", ".join(
+                f"{step} {seconds * 1000:.1f} ms" for step, seconds in outcome.timings.items()))
+        if lines:
+            self.add_report_section("call", "migorch", "\n".join(lines))
+        return outcome.findings
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return (self.migration.main_file.path, 0,
+                f"migorch round-trip of {self.service.name}:{self.migration.id} "
+                f"in {self.environment}")
+
+
+class RoundTripBlockedItem(DatabaseItem):
+    """Stands for a round-trip that cannot run at all (its order cannot be resolved)."""
+
+    def __init__(self, *, reason: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def runtest(self) -> None:
+        raise ConfigurationError(
+            f"the round-trip of {self.service.name} in {self.environment} cannot run: "
+            f"{self.reason}")
+
+
+def project_of(item: pytest.Item) -> Project | None:
+    """The project a generated item belongs to (for fixtures and other plugins)."""
+    result = getattr(item, "result", None)
+    return result.project if isinstance(result, ValidationResult) else None

@@ -1,0 +1,44 @@
+"""One frozen settings object for the plugin, built from pytest options or CLI arguments.
+
+The core only ever sees :class:`MigorchSettings`, never pytest's config or argparse's namespace,
+so both front ends resolve "command line, then ini file, then default" in one place each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_migorch.postgres.servers import DSN_ENV_VAR, PROVIDERS
+
+__all__ = ["MigorchSettings", "PROVIDERS", "DSN_ENV_VAR"]
+
+
+@dataclass(frozen=True)
+class MigorchSettings:
+    """What the user asked pytest-migorch to do in this session."""
+
+    roots: tuple[Path, ...] = ()
+    #: Only static checks; no database is started.
+    no_db: bool = False
+    #: Limit generated tests to these environments (empty: every environment).
+    environments: tuple[str, ...] = ()
+    #: Warnings fail the checks too.
+    strict: bool = False
+    #: An explicit PostgreSQL server for database tests (never printed with its password).
+    dsn: str | None = None
+    provider: str = "auto"
+    pg_bindir: Path | None = None
+    #: Fail database tests when no server can be had, instead of skipping them.
+    require_db: bool = False
+    #: A git revision; released migrations edited since it are integrity errors.
+    base_ref: str | None = None
+    #: With ``base_ref``: database tests only for services the change touches and their dependents.
+    changed_only: bool = False
+    #: Where to write a GitLab Code Quality report / a SARIF 2.1.0 report.
+    codequality_path: Path | None = None
+    sarif_path: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def wants_environment(self, name: str) -> bool:
+        return not self.environments or name in self.environments

@@ -1,0 +1,1 @@
+"""Presenting findings: text, CI formats, graph drawings."""

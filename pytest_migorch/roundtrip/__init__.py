@@ -1,0 +1,1 @@
+"""The up/down/up round-trip of every migration in a throwaway database."""

@@ -1,0 +1,505 @@
+"""The up/down/up round-trip of every migration of a service, in a throwaway database.
+
+For one service and environment, in resolved order (migrations of other services it needs are
+applied first, where the order puts them), each of the service's migrations is checked:
+
+1. snapshot, apply up (it must succeed), snapshot;
+2. apply down (it must succeed), snapshot: it must equal the snapshot before up;
+3. apply up again (it must succeed), snapshot: it must equal the snapshot after the first up.
+
+Irreversible migrations (``"reversible": false``) skip 2 and 3 and say so. After a failed or
+unclean step the next migration is tested from the state it expects (the preceding ups replayed
+on a fresh database), so one defect is reported once, not as a cascade. While each up runs,
+:mod:`pytest_migorch.postgres.probes` records what PostgreSQL saw it do, which is compared with the
+declared ``affects_tables`` and ``risk_level`` and with what the static analysis derived.
+
+The runner is incremental: :meth:`RoundTrip.outcome` computes outcomes up to the migration asked
+for, so each generated pytest item does its own share of the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import psycopg
+from psycopg import sql
+
+from pytest_migorch.errors import DatabaseError, MigrationFailed
+from pytest_migorch.findings import Family, Finding, Rule, Severity
+from pytest_migorch.model import Migration, MigrationFile, Project, RiskLevel, schema_name
+from pytest_migorch.postgres.probes import (
+    PROBE_SCHEMA,
+    RESET_DDL_LOG,
+    MigrationTruth,
+    capture_table_state,
+    collect_truth,
+    install_probes,
+)
+from pytest_migorch.postgres.servers import PostgresServer, unique_database_name
+from pytest_migorch.postgres.snapshot import (
+    Snapshot,
+    diff_snapshots,
+    render_differences,
+    take_snapshot,
+)
+from pytest_migorch.postgres.statements import MigrationSqlError, run_migration_file
+from pytest_migorch.project.graph import ProjectGraph
+
+__all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables", "apply_migrations"]
+
+log = logging.getLogger(__name__)
+
+E, W, D = Severity.ERROR, Severity.WARNING, Family.DATABASE
+
+UP_FAILED = Rule("DB001", "up-failed", E, D,
+                 "The up migration fails on a database in the state it expects.",
+                 "Fix the statement at the line given; PostgreSQL's message says why.")
+DOWN_FAILED = Rule("DB002", "down-failed", E, D,
+                   "The down migration fails right after its up migration.",
+                   "Fix the down file so that it undoes exactly what the up file does.")
+DOWN_RESIDUE = Rule("DB003", "down-residue", E, D,
+                    "After up then down, the schema differs from before the up.",
+                    "Make the down file drop or restore everything its up file changes.")
+REUP_FAILED = Rule("DB004", "reup-failed", E, D,
+                   "The up migration fails when applied again after its down.",
+                   "Make the down file remove everything the up file creates, so up can run "
+                   "again.")
+REUP_DIFFERS = Rule("DB005", "reup-differs", E, D,
+                    "Applying up again after down gives a different schema than the first up.",
+                    "Make the down file restore the exact state the up file started from.")
+PREREQUISITE_FAILED = Rule("DB006", "prerequisite-failed", E, D,
+                           "A migration this one needs (earlier, or of another service) failed.",
+                           "Fix the failing prerequisite first; this migration was not tested.")
+LOCKS_EXCEED_RISK = Rule("DB007", "locks-exceed-risk", E, D,
+                         "PostgreSQL held blocking locks on existing tables (or rewrote them) "
+                         "that the declared risk_level does not admit.",
+                         "Raise risk_level, or change the migration (CONCURRENTLY, NOT VALID, "
+                         "a new column instead of a type change).")
+UNDECLARED_TABLE = Rule("DB008", "undeclared-table-seen", E, D,
+                        "PostgreSQL saw the migration change a table that affects_tables does "
+                        "not declare, and the static analysis did not see it either.",
+                        "Add the table to affects_tables in dependencies.json.")
+ANALYSIS_BLIND = Rule("DB009", "analysis-blind", W, D,
+                      "PostgreSQL saw the migration change a table that the static analysis "
+                      "did not derive from the SQL (e.g. inside a DO block or function).",
+                      "Nothing to fix if affects_tables is right; consider a migorch:ignore or "
+                      "simpler SQL.")
+
+RULES: tuple[Rule, ...] = (
+    UP_FAILED, DOWN_FAILED, DOWN_RESIDUE, REUP_FAILED, REUP_DIFFERS, PREREQUISITE_FAILED,
+    LOCKS_EXCEED_RISK, UNDECLARED_TABLE, ANALYSIS_BLIND,
+)
+
+#: Tables the static analysis says a migration changes (``schema.table``), or None if unknown.
+StaticTables = Callable[[Migration], "set[str] | None"]
+
+
+@dataclass
+class MigrationOutcome:
+    """What the round-trip found for one migration."""
+
+    migration: Migration
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    truth: MigrationTruth | None = None
+
+    @property
+    def failed(self) -> bool:
+        return any(f.is_error for f in self.findings)
+
+
+@dataclass
+class _Step:
+    """One entry of the resolved order: a migration of this service (tested) or another's."""
+
+    migration: Migration
+    tested: bool
+
+
+class RoundTrip:
+    """The round-trip of one service in one environment, on its own database."""
+
+    def __init__(
+        self, server: PostgresServer, project: Project, graph: ProjectGraph, service: str,
+        environment: str, *, static_tables: StaticTables | None = None,
+    ) -> None:
+        self.server = server
+        self.project = project
+        self.service = service
+        self.environment = environment
+        self.static_tables = static_tables
+        order = graph.order_all(environment, [service])
+        self.steps = [_Step(m, m.service == service) for m in order]
+        self.outcomes: dict[int, MigrationOutcome] = {}
+        self._position = 0  # index of the next step to run
+        self._applied: list[Migration] = []  # ups in effect on the current database
+        self._failed: dict[tuple[str, int], str] = {}  # prerequisites that could not be applied
+        self._dbname: str | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._probes = False
+        self._dirty = False  # the current database is not in the state the next step expects
+        #: The snapshot of the database as it is now, when known: the state after one
+        #: migration's round-trip is the state before the next one's, so it is taken once.
+        self._known_state: Snapshot | None = None
+
+    # --- public -------------------------------------------------------------------------------
+
+    def migrations(self) -> list[Migration]:
+        """The service's own migrations, in the order they are tested."""
+        return [step.migration for step in self.steps if step.tested]
+
+    def outcome(self, migration: Migration) -> MigrationOutcome:
+        """The outcome of ``migration``, running the round-trip up to it if needed."""
+        while migration.version not in self.outcomes and self._position < len(self.steps):
+            self._run_step(self.steps[self._position])
+            self._position += 1
+        found = self.outcomes.get(migration.version)
+        if found is None:
+            raise DatabaseError(f"{migration.qualified_id} is not part of this round-trip")
+        return found
+
+    def run_all(self) -> list[MigrationOutcome]:
+        return [self.outcome(m) for m in self.migrations()]
+
+    def close(self) -> None:
+        """Drop the working database."""
+        self._drop_database()
+
+    # --- database lifecycle -------------------------------------------------------------------
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._dirty:
+            self._rebuild()
+        assert self._conn is not None
+        return self._conn
+
+    def _drop_database(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._dbname is not None:
+            self.server.drop_database(self._dbname)
+            self._dbname = None
+
+    def _new_database(self) -> None:
+        self._drop_database()
+        self._dbname = self.server.create_database(unique_database_name("migorch_rt"))
+        self._conn = psycopg.connect(self.server.conninfo(self._dbname), autocommit=True)
+        schemas = {schema_name(step.migration.service) for step in self.steps}
+        for schema in sorted(schemas):
+            self._conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+            )
+        self._probes = install_probes(self._conn)
+
+    def _rebuild(self) -> None:
+        """A fresh database with every up that is in effect replayed in order."""
+        replay = list(self._applied)
+        self._known_state = None
+        self._new_database()
+        self._dirty = False
+        assert self._conn is not None
+        self._applied = []
+        for migration in replay:
+            try:
+                self._apply(migration, migration.up)  # type: ignore[arg-type]
+            except MigrationFailed as exc:
+                # It applied before on the same state; a different result is worth saying.
+                raise DatabaseError(
+                    f"replaying {migration.qualified_id} on a fresh database failed: {exc}"
+                ) from exc
+            self._applied.append(migration)
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _run_step(self, step: _Step) -> None:
+        migration = step.migration
+        blocker = self._blocking_prerequisite(migration)
+        if not step.tested:
+            if blocker is None:
+                self._apply_prerequisite(migration)
+            else:
+                self._failed[migration.key] = blocker
+            return
+        outcome = MigrationOutcome(migration)
+        self.outcomes[migration.version] = outcome
+        if blocker is not None:
+            outcome.findings.append(self._finding(
+                PREREQUISITE_FAILED, migration, migration.up,
+                f"{migration.id} was not tested because {blocker}",
+            ))
+            self._failed[migration.key] = f"{migration.qualified_id} was not tested"
+            return
+        self._round_trip(outcome)
+
+    def _blocking_prerequisite(self, migration: Migration) -> str | None:
+        """Why ``migration`` cannot be tested: a dependency that failed, or None."""
+        for dep in migration.depends_on:
+            reason = self._failed.get(dep.key())
+            if reason is not None:
+                return f"its dependency {dep.text} failed ({reason})"
+        return None
+
+    def _apply_prerequisite(self, migration: Migration) -> None:
+        self._known_state = None
+        try:
+            self._apply(migration, migration.up)  # type: ignore[arg-type]
+            self._applied.append(migration)
+        except MigrationFailed as exc:
+            self._failed[migration.key] = f"{migration.qualified_id} failed: {exc}"
+            self._dirty = True
+
+    def _round_trip(self, outcome: MigrationOutcome) -> None:
+        migration = outcome.migration
+        assert migration.up is not None
+        known, self._known_state = self._known_state, None
+        before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
+        try:
+            outcome.truth = self._apply(migration, migration.up, outcome, want_truth=True)
+        except MigrationSqlError as exc:
+            outcome.findings.append(self._sql_failure(UP_FAILED, migration, exc, "up"))
+            self._failed[migration.key] = f"{migration.qualified_id} up failed"
+            self._dirty = True
+            return
+        self._applied.append(migration)
+        after_up = self._snapshot(outcome)
+        self._check_truth(outcome)
+        if not migration.reversible:
+            outcome.notes.append(
+                f'{migration.id} is marked "reversible": false: down and re-up not tested')
+            self._known_state = after_up
+            return
+        if migration.down is None:
+            outcome.notes.append(f"{migration.id} has no down file: down and re-up not tested")
+            self._known_state = after_up
+            return
+        if not self._down_is_clean(outcome, before_up):
+            return
+        self._reup(outcome, after_up)
+
+    def _down_is_clean(self, outcome: MigrationOutcome, before_up: Snapshot) -> bool:
+        migration = outcome.migration
+        assert migration.down is not None
+        try:
+            self._apply(migration, migration.down, outcome, timing="down")
+        except MigrationSqlError as exc:
+            outcome.findings.append(self._sql_failure(DOWN_FAILED, migration, exc, "down"))
+            self._dirty = True
+            return False
+        after_down = self._snapshot(outcome)
+        differences = diff_snapshots(before_up, after_down, default_schema=None)
+        if differences:
+            outcome.findings.append(self._finding(
+                DOWN_RESIDUE, migration, migration.down,
+                f"after up then down of {migration.id}, "
+                + "; ".join(d.message for d in differences[:3])
+                + (f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""),
+                details=render_differences(
+                    differences, f"after down of {migration.id}, compared with before its up"),
+            ))
+            self._dirty = True  # the next migration gets the state it expects
+            return False
+        return True
+
+    def _reup(self, outcome: MigrationOutcome, after_up: Snapshot) -> None:
+        migration = outcome.migration
+        assert migration.up is not None
+        try:
+            self._apply(migration, migration.up, outcome, timing="reup")
+        except MigrationSqlError as exc:
+            outcome.findings.append(self._sql_failure(REUP_FAILED, migration, exc, "re-up"))
+            self._dirty = True
+            return
+        after_reup = self._snapshot(outcome)
+        differences = diff_snapshots(after_up, after_reup)
+        if differences:
+            outcome.findings.append(self._finding(
+                REUP_DIFFERS, migration, migration.up,
+                f"up again after down of {migration.id} gives a different schema: "
+                + "; ".join(d.message for d in differences[:3]),
+                details=render_differences(
+                    differences, f"after the second up of {migration.id}, compared with the first"),
+            ))
+            self._dirty = True
+        else:
+            self._known_state = after_reup
+
+    # --- applying -----------------------------------------------------------------------------
+
+    def _apply(
+        self, migration: Migration, file: MigrationFile, outcome: MigrationOutcome | None = None,
+        *, timing: str = "up", want_truth: bool = False,
+    ) -> MigrationTruth | None:
+        """Run one file in the migration's service schema; collect the truth when asked.
+
+        For a transactional migration the truth is read inside its transaction, just before
+        the commit, while its locks are still held.
+
+        Round trips are most of what this costs beyond the file's statements, so ``SET
+        search_path``, ``BEGIN`` and emptying the DDL log go in one message, and the state
+        before and the truth after are one query each. Every file sets its own ``search_path``
+        and snapshots set theirs, so it is not reset afterwards."""
+        conn = self.conn
+        setup: list[sql.Composable] = [sql.SQL("SET search_path TO {}, public").format(
+            sql.Identifier(schema_name(migration.service)))]
+        if migration.transactional:
+            setup.append(sql.SQL("BEGIN"))
+        if want_truth and self._probes:
+            setup.append(sql.SQL(RESET_DDL_LOG))
+        truth: MigrationTruth | None = None
+        started = time.perf_counter()
+        try:
+            conn.execute(sql.SQL(";\n").join(setup), prepare=False)
+            before = capture_table_state(conn) if want_truth else None
+            run_migration_file(conn, file, in_transaction=migration.transactional)
+            if before is not None:
+                truth = collect_truth(conn, before, ddl_available=self._probes,
+                                      in_transaction=migration.transactional)
+            if migration.transactional:
+                conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        if outcome is not None:
+            outcome.timings[timing] = time.perf_counter() - started
+        return truth
+
+    def _snapshot(self, outcome: MigrationOutcome) -> Snapshot:
+        started = time.perf_counter()
+        snapshot = take_snapshot(self.conn, exclude_schemas=[PROBE_SCHEMA])
+        outcome.timings["snapshot"] = outcome.timings.get("snapshot", 0.0) + (
+            time.perf_counter() - started)
+        return snapshot
+
+    # --- ground truth -------------------------------------------------------------------------
+
+    def _check_truth(self, outcome: MigrationOutcome) -> None:
+        truth, migration = outcome.truth, outcome.migration
+        if truth is None:
+            return
+        if truth.locks or truth.rewritten:
+            outcome.notes.append(_describe_locks(truth))
+        meta = migration.meta
+        if meta is None:
+            return
+        implied, reason = _risk_from_locks(truth)
+        if implied is not None and meta.risk_level < implied:
+            outcome.findings.append(self._finding(
+                LOCKS_EXCEED_RISK, migration, migration.up,
+                f"{migration.id} is declared {meta.risk_level.value} but {reason}, which is "
+                f"{implied.value} risk",
+            ))
+        declared = {self._qualify(migration, t) for t in meta.affects_tables}
+        static = self.static_tables(migration) if self.static_tables else None
+        for table in sorted(truth.touched_tables):
+            if static is not None and table in static:
+                continue  # the static analysis saw it and reported any declaration problem
+            if table not in declared:
+                blind = "" if static is None else "; the static analysis did not see it"
+                outcome.findings.append(self._finding(
+                    UNDECLARED_TABLE, migration, migration.up,
+                    f"PostgreSQL saw {migration.id} change table {table}, which affects_tables "
+                    f"does not declare{blind}",
+                ))
+            elif static is not None:
+                outcome.findings.append(self._finding(
+                    ANALYSIS_BLIND, migration, migration.up,
+                    f"PostgreSQL saw {migration.id} change table {table}, which the static "
+                    "analysis did not derive from the SQL",
+                ))
+
+    @staticmethod
+    def _qualify(migration: Migration, table: str) -> str:
+        table = table.lower()
+        return table if "." in table else f"{schema_name(migration.service)}.{table}"
+
+    # --- findings -----------------------------------------------------------------------------
+
+    def _finding(self, rule: Rule, migration: Migration, file: MigrationFile | None,
+                 message: str, *, line: int | None = None, details: str | None = None) -> Finding:
+        return rule.finding(
+            message, file=file.path if file else None, line=line, service=migration.service,
+            migration=migration.id, environment=self.environment, details=details,
+        )
+
+    def _sql_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,
+                     step: str) -> Finding:
+        file = migration.up if step != "down" else migration.down
+        details = None
+        if exc.detail or exc.pg_hint:
+            details = "\n".join(filter(None, [
+                f"DETAIL: {exc.detail}" if exc.detail else None,
+                f"HINT: {exc.pg_hint}" if exc.pg_hint else None,
+            ]))
+        return self._finding(
+            rule, migration, file,
+            f"{step} of {migration.id} failed: {exc.pg_message}"
+            + (f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""),
+            line=exc.line, details=details,
+        )
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End the transaction :meth:`RoundTrip._apply` opened, if a failure left it open."""
+    if conn.closed or conn.info.transaction_status not in (
+        psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR,
+    ):
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error as exc:  # the original failure is the one worth reporting
+        log.warning("rollback after a failed migration failed: %s", exc)
+
+
+def _risk_from_locks(truth: MigrationTruth) -> tuple[RiskLevel | None, str]:
+    """The risk the locks imply: a rewrite or a SHARE lock (index build) on an existing table
+    blocks for a time that grows with the table. A brief ACCESS EXCLUSIVE alone (adding a
+    nullable column) is catalog-only and implies nothing."""
+    if truth.rewritten:
+        return RiskLevel.HIGH, f"it rewrote {', '.join(sorted(truth.rewritten))}"
+    shared = sorted(t for t, mode in truth.locks.items() if mode == "ShareLock")
+    if shared:
+        return RiskLevel.HIGH, (f"it held SHARE locks (writes blocked for the whole build) on "
+                                f"{', '.join(shared)}")
+    return None, ""
+
+
+def _describe_locks(truth: MigrationTruth) -> str:
+    parts = [f"{table}: {mode}" for table, mode in sorted(truth.locks.items())]
+    text = "locks held before commit on existing tables: " + (", ".join(parts) or "none")
+    if truth.rewritten:
+        text += "; rewritten: " + ", ".join(sorted(truth.rewritten))
+    return text
+
+
+def apply_migrations(
+    server: PostgresServer, dbname: str, project: Project, graph: ProjectGraph, service: str,
+    environment: str, *, up_to: int | None = None,
+) -> list[Migration]:
+    """Apply ``service``'s migrations (and what they need) to an existing database, up to and
+    including version ``up_to`` (all when None). Used by the user-facing fixtures."""
+    order = graph.order_all(environment, [service])
+    if up_to is not None:
+        wanted = {m.key for m in order if m.service == service and m.version <= up_to}
+        needed = graph.ancestors(wanted, environment) | wanted
+        order = [m for m in order if m.key in needed]
+    applied = []
+    with psycopg.connect(server.conninfo(dbname), autocommit=True) as conn:
+        for schema in sorted({schema_name(m.service) for m in order}):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        for migration in order:
+            assert migration.up is not None
+            conn.execute(sql.SQL("SET search_path TO {}, public").format(
+                sql.Identifier(schema_name(migration.service))))
+            if migration.transactional:
+                with conn.transaction():
+                    run_migration_file(conn, migration.up, in_transaction=True)
+            else:
+                run_migration_file(conn, migration.up, in_transaction=False)
+            applied.append(migration)
+    return applied

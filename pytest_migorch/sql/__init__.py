@@ -1,0 +1,1 @@
+"""Reading SQL: split statements, recognise what each touches, cache the analyses."""

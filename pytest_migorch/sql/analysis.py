@@ -1,0 +1,323 @@
+"""Per-statement analysis of a migration file: kinds, objects and roles, and a content cache.
+
+:func:`analyse_sql` splits a file (:mod:`sqlsplit`) and analyses each statement on its own, so
+one statement that cannot be read does not hide the others. A statement is either *analysed*
+(its kind, the objects it targets with their role, and the operations the risk rules need are
+known exactly) or *not analysed* with a reason (sqlglot does not structure it, it is a DO block,
+it calls a function we cannot see into...). Nothing here raises on bad SQL.
+
+Results depend only on the file's text, so they are cached by content hash: in memory and,
+optionally, in a persistent store (:class:`pytest_migorch.cachestore.SqliteStore`, in pytest's
+cache directory for the plugin) so a second run does not parse anything. Results are plain JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlglot
+
+from pytest_migorch.findings import Family, Rule, Severity
+from pytest_migorch.sql.ast_recognisers import analyse_parsed
+from pytest_migorch.sql.facts import (
+    InvalidSql,
+    NotAnalysed,
+    ObjectRef,
+    Op,
+    Role,
+    recognise,
+    statement_kind,
+)
+from pytest_migorch.sql.split import IgnoreComment, Statement, split_sql, tokenize
+
+__all__ = [
+    "RULES",
+    "UNTERMINATED_SQL",
+    "NOT_ANALYSED",
+    "INVALID_SQL",
+    "StatementAnalysis",
+    "SqlAnalysis",
+    "PersistentStore",
+    "AnalysisCache",
+    "DEFAULT_CACHE",
+    "analyse_sql",
+    "content_key",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever the analysis changes what it produces, so stale cached results are not used.
+ANALYSIS_FORMAT = 2
+
+UNTERMINATED_SQL = Rule(
+    code="SQL001",
+    name="unterminated-sql",
+    severity=Severity.ERROR,
+    family=Family.SQL,
+    summary="A quoted string, quoted identifier, dollar quote or block comment is never closed, "
+    "so PostgreSQL rejects the file.",
+    hint="Close the quote or comment that starts at the line shown.",
+)
+NOT_ANALYSED = Rule(
+    code="SQL002",
+    name="statement-not-analysed",
+    severity=Severity.WARNING,
+    family=Family.SQL,
+    summary="A statement could not be analysed exactly (sqlglot does not structure it, or it runs "
+    "code such as a DO block); its tables and risks are not checked.",
+    hint="Review this statement by hand; add `-- migorch:ignore SQL002` above it once you have.",
+)
+
+INVALID_SQL = Rule(
+    code="SQL007",
+    name="invalid-sql",
+    severity=Severity.ERROR,
+    family=Family.SQL,
+    summary="A statement is certainly rejected by PostgreSQL (a known mistake such as "
+    "`DROP IF EXISTS COLUMN c` or `ALTER COLUMN c TYPE bigserial`).",
+    hint="Fix the statement as the message says; the migration fails as written.",
+)
+
+RULES: tuple[Rule, ...] = (UNTERMINATED_SQL, NOT_ANALYSED, INVALID_SQL)
+
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class StatementAnalysis:
+    """What one statement does, or why that could not be determined."""
+
+    index: int
+    line: int
+    end_line: int
+    kind: str
+    summary: str
+    analysed: bool
+    reason: str | None = None
+    objects: tuple[ObjectRef, ...] = ()
+    ops: tuple[Op, ...] = ()
+    ignores: tuple[IgnoreComment, ...] = ()
+    unterminated: str | None = None
+    #: True when PostgreSQL certainly rejects the statement (``reason`` says why).
+    invalid: bool = False
+
+    @property
+    def ignored_codes(self) -> frozenset[str]:
+        return frozenset(code for ignore in self.ignores for code in ignore.codes)
+
+    def objects_of(self, kind: str = "table", *roles: Role) -> list[ObjectRef]:
+        return [o for o in self.objects if o.kind == kind and (not roles or o.role in roles)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "line": self.line, "end_line": self.end_line,
+            "kind": self.kind, "summary": self.summary, "analysed": self.analysed,
+            "reason": self.reason,
+            "objects": [o.to_json() for o in self.objects],
+            "ops": [o.to_json() for o in self.ops],
+            "ignores": [{"codes": list(i.codes), "line": i.line} for i in self.ignores],
+            "unterminated": self.unterminated,
+            "invalid": self.invalid,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StatementAnalysis:
+        return cls(
+            index=data["index"], line=data["line"], end_line=data["end_line"],
+            kind=data["kind"], summary=data["summary"], analysed=data["analysed"],
+            reason=data.get("reason"),
+            objects=tuple(ObjectRef.from_json(o) for o in data.get("objects", ())),
+            ops=tuple(Op.from_json(o) for o in data.get("ops", ())),
+            ignores=tuple(IgnoreComment(tuple(i["codes"]), i["line"])
+                          for i in data.get("ignores", ())),
+            unterminated=data.get("unterminated"),
+            invalid=bool(data.get("invalid", False)),
+        )
+
+
+@dataclass(frozen=True)
+class SqlAnalysis:
+    """The analysis of one file's text."""
+
+    key: str
+    statements: tuple[StatementAnalysis, ...]
+    orphan_ignores: tuple[IgnoreComment, ...] = ()
+    unterminated_comment_line: int | None = None
+
+    @property
+    def statements_total(self) -> int:
+        return len(self.statements)
+
+    @property
+    def statements_analysed(self) -> int:
+        return sum(1 for s in self.statements if s.analysed)
+
+    @property
+    def not_analysed(self) -> list[tuple[str, int]]:
+        """``(kind, line)`` of every statement that could not be analysed."""
+        return [(s.kind, s.line) for s in self.statements if not s.analysed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": ANALYSIS_FORMAT,
+            "key": self.key,
+            "statements": [s.to_json() for s in self.statements],
+            "orphan_ignores": [{"codes": list(i.codes), "line": i.line}
+                               for i in self.orphan_ignores],
+            "unterminated_comment_line": self.unterminated_comment_line,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SqlAnalysis:
+        if data.get("format") != ANALYSIS_FORMAT:
+            raise ValueError("analysis stored in another format")
+        return cls(
+            key=data["key"],
+            statements=tuple(StatementAnalysis.from_json(s) for s in data["statements"]),
+            orphan_ignores=tuple(IgnoreComment(tuple(i["codes"]), i["line"])
+                                 for i in data.get("orphan_ignores", ())),
+            unterminated_comment_line=data.get("unterminated_comment_line"),
+        )
+
+
+class PersistentStore(Protocol):
+    """Somewhere analysis results survive the process: ``get`` returns None when absent."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+def content_key(text: str) -> str:
+    """The cache key of a file's text: it changes with the text, sqlglot and our format."""
+    digest = hashlib.sha256()
+    version = getattr(sqlglot, "__version__", "unknown")
+    digest.update(f"migorch-sql/{ANALYSIS_FORMAT}/sqlglot-{version}\0".encode())
+    digest.update(text.encode("utf-8", errors="surrogatepass"))
+    return digest.hexdigest()
+
+
+class AnalysisCache:
+    """Analyses by content key: a bounded in-memory LRU in front of an optional store."""
+
+    def __init__(self, store: PersistentStore | None = None, max_entries: int = 4096) -> None:
+        self.store = store
+        self.max_entries = max_entries
+        self._memory: OrderedDict[str, SqlAnalysis] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.store_hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> SqlAnalysis | None:
+        with self._lock:
+            found = self._memory.get(key)
+            if found is not None:
+                self._memory.move_to_end(key)
+                self.hits += 1
+                return found
+        stored = self._from_store(key)
+        if stored is not None:
+            self.store_hits += 1
+            self._remember(key, stored)
+        return stored
+
+    def put(self, analysis: SqlAnalysis) -> None:
+        self._remember(analysis.key, analysis)
+        if self.store is not None:
+            try:
+                self.store.set(analysis.key, analysis.to_json())
+            except Exception:  # a broken cache must never break the analysis
+                logger.warning("could not store SQL analysis in the cache", exc_info=True)
+
+    def _remember(self, key: str, analysis: SqlAnalysis) -> None:
+        with self._lock:
+            self._memory[key] = analysis
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.max_entries:
+                self._memory.popitem(last=False)
+
+    def _from_store(self, key: str) -> SqlAnalysis | None:
+        if self.store is None:
+            return None
+        try:
+            data = self.store.get(key)
+            return SqlAnalysis.from_json(data) if data is not None else None
+        except Exception:  # stale or corrupt entry: analyse again
+            logger.debug("ignoring unreadable cached SQL analysis %s", key, exc_info=True)
+            return None
+
+
+#: The process-wide cache used when :func:`analyse_sql` is not given one.
+DEFAULT_CACHE = AnalysisCache()
+
+
+def analyse_sql(text: str, cache: AnalysisCache | None = None) -> SqlAnalysis:
+    """Analyse a file's SQL, statement by statement; served from ``cache`` when seen before.
+
+    Without ``cache`` the process-wide :data:`DEFAULT_CACHE` is used. Never raises on bad SQL.
+    """
+    cache = cache if cache is not None else DEFAULT_CACHE
+    key = content_key(text)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    cache.misses += 1
+    analysis = _analyse_uncached(text, key)
+    cache.put(analysis)
+    return analysis
+
+
+def _analyse_uncached(text: str, key: str) -> SqlAnalysis:
+    split = split_sql(text)
+    return SqlAnalysis(
+        key=key,
+        statements=tuple(analyse_statement(s) for s in split.statements),
+        orphan_ignores=split.orphan_ignores,
+        unterminated_comment_line=split.unterminated_comment_line,
+    )
+
+
+def analyse_statement(statement: Statement) -> StatementAnalysis:
+    """Analyse one statement: token-level recognisers first, then sqlglot; never raises."""
+    tokens = list(tokenize(statement.text))
+    kind = statement_kind(tokens)
+    if statement.unterminated:
+        return _result(statement, kind, reason=statement.unterminated)
+    try:
+        facts = recognise(kind, tokens)
+        if facts is None:
+            facts = analyse_parsed(kind, statement.text, tokens)
+    except NotAnalysed as exc:
+        return _result(statement, kind, reason=str(exc), invalid=isinstance(exc, InvalidSql))
+    except Exception as exc:  # a bug of ours must not stop the analysis of the other statements
+        logger.warning("internal error analysing statement at line %s", statement.line,
+                       exc_info=True)
+        return _result(statement, kind, reason=f"internal error ({type(exc).__name__})")
+    return _result(statement, facts.kind, objects=_unique(facts.objects), ops=tuple(facts.ops))
+
+
+def _result(statement: Statement, kind: str, *, reason: str | None = None,
+            objects: tuple[ObjectRef, ...] = (), ops: tuple[Op, ...] = (),
+            invalid: bool = False) -> StatementAnalysis:
+    """The analysis of ``statement``: analysed unless a ``reason`` says why not."""
+    return StatementAnalysis(
+        index=statement.index, line=statement.line, end_line=statement.end_line, kind=kind,
+        summary=_summary(statement.text), analysed=reason is None, reason=reason,
+        objects=objects, ops=ops, ignores=statement.ignores, unterminated=statement.unterminated,
+        invalid=invalid)
+
+
+def _unique(objects: list[ObjectRef]) -> tuple[ObjectRef, ...]:
+    return tuple(dict.fromkeys(objects))
+
+
+def _summary(text: str, limit: int = 80) -> str:
+    flat = _WS.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -1,0 +1,107 @@
+"""A persistent store for SQL analysis results outside pytest: one SQLite file.
+
+``migorch validate`` runs on every commit (pre-commit) and in CI; re-parsing unchanged files is most
+of its cold time. Results are keyed by content hash (see :mod:`pytest_migorch.sql.analysis`), so a
+stale entry can never be returned for changed SQL, and one file holds them all, which is far cheaper
+than thousands of small JSON files. Any problem with the file (read-only home, a corrupt database, a
+concurrent writer holding it too long) turns the store off for the process instead of failing
+validation: the cache is an optimisation, never a source of errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SqliteStore", "default_cache_path"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS analysis (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def default_cache_path() -> Path:
+    """``$MIGORCH_CACHE_DIR`` or ``$XDG_CACHE_HOME/pytest-migorch`` (``~/.cache/...``)."""
+    explicit = os.environ.get("MIGORCH_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "analysis.sqlite"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-migorch" / "analysis.sqlite"
+
+
+class SqliteStore:
+    """``get``/``set`` of JSON documents in one SQLite file; writes are committed by ``close``."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_cache_path()
+        self._conn: sqlite3.Connection | None = None
+        self._disabled = False
+        self._pending = 0
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._disabled:
+            return None
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(self.path, timeout=2.0)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                self._give_up(exc)
+                return None
+        return self._conn
+
+    def _give_up(self, exc: Exception) -> None:
+        log.info("analysis cache %s disabled: %s", self.path, exc)
+        self._disabled = True
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        conn = self._connection()
+        if conn is None:
+            return None
+        try:
+            row = conn.execute("SELECT value FROM analysis WHERE key = ?", (key,)).fetchone()
+            value = json.loads(row[0]) if row else None
+        except (sqlite3.Error, ValueError) as exc:
+            self._give_up(exc)
+            return None
+        return value if isinstance(value, dict) else None
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        conn = self._connection()
+        if conn is None:
+            return
+        try:
+            conn.execute("INSERT OR REPLACE INTO analysis (key, value) VALUES (?, ?)",
+                         (key, json.dumps(value, separators=(",", ":"))))
+            self._pending += 1
+        except sqlite3.Error as exc:
+            self._give_up(exc)
+
+    def close(self) -> None:
+        """Commit what was stored and close the file."""
+        if self._conn is None:
+            return
+        try:
+            if self._pending:
+                self._conn.commit()
+        except sqlite3.Error as exc:
+            log.info("analysis cache %s not saved: %s", self.path, exc)
+        finally:
+            self._conn.close()
+            self._conn = None
+            self._pending = 0
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

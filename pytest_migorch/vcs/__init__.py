@@ -1,0 +1,1 @@
+"""Git: released-migration integrity against a base revision."""

@@ -1,0 +1,104 @@
+"""The generated database tests end to end: pytest runs the plugin in a subprocess."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
+
+
+@pytest.fixture
+def examples(pytester: pytest.Pytester) -> Path:
+    target = pytester.path / "services"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+def test_round_trip_items_pass_on_the_examples(pytester: pytest.Pytester, examples: Path) -> None:
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db", "-v")
+    result.assert_outcomes(passed=31)
+    assert ("services/order-service::roundtrip[development]::000005_dev_sample_orders PASSED"
+            in result.stdout.str())
+
+
+def test_a_broken_down_fails_its_item_with_the_finding(pytester: pytest.Pytester) -> None:
+    migrations = pytester.path / "services" / "shop" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "1_items.up.sql").write_text("CREATE TABLE items (id int);\n")
+    (migrations / "1_items.down.sql").write_text("-- nothing\n\nDROP TABLE itemz;\n")
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*1_items.down.sql:3: error DB002 down of 1_items failed: table \"itemz\" does not exist*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_database_items_skip_with_one_reason_without_a_server(
+    pytester: pytest.Pytester, examples: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-binaries"
+    empty.mkdir()
+    result = pytester.runpytest_subprocess(
+        "--migorch", "services", "-m", "migorch_db", "--migorch-provider", "local",
+        "--migorch-pg-bindir", str(empty), "-rs",
+    )
+    result.assert_outcomes(skipped=31)
+    result.stdout.fnmatch_lines(["*no PostgreSQL for migration round-trips*"])
+
+
+def test_require_db_turns_the_skip_into_a_failure(
+    pytester: pytest.Pytester, examples: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-binaries"
+    empty.mkdir()
+    result = pytester.runpytest_subprocess(
+        "--migorch", "services", "-m", "migorch_db", "--migorch-provider", "local",
+        "--migorch-pg-bindir", str(empty), "--migorch-require-db", "-k", "user-service",
+    )
+    result.assert_outcomes(failed=11)
+
+
+def test_no_db_generates_only_static_items(pytester: pytest.Pytester, examples: Path) -> None:
+    result = pytester.runpytest_subprocess("--migorch", "services", "--migorch-no-db",
+                                           "--collect-only", "-q")
+    assert "roundtrip" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*services/user-service::config*"])
+
+
+def test_env_option_limits_round_trips(pytester: pytest.Pytester, examples: Path) -> None:
+    result = pytester.runpytest_subprocess("--migorch", "services", "--migorch-env", "staging",
+                                           "--collect-only", "-q", "-m", "migorch_db")
+    out = result.stdout.str()
+    assert "roundtrip[staging]" in out
+    assert "roundtrip[development]" not in out and "roundtrip[production]" not in out
+
+
+def test_users_fixture_gives_a_database_with_migrations_applied(
+    pytester: pytest.Pytester, examples: Path
+) -> None:
+    pytester.makepyfile(test_mine="""
+        import psycopg
+
+        def test_orders_exist(migorch_database):
+            conninfo = migorch_database("order-service", up_to=2, environment="development")
+            with psycopg.connect(conninfo) as conn:
+                tables = {r[0] for r in conn.execute(
+                    "SELECT schemaname || '.' || tablename FROM pg_tables"
+                    " WHERE schemaname LIKE '%_service'")}
+            assert tables == {"user_service.users", "order_service.orders",
+                              "order_service.order_items"}
+    """)
+    result = pytester.runpytest_subprocess("--migorch", "services", "test_mine.py",
+                                           "-p", "no:cacheprovider", "-k", "test_orders_exist")
+    result.assert_outcomes(passed=1)
+
+
+def test_round_trips_run_under_xdist(pytester: pytest.Pytester, examples: Path) -> None:
+    pytest.importorskip("xdist")
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db",
+                                           "-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=31)
