@@ -19,7 +19,8 @@
 # the password shows neither in make's echo nor in `ps`.
 #
 # Targets: db-migrate-up, db-migrate-down, db-migrate-status, db-migrate-list,
-# db-migrate-init-orchestrator, db-migrate-validate-orchestrator, db-migrate-force.
+# db-migrate-init-orchestrator, db-migrate-validate-orchestrator, db-migrate-force, and the
+# design's names db-migrate-status-orchestrator and db-migrate-list-orchestrator (aliases).
 
 MIGORCH ?= migorch
 MIGORCH_ROOT ?= services
@@ -34,6 +35,7 @@ MIGORCH_ENV_FLAG = $(if $(strip $(APP_ENV)),--env $(APP_ENV),)
 MIGORCH_COMMON = --root $(MIGORCH_ROOT) $(MIGORCH_ENV_FLAG) $(MIGORCH_FLAGS)
 
 .PHONY: db-migrate-up db-migrate-down db-migrate-status db-migrate-list \
+        db-migrate-status-orchestrator db-migrate-list-orchestrator \
         db-migrate-init-orchestrator db-migrate-validate-orchestrator db-migrate-force
 
 ## Apply pending migrations (SERVICE_NAME=svc, or every service in cross-service order; COUNT=n)
@@ -52,6 +54,10 @@ db-migrate-status:
 ## Every migration with its state, risk level and estimate
 db-migrate-list:
 	$(MIGORCH) list $(MIGORCH_SELECTION) $(MIGORCH_COMMON)
+
+## The design's names for the two targets above
+db-migrate-status-orchestrator: db-migrate-status
+db-migrate-list-orchestrator: db-migrate-list
 
 ## Create the tracking tables and adopt what golang-migrate already applied
 db-migrate-init-orchestrator:
