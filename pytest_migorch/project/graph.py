@@ -76,6 +76,7 @@ class ProjectGraph:
     def __init__(self, project: Project) -> None:
         self.project = project
         self._graphs: dict[str, nx.DiGraph] = {}
+        self._previous: dict[str, dict[Key, Key]] = {}
 
     # --- building ---------------------------------------------------------------------------
 
@@ -275,30 +276,54 @@ class ProjectGraph:
         That is its declared dependencies and, because golang-migrate applies a service's
         migrations in version order, the lower versions (in ``environment``) of the service of
         each migration needed: another service's ``000003`` cannot run without its ``000001``.
+        One walk over the graph: the next lower version stands for all lower ones (it needs
+        them in turn), so each migration and each edge is visited once, however deep the chain.
         """
         graph = self.graph(environment)
-        versions: dict[str, list[int]] = {}
-        for service, version in graph:
-            versions.setdefault(service, []).append(version)
-        out: set[Key] = set()
+        previous = self._previous_versions(environment)
         todo = [key for key in keys if key in graph]
         seen = set(todo)
+        out: set[Key] = set()
         while todo:
             key = todo.pop()
-            service, version = key
-            needed = nx.ancestors(graph, key) | {
-                (service, lower) for lower in versions[service] if lower < version}
-            out |= needed
-            for other in needed - seen:
-                seen.add(other)
-                todo.append(other)
+            needed = list(graph.predecessors(key))
+            lower = previous.get(key)
+            if lower is not None:
+                needed.append(lower)
+            for other in needed:
+                out.add(other)
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
         return out
 
+    def _previous_versions(self, environment: str) -> dict[Key, Key]:
+        """``{key: the same service's next lower version in environment}``, built once."""
+        previous = self._previous.get(environment)
+        if previous is None:
+            by_service: dict[str, list[int]] = {}
+            for service, version in self.graph(environment):
+                by_service.setdefault(service, []).append(version)
+            previous = {}
+            for service, versions in by_service.items():
+                versions.sort()
+                for lower, higher in zip(versions, versions[1:]):
+                    previous[(service, higher)] = (service, lower)
+            self._previous[environment] = previous
+        return previous
+
     def dependents(self, keys: Iterable[Key], environment: str) -> set[Key]:
-        """Every migration (any service) that depends, directly or not, on one of ``keys``."""
+        """Every migration (any service) that depends, directly or not, on one of ``keys``.
+
+        One walk from all of ``keys`` at once, not one per key: linear in the graph's size.
+        """
         graph = self.graph(environment)
-        out: set[Key] = set()
-        for key in keys:
-            if key in graph:
-                out |= nx.descendants(graph, key)
-        return out - set(keys)
+        start = set(keys)
+        todo = [key for key in start if key in graph]
+        seen = set(todo)
+        while todo:
+            for child in graph.successors(todo.pop()):
+                if child not in seen:
+                    seen.add(child)
+                    todo.append(child)
+        return seen - start
