@@ -15,8 +15,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from pytest_migorch.model import DependencyRef, Migration, MigrationFile, MigrationMeta, Project
-from pytest_migorch.model import Service
+from pytest_migorch.model import (
+    DependencyRef,
+    Migration,
+    MigrationFile,
+    MigrationMeta,
+    Project,
+    Service,
+)
 from pytest_migorch.project.graph import ProjectGraph
 
 
