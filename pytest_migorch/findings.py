@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["Severity", "Family", "Rule", "Finding", "sort_findings", "has_errors"]
+__all__ = [
+    "Severity", "Family", "Rule", "Finding", "sort_findings", "has_errors", "clip",
+]
 
 
 class Severity(str, enum.Enum):
@@ -168,3 +170,12 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.is_error for f in findings)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when cut.
+
+    Findings quote user input (a depends_on entry, a schema error, a statement); a runaway value
+    must not turn one line of a report into a page.
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."

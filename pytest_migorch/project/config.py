@@ -17,14 +17,17 @@ from typing import Any, Iterator
 
 import jsonschema
 
-from pytest_migorch.findings import Family, Rule, Severity
+from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.model import (
+    REVERSIBLE_BY_DEFAULT,
+    TRANSACTIONAL_BY_DEFAULT,
     DependencyRef,
     Environment,
     Migration,
     MigrationMeta,
     RiskLevel,
     Service,
+    is_protected_by_default,
 )
 from pytest_migorch.project.discovery import missing_down_finding
 from pytest_migorch.project.jsonpos import (
@@ -121,7 +124,6 @@ RULES: tuple[Rule, ...] = (
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
 
 
 @lru_cache(maxsize=None)
@@ -288,7 +290,7 @@ def _report_schema_errors(
 
 
 def _short(message: str, limit: int = 200) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
+    return clip(message, limit)
 
 
 def _migration_of_path(service: Service, path: JsonPath) -> str | None:
@@ -368,7 +370,7 @@ def _build_environment(
             ))
             continue
         versions.append(listed.version)
-    protected = body.get("protected", name in PROTECTED_BY_DEFAULT)
+    protected = body.get("protected", is_protected_by_default(name))
     return Environment(
         name=name, versions=tuple(sorted(set(versions))), protected=bool(protected),
         line=document.line_of(("environments", name)),
@@ -457,8 +459,8 @@ def _build_meta(
         risk_level=RiskLevel(body["risk_level"]),
         estimated_duration=body["estimated_duration"],
         estimated_seconds=parse_duration(body["estimated_duration"]),
-        transactional=body.get("transactional", True),
-        reversible=body.get("reversible", True),
+        transactional=body.get("transactional", TRANSACTIONAL_BY_DEFAULT),
+        reversible=body.get("reversible", REVERSIBLE_BY_DEFAULT),
         file=path,
         line=document.line_of(("migrations", key)),
     )

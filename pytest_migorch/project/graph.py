@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import networkx as nx
 
 from pytest_migorch.errors import ConfigurationError
-from pytest_migorch.findings import Family, Finding, Rule, Severity
+from pytest_migorch.findings import Family, Finding, Rule, Severity, clip
 from pytest_migorch.model import Migration, Project
 
 __all__ = ["ProjectGraph", "RULES", "Key"]
@@ -64,10 +64,6 @@ RULES: tuple[Rule, ...] = (
     CYCLE, UNKNOWN_DEPENDENCY, UNKNOWN_SERVICE, UNKNOWN_CROSS_SERVICE, BASE_ON_ENVIRONMENT,
     NOT_IN_ENVIRONMENT, OUT_OF_ORDER,
 )
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ProjectGraph:
@@ -158,15 +154,15 @@ class ProjectGraph:
         other = self.project.services.get(service)
         if other is None:
             return UNKNOWN_SERVICE.finding(
-                f"{migration.id} depends on {_clip(text)}, but there is no service "
-                f"{_clip(service)!r} under {self.project.root}", **where)
+                f"{migration.id} depends on {clip(text, 60)}, but there is no service "
+                f"{clip(service, 60)!r} under {self.project.root}", **where)
         target = other.migrations.get(version)
         if target is None or target.up is None:
             rule = UNKNOWN_DEPENDENCY if service == migration.service else UNKNOWN_CROSS_SERVICE
             digits = text.rpartition(":")[2]  # as written: the number may not fit in uint64
             return rule.finding(
-                f"{migration.id} depends on {_clip(text)}, but {service} has no migration with "
-                f"version {_clip(digits)}", **where)
+                f"{migration.id} depends on {clip(text, 60)}, but {service} has no migration with "
+                f"version {clip(digits, 60)}", **where)
         if migration.is_base and not target.is_base:
             return BASE_ON_ENVIRONMENT.finding(
                 f"base migration {migration.id} depends on {target.qualified_id}, which only "

@@ -170,3 +170,11 @@ def test_dirty_rows_are_the_unfinished_non_transactional_ones(tmp_path: Path) ->
         record("000002_b", status="failed", dirty=True, transactional=False),
     ], SchemaVersion(2, True, True))
     assert [r.migration_id for r in state.dirty_records] == ["000002_b"]
+
+
+def test_production_in_capitals_is_protected(tmp_path: Path) -> None:
+    """Production-like names are protected whatever their case (``Production``, ``PROD``)."""
+    write_service(tmp_path, "plain", service_files(["000001_a"]))
+    project = load_project(tmp_path)
+    assert is_protected(project, ["plain"], "Production")
+    assert is_protected(project, ["plain"], "PROD")
