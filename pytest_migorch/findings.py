@@ -151,11 +151,22 @@ class Finding:
         return replace(self, severity=Severity.ERROR)
 
 
+def resolve_location(path: Path) -> Path:
+    """``path`` resolved; for a link that loops or dangles, only its directory is resolved.
+
+    A finding may be about such a link; resolving the link itself would raise (``RuntimeError:
+    Symlink loop``) or name a target that does not exist instead of the file.
+    """
+    if path.is_symlink() and not path.exists():
+        return path.parent.resolve() / path.name
+    return path.resolve()
+
+
 def display_path(path: Path, relative_to: Path | None = None) -> str:
     """A path relative to ``relative_to`` (or the working directory) when it lies inside it."""
     base = relative_to or Path.cwd()
     try:
-        return str(path.resolve().relative_to(base.resolve()))
+        return str(resolve_location(path).relative_to(base.resolve()))
     except ValueError:
         return str(path)
 

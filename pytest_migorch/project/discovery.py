@@ -9,6 +9,8 @@ service's single version space.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,9 @@ __all__ = [
 #: trailing newline, Python's would.
 MIGRATION_NAME = re.compile(r"([0-9]+)_(.*)\.(down|up)\.(.*)")
 UINT64_MAX = 2**64 - 1
+#: golang-migrate's schema_migrations.version is a ``bigint``: larger versions parse but can
+#: never be recorded, so the migration can never be deployed.
+BIGINT_MAX = 2**63 - 1
 CONFIG_FILES = ("dependencies.json", "environments.json")
 
 E, W, F = Severity.ERROR, Severity.WARNING, Family.FILES
@@ -101,9 +106,39 @@ UNREADABLE = Rule(
     "Check the file's permissions.",
 )
 
+NUL_BYTE = Rule(
+    "FIL014", "nul-byte", E, F,
+    "The SQL file contains a NUL byte; PostgreSQL would receive the SQL only up to it.",
+    "Remove the NUL byte (often left by an editor or a bad encoding conversion).",
+)
+SYMLINK_LOOP = Rule(
+    "FIL015", "symlink-loop", E, F,
+    "A symbolic link in migrations/ points at itself or at a link back to it, so it cannot be "
+    "read.",
+    "Point the link at an existing file, or replace it with the file itself.",
+)
+MIGRATIONS_NOT_DIRECTORY = Rule(
+    "FIL016", "migrations-not-a-directory", E, F,
+    "A service's migrations path is a file, not a directory, so the service is not found.",
+    "Make <service>/migrations a directory that holds the migration files.",
+)
+VERSION_TOO_LARGE = Rule(
+    "FIL017", "version-beyond-bigint", E, F,
+    "The version is 2^63 or more: golang-migrate reads it but cannot record it in its bigint "
+    "version column, so the migration can never be deployed.",
+    "Use a version below 9223372036854775808 (timestamps such as 20240101120000 fit).",
+)
+SCHEMA_COLLISION = Rule(
+    "FIL018", "schema-collision", E, F,
+    "Two services map to the same PostgreSQL schema (dashes become underscores, names are cut "
+    "to 63 bytes), so their migrations would run in one schema.",
+    "Rename one service directory so that every service has its own schema.",
+)
+
 RULES: tuple[Rule, ...] = (
     NO_SERVICES, BAD_SQL_NAME, UNKNOWN_FILE, VERSION_OVERFLOW, DUPLICATE_VERSION, MISSING_DOWN,
     MISSING_UP, NOT_UTF8, EMPTY_FILE, BAD_EXTENSION, TITLE_MISMATCH, NESTED_DIRECTORY, UNREADABLE,
+    NUL_BYTE, SYMLINK_LOOP, MIGRATIONS_NOT_DIRECTORY, VERSION_TOO_LARGE, SCHEMA_COLLISION,
 )
 
 
@@ -134,11 +169,35 @@ def discover_project(root: Path) -> Project:
         if migrations_dir.is_dir():
             service = discover_service(root, service_dir.name)
             project.services[service.name] = service
+        elif migrations_dir.exists() or migrations_dir.is_symlink():
+            project.findings.append(MIGRATIONS_NOT_DIRECTORY.finding(
+                f"{service_dir.name}/migrations is not a directory, so {service_dir.name} is "
+                "not a service", file=migrations_dir,
+            ))
+    _check_schema_collisions(project)
     if not project.services:
         project.findings.append(
             NO_SERVICES.finding(f"no <service>/migrations/ directory under {root}", file=root)
         )
     return project
+
+
+def _check_schema_collisions(project: Project) -> None:
+    """Services whose schema names are equal: each gets a finding naming the others."""
+    by_schema: dict[str, list[Service]] = {}
+    for service in project.services.values():
+        by_schema.setdefault(service.schema, []).append(service)
+    for schema, services in by_schema.items():
+        if len(services) < 2:
+            continue
+        names = sorted(s.name for s in services)
+        for service in services:
+            others = ", ".join(n for n in names if n != service.name)
+            service.findings.append(SCHEMA_COLLISION.finding(
+                f"services {' and '.join(names)} both map to schema {schema!r}; "
+                f"{service.name} would share it with {others}",
+                file=service.migrations_dir, service=service.name,
+            ))
 
 
 def discover_service(root: Path, name: str) -> Service:
@@ -209,6 +268,13 @@ def _parse_file(service: Service, path: Path, environment: str | None) -> Migrat
             file=path, service=service.name, migration=migration_id, environment=environment,
         ))
         return None
+    if version > BIGINT_MAX:
+        service.findings.append(VERSION_TOO_LARGE.finding(
+            f"version {digits} of {path.name} is larger than {BIGINT_MAX}, the largest version "
+            "golang-migrate's schema_migrations table can record",
+            file=path, service=service.name, migration=migration_id, environment=environment,
+        ))
+        return None
     if extension != "sql":
         service.findings.append(BAD_EXTENSION.finding(
             f"{path.name} has extension .{extension}; golang-migrate would run it as "
@@ -231,12 +297,25 @@ def _content_is_usable(
     """Report unreadable, non-UTF-8 and empty files. Empty files are still migrations."""
     where: dict[str, Any] = {"file": path, "service": service.name, "migration": migration_id,
              "environment": environment}
+    broken = _broken_link(path)
+    if broken is not None:
+        rule, message = broken
+        service.findings.append(rule.finding(
+            message, hint="Point the link at an existing file, or replace it with the file.",
+            **where))
+        return False
     try:
         data = path.read_bytes()
     except OSError as exc:
         service.findings.append(UNREADABLE.finding(f"cannot read {path.name}: {exc.strerror}",
                                                    **where))
         return False
+    nul = data.find(b"\0")
+    if nul >= 0:
+        service.findings.append(NUL_BYTE.finding(
+            f"{path.name} has a NUL byte at offset {nul}; PostgreSQL would receive only the SQL "
+            "before it", line=data[:nul].count(b"\n") + 1, **where,
+        ))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -251,6 +330,27 @@ def _content_is_usable(
     if not text.strip():
         service.findings.append(EMPTY_FILE.finding(f"{path.name} is empty", **where))
     return True
+
+
+def _broken_link(path: Path) -> tuple[Rule, str] | None:
+    """Why the symbolic link ``path`` cannot be followed, or None when it can (or is none).
+
+    Checked before reading, so the finding says "link" rather than an errno, and no later
+    stage ever tries to resolve the link (which raises ``RuntimeError: Symlink loop``).
+    """
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        if exc.errno == errno.ELOOP:
+            return SYMLINK_LOOP, f"{path.name} is a symbolic link that loops (to {target})"
+        return UNREADABLE, f"{path.name} is a symbolic link to {target}, which does not exist"
+    return None
 
 
 def _pair_files(service: Service, files: list[MigrationFile]) -> None:
