@@ -223,6 +223,12 @@ class Service:
     has_metadata: bool = False
     #: False when environments.json is missing or unusable: base migrations only, any env name.
     has_environments: bool = False
+    #: Versions with an entry in dependencies.json, usable or not (an entry the schema rejects
+    #: has no ``meta`` but is still there: integrity must not take it for removed).
+    dependency_entries: set[int] = field(default_factory=set)
+    #: Every migration file discovery parsed, duplicates included (those are not in
+    #: ``migrations``): what golang-migrate would see, for the released-migration comparison.
+    files: list[MigrationFile] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property

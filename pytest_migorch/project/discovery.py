@@ -10,7 +10,6 @@ service's single version space.
 from __future__ import annotations
 
 import errno
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from pytest_migorch.errors import UsageError
 from pytest_migorch.findings import Family, Finding, Rule, Severity
 from pytest_migorch.model import Migration, MigrationFile, Project, Service
+from pytest_migorch.project.sources import DISK, FileSource
 
 __all__ = [
     "discover_project",
@@ -151,25 +151,28 @@ def parse_migration_name(name: str) -> tuple[str, str, str, str] | None:
     return version, title, direction, extension
 
 
-def discover_project(root: Path) -> Project:
-    """Every ``<root>/<service>/migrations/`` directory, with its files parsed and paired."""
+def discover_project(root: Path, source: FileSource = DISK) -> Project:
+    """Every ``<root>/<service>/migrations/`` directory, with its files parsed and paired.
+
+    ``source`` is where the tree is read from: the file system, or a git revision's files.
+    """
     root = Path(root)
-    if not root.is_dir():
+    if not source.is_dir(root):
         raise UsageError(
             f"services root {root} does not exist or is not a directory; "
             "pass the directory that holds one folder per service"
         )
     project = Project(root=root)
     try:
-        entries = sorted(p for p in root.iterdir() if p.is_dir())
+        entries = [p for p in source.list_dir(root) if source.is_dir(p)]
     except OSError as exc:
         raise UsageError(f"cannot list services root {root}: {exc.strerror}") from exc
     for service_dir in entries:
         migrations_dir = service_dir / "migrations"
-        if migrations_dir.is_dir():
-            service = discover_service(root, service_dir.name)
+        if source.is_dir(migrations_dir):
+            service = discover_service(root, service_dir.name, source)
             project.services[service.name] = service
-        elif migrations_dir.exists() or migrations_dir.is_symlink():
+        elif source.exists(migrations_dir):
             project.findings.append(MIGRATIONS_NOT_DIRECTORY.finding(
                 f"{service_dir.name}/migrations is not a directory, so {service_dir.name} is "
                 "not a service", file=migrations_dir,
@@ -200,46 +203,50 @@ def _check_schema_collisions(project: Project) -> None:
             ))
 
 
-def discover_service(root: Path, name: str) -> Service:
+def discover_service(root: Path, name: str, source: FileSource = DISK) -> Service:
     """Parse one service's migration files; configuration is attached later by :mod:`config`."""
     migrations_dir = root / name / "migrations"
     service = Service(name=name, root=root, migrations_dir=migrations_dir)
     files: list[MigrationFile] = []
-    for entry in _list_directory(service, migrations_dir, environment=None):
+    for entry in _list_directory(service, migrations_dir, None, source):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            files.extend(_scan_environment_dir(service, entry))
+        if source.is_dir(entry):
+            files.extend(_scan_environment_dir(service, entry, source))
         elif entry.name not in CONFIG_FILES:
-            parsed = _parse_file(service, entry, environment=None)
+            parsed = _parse_file(service, entry, None, source)
             if parsed is not None:
                 files.append(parsed)
     _pair_files(service, files)
     return service
 
 
-def _scan_environment_dir(service: Service, directory: Path) -> list[MigrationFile]:
+def _scan_environment_dir(
+    service: Service, directory: Path, source: FileSource
+) -> list[MigrationFile]:
     files = []
-    for entry in _list_directory(service, directory, environment=directory.name):
+    for entry in _list_directory(service, directory, directory.name, source):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        if source.is_dir(entry):
             service.findings.append(NESTED_DIRECTORY.finding(
                 f"directory {entry.name}/ inside environment directory {directory.name}/ "
                 "is ignored",
                 file=entry, service=service.name, environment=directory.name,
             ))
             continue
-        parsed = _parse_file(service, entry, environment=directory.name)
+        parsed = _parse_file(service, entry, directory.name, source)
         if parsed is not None:
             files.append(parsed)
     return files
 
 
-def _list_directory(service: Service, directory: Path, environment: str | None) -> list[Path]:
+def _list_directory(
+    service: Service, directory: Path, environment: str | None, source: FileSource
+) -> list[Path]:
     """The entries of ``directory``, sorted; an unreadable directory is reported, not raised."""
     try:
-        return sorted(directory.iterdir())
+        return source.list_dir(directory)
     except OSError as exc:
         service.findings.append(UNREADABLE.finding(
             f"cannot list {directory.name}/: {exc.strerror}", file=directory,
@@ -249,7 +256,9 @@ def _list_directory(service: Service, directory: Path, environment: str | None) 
         return []
 
 
-def _parse_file(service: Service, path: Path, environment: str | None) -> MigrationFile | None:
+def _parse_file(
+    service: Service, path: Path, environment: str | None, source: FileSource
+) -> MigrationFile | None:
     """Parse a name and check the content; report and return None for unusable files."""
     parsed = parse_migration_name(path.name)
     if parsed is None:
@@ -282,7 +291,7 @@ def _parse_file(service: Service, path: Path, environment: str | None) -> Migrat
             file=path, service=service.name, migration=migration_id, environment=environment,
         ))
         return None
-    if not _content_is_usable(service, path, migration_id, environment):
+    if not _content_is_usable(service, path, migration_id, environment, source):
         return None
     return MigrationFile(
         path=path, version=version, version_text=digits, title=title,
@@ -292,12 +301,12 @@ def _parse_file(service: Service, path: Path, environment: str | None) -> Migrat
 
 
 def _content_is_usable(
-    service: Service, path: Path, migration_id: str, environment: str | None
+    service: Service, path: Path, migration_id: str, environment: str | None, source: FileSource
 ) -> bool:
     """Report unreadable, non-UTF-8 and empty files. Empty files are still migrations."""
     where: dict[str, Any] = {"file": path, "service": service.name, "migration": migration_id,
              "environment": environment}
-    broken = _broken_link(path)
+    broken = _broken_link(path, source)
     if broken is not None:
         rule, message = broken
         service.findings.append(rule.finding(
@@ -305,7 +314,7 @@ def _content_is_usable(
             **where))
         return False
     try:
-        data = path.read_bytes()
+        data = source.read_bytes(path)
     except OSError as exc:
         service.findings.append(UNREADABLE.finding(f"cannot read {path.name}: {exc.strerror}",
                                                    **where))
@@ -332,29 +341,24 @@ def _content_is_usable(
     return True
 
 
-def _broken_link(path: Path) -> tuple[Rule, str] | None:
+def _broken_link(path: Path, source: FileSource) -> tuple[Rule, str] | None:
     """Why the symbolic link ``path`` cannot be followed, or None when it can (or is none).
 
     Checked before reading, so the finding says "link" rather than an errno, and no later
     stage ever tries to resolve the link (which raises ``RuntimeError: Symlink loop``).
     """
-    if not path.is_symlink():
+    problem = source.link_problem(path)
+    if problem is None:
         return None
-    try:
-        path.stat()
-    except OSError as exc:
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = "?"
-        if exc.errno == errno.ELOOP:
-            return SYMLINK_LOOP, f"{path.name} is a symbolic link that loops (to {target})"
-        return UNREADABLE, f"{path.name} is a symbolic link to {target}, which does not exist"
-    return None
+    code, target = problem
+    if code == errno.ELOOP:
+        return SYMLINK_LOOP, f"{path.name} is a symbolic link that loops (to {target})"
+    return UNREADABLE, f"{path.name} is a symbolic link to {target}, which does not exist"
 
 
 def _pair_files(service: Service, files: list[MigrationFile]) -> None:
     """Group files into migrations by version; report duplicates and unpaired files."""
+    service.files = sorted(files, key=lambda f: f.relative_name)
     by_slot: dict[tuple[int, str], MigrationFile] = {}
     for file in sorted(files, key=lambda f: (f.version, f.direction, f.relative_name)):
         slot = (file.version, file.direction)

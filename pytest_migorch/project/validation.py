@@ -15,6 +15,7 @@ from pytest_migorch.model import Migration, Project, Service
 from pytest_migorch.project.config import load_service_config
 from pytest_migorch.project.discovery import discover_project
 from pytest_migorch.project.graph import ProjectGraph
+from pytest_migorch.project.sources import DISK, FileSource
 
 __all__ = [
     "load_project", "validate_project", "ValidationResult", "MigrationAnalyser", "ProjectCheck",
@@ -50,11 +51,14 @@ class ValidationResult:
         return [f for f in self.findings if f.service == service]
 
 
-def load_project(root: Path) -> Project:
-    """Discover every service under ``root`` and attach its configuration."""
-    project = discover_project(Path(root))
+def load_project(root: Path, source: FileSource = DISK) -> Project:
+    """Discover every service under ``root`` and attach its configuration.
+
+    ``source`` reads the tree (default: the file system; integrity passes a git revision's).
+    """
+    project = discover_project(Path(root), source)
     for service in project.services.values():
-        load_service_config(service)
+        load_service_config(service, source)
     return project
 
 

@@ -34,7 +34,7 @@ from pytest_migorch.findings import (
     resolve_location,
     sort_findings,
 )
-from pytest_migorch.vcs.integrity import GitRepository
+from pytest_migorch.vcs.git import GitRepository
 
 __all__ = [
     "github_annotation",
