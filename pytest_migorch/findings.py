@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["Severity", "Family", "Rule", "Finding", "sort_findings", "has_errors"]
+__all__ = [
+    "Severity", "Family", "Rule", "Finding", "sort_findings", "has_errors", "clip",
+]
 
 
 class Severity(str, enum.Enum):
@@ -149,11 +151,22 @@ class Finding:
         return replace(self, severity=Severity.ERROR)
 
 
+def resolve_location(path: Path) -> Path:
+    """``path`` resolved; for a link that loops or dangles, only its directory is resolved.
+
+    A finding may be about such a link; resolving the link itself would raise (``RuntimeError:
+    Symlink loop``) or name a target that does not exist instead of the file.
+    """
+    if path.is_symlink() and not path.exists():
+        return path.parent.resolve() / path.name
+    return path.resolve()
+
+
 def display_path(path: Path, relative_to: Path | None = None) -> str:
     """A path relative to ``relative_to`` (or the working directory) when it lies inside it."""
     base = relative_to or Path.cwd()
     try:
-        return str(path.resolve().relative_to(base.resolve()))
+        return str(resolve_location(path).relative_to(base.resolve()))
     except ValueError:
         return str(path)
 
@@ -168,3 +181,12 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.is_error for f in findings)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when cut.
+
+    Findings quote user input (a depends_on entry, a schema error, a statement); a runaway value
+    must not turn one line of a report into a page.
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -25,13 +25,28 @@ __all__ = [
     "Service",
     "Project",
     "schema_name",
+    "is_protected_by_default",
     "DEFAULT_ENVIRONMENT",
+    "TRANSACTIONAL_BY_DEFAULT",
+    "REVERSIBLE_BY_DEFAULT",
+    "SCHEMA_NAME_MAX_BYTES",
 ]
 
 Direction = Literal["up", "down"]
 
 #: The environment name used when a service has no environments.json: base migrations only.
 DEFAULT_ENVIRONMENT = "default"
+
+#: A migration without a ``transactional`` / ``reversible`` entry (or without any entry) runs in
+#: one transaction and must have a down file; every reader of the metadata uses these.
+TRANSACTIONAL_BY_DEFAULT = True
+REVERSIBLE_BY_DEFAULT = True
+
+#: Environments treated as production when environments.json does not say ``"protected"``.
+_PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
+
+#: PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1).
+SCHEMA_NAME_MAX_BYTES = 63
 
 
 class RiskLevel(str, enum.Enum):
@@ -116,8 +131,8 @@ class MigrationMeta:
     risk_level: RiskLevel = RiskLevel.LOW
     estimated_duration: str = ""
     estimated_seconds: float = 0.0
-    transactional: bool = True
-    reversible: bool = True
+    transactional: bool = TRANSACTIONAL_BY_DEFAULT
+    reversible: bool = REVERSIBLE_BY_DEFAULT
     #: Where the entry stands in dependencies.json, for findings that concern it.
     file: Path | None = None
     line: int | None = None
@@ -151,11 +166,21 @@ class Migration:
 
     @property
     def transactional(self) -> bool:
-        return self.meta.transactional if self.meta else True
+        """Whether the migration runs in one transaction (the default without metadata)."""
+        return self.meta.transactional if self.meta else TRANSACTIONAL_BY_DEFAULT
 
     @property
     def reversible(self) -> bool:
-        return self.meta.reversible if self.meta else True
+        """Whether the migration may be rolled back (the default without metadata)."""
+        return self.meta.reversible if self.meta else REVERSIBLE_BY_DEFAULT
+
+    def file_for(self, direction: Direction) -> MigrationFile | None:
+        """The file that runs when the migration goes ``direction`` (None when it is missing).
+
+        The one place that maps a direction to a file, so applying, planning and the round-trip
+        cannot disagree about it.
+        """
+        return self.up if direction == "up" else self.down
 
     @property
     def is_base(self) -> bool:
@@ -198,6 +223,12 @@ class Service:
     has_metadata: bool = False
     #: False when environments.json is missing or unusable: base migrations only, any env name.
     has_environments: bool = False
+    #: Versions with an entry in dependencies.json, usable or not (an entry the schema rejects
+    #: has no ``meta`` but is still there: integrity must not take it for removed).
+    dependency_entries: set[int] = field(default_factory=set)
+    #: Every migration file discovery parsed, duplicates included (those are not in
+    #: ``migrations``): what golang-migrate would see, for the released-migration comparison.
+    files: list[MigrationFile] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -257,5 +288,20 @@ _SCHEMA_UNSAFE = re.compile(r"-")
 
 
 def schema_name(service: str) -> str:
-    """The service's PostgreSQL schema: the service name with ``-`` replaced by ``_``."""
-    return _SCHEMA_UNSAFE.sub("_", service)
+    """The service's PostgreSQL schema: the service name with ``-`` replaced by ``_``, as
+    PostgreSQL stores it (cut to 63 bytes, never inside a UTF-8 character).
+
+    Every front end and the runner call this, so two services that end up in one schema are
+    found by comparing its results (see the configuration checks).
+    """
+    name = _SCHEMA_UNSAFE.sub("_", service)
+    encoded = name.encode("utf-8")
+    if len(encoded) <= SCHEMA_NAME_MAX_BYTES:
+        return name
+    return encoded[:SCHEMA_NAME_MAX_BYTES].decode("utf-8", "ignore")
+
+
+def is_protected_by_default(environment: str) -> bool:
+    """Whether ``environment`` is production-like when environments.json does not decide:
+    ``production`` and ``prod`` in any case (``Production``, ``PROD``)."""
+    return environment.casefold() in _PROTECTED_BY_DEFAULT

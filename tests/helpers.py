@@ -19,7 +19,15 @@ from pytest_migorch.findings import Finding
 from pytest_migorch.postgres.connection import resolve_settings
 from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
 
-FileContent = Union[str, bytes]
+
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link to ``target`` (relative to the link's directory), for broken-link cases."""
+
+    target: str
+
+
+FileContent = Union[str, bytes, Link]
 Files = Mapping[str, FileContent]
 
 UP_SQL = "CREATE TABLE t (id int);\n"
@@ -33,7 +41,9 @@ def write_service(root: Path, name: str, files: Files) -> Path:
     for relative, content in files.items():
         path = migrations / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if isinstance(content, Link):
+            path.symlink_to(content.target)
+        elif isinstance(content, bytes):
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8")
@@ -231,6 +241,24 @@ def bad_inputs() -> list[BadInput]:
     big = "18446744073709551616_big"
     cases.append(BadInput("version-overflow", {**good, f"{big}.up.sql": UP_SQL}, "FIL004",
                           f"{big}.up.sql", None, big, "files"))
+
+    cases.append(BadInput("nul-byte", {**good, "000002_b.up.sql": b"SELECT 1;\nSELECT\0 2;\n"},
+                          "FIL014", "000002_b.up.sql", 2, "000002_b", "files"))
+
+    cases.append(BadInput("symlink-loop", {**good, "000009_x.up.sql": Link("000009_x.up.sql")},
+                          "FIL015", "000009_x.up.sql", None, "000009_x", "files"))
+
+    cases.append(BadInput("symlinks-to-each-other", {
+        **good, "000009_x.up.sql": Link("000009_y.up.sql"),
+        "000009_y.up.sql": Link("000009_x.up.sql")},
+        "FIL015", "000009_x.up.sql", None, "000009_x", "files"))
+
+    cases.append(BadInput("dangling-symlink", {**good, "000009_x.up.sql": Link("gone.sql")},
+                          "FIL013", "000009_x.up.sql", None, "000009_x", "files"))
+
+    bigint = f"{2**63}_big"
+    cases.append(BadInput("version-beyond-bigint", {**good, f"{bigint}.up.sql": UP_SQL}, "FIL017",
+                          f"{bigint}.up.sql", None, bigint, "files"))
 
     cases.append(BadInput("backup-file", {**good, "000002_b.up.sql.bak": UP_SQL}, "FIL010",
                           "000002_b.up.sql.bak", None, "000002_b", "files"))

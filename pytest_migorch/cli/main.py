@@ -23,7 +23,6 @@ from pytest_migorch.deploy.applying import NullReporter
 from pytest_migorch.deploy.planning import format_seconds
 from pytest_migorch.deploy.runner import DEFAULT_LOCK_TIMEOUT, Runner, RunResult
 from pytest_migorch.errors import MigorchError, UsageError
-from pytest_migorch.findings import sort_findings
 from pytest_migorch.postgres.connection import SecretFilter, resolve_settings
 from pytest_migorch.project.scaffold import create_migration
 from pytest_migorch.project.validation import load_project, validate_project
@@ -122,14 +121,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     root = _root(args)
     project = load_project(root)
     services = selected_services(args, list(project.services))
-    result = validate_project(project, strict=args.strict, services=services,
-                              analyser=migration_analyser(_analysis_cache(args)))
-    if args.base:
-        released = [f for f in check_against_base(project, args.base)
-                    if f.service is None or f.service in services]
-        if args.strict:
-            released = [f.escalated() for f in released]
-        result.findings = sort_findings(result.findings + released)
+    base = args.base
+    result = validate_project(
+        project, strict=args.strict, services=services,
+        analyser=migration_analyser(_analysis_cache(args)),
+        checks=[lambda project: check_against_base(project, base)] if base else [])
     if getattr(args, "json", False):
         _print_json(render_json(result.findings, root=root, services=services))
     else:

@@ -397,7 +397,7 @@ def force_advice(state: ServiceState, version: int) -> str:
 
 
 def step_file(step: PlanStep) -> MigrationFile:
-    file = step.migration.up if step.direction == "up" else step.migration.down
+    file = step.migration.file_for(step.direction)
     assert file is not None
     return file
 

@@ -18,8 +18,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 from pytest_migorch.deploy.tracking import ExecutionRecord, SchemaVersion, file_checksum
 from pytest_migorch.errors import ConfigurationError, UsageError
 from pytest_migorch.findings import display_path
-from pytest_migorch.model import DEFAULT_ENVIRONMENT, Migration, Project, RiskLevel, Service
-from pytest_migorch.project.config import PROTECTED_BY_DEFAULT
+from pytest_migorch.model import (
+    DEFAULT_ENVIRONMENT,
+    Migration,
+    Project,
+    RiskLevel,
+    Service,
+    is_protected_by_default,
+)
 
 if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import AnalysisCache
@@ -84,7 +90,7 @@ def is_protected(project: Project, services: Iterable[str], environment: str) ->
         if env is not None:
             if env.protected:
                 return True
-        elif environment in PROTECTED_BY_DEFAULT:
+        elif is_protected_by_default(environment):
             return True
     return False
 
@@ -196,7 +202,7 @@ def plan_step(
     tables: tuple[str, ...] = meta.affects_tables if meta else ()
     estimated = meta.estimated_seconds if meta else 0.0
     estimated_text = meta.estimated_duration if meta else ""
-    file = migration.up if direction == "up" else migration.down
+    file = migration.file_for(direction)
     assert file is not None, f"{migration.qualified_id} has no {direction} file"
     risk: RiskLevel | None = declared if direction == "up" else None
     reasons: tuple[str, ...] = ()

@@ -36,6 +36,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from pytest_migorch.errors import DatabaseError
+from pytest_migorch.findings import clip
 
 __all__ = [
     "SchemaDifference",
@@ -437,7 +438,7 @@ def _format_value(value: AttrValue) -> str:
 
 def _shorten(text: str, limit: int = 100) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(text, limit)
 
 
 def _describe_text_change(old: str, new: str) -> str:

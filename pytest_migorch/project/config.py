@@ -17,14 +17,17 @@ from typing import Any, Iterator
 
 import jsonschema
 
-from pytest_migorch.findings import Family, Rule, Severity
+from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.model import (
+    REVERSIBLE_BY_DEFAULT,
+    TRANSACTIONAL_BY_DEFAULT,
     DependencyRef,
     Environment,
     Migration,
     MigrationMeta,
     RiskLevel,
     Service,
+    is_protected_by_default,
 )
 from pytest_migorch.project.discovery import missing_down_finding
 from pytest_migorch.project.jsonpos import (
@@ -34,6 +37,7 @@ from pytest_migorch.project.jsonpos import (
     format_path,
     load_json,
 )
+from pytest_migorch.project.sources import DISK, FileSource
 
 __all__ = ["load_service_config", "load_schema", "parse_duration", "RULES"]
 
@@ -121,7 +125,6 @@ RULES: tuple[Rule, ...] = (
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
 
 
 @lru_cache(maxsize=None)
@@ -189,10 +192,13 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
-def load_service_config(service: Service) -> None:
-    """Attach environments and metadata to ``service``, appending findings to it."""
-    _load_environments(service)
-    _load_dependencies(service)
+def load_service_config(service: Service, source: FileSource = DISK) -> None:
+    """Attach environments and metadata to ``service``, appending findings to it.
+
+    ``source`` is where the JSON files are read from (the file system, or a git revision).
+    """
+    _load_environments(service, source)
+    _load_dependencies(service, source)
     _check_missing_downs(service)
 
 
@@ -200,14 +206,14 @@ def load_service_config(service: Service) -> None:
 
 
 def _read_document(
-    service: Service, path: Path, schema_name: str
+    service: Service, path: Path, schema_name: str, source: FileSource
 ) -> tuple[JsonDocument | None, set[JsonPath]]:
     """Parse and schema-validate one JSON file.
 
     Returns the document (None when it is unusable as a whole) and the JSON paths where the
     schema found errors, so entries can be judged without validating them a second time."""
     try:
-        data = path.read_bytes()
+        data = source.read_bytes(path)
     except OSError as exc:
         service.findings.append(INVALID_JSON.finding(
             f"cannot read {path.name}: {exc.strerror}", file=path, service=service.name,
@@ -288,7 +294,7 @@ def _report_schema_errors(
 
 
 def _short(message: str, limit: int = 200) -> str:
-    return message if len(message) <= limit else message[: limit - 3] + "..."
+    return clip(message, limit)
 
 
 def _migration_of_path(service: Service, path: JsonPath) -> str | None:
@@ -309,17 +315,17 @@ def _entry_is_valid(entry: JsonPath, error_paths: set[JsonPath]) -> bool:
 # --- environments.json ------------------------------------------------------------------------
 
 
-def _load_environments(service: Service) -> None:
+def _load_environments(service: Service, source: FileSource) -> None:
     path = service.migrations_dir / "environments.json"
     listed: set[int] = set()
-    if not path.is_file():
+    if not source.is_file(path):
         service.findings.append(MISSING_ENVIRONMENTS_FILE.finding(
             f"{service.name} has no migrations/environments.json", file=service.migrations_dir,
             service=service.name,
         ))
     else:
         service.environments_file = path
-        document, error_paths = _read_document(service, path, "environments")
+        document, error_paths = _read_document(service, path, "environments", source)
         value = document.value if document is not None else None
         environments = value.get("environments") if isinstance(value, dict) else None
         if document is not None and isinstance(environments, dict):
@@ -368,7 +374,7 @@ def _build_environment(
             ))
             continue
         versions.append(listed.version)
-    protected = body.get("protected", name in PROTECTED_BY_DEFAULT)
+    protected = body.get("protected", is_protected_by_default(name))
     return Environment(
         name=name, versions=tuple(sorted(set(versions))), protected=bool(protected),
         line=document.line_of(("environments", name)),
@@ -391,9 +397,9 @@ def _report_unlisted_environment_files(service: Service, listed: set[int]) -> No
 # --- dependencies.json ------------------------------------------------------------------------
 
 
-def _load_dependencies(service: Service) -> None:
+def _load_dependencies(service: Service, source: FileSource) -> None:
     path = service.migrations_dir / "dependencies.json"
-    if not path.is_file():
+    if not source.is_file(path):
         service.findings.append(MISSING_DEPENDENCIES_FILE.finding(
             f"{service.name} has no migrations/dependencies.json; migrations run in "
             "file-name order without metadata",
@@ -401,7 +407,7 @@ def _load_dependencies(service: Service) -> None:
         ))
         return
     service.dependencies_file = path
-    document, error_paths = _read_document(service, path, "dependencies")
+    document, error_paths = _read_document(service, path, "dependencies", source)
     usable = document is not None and isinstance(document.value, dict)
     entries = document.value.get("migrations") if usable else None  # type: ignore[union-attr]
     if document is None or not isinstance(entries, dict):
@@ -421,6 +427,7 @@ def _load_dependencies(service: Service) -> None:
             ))
             continue
         seen[number] = key
+        service.dependency_entries.add(version)
         migration = service.migrations.get(version)
         if migration is None:
             service.findings.append(ENTRY_WITHOUT_FILES.finding(
@@ -457,8 +464,8 @@ def _build_meta(
         risk_level=RiskLevel(body["risk_level"]),
         estimated_duration=body["estimated_duration"],
         estimated_seconds=parse_duration(body["estimated_duration"]),
-        transactional=body.get("transactional", True),
-        reversible=body.get("reversible", True),
+        transactional=body.get("transactional", TRANSACTIONAL_BY_DEFAULT),
+        reversible=body.get("reversible", REVERSIBLE_BY_DEFAULT),
         file=path,
         line=document.line_of(("migrations", key)),
     )

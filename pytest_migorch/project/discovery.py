@@ -9,6 +9,7 @@ service's single version space.
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from pytest_migorch.errors import UsageError
 from pytest_migorch.findings import Family, Finding, Rule, Severity
 from pytest_migorch.model import Migration, MigrationFile, Project, Service
+from pytest_migorch.project.sources import DISK, FileSource
 
 __all__ = [
     "discover_project",
@@ -30,6 +32,9 @@ __all__ = [
 #: trailing newline, Python's would.
 MIGRATION_NAME = re.compile(r"([0-9]+)_(.*)\.(down|up)\.(.*)")
 UINT64_MAX = 2**64 - 1
+#: golang-migrate's schema_migrations.version is a ``bigint``: larger versions parse but can
+#: never be recorded, so the migration can never be deployed.
+BIGINT_MAX = 2**63 - 1
 CONFIG_FILES = ("dependencies.json", "environments.json")
 
 E, W, F = Severity.ERROR, Severity.WARNING, Family.FILES
@@ -101,9 +106,39 @@ UNREADABLE = Rule(
     "Check the file's permissions.",
 )
 
+NUL_BYTE = Rule(
+    "FIL014", "nul-byte", E, F,
+    "The SQL file contains a NUL byte; PostgreSQL would receive the SQL only up to it.",
+    "Remove the NUL byte (often left by an editor or a bad encoding conversion).",
+)
+SYMLINK_LOOP = Rule(
+    "FIL015", "symlink-loop", E, F,
+    "A symbolic link in migrations/ points at itself or at a link back to it, so it cannot be "
+    "read.",
+    "Point the link at an existing file, or replace it with the file itself.",
+)
+MIGRATIONS_NOT_DIRECTORY = Rule(
+    "FIL016", "migrations-not-a-directory", E, F,
+    "A service's migrations path is a file, not a directory, so the service is not found.",
+    "Make <service>/migrations a directory that holds the migration files.",
+)
+VERSION_TOO_LARGE = Rule(
+    "FIL017", "version-beyond-bigint", E, F,
+    "The version is 2^63 or more: golang-migrate reads it but cannot record it in its bigint "
+    "version column, so the migration can never be deployed.",
+    "Use a version below 9223372036854775808 (timestamps such as 20240101120000 fit).",
+)
+SCHEMA_COLLISION = Rule(
+    "FIL018", "schema-collision", E, F,
+    "Two services map to the same PostgreSQL schema (dashes become underscores, names are cut "
+    "to 63 bytes), so their migrations would run in one schema.",
+    "Rename one service directory so that every service has its own schema.",
+)
+
 RULES: tuple[Rule, ...] = (
     NO_SERVICES, BAD_SQL_NAME, UNKNOWN_FILE, VERSION_OVERFLOW, DUPLICATE_VERSION, MISSING_DOWN,
     MISSING_UP, NOT_UTF8, EMPTY_FILE, BAD_EXTENSION, TITLE_MISMATCH, NESTED_DIRECTORY, UNREADABLE,
+    NUL_BYTE, SYMLINK_LOOP, MIGRATIONS_NOT_DIRECTORY, VERSION_TOO_LARGE, SCHEMA_COLLISION,
 )
 
 
@@ -116,24 +151,33 @@ def parse_migration_name(name: str) -> tuple[str, str, str, str] | None:
     return version, title, direction, extension
 
 
-def discover_project(root: Path) -> Project:
-    """Every ``<root>/<service>/migrations/`` directory, with its files parsed and paired."""
+def discover_project(root: Path, source: FileSource = DISK) -> Project:
+    """Every ``<root>/<service>/migrations/`` directory, with its files parsed and paired.
+
+    ``source`` is where the tree is read from: the file system, or a git revision's files.
+    """
     root = Path(root)
-    if not root.is_dir():
+    if not source.is_dir(root):
         raise UsageError(
             f"services root {root} does not exist or is not a directory; "
             "pass the directory that holds one folder per service"
         )
     project = Project(root=root)
     try:
-        entries = sorted(p for p in root.iterdir() if p.is_dir())
+        entries = [p for p in source.list_dir(root) if source.is_dir(p)]
     except OSError as exc:
         raise UsageError(f"cannot list services root {root}: {exc.strerror}") from exc
     for service_dir in entries:
         migrations_dir = service_dir / "migrations"
-        if migrations_dir.is_dir():
-            service = discover_service(root, service_dir.name)
+        if source.is_dir(migrations_dir):
+            service = discover_service(root, service_dir.name, source)
             project.services[service.name] = service
+        elif source.exists(migrations_dir):
+            project.findings.append(MIGRATIONS_NOT_DIRECTORY.finding(
+                f"{service_dir.name}/migrations is not a directory, so {service_dir.name} is "
+                "not a service", file=migrations_dir,
+            ))
+    _check_schema_collisions(project)
     if not project.services:
         project.findings.append(
             NO_SERVICES.finding(f"no <service>/migrations/ directory under {root}", file=root)
@@ -141,46 +185,68 @@ def discover_project(root: Path) -> Project:
     return project
 
 
-def discover_service(root: Path, name: str) -> Service:
+def _check_schema_collisions(project: Project) -> None:
+    """Services whose schema names are equal: each gets a finding naming the others."""
+    by_schema: dict[str, list[Service]] = {}
+    for service in project.services.values():
+        by_schema.setdefault(service.schema, []).append(service)
+    for schema, services in by_schema.items():
+        if len(services) < 2:
+            continue
+        names = sorted(s.name for s in services)
+        for service in services:
+            others = ", ".join(n for n in names if n != service.name)
+            service.findings.append(SCHEMA_COLLISION.finding(
+                f"services {' and '.join(names)} both map to schema {schema!r}; "
+                f"{service.name} would share it with {others}",
+                file=service.migrations_dir, service=service.name,
+            ))
+
+
+def discover_service(root: Path, name: str, source: FileSource = DISK) -> Service:
     """Parse one service's migration files; configuration is attached later by :mod:`config`."""
     migrations_dir = root / name / "migrations"
     service = Service(name=name, root=root, migrations_dir=migrations_dir)
     files: list[MigrationFile] = []
-    for entry in _list_directory(service, migrations_dir, environment=None):
+    for entry in _list_directory(service, migrations_dir, None, source):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            files.extend(_scan_environment_dir(service, entry))
+        if source.is_dir(entry):
+            files.extend(_scan_environment_dir(service, entry, source))
         elif entry.name not in CONFIG_FILES:
-            parsed = _parse_file(service, entry, environment=None)
+            parsed = _parse_file(service, entry, None, source)
             if parsed is not None:
                 files.append(parsed)
     _pair_files(service, files)
     return service
 
 
-def _scan_environment_dir(service: Service, directory: Path) -> list[MigrationFile]:
+def _scan_environment_dir(
+    service: Service, directory: Path, source: FileSource
+) -> list[MigrationFile]:
     files = []
-    for entry in _list_directory(service, directory, environment=directory.name):
+    for entry in _list_directory(service, directory, directory.name, source):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        if source.is_dir(entry):
             service.findings.append(NESTED_DIRECTORY.finding(
                 f"directory {entry.name}/ inside environment directory {directory.name}/ "
                 "is ignored",
                 file=entry, service=service.name, environment=directory.name,
             ))
             continue
-        parsed = _parse_file(service, entry, environment=directory.name)
+        parsed = _parse_file(service, entry, directory.name, source)
         if parsed is not None:
             files.append(parsed)
     return files
 
 
-def _list_directory(service: Service, directory: Path, environment: str | None) -> list[Path]:
+def _list_directory(
+    service: Service, directory: Path, environment: str | None, source: FileSource
+) -> list[Path]:
     """The entries of ``directory``, sorted; an unreadable directory is reported, not raised."""
     try:
-        return sorted(directory.iterdir())
+        return source.list_dir(directory)
     except OSError as exc:
         service.findings.append(UNREADABLE.finding(
             f"cannot list {directory.name}/: {exc.strerror}", file=directory,
@@ -190,7 +256,9 @@ def _list_directory(service: Service, directory: Path, environment: str | None) 
         return []
 
 
-def _parse_file(service: Service, path: Path, environment: str | None) -> MigrationFile | None:
+def _parse_file(
+    service: Service, path: Path, environment: str | None, source: FileSource
+) -> MigrationFile | None:
     """Parse a name and check the content; report and return None for unusable files."""
     parsed = parse_migration_name(path.name)
     if parsed is None:
@@ -209,6 +277,13 @@ def _parse_file(service: Service, path: Path, environment: str | None) -> Migrat
             file=path, service=service.name, migration=migration_id, environment=environment,
         ))
         return None
+    if version > BIGINT_MAX:
+        service.findings.append(VERSION_TOO_LARGE.finding(
+            f"version {digits} of {path.name} is larger than {BIGINT_MAX}, the largest version "
+            "golang-migrate's schema_migrations table can record",
+            file=path, service=service.name, migration=migration_id, environment=environment,
+        ))
+        return None
     if extension != "sql":
         service.findings.append(BAD_EXTENSION.finding(
             f"{path.name} has extension .{extension}; golang-migrate would run it as "
@@ -216,7 +291,7 @@ def _parse_file(service: Service, path: Path, environment: str | None) -> Migrat
             file=path, service=service.name, migration=migration_id, environment=environment,
         ))
         return None
-    if not _content_is_usable(service, path, migration_id, environment):
+    if not _content_is_usable(service, path, migration_id, environment, source):
         return None
     return MigrationFile(
         path=path, version=version, version_text=digits, title=title,
@@ -226,17 +301,30 @@ def _parse_file(service: Service, path: Path, environment: str | None) -> Migrat
 
 
 def _content_is_usable(
-    service: Service, path: Path, migration_id: str, environment: str | None
+    service: Service, path: Path, migration_id: str, environment: str | None, source: FileSource
 ) -> bool:
     """Report unreadable, non-UTF-8 and empty files. Empty files are still migrations."""
     where: dict[str, Any] = {"file": path, "service": service.name, "migration": migration_id,
              "environment": environment}
+    broken = _broken_link(path, source)
+    if broken is not None:
+        rule, message = broken
+        service.findings.append(rule.finding(
+            message, hint="Point the link at an existing file, or replace it with the file.",
+            **where))
+        return False
     try:
-        data = path.read_bytes()
+        data = source.read_bytes(path)
     except OSError as exc:
         service.findings.append(UNREADABLE.finding(f"cannot read {path.name}: {exc.strerror}",
                                                    **where))
         return False
+    nul = data.find(b"\0")
+    if nul >= 0:
+        service.findings.append(NUL_BYTE.finding(
+            f"{path.name} has a NUL byte at offset {nul}; PostgreSQL would receive only the SQL "
+            "before it", line=data[:nul].count(b"\n") + 1, **where,
+        ))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -253,8 +341,24 @@ def _content_is_usable(
     return True
 
 
+def _broken_link(path: Path, source: FileSource) -> tuple[Rule, str] | None:
+    """Why the symbolic link ``path`` cannot be followed, or None when it can (or is none).
+
+    Checked before reading, so the finding says "link" rather than an errno, and no later
+    stage ever tries to resolve the link (which raises ``RuntimeError: Symlink loop``).
+    """
+    problem = source.link_problem(path)
+    if problem is None:
+        return None
+    code, target = problem
+    if code == errno.ELOOP:
+        return SYMLINK_LOOP, f"{path.name} is a symbolic link that loops (to {target})"
+    return UNREADABLE, f"{path.name} is a symbolic link to {target}, which does not exist"
+
+
 def _pair_files(service: Service, files: list[MigrationFile]) -> None:
     """Group files into migrations by version; report duplicates and unpaired files."""
+    service.files = sorted(files, key=lambda f: f.relative_name)
     by_slot: dict[tuple[int, str], MigrationFile] = {}
     for file in sorted(files, key=lambda f: (f.version, f.direction, f.relative_name)):
         slot = (file.version, file.direction)

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import networkx as nx
 
 from pytest_migorch.errors import ConfigurationError
-from pytest_migorch.findings import Family, Finding, Rule, Severity
+from pytest_migorch.findings import Family, Finding, Rule, Severity, clip
 from pytest_migorch.model import Migration, Project
 
 __all__ = ["ProjectGraph", "RULES", "Key"]
@@ -66,16 +66,13 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class ProjectGraph:
     """Graphs and resolved orders of one project; graphs are built once per environment."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
         self._graphs: dict[str, nx.DiGraph] = {}
+        self._previous: dict[str, dict[Key, Key]] = {}
 
     # --- building ---------------------------------------------------------------------------
 
@@ -157,15 +154,15 @@ class ProjectGraph:
         other = self.project.services.get(service)
         if other is None:
             return UNKNOWN_SERVICE.finding(
-                f"{migration.id} depends on {_clip(text)}, but there is no service "
-                f"{_clip(service)!r} under {self.project.root}", **where)
+                f"{migration.id} depends on {clip(text, 60)}, but there is no service "
+                f"{clip(service, 60)!r} under {self.project.root}", **where)
         target = other.migrations.get(version)
         if target is None or target.up is None:
             rule = UNKNOWN_DEPENDENCY if service == migration.service else UNKNOWN_CROSS_SERVICE
             digits = text.rpartition(":")[2]  # as written: the number may not fit in uint64
             return rule.finding(
-                f"{migration.id} depends on {_clip(text)}, but {service} has no migration with "
-                f"version {_clip(digits)}", **where)
+                f"{migration.id} depends on {clip(text, 60)}, but {service} has no migration with "
+                f"version {clip(digits, 60)}", **where)
         if migration.is_base and not target.is_base:
             return BASE_ON_ENVIRONMENT.finding(
                 f"base migration {migration.id} depends on {target.qualified_id}, which only "
@@ -275,30 +272,54 @@ class ProjectGraph:
         That is its declared dependencies and, because golang-migrate applies a service's
         migrations in version order, the lower versions (in ``environment``) of the service of
         each migration needed: another service's ``000003`` cannot run without its ``000001``.
+        One walk over the graph: the next lower version stands for all lower ones (it needs
+        them in turn), so each migration and each edge is visited once, however deep the chain.
         """
         graph = self.graph(environment)
-        versions: dict[str, list[int]] = {}
-        for service, version in graph:
-            versions.setdefault(service, []).append(version)
-        out: set[Key] = set()
+        previous = self._previous_versions(environment)
         todo = [key for key in keys if key in graph]
         seen = set(todo)
+        out: set[Key] = set()
         while todo:
             key = todo.pop()
-            service, version = key
-            needed = nx.ancestors(graph, key) | {
-                (service, lower) for lower in versions[service] if lower < version}
-            out |= needed
-            for other in needed - seen:
-                seen.add(other)
-                todo.append(other)
+            needed = list(graph.predecessors(key))
+            lower = previous.get(key)
+            if lower is not None:
+                needed.append(lower)
+            for other in needed:
+                out.add(other)
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
         return out
 
+    def _previous_versions(self, environment: str) -> dict[Key, Key]:
+        """``{key: the same service's next lower version in environment}``, built once."""
+        previous = self._previous.get(environment)
+        if previous is None:
+            by_service: dict[str, list[int]] = {}
+            for service, version in self.graph(environment):
+                by_service.setdefault(service, []).append(version)
+            previous = {}
+            for service, versions in by_service.items():
+                versions.sort()
+                for lower, higher in zip(versions, versions[1:]):
+                    previous[(service, higher)] = (service, lower)
+            self._previous[environment] = previous
+        return previous
+
     def dependents(self, keys: Iterable[Key], environment: str) -> set[Key]:
-        """Every migration (any service) that depends, directly or not, on one of ``keys``."""
+        """Every migration (any service) that depends, directly or not, on one of ``keys``.
+
+        One walk from all of ``keys`` at once, not one per key: linear in the graph's size.
+        """
         graph = self.graph(environment)
-        out: set[Key] = set()
-        for key in keys:
-            if key in graph:
-                out |= nx.descendants(graph, key)
-        return out - set(keys)
+        start = set(keys)
+        todo = [key for key in start if key in graph]
+        seen = set(todo)
+        while todo:
+            for child in graph.successors(todo.pop()):
+                if child not in seen:
+                    seen.add(child)
+                    todo.append(child)
+        return seen - start

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pytest_migorch.findings import Family, Finding, sort_findings
 from pytest_migorch.model import Migration, Project, Service
 from pytest_migorch.project.config import load_service_config
 from pytest_migorch.project.discovery import discover_project
 from pytest_migorch.project.graph import ProjectGraph
+from pytest_migorch.project.sources import DISK, FileSource
 
-__all__ = ["load_project", "validate_project", "ValidationResult", "MigrationAnalyser"]
+__all__ = [
+    "load_project", "validate_project", "ValidationResult", "MigrationAnalyser", "ProjectCheck",
+]
 
 #: Analyses one migration's SQL and returns its findings (see
 #: :mod:`pytest_migorch.checks.migration`).
 MigrationAnalyser = Callable[[Service, Migration], list[Finding]]
+
+#: A whole-project check from a higher layer, e.g. released-migration integrity against
+#: ``--base`` (:func:`pytest_migorch.vcs.integrity.check_against_base`). Passed in, so this
+#: layer needs neither git nor the SQL analyser, and both front ends get the same findings.
+ProjectCheck = Callable[[Project], list[Finding]]
 
 
 @dataclass
@@ -43,11 +51,14 @@ class ValidationResult:
         return [f for f in self.findings if f.service == service]
 
 
-def load_project(root: Path) -> Project:
-    """Discover every service under ``root`` and attach its configuration."""
-    project = discover_project(Path(root))
+def load_project(root: Path, source: FileSource = DISK) -> Project:
+    """Discover every service under ``root`` and attach its configuration.
+
+    ``source`` reads the tree (default: the file system; integrity passes a git revision's).
+    """
+    project = discover_project(Path(root), source)
     for service in project.services.values():
-        load_service_config(service)
+        load_service_config(service, source)
     return project
 
 
@@ -57,15 +68,20 @@ def validate_project(
     analyser: MigrationAnalyser | None = None,
     strict: bool = False,
     services: list[str] | None = None,
+    checks: Sequence[ProjectCheck] = (),
 ) -> ValidationResult:
     """Every static finding of ``project`` (limited to ``services`` when given).
 
+    The one validate pipeline: ``migorch validate`` and the pytest plugin both call it.
     ``analyser`` adds the SQL findings of each migration; without it only files, configuration
-    and graph are checked. ``strict`` turns warnings into errors, including the warnings about
-    missing JSON files.
+    and graph are checked. ``checks`` add whole-project findings (integrity against a base
+    revision); they are filtered and escalated like the rest. ``strict`` turns warnings into
+    errors, including the warnings about missing JSON files.
     """
     graph = ProjectGraph(project)
     findings = project.all_findings() + graph.check()
+    for check in checks:
+        findings.extend(check(project))
     if analyser is not None:
         for service in project.services.values():
             if services is not None and service.name not in services:

@@ -22,7 +22,7 @@ import pytest
 
 from pytest_migorch.checks.migration import MigrationReport, check_migration
 from pytest_migorch.errors import ConfigurationError, MigorchError, ServerUnavailable
-from pytest_migorch.findings import Family, Finding, Severity, sort_findings
+from pytest_migorch.findings import Family, Finding, Severity
 from pytest_migorch.model import Migration, Project, Service, schema_name
 from pytest_migorch.postgres.servers import PostgresServer, ServerOptions, start_server
 from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
@@ -92,19 +92,14 @@ class ServicesRoot(pytest.Directory):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         settings = self.config.stash[SETTINGS_KEY]
+        base = settings.base_ref
         try:
             project = load_project(self.path)
+            result = validate_project(
+                project, strict=settings.strict,
+                checks=[lambda project: check_against_base(project, base)] if base else [])
         except MigorchError as exc:
             raise self.CollectError(str(exc)) from exc
-        result = validate_project(project, strict=settings.strict)
-        if settings.base_ref:
-            try:
-                released = check_against_base(project, settings.base_ref)
-            except MigorchError as exc:
-                raise self.CollectError(str(exc)) from exc
-            if settings.strict:
-                released = [f.escalated() for f in released]
-            result.findings = sort_findings(result.findings + released)
         #: Services whose database tests run (None: all); see --migorch-changed-only.
         self.database_services: set[str] | None = None
         if settings.changed_only and settings.base_ref:

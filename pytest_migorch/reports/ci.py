@@ -26,8 +26,15 @@ from urllib.parse import quote
 
 from pytest_migorch import __version__
 from pytest_migorch.errors import MigorchError
-from pytest_migorch.findings import Family, Finding, Rule, Severity, sort_findings
-from pytest_migorch.vcs.integrity import GitRepository
+from pytest_migorch.findings import (
+    Family,
+    Finding,
+    Rule,
+    Severity,
+    resolve_location,
+    sort_findings,
+)
+from pytest_migorch.vcs.git import GitRepository
 
 __all__ = [
     "github_annotation",
@@ -77,14 +84,14 @@ def repository_root(start: Path, environ: Mapping[str, str] | None = None) -> Pa
 def _relative(path: Path, root: Path) -> str | None:
     """``path`` relative to ``root`` with forward slashes, or None when it lies outside."""
     try:
-        relative = path.resolve().relative_to(root.resolve())
+        relative = resolve_location(path).relative_to(root.resolve())
     except ValueError:
         return None
     return relative.as_posix() or "."
 
 
 def _display(path: Path, root: Path) -> str:
-    return _relative(path, root) or path.resolve().as_posix()
+    return _relative(path, root) or resolve_location(path).as_posix()
 
 
 def with_fallback_locations(findings: Iterable[Finding], roots: Sequence[Path]) -> list[Finding]:
@@ -295,7 +302,7 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
 def _artifact_uri(path: Path, root: Path) -> dict[str, str]:
     relative = _relative(path, root)
     if relative is None:
-        return {"uri": path.resolve().as_uri()}
+        return {"uri": resolve_location(path).as_uri()}
     return {"uri": quote(relative, safe="/"), "uriBaseId": "%SRCROOT%"}
 
 

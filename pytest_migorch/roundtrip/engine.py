@@ -429,7 +429,7 @@ class RoundTrip:
 
     def _sql_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,
                      step: str) -> Finding:
-        file = migration.up if step != "down" else migration.down
+        file = migration.file_for("down" if step == "down" else "up")
         details = None
         if exc.detail or exc.pg_hint:
             details = "\n".join(filter(None, [

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import sqlglot
 
-from pytest_migorch.findings import Family, Rule, Severity
+from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.sql.ast_recognisers import analyse_parsed
 from pytest_migorch.sql.facts import (
     InvalidSql,
@@ -320,4 +320,4 @@ def _unique(objects: list[ObjectRef]) -> tuple[ObjectRef, ...]:
 
 def _summary(text: str, limit: int = 80) -> str:
     flat = _WS.sub(" ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    return clip(flat, limit)

@@ -170,3 +170,31 @@ def test_dirty_rows_are_the_unfinished_non_transactional_ones(tmp_path: Path) ->
         record("000002_b", status="failed", dirty=True, transactional=False),
     ], SchemaVersion(2, True, True))
     assert [r.migration_id for r in state.dirty_records] == ["000002_b"]
+
+
+def test_production_in_capitals_is_protected(tmp_path: Path) -> None:
+    """Production-like names are protected whatever their case (``Production``, ``PROD``)."""
+    write_service(tmp_path, "plain", service_files(["000001_a"]))
+    project = load_project(tmp_path)
+    assert is_protected(project, ["plain"], "Production")
+    assert is_protected(project, ["plain"], "PROD")
+
+
+@pytest.mark.parametrize("case", ["symlink-loop", "services-sharing-a-schema"])
+def test_runner_refuses_bad_trees_with_the_finding_not_a_traceback(
+    tmp_path: Path, case: str
+) -> None:
+    """Before any connection: a looping link used to raise ``RuntimeError: Symlink loop``
+    while the error was rendered; two services in one schema used to deploy into it."""
+    from helpers import make_runner
+
+    migrations = write_service(tmp_path, "user-service", service_files(["000001_a"]))
+    if case == "symlink-loop":
+        (migrations / "000002_b.up.sql").symlink_to("000002_b.up.sql")
+        expected = "FIL015"
+    else:
+        write_service(tmp_path, "user_service", service_files(["000001_a"]))
+        expected = "FIL018"
+    runner = make_runner(tmp_path, "postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(ConfigurationError, match=expected):
+        runner.check_static(["user-service"])

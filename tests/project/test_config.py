@@ -503,3 +503,11 @@ def test_every_rule_is_documented() -> None:
     text = doc.read_text(encoding="utf-8")
     undocumented = [rule.code for rule in all_rules() if rule.code not in text]
     assert undocumented == []
+
+
+def test_production_is_protected_by_default_in_any_case(tmp_path: Path) -> None:
+    files = service_files(["000001_a"], environments={"Production": [], "PROD": [], "dev": []})
+    write_service(tmp_path, "svc", files)
+    envs = validate(tmp_path).project.services["svc"].environments
+    assert {name: env.protected for name, env in envs.items()} == {
+        "Production": True, "PROD": True, "dev": False}

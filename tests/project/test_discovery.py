@@ -58,7 +58,7 @@ def test_names_that_golang_migrate_skips(name: str) -> None:
 
 
 def test_rule_codes_of_discovery() -> None:
-    assert [rule.code for rule in RULES] == [f"FIL{n:03}" for n in range(1, 14)]
+    assert [rule.code for rule in RULES] == [f"FIL{n:03}" for n in range(1, 19)]
 
 
 def test_missing_root_is_a_usage_error(tmp_path: Path) -> None:
@@ -154,11 +154,14 @@ def test_version_overflow_fil004(tmp_path: Path) -> None:
     biggest = str(UINT64_MAX)
     write_service(tmp_path, "svc", {**pair(f"{biggest}_max"), **pair(f"{UINT64_MAX + 1}_big")})
     service = discover_service(tmp_path, "svc")
-    assert codes(service.findings) == ["FIL004", "FIL004"]  # the up and the down file
-    assert {f.migration for f in service.findings} == {f"{UINT64_MAX + 1}_big"}
-    assert {f.file.name for f in service.findings if f.file} == {
+    overflows = [f for f in service.findings if f.code == "FIL004"]
+    assert codes(overflows) == ["FIL004", "FIL004"]  # the up and the down file
+    assert {f.migration for f in overflows} == {f"{UINT64_MAX + 1}_big"}
+    assert {f.file.name for f in overflows if f.file} == {
         f"{UINT64_MAX + 1}_big.up.sql", f"{UINT64_MAX + 1}_big.down.sql"}
-    assert list(service.migrations) == [UINT64_MAX]
+    # UINT64_MAX parses, but no bigint can record it (FIL017, see below): not a migration.
+    assert {f.migration for f in service.findings if f.code == "FIL017"} == {f"{biggest}_max"}
+    assert list(service.migrations) == []
 
 
 def test_duplicate_version_fil005_leading_zeros(tmp_path: Path) -> None:
@@ -359,3 +362,95 @@ def test_unlistable_root_is_a_usage_error(tmp_path: Path,
     _refuse_listing(monkeypatch, tmp_path)
     with pytest.raises(UsageError, match="cannot list services root"):
         discover_project(tmp_path)
+
+
+# --- bad input that used to pass silently or crash ----------------------------------------------
+
+
+def test_nul_byte_fil014_names_its_line(tmp_path: Path) -> None:
+    write_service(tmp_path, "svc", {**pair("000001_a"),
+                                    "000001_a.up.sql": b"CREATE TABLE t (id int);\n\n-- x\0y\n"})
+    service = discover_service(tmp_path, "svc")
+    finding = only(service.findings, "FIL014")
+    assert finding.severity is Severity.ERROR
+    assert finding.line == 3
+    assert finding.file == service.migrations_dir / "000001_a.up.sql"
+    assert finding.migration == "000001_a"
+    assert service.migrations[1].up is not None  # still the migration's file
+
+
+@pytest.mark.parametrize(
+    ("links", "code", "reason"),
+    [
+        ({"000009_x.up.sql": "000009_x.up.sql"}, "FIL015", "loops"),
+        ({"000009_x.up.sql": "000009_y.up.sql", "000009_y.up.sql": "000009_x.up.sql"},
+         "FIL015", "loops"),
+        ({"000009_x.up.sql": "missing.sql"}, "FIL013", "missing.sql, which does not exist"),
+    ],
+)
+def test_broken_symlink_is_a_finding_not_a_crash(
+    tmp_path: Path, links: dict[str, str], code: str, reason: str
+) -> None:
+    migrations = write_service(tmp_path, "svc", pair("000001_a"))
+    for name, target in links.items():
+        (migrations / name).symlink_to(target)
+    result = validate(tmp_path)
+    findings = [f for f in result.findings if f.code == code]
+    assert sorted(f.file.name for f in findings if f.file) == sorted(links)
+    assert all(reason in f.message and f.severity is Severity.ERROR for f in findings)
+    # Rendering names the link itself; resolving it used to raise "Symlink loop".
+    assert f"svc/migrations/000009_x.up.sql: error {code}" in findings[0].render(tmp_path)
+    assert list(result.project.services["svc"].migrations) == [1]
+
+
+def test_a_working_symlink_is_an_ordinary_file(tmp_path: Path) -> None:
+    migrations = write_service(tmp_path, "svc", pair("000001_a"))
+    (tmp_path / "shared.sql").write_text(UP_SQL)
+    (migrations / "000002_b.up.sql").symlink_to(tmp_path / "shared.sql")
+    (migrations / "000002_b.down.sql").write_text(DOWN_SQL)
+    service = discover_service(tmp_path, "svc")
+    assert codes(service.findings) == []
+    assert list(service.migrations) == [1, 2]
+
+
+def test_migrations_file_fil016(tmp_path: Path) -> None:
+    write_service(tmp_path, "good", pair("000001_a"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "migrations").write_text("not a directory")
+    project = discover_project(tmp_path)
+    finding = only(project.findings, "FIL016")
+    assert finding.severity is Severity.ERROR
+    assert finding.file == tmp_path / "bad" / "migrations"
+    assert "bad/migrations is not a directory" in finding.message
+    assert list(project.services) == ["good"]
+
+
+def test_version_beyond_bigint_fil017(tmp_path: Path) -> None:
+    largest = 2**63 - 1
+    write_service(tmp_path, "svc", {**pair(f"{largest}_max"), **pair(f"{largest + 1}_big")})
+    service = discover_service(tmp_path, "svc")
+    assert codes(service.findings) == ["FIL017", "FIL017"]
+    assert {f.migration for f in service.findings} == {f"{largest + 1}_big"}
+    assert "9223372036854775807" in service.findings[0].message
+    assert list(service.migrations) == [largest]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "schema"),
+    [
+        ("user-service", "user_service", "user_service"),
+        ("s" * 63 + "-one", "s" * 63 + "-two", "s" * 63),
+    ],
+)
+def test_services_sharing_a_schema_fil018(
+    tmp_path: Path, first: str, second: str, schema: str
+) -> None:
+    for name in (first, second, "other"):
+        write_service(tmp_path, name, pair("000001_a"))
+    project = discover_project(tmp_path)
+    collisions = [f for s in project.services.values() for f in s.findings]
+    assert sorted(f.service or "" for f in collisions) == sorted([first, second])
+    for finding in collisions:
+        assert finding.code == "FIL018" and finding.severity is Severity.ERROR
+        assert first in finding.message and second in finding.message
+        assert repr(schema) in finding.message

@@ -14,9 +14,9 @@ from pytest_migorch.errors import UsageError
 from pytest_migorch.findings import Finding, Severity
 from pytest_migorch.model import Project
 from pytest_migorch.project.validation import load_project
+from pytest_migorch.vcs.git import GitRepository
 from pytest_migorch.vcs.integrity import (
     RULES,
-    GitRepository,
     changed_services,
     check_against_base,
     verify_base_ref,
@@ -388,3 +388,37 @@ def test_changed_services_sees_committed_and_metadata_changes(repo: Repo) -> Non
     repo.commit("billing estimate")
     repo.write(f"{ORDERS}/000001_create_orders.down.sql", "DROP TABLE IF EXISTS orders;\n")
     assert changed_services(repo.project(), "v1") == {"billing-service", "order-service"}
+
+
+# --- one parser: the base tree goes through discovery and the config loader ---------------------
+
+
+def test_an_entry_the_schema_rejects_is_left_to_the_config_checks(repo: Repo) -> None:
+    """The working entry is read by the config loader, which reports it (CFG002): not a
+    second finding that compares it as if it were valid."""
+    data = repo.read_json(f"{USERS}/dependencies.json")
+    data["migrations"]["000002"]["risk_level"] = "extreme"
+    repo.write_json(f"{USERS}/dependencies.json", data)
+    assert check_against_base(repo.project(), "v1") == []
+
+
+def test_a_duplicate_version_added_next_to_a_released_one(repo: Repo) -> None:
+    """Discovery keeps one file per version and direction; integrity still sees the other
+    (golang-migrate would see both), so the released file is not taken for renamed."""
+    repo.write(f"{USERS}/2_fix.up.sql", "SELECT 2;\n")
+    findings = check_against_base(repo.project(), "v1")
+    assert _codes(findings) == ["INT003"]
+    assert "reuses version 2" in findings[0].message
+
+
+def test_released_migrations_are_read_with_discovery_rules(repo: Repo) -> None:
+    """A base file that golang-migrate cannot read (its version overflows uint64) is no
+    released migration: deleting it now is not reported as deleting a released one."""
+    big = "18446744073709551616_never"
+    repo.write(f"{USERS}/{big}.up.sql", "SELECT 1;\n")
+    repo.write(f"{USERS}/{big}.down.sql", "SELECT 1;\n")
+    repo.commit("an unreadable version")
+    repo.git("tag", "-f", "v1")
+    repo.remove(f"{USERS}/{big}.up.sql")
+    repo.remove(f"{USERS}/{big}.down.sql")
+    assert check_against_base(repo.project(), "v1") == []

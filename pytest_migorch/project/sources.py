@@ -1,0 +1,121 @@
+"""Where discovery and the configuration loader read a services tree from.
+
+Usually the file system; for released-migration integrity, the tree of a git revision (a mapping
+of path -> bytes read with ``git cat-file``). Both go through the same discovery and config code,
+so a revision's migrations are parsed exactly as the working tree's are, by one parser.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Mapping, Protocol
+
+__all__ = ["FileSource", "DiskSource", "MappingSource", "DISK"]
+
+
+class FileSource(Protocol):
+    """The few read-only file operations discovery and config need."""
+
+    def is_dir(self, path: Path) -> bool: ...
+
+    def is_file(self, path: Path) -> bool: ...
+
+    def exists(self, path: Path) -> bool: ...
+
+    def list_dir(self, path: Path) -> list[Path]:
+        """The entries of ``path``, sorted; OSError when it cannot be listed."""
+        ...
+
+    def read_bytes(self, path: Path) -> bytes:
+        """The content of ``path``; OSError when it cannot be read."""
+        ...
+
+    def link_problem(self, path: Path) -> tuple[int, str] | None:
+        """``(errno, target)`` when ``path`` is a symbolic link that cannot be followed."""
+        ...
+
+
+class DiskSource:
+    """The file system."""
+
+    def is_dir(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def is_file(self, path: Path) -> bool:
+        return path.is_file()
+
+    def exists(self, path: Path) -> bool:
+        return path.exists() or path.is_symlink()
+
+    def list_dir(self, path: Path) -> list[Path]:
+        return sorted(path.iterdir())
+
+    def read_bytes(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def link_problem(self, path: Path) -> tuple[int, str] | None:
+        if not path.is_symlink():
+            return None
+        try:
+            path.stat()
+        except OSError as exc:
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            return exc.errno or 0, target
+        return None
+
+
+class MappingSource:
+    """A tree held in memory: ``{path relative to root (posix): content}``; directories are
+    the parents of its files."""
+
+    def __init__(self, root: Path, files: Mapping[str, bytes]) -> None:
+        self.root = Path(root)
+        self.files = dict(files)
+        self.children: dict[str, set[str]] = {".": set()}
+        for relative in self.files:
+            parts = PurePosixPath(relative).parts
+            parent = "."
+            for index, part in enumerate(parts):
+                here = "/".join(parts[: index + 1])
+                self.children.setdefault(parent, set()).add(part)
+                if index < len(parts) - 1:
+                    self.children.setdefault(here, set())
+                parent = here
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return Path(path).relative_to(self.root).as_posix() or "."
+        except ValueError:
+            return "\0outside"
+
+    def is_dir(self, path: Path) -> bool:
+        return self._relative(path) in self.children
+
+    def is_file(self, path: Path) -> bool:
+        return self._relative(path) in self.files
+
+    def exists(self, path: Path) -> bool:
+        return self.is_dir(path) or self.is_file(path)
+
+    def list_dir(self, path: Path) -> list[Path]:
+        names = self.children.get(self._relative(path))
+        if names is None:
+            raise NotADirectoryError(20, "Not a directory", str(path))
+        return sorted(Path(path) / name for name in names)
+
+    def read_bytes(self, path: Path) -> bytes:
+        content = self.files.get(self._relative(path))
+        if content is None:
+            raise FileNotFoundError(2, "No such file", str(path))
+        return content
+
+    def link_problem(self, path: Path) -> tuple[int, str] | None:
+        return None
+
+
+#: The default source: the file system.
+DISK: FileSource = DiskSource()

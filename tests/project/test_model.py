@@ -1,0 +1,69 @@
+"""The helpers on the shared model that every stage must agree on: schema names, protected
+environments, metadata defaults, the file of a direction, clipped text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_migorch.findings import clip
+from pytest_migorch.model import (
+    Migration,
+    MigrationFile,
+    MigrationMeta,
+    is_protected_by_default,
+    schema_name,
+)
+
+
+@pytest.mark.parametrize("name", ["production", "prod", "Production", "PROD", "pRoD"])
+def test_production_is_protected_in_any_case(name: str) -> None:
+    assert is_protected_by_default(name)
+
+
+@pytest.mark.parametrize("name", ["staging", "dev", "default", "production-eu", "preprod"])
+def test_other_environments_are_not_protected_by_default(name: str) -> None:
+    assert not is_protected_by_default(name)
+
+
+def test_schema_name_replaces_dashes() -> None:
+    assert schema_name("user-service") == "user_service"
+
+
+def test_schema_name_is_cut_like_postgresql_cuts_identifiers() -> None:
+    """PostgreSQL keeps the first 63 bytes; two long names can therefore share a schema."""
+    assert schema_name("a" * 70) == "a" * 63
+    assert schema_name("a" * 63) == "a" * 63
+    # Never inside a UTF-8 character: 31 two-byte characters are 62 bytes, the 32nd does not fit.
+    assert schema_name("ü" * 40) == "ü" * 31
+
+
+def _file(direction: str) -> MigrationFile:
+    return MigrationFile(path=Path(f"/x/000001_a.{direction}.sql"), version=1,
+                         version_text="000001", title="a",
+                         direction="up" if direction == "up" else "down", extension="sql",
+                         environment=None)
+
+
+def test_file_for_direction() -> None:
+    up, down = _file("up"), _file("down")
+    migration = Migration(service="s", version=1, version_text="000001", title="a",
+                          environment=None, up=up, down=down)
+    assert migration.file_for("up") is up
+    assert migration.file_for("down") is down
+    assert Migration(service="s", version=1, version_text="000001", title="a",
+                     environment=None, up=up).file_for("down") is None
+
+
+def test_metadata_defaults_without_and_with_an_entry() -> None:
+    bare = Migration(service="s", version=1, version_text="000001", title="a", environment=None)
+    assert bare.transactional and bare.reversible
+    bare.meta = MigrationMeta(transactional=False, reversible=False)
+    assert not bare.transactional and not bare.reversible
+
+
+def test_clip() -> None:
+    assert clip("short", 10) == "short"
+    assert clip("x" * 11, 10) == "x" * 7 + "..."
+    assert len(clip("y" * 500, 60)) == 60
