@@ -30,7 +30,10 @@ class UnsafeFilesWarning(UserWarning):
 def warn_unsafe(message: str) -> None:
     """Say once, as a warning (visible in pytest's summary) and in the log, what was refused."""
     log.warning("%s", message)
-    warnings.warn(message, UnsafeFilesWarning, stacklevel=3)
+    try:
+        warnings.warn(message, UnsafeFilesWarning, stacklevel=3)
+    except UnsafeFilesWarning:  # ``-W error``: the refusal is done and logged, not a crash
+        pass
 
 
 def foreign_path(path: Path, *, directory: bool = True) -> str | None:
