@@ -9,6 +9,7 @@ it must say what it refused. Skipped without local PostgreSQL programs.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import stat
 import tempfile
@@ -67,8 +68,6 @@ def _other_user() -> tuple[int, int]:
     runs_as = server_user().uid
     for name in ("nobody", "daemon", "bin"):
         try:
-            import pwd
-
             entry = pwd.getpwnam(name)
         except KeyError:
             continue

@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -235,12 +235,16 @@ class PostgresServer(abc.ABC):
                 self._mark_gone(*death)
         return self._gone
 
-    def check_alive(self) -> None:
+    def check_alive(self, *, probe: bool = False) -> None:
         """Raise :class:`ServerGone` when the server died; cheap enough to call before each use.
 
-        The first error carries the details (for a local server, the tail of its log) and the
-        death is logged once; later ones repeat only the reason, so a session with a hundred
-        remaining round-trips says it once and fails each of them with one line."""
+        ``probe`` also asks the server itself (one ``SELECT 1`` on the admin connection), for
+        providers that cannot tell from here, after a connection failed. The first error
+        carries the details (for a local server, the tail of its log) and the death is logged
+        once; later ones repeat only the reason, so a session with a hundred remaining
+        round-trips says it once and fails each of them with one line."""
+        if probe and self.gone is None and not self._stopped:
+            self._probe()
         reason = self.gone
         if reason is None:
             return
@@ -253,9 +257,9 @@ class PostgresServer(abc.ABC):
         self._gone = reason
         self._gone_details = f"the PostgreSQL server died: {reason}" + (
             f"\n{details}" if details else "")
-        log.error("%s", self._gone_details)
+        log.error("the PostgreSQL server died: %s", reason)
 
-    def _admin_execute(self, queries: list[sql.Composed], what: str) -> None:
+    def _admin_execute(self, queries: Sequence[sql.SQL | sql.Composed], what: str) -> None:
         """Run maintenance statements; reconnect once if the admin connection was lost."""
         with self._admin_lock:
             if self._stopped:
@@ -268,23 +272,34 @@ class PostgresServer(abc.ABC):
                 except psycopg.OperationalError as exc:
                     if attempt == 1 and self._admin is not None and self._admin.closed:
                         continue  # e.g. a test terminated all backends
-                    self._notice_death(exc)
+                    self._mark_if_refused(exc)
+                    self.check_alive()
                     raise DatabaseError(f"could not {what}: {exc}") from exc
                 except psycopg.Error as exc:
                     raise DatabaseError(f"could not {what}: {exc}") from exc
 
-    def _admin_run(self, queries: list[sql.Composed]) -> None:
+    def _admin_run(self, queries: Sequence[sql.SQL | sql.Composed]) -> None:
         if self._admin is None or self._admin.closed:
             self._admin = psycopg.connect(self.admin_conninfo, autocommit=True)
         for query in queries:
             self._admin.execute(query)
 
-    def _notice_death(self, exc: psycopg.OperationalError) -> None:
-        """After a lost admin connection: raise :class:`ServerGone` if the server died (the
-        provider says so, or nothing listens any more), so callers stop trying."""
+    def _probe(self) -> None:
+        """``SELECT 1`` on the admin connection (reconnecting once); marks a refusing server."""
+        with self._admin_lock:
+            for _ in (1, 2):
+                try:
+                    self._admin_run([sql.SQL("SELECT 1")])
+                    return
+                except psycopg.OperationalError as exc:
+                    self._mark_if_refused(exc)
+                except psycopg.Error:
+                    return
+
+    def _mark_if_refused(self, exc: psycopg.OperationalError) -> None:
+        """After a lost admin connection: the server died if nothing listens any more."""
         if self.gone is None and any(text in str(exc) for text in _REFUSED):
             self._mark_gone(f"{self.describe()} refuses connections ({str(exc).strip()})")
-        self.check_alive()
 
     def create_database(
         self, name: str, template: str | None = None, *, strategy: str | None = None
