@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -107,6 +108,7 @@ def check_cached_cluster(entry: Path) -> str | None:
     started by our (possibly root's) session, running their command as the server user.
     """
     for directory in (entry.parent.parent, entry.parent):
+        _drop_write_for_others(directory)
         problem = foreign_path(directory)
         if problem is not None:
             return problem
@@ -117,6 +119,16 @@ def check_cached_cluster(entry: Path) -> str | None:
         if os.path.lexists(entry / name):
             return f"{entry / name} exists (a fresh cluster has no {name})"
     return None
+
+
+def _drop_write_for_others(directory: Path) -> None:
+    """Make our own cache directory writable by us only (older versions left it to the umask,
+    0775 under a 002 umask). What others may have put in it meanwhile is still checked: they
+    cannot have made files that are ours."""
+    with contextlib.suppress(OSError):
+        info = os.lstat(directory)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and info.st_mode & 0o022:
+            os.chmod(directory, stat.S_IMODE(info.st_mode) & ~0o022)
 
 
 def write_auto_conf(data_dir: Path, user: ServerUser | None) -> None:
@@ -195,7 +207,8 @@ def publish_to_cache(data_dir: Path, entry: Path) -> None:
     """
     temp = entry.parent / f".tmp-{entry.name}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        entry.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        entry.parent.mkdir(mode=0o700, exist_ok=True)  # not left to the umask: see below
         _remove_old_temporaries(entry.parent)
         copy_cluster(data_dir, temp, None)
         try:

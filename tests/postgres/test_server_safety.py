@@ -200,3 +200,16 @@ def test_the_server_log_is_private(tmp_path: Path) -> None:
         assert server.log_path.stat().st_size > 0
     finally:
         server.stop()
+
+
+def test_our_own_group_writable_cache_directories_are_tightened_not_rebuilt(
+    cache: Path,
+) -> None:
+    """Under a 002 umask older versions made the cache 0775; that must not cost the cache."""
+    for directory in (cache, cache / "initdb"):
+        directory.chmod(0o775)
+    server = _start(cache)
+    server.stop()
+    assert "copy" in server.timings and "initdb" not in server.timings
+    for directory in (cache, cache / "initdb"):
+        assert stat.S_IMODE(directory.stat().st_mode) & 0o022 == 0

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _SOCKET_PATH_MAX = 103  # sun_path is 108 bytes on Linux, 104 on macOS, NUL included
 
+
 class LocalServer(PostgresServer):
     """A postmaster we started from local binaries, living in one runtime directory."""
 
