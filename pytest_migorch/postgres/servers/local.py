@@ -165,7 +165,7 @@ def start_local(options: ServerOptions) -> LocalServer:
 
 
 def _cache_entry(found: PgBinaries, options: ServerOptions) -> Path | None:
-    """Where this build's cluster is cached, or None when the cache is off or not ours."""
+    """Where this build's cluster is cached, or None when the cache is off."""
     if not options.use_cache:
         return None
     cache_dir = Path(options.cache_dir) if options.cache_dir else None
