@@ -300,7 +300,7 @@ def tool(name: str) -> str | None:
 
 def psql_path() -> str:
     try:
-        from pytest_migorch import pgbinaries
+        from pytest_migorch.postgres import binaries as pgbinaries
 
         found = pgbinaries.find_binaries(None).bin_dir / "psql"
         if found.exists():
@@ -1257,7 +1257,7 @@ def bench_server(config: Config, report: Report) -> None:
     phase_text = "; ".join(f"{k} {fmt_seconds(statistics.median(v))}"
                            for k, v in sorted(phases.items()) if k.split()[1] != "total")
     lines = [
-        "`pytest_migorch.pgserver.start_server` with local binaries, timed from the call until "
+        "`pytest_migorch.postgres.servers.start_server` with local binaries, timed from the call until "
         "the admin connection is ready. *First start*: an empty cache directory, so `initdb` "
         "runs and its cluster is cached; *cached*: the data directory is copied from that "
         f"cache. Phases (medians): {phase_text}.", "",

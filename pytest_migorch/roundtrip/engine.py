@@ -38,7 +38,7 @@ from pytest_migorch.postgres.probes import (
     collect_truth,
     install_probes,
 )
-from pytest_migorch.postgres.servers import PostgresServer, unique_database_name
+from pytest_migorch.postgres.servers import PostgresServer, ServerGone, unique_database_name
 from pytest_migorch.postgres.snapshot import (
     Snapshot,
     diff_snapshots,
@@ -153,11 +153,21 @@ class RoundTrip:
         return [step.migration for step in self.steps if step.tested]
 
     def outcome(self, migration: Migration) -> MigrationOutcome:
-        """The outcome of ``migration``, running the round-trip up to it if needed."""
-        while migration.version not in self.outcomes and self._position < len(self.steps):
-            self._run_step(self.steps[self._position])
-            self._position += 1
+        """The outcome of ``migration``, running the round-trip up to it if needed.
+
+        Raises :class:`ServerGone` instead of a psycopg error or a misleading SQL failure when
+        the server died under the round-trip, and at once for every later migration."""
+        self.server.check_alive()
+        try:
+            while migration.version not in self.outcomes and self._position < len(self.steps):
+                self._run_step(self.steps[self._position])
+                self._position += 1
+        except (psycopg.Error, DatabaseError):
+            self.server.check_alive(probe=True)
+            raise
         found = self.outcomes.get(migration.version)
+        if found is not None and found.failed:
+            self.server.check_alive()  # "server closed the connection" is not the SQL's fault
         if found is None:
             raise DatabaseError(f"{migration.qualified_id} is not part of this round-trip")
         return found
@@ -166,8 +176,12 @@ class RoundTrip:
         return [self.outcome(m) for m in self.migrations()]
 
     def close(self) -> None:
-        """Drop the working database."""
-        self._drop_database()
+        """Drop the working database; with a dead server there is nothing left to drop (the
+        items that needed it have said so), and teardown must not add a traceback."""
+        try:
+            self._drop_database()
+        except ServerGone:
+            self._dbname = None
 
     # --- database lifecycle -------------------------------------------------------------------
 

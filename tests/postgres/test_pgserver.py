@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL servers (pytest_migorch.postgres.servers, pytest_migorch.postgres.binaries).
+"""Throwaway PostgreSQL servers (pytest_migorch.postgres.servers and the modules under it).
 
 The local-provider tests start real servers from the binaries on this machine (skipped when
 there are none) and check what users rely on: connections work (as an unprivileged OS user when
@@ -30,6 +30,7 @@ import pytest
 
 from pytest_migorch.errors import DatabaseError, ServerUnavailable, UsageError
 from pytest_migorch.postgres import binaries as pgbinaries
+from pytest_migorch.postgres import runtime as pgruntime
 from pytest_migorch.postgres import servers as pgserver
 from pytest_migorch.postgres.binaries import PgBinaries, find_binaries, usual_bin_dirs
 from pytest_migorch.postgres.servers import (
@@ -70,10 +71,10 @@ def runtime_parent() -> Iterator[Path]:
     Beside the default parents (short path, traversable by the server user), not in tmp_path,
     whose 0700 parents the unprivileged server user could not enter.
     """
-    path = pgbinaries.default_runtime_parents()[0].parent / f"migorch-t{os.getpid()}"
+    path = pgruntime.default_runtime_parents()[0].parent / f"migorch-t{os.getpid()}"
     path = path.with_name(f"{path.name}-{time.monotonic_ns() % 10**6}")
     yield path
-    pgbinaries.cleanup_stale_servers(path)
+    pgruntime.cleanup_stale_servers(path)
     shutil.rmtree(path, ignore_errors=True)
 
 

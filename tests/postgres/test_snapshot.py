@@ -1,15 +1,15 @@
 """Schema snapshots and their differences, against a real PostgreSQL.
 
 Every change case starts from the same base schema, applies one change and checks that the
-difference is found and said in words a migration author understands. The pure tests at the end
-exercise the diff and the rendering on hand-built snapshots, without a server.
+difference is found and said in words a migration author understands. The diff and the rendering
+on hand-built snapshots, without a server, are in test_schema_diff.py.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -19,11 +19,9 @@ from psycopg.conninfo import make_conninfo
 
 from pytest_migorch.errors import DatabaseError
 from pytest_migorch.postgres.snapshot import (
-    Attributes,
     SchemaDifference,
     Snapshot,
     diff_snapshots,
-    render_differences,
     take_snapshot,
 )
 
@@ -348,57 +346,3 @@ def test_excluded_schemas(db: psycopg.Connection) -> None:
     snap = take_snapshot(db, exclude_schemas=["ap?"])
     assert not [key for key in snap.objects if len(key) > 1 and key[1] == "app"]
     assert ("table", "public", "app_schema_migrations") in snap.objects
-
-
-# --- diff and rendering without a server ----------------------------------------------------
-
-
-def _snap(objects: Mapping[str, Attributes]) -> Snapshot:
-    """A snapshot from ``{"kind/schema/name": attributes}``."""
-    return Snapshot({tuple(name.split("/")): attrs for name, attrs in objects.items()})
-
-
-def test_children_of_a_missing_table_collapse_into_it() -> None:
-    before = _snap({
-        "schema/public": {},
-        "table/public/orders": {"columns": ("id",)},
-        "column/public/orders/id": {"type": "integer"},
-        "index/public/orders/orders_idx": {"definition": "CREATE INDEX ..."},
-        "sequence/public/orders_id_seq": {"owned_by": ("public", "orders", "id")},
-        "sequence/public/free_seq": {"increment": 1},
-    })
-    after = _snap({"schema/public": {}})
-    assert _messages(diff_snapshots(before, after)) == [
-        "sequence public.free_seq is missing",
-        "table public.orders is missing",
-    ]
-
-
-def test_long_definitions_show_the_first_differing_line() -> None:
-    body = "\n".join(f"line {i}" for i in range(40))
-    before = _snap({"function/public/f()": {"definition": body}})
-    after = _snap({"function/public/f()": {"definition": body.replace("line 30", "LINE 30")}})
-    (diff,) = diff_snapshots(before, after)
-    assert diff.message == "function public.f() changed: line 31: line 30 -> LINE 30"
-
-
-def test_render_differences_lists_a_few_lines() -> None:
-    diffs = [SchemaDifference("extra", "table", f"public.t{i}", f"table public.t{i} is still there",
-                              ("table", "public", f"t{i}")) for i in range(5)]
-    text = render_differences(diffs, "after down of 000002_add_profiles, compared with before"
-                              " its up", limit=3)
-    assert text.splitlines() == [
-        ("The schema differs after down of 000002_add_profiles, compared with before its up"
-         " (5 differences):"),
-        "  - table public.t0 is still there",
-        "  - table public.t1 is still there",
-        "  - table public.t2 is still there",
-        "  ... and 2 more",
-    ]
-    assert render_differences([], "after re-up").startswith("The schema is identical")
-
-
-def test_snapshots_are_hashable_values() -> None:
-    a = _snap({"enum/public/mood": {"labels": ("a", "b")}})
-    b = Snapshot.from_json(json.loads(json.dumps(a.to_json())))
-    assert a == b and len({a, b}) == 1
