@@ -48,8 +48,8 @@ from pytest_migorch.sql.analysis import (
     analyse_sql,
 )
 from pytest_migorch.sql.analysis import RULES as ANALYSIS_RULES
-from pytest_migorch.sql.facts import AFFECTING_ROLES, Role
-from pytest_migorch.sql.split import display_name, parse_qualified_name
+from pytest_migorch.sql.cursor import display_name, parse_qualified_name
+from pytest_migorch.sql.facts import AFFECTING_ROLES, OpKind, Role
 
 __all__ = [
     "RULES",
@@ -327,7 +327,7 @@ def _transaction_control(analysis: SqlAnalysis, path: Path, migration: Migration
     wrapper that is simply dropped; any other transaction control is refused.
     """
     statements = analysis.statements
-    control = [s for s in statements if any(op.op == "transaction" for op in s.ops)]
+    control = [s for s in statements if any(op.op is OpKind.TRANSACTION for op in s.ops)]
     wrapper: set[int] = set()
     if statements and _tx_detail(statements[0]) == "begin":
         wrapper.add(statements[0].index)
@@ -346,7 +346,7 @@ def _transaction_control(analysis: SqlAnalysis, path: Path, migration: Migration
 
 
 def _tx_detail(statement: StatementAnalysis) -> str | None:
-    return next((op.detail for op in statement.ops if op.op == "transaction"), None)
+    return next((op.detail for op in statement.ops if op.op is OpKind.TRANSACTION), None)
 
 
 def _apply_hits(report: MigrationReport, hits: list[Hit], path: Path, migration: Migration,
@@ -409,7 +409,7 @@ def _collect_touches(analysis: SqlAnalysis, schema: str) -> _Touches:
         if not st.analysed:
             continue
         for op in st.ops:
-            if op.op == "create_table" and op.has("temporary") and op.name:
+            if op.op is OpKind.CREATE_TABLE and op.has("temporary") and op.name:
                 touches.temporary.add(_table_key(op.schema, op.name, schema))
         for obj in st.objects:
             key = _table_key(obj.schema, obj.name, schema)

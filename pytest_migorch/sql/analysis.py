@@ -25,16 +25,9 @@ import sqlglot
 
 from pytest_migorch.findings import Family, Rule, Severity
 from pytest_migorch.sql.ast_recognisers import analyse_parsed
-from pytest_migorch.sql.facts import (
-    InvalidSql,
-    NotAnalysed,
-    ObjectRef,
-    Op,
-    Role,
-    recognise,
-    statement_kind,
-)
+from pytest_migorch.sql.facts import InvalidSql, NotAnalysed, ObjectRef, Op, Role
 from pytest_migorch.sql.split import IgnoreComment, Statement, split_sql, tokenize
+from pytest_migorch.sql.token_recognisers import recognise, statement_kind
 
 __all__ = [
     "RULES",
@@ -53,7 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the analysis changes what it produces, so stale cached results are not used.
-ANALYSIS_FORMAT = 2
+ANALYSIS_FORMAT = 3
 
 UNTERMINATED_SQL = Rule(
     code="SQL001",

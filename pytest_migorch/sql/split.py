@@ -20,14 +20,14 @@ becomes a statement that runs to the end of the file and carries an ``unterminat
 
 It has no dependency on sqlglot: the splitter is the part that must be right on every file,
 including files sqlglot cannot parse. The same tokens serve the exact token-level recognisers of
-:mod:`sqlfacts`, hence the small :class:`Cursor` at the end.
+:mod:`sqlfacts`, read with :mod:`pytest_migorch.sql.cursor`.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -39,11 +39,6 @@ __all__ = [
     "split_sql",
     "split_statements",
     "parse_ignore_comment",
-    "QName",
-    "Cursor",
-    "display_name",
-    "parse_qualified_name",
-    "split_top_level",
 ]
 
 #: Characters that may continue an unquoted identifier (PostgreSQL: letters, digits, _, $,
@@ -383,122 +378,3 @@ def _unterminated_note(token: Token, lines: _LineIndex) -> str:
 def split_statements(text: str) -> list[Statement]:
     """The statements of ``text`` in file order (see :func:`split_sql` for the details)."""
     return list(split_sql(text).statements)
-
-
-# --- reading tokens ------------------------------------------------------------------------------
-
-#: A possibly schema-qualified name: ``(schema or None, name)`` as PostgreSQL stores them
-#: (unquoted identifiers folded to lower case, quoted ones as written).
-QName = tuple[str | None, str]
-
-_SIMPLE_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def display_name(schema: str | None, name: str) -> str:
-    """``schema.name`` with quotes where PostgreSQL would need them."""
-    parts = [p for p in (schema, name) if p is not None]
-    return ".".join(p if _SIMPLE_IDENT.fullmatch(p) else '"' + p.replace('"', '""') + '"'
-                    for p in parts)
-
-
-class Cursor:
-    """A read position over a statement's tokens, with the few moves recognisers need."""
-
-    def __init__(self, tokens: Sequence[Token]) -> None:
-        self.tokens = list(tokens)
-        self.pos = 0
-
-    def peek(self, ahead: int = 0) -> Token | None:
-        index = self.pos + ahead
-        return self.tokens[index] if index < len(self.tokens) else None
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.tokens)
-
-    def next(self) -> Token | None:
-        token = self.peek()
-        if token is not None:
-            self.pos += 1
-        return token
-
-    def word(self, *words: str) -> str | None:
-        """Consume and return the next token if it is one of ``words`` (unquoted)."""
-        token = self.peek()
-        if token is not None and token.is_word(*words):
-            self.pos += 1
-            return token.value
-        return None
-
-    def is_next(self, *words: str) -> bool:
-        token = self.peek()
-        return token is not None and token.is_word(*words)
-
-    def words(self, *sequence: str) -> bool:
-        """Consume ``sequence`` of words if it comes next, else consume nothing."""
-        for ahead, word in enumerate(sequence):
-            token = self.peek(ahead)
-            if token is None or not token.is_word(word):
-                return False
-        self.pos += len(sequence)
-        return True
-
-    def punct(self, text: str) -> bool:
-        token = self.peek()
-        if token is not None and token.kind in ("punct", "op") and token.text == text:
-            self.pos += 1
-            return True
-        return False
-
-    def name(self) -> QName | None:
-        """A possibly schema-qualified name; ``(schema, name)`` or None if none comes next."""
-        parts: list[str] = []
-        while True:
-            token = self.peek()
-            if token is None or token.kind not in ("word", "ident"):
-                break
-            parts.append(token.value)
-            self.pos += 1
-            if not self.punct("."):
-                break
-        if not parts:
-            return None
-        if len(parts) > 3:  # PostgreSQL rejects it too ("too many dotted names")
-            return None
-        return (parts[-2] if len(parts) >= 2 else None, parts[-1])
-
-    def skip_group(self) -> None:
-        """Skip a parenthesised group starting at the current ``(``."""
-        depth = 0
-        while (token := self.next()) is not None:
-            if token.kind == "punct" and token.text in "([":
-                depth += 1
-            elif token.kind == "punct" and token.text in ")]":
-                depth -= 1
-                if depth <= 0:
-                    return
-
-    def rest_text(self) -> str:
-        return " ".join(t.text for t in self.tokens[self.pos:])
-
-
-def parse_qualified_name(text: str) -> QName | None:
-    """Parse a declared table name such as ``users``, ``svc.users`` or ``"Users"``."""
-    cursor = Cursor(list(tokenize(text)))
-    name = cursor.name()
-    return name if name is not None and cursor.at_end() else None
-
-
-def split_top_level(tokens: Sequence[Token], separator: str = ",") -> list[list[Token]]:
-    """Split tokens at ``separator`` outside parentheses and brackets."""
-    parts: list[list[Token]] = [[]]
-    depth = 0
-    for token in tokens:
-        if token.kind == "punct" and token.text in "([":
-            depth += 1
-        elif token.kind == "punct" and token.text in ")]":
-            depth = max(depth - 1, 0)
-        if depth == 0 and token.kind == "punct" and token.text == separator:
-            parts.append([])
-            continue
-        parts[-1].append(token)
-    return parts
