@@ -114,7 +114,8 @@ class StatementAnalysis:
             "reason": self.reason,
             "objects": [o.to_json() for o in self.objects],
             "ops": [o.to_json() for o in self.ops],
-            "ignores": [{"codes": list(i.codes), "line": i.line} for i in self.ignores],
+            "ignores": [{"codes": list(i.codes), "line": i.line, "reason": i.reason}
+                        for i in self.ignores],
             "unterminated": self.unterminated,
             "invalid": self.invalid,
         }
@@ -127,7 +128,7 @@ class StatementAnalysis:
             reason=data.get("reason"),
             objects=tuple(ObjectRef.from_json(o) for o in data.get("objects", ())),
             ops=tuple(Op.from_json(o) for o in data.get("ops", ())),
-            ignores=tuple(IgnoreComment(tuple(i["codes"]), i["line"])
+            ignores=tuple(IgnoreComment(tuple(i["codes"]), i["line"], i.get("reason", ""))
                           for i in data.get("ignores", ())),
             unterminated=data.get("unterminated"),
             invalid=bool(data.get("invalid", False)),

@@ -39,6 +39,7 @@ __all__ = [
     "split_sql",
     "split_statements",
     "parse_ignore_comment",
+    "parse_ignore",
 ]
 
 #: Characters that may continue an unquoted identifier (PostgreSQL: letters, digits, _, $,
@@ -93,10 +94,15 @@ class Token:
 
 @dataclass(frozen=True)
 class IgnoreComment:
-    """A ``-- migorch:ignore CODE[, CODE]`` comment and the line it stands on."""
+    """A ``-- migorch:ignore CODE[, CODE] [reason]`` comment and the line it stands on.
+
+    ``reason`` is the free text after the codes: a not-analysed statement counts as reviewed
+    (its risk no longer unknown) only when the ignore gives one.
+    """
 
     codes: tuple[str, ...]
     line: int
+    reason: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,13 @@ class _FunctionBodyTracker:
 
 
 def parse_ignore_comment(comment: str) -> tuple[str, ...] | None:
-    """Codes named by a ``-- migorch:ignore A, B reason`` comment; None if it is not one.
+    """Codes named by a ``-- migorch:ignore A, B reason`` comment; None if it is not one."""
+    parsed = parse_ignore(comment)
+    return parsed[0] if parsed is not None else None
+
+
+def parse_ignore(comment: str) -> tuple[tuple[str, ...], str] | None:
+    """(codes, reason) of a ``-- migorch:ignore A, B reason`` comment; None if it is not one.
 
     Codes are comma-separated; the first item not followed by a comma ends the list, and any
     text after it is a free-form reason. Codes are upper-cased; rule names stay lower-case.
@@ -259,7 +271,7 @@ def parse_ignore_comment(comment: str) -> tuple[str, ...] | None:
         if not rest.startswith(",", pos):
             break
         pos += 1
-    return tuple(codes)
+    return tuple(codes), rest[pos:].strip()
 
 
 @dataclass
@@ -333,11 +345,11 @@ def _route_ignore(
     """Attach an ignore comment to the statement it belongs to (see :func:`split_sql`)."""
     if not token.text.startswith("--"):
         return
-    codes = parse_ignore_comment(token.text)
-    if codes is None:
+    parsed = parse_ignore(token.text)
+    if parsed is None:
         return
     line = lines.line(token.start)
-    ignore = IgnoreComment(codes, line)
+    ignore = IgnoreComment(parsed[0], line, parsed[1])
     if current.first is not None:
         current.ignores.append(ignore)
     elif statements and last_end_line == line and not waiting:
