@@ -14,6 +14,7 @@ cache directory for the plugin) so a second run does not parse anything. Results
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 import threading
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 import sqlglot
 
+from pytest_migorch import __version__
 from pytest_migorch.findings import Family, Rule, Severity
 from pytest_migorch.sql.ast_recognisers import analyse_parsed
 from pytest_migorch.sql.facts import InvalidSql, NotAnalysed, ObjectRef, Op, Role
@@ -41,12 +43,19 @@ __all__ = [
     "DEFAULT_CACHE",
     "analyse_sql",
     "content_key",
+    "MAX_ANALYSED_CHARS",
+    "ANALYSIS_FORMAT",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the analysis changes what it produces, so stale cached results are not used.
 ANALYSIS_FORMAT = 3
+
+#: Statements longer than this (in characters) are not parsed: sqlglot's time and memory grow
+#: faster than the text (a 5 MB INSERT took 15 s and 600 MB), and a statement that large is
+#: data, not schema. It is reported as not analysed, with this reason.
+MAX_ANALYSED_CHARS = 1_000_000
 
 UNTERMINATED_SQL = Rule(
     code="SQL001",
@@ -80,6 +89,7 @@ INVALID_SQL = Rule(
 RULES: tuple[Rule, ...] = (UNTERMINATED_SQL, NOT_ANALYSED, INVALID_SQL)
 
 _WS = re.compile(r"\s+")
+_INTERNAL_ERROR = "internal error"
 
 
 @dataclass(frozen=True)
@@ -189,10 +199,11 @@ class PersistentStore(Protocol):
 
 
 def content_key(text: str) -> str:
-    """The cache key of a file's text: it changes with the text, sqlglot and our format."""
+    """The cache key of a file's text: it changes with the text, sqlglot, our format and our
+    version, so an upgrade never serves facts (or internal errors) of an older analysis."""
     digest = hashlib.sha256()
     version = getattr(sqlglot, "__version__", "unknown")
-    digest.update(f"migorch-sql/{ANALYSIS_FORMAT}/sqlglot-{version}\0".encode())
+    digest.update(f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{version}\0".encode())
     digest.update(text.encode("utf-8", errors="surrogatepass"))
     return digest.hexdigest()
 
@@ -224,7 +235,7 @@ class AnalysisCache:
 
     def put(self, analysis: SqlAnalysis) -> None:
         self._remember(analysis.key, analysis)
-        if self.store is not None:
+        if self.store is not None and not _has_internal_error(analysis):
             try:
                 self.store.set(analysis.key, analysis.to_json())
             except Exception:  # a broken cache must never break the analysis
@@ -246,6 +257,12 @@ class AnalysisCache:
         except Exception:  # stale or corrupt entry: analyse again
             logger.debug("ignoring unreadable cached SQL analysis %s", key, exc_info=True)
             return None
+
+
+def _has_internal_error(analysis: SqlAnalysis) -> bool:
+    """A bug of ours is not a fact about the file: keep it out of the persistent store, so the
+    fixed analysis runs next time even without a version change."""
+    return any((s.reason or "").startswith(_INTERNAL_ERROR) for s in analysis.statements)
 
 
 #: The process-wide cache used when :func:`analyse_sql` is not given one.
@@ -280,6 +297,8 @@ def _analyse_uncached(text: str, key: str) -> SqlAnalysis:
 
 def analyse_statement(statement: Statement) -> StatementAnalysis:
     """Analyse one statement: token-level recognisers first, then sqlglot; never raises."""
+    if len(statement.text) > MAX_ANALYSED_CHARS:
+        return _too_large(statement)
     tokens = list(tokenize(statement.text))
     kind = statement_kind(tokens)
     if statement.unterminated:
@@ -293,8 +312,17 @@ def analyse_statement(statement: Statement) -> StatementAnalysis:
     except Exception as exc:  # a bug of ours must not stop the analysis of the other statements
         logger.warning("internal error analysing statement at line %s", statement.line,
                        exc_info=True)
-        return _result(statement, kind, reason=f"internal error ({type(exc).__name__})")
+        return _result(statement, kind, reason=f"{_INTERNAL_ERROR} ({type(exc).__name__})")
     return _result(statement, facts.kind, objects=_unique(facts.objects), ops=tuple(facts.ops))
+
+
+def _too_large(statement: Statement) -> StatementAnalysis:
+    """A statement over :data:`MAX_ANALYSED_CHARS`: named by its first words, not parsed."""
+    kind = statement_kind(list(itertools.islice(tokenize(statement.text), 8)))
+    reason = statement.unterminated or (
+        f"it is {len(statement.text):,} characters long; statements over "
+        f"{MAX_ANALYSED_CHARS:,} characters are not parsed, to bound the work per statement")
+    return _result(statement, kind, reason=reason)
 
 
 def _result(statement: Statement, kind: str, *, reason: str | None = None,
@@ -313,5 +341,7 @@ def _unique(objects: list[ObjectRef]) -> tuple[ObjectRef, ...]:
 
 
 def _summary(text: str, limit: int = 80) -> str:
-    flat = _WS.sub(" ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    flat = _WS.sub(" ", text[: limit * 8]).strip()  # a summary never needs a 50 MB regex pass
+    if len(flat) <= limit and len(text) <= limit * 8:
+        return flat
+    return flat[: limit - 3] + "..."
