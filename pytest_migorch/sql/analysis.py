@@ -71,9 +71,11 @@ NOT_ANALYSED = Rule(
     name="statement-not-analysed",
     severity=Severity.WARNING,
     family=Family.SQL,
-    summary="A statement could not be analysed exactly (sqlglot does not structure it, or it runs "
-    "code such as a DO block); its tables and risks are not checked.",
-    hint="Review this statement by hand; add `-- migorch:ignore SQL002` above it once you have.",
+    summary="A statement could not be analysed exactly (sqlglot does not structure it, it runs "
+    "code such as a DO block, or it is too large to parse); its tables and risks are not "
+    "checked, so the migration's risk is unknown and a protected deploy treats it as high.",
+    hint="Review this statement by hand; then add `-- migorch:ignore SQL002 <why it is safe>` "
+    "above it (the reason clears the unknown risk).",
 )
 
 INVALID_SQL = Rule(
