@@ -57,25 +57,25 @@ class Derived:
 def apply_hits(hits: list[Hit], path: Path, migration: Migration, silencer: Silencer,
                where: dict[str, Any]) -> Derived:
     """Turn rule hits into fired rules, findings and the derived level."""
-    report = Derived(fired=[], ignored=[], findings=[], level=RiskLevel.LOW)
+    derived = Derived(fired=[], ignored=[], findings=[], level=RiskLevel.LOW)
     lock_timeout_done = False
     for hit in hits:
         rule = hit.rule
         fired = FiredRule(rule.code, rule.rule.name, rule.level, path, hit.statement.line,
                           hit.statement.summary, hit.message)
         if silencer.silenced(str(path), hit.statement, rule.code):
-            report.ignored.append(fired)
+            derived.ignored.append(fired)
             continue
         if rule.rule.name == "missing-lock-timeout":
             if lock_timeout_done:
                 continue  # one finding per migration: the fix is one line at the top
             lock_timeout_done = True
-        report.fired.append(fired)
+        derived.fired.append(fired)
         if rule.reported:
-            report.findings.append(_hit_finding(hit, path, migration, where))
-    levels = [f.level for f in report.fired if f.level is not None]
-    report.level = max(levels, default=RiskLevel.LOW)
-    return report
+            derived.findings.append(_hit_finding(hit, path, migration, where))
+    levels = [f.level for f in derived.fired if f.level is not None]
+    derived.level = max(levels, default=RiskLevel.LOW)
+    return derived
 
 
 def _hit_finding(hit: Hit, path: Path, migration: Migration, where: dict[str, Any]) -> Finding:
