@@ -1,14 +1,16 @@
 """Per-statement analysis of a migration file: kinds, objects and roles, and a content cache.
 
-:func:`analyse_sql` splits a file (:mod:`sqlsplit`) and analyses each statement on its own, so
-one statement that cannot be read does not hide the others. A statement is either *analysed*
-(its kind, the objects it targets with their role, and the operations the risk rules need are
-known exactly) or *not analysed* with a reason (sqlglot does not structure it, it is a DO block,
-it calls a function we cannot see into...). Nothing here raises on bad SQL.
+:func:`analyse_sql` splits a file (:mod:`pytest_migorch.sql.split`) and analyses each statement
+on its own, so one statement that cannot be read does not hide the others. A statement is either
+*analysed* (its kind, the objects it targets with their role, and the operations the risk rules
+need are known exactly) or *not analysed* with a reason (sqlglot does not structure it, it is a DO
+block, it calls a function we cannot see into, it is over :data:`MAX_ANALYSED_CHARS`...).
+Nothing here raises on bad SQL.
 
 Results depend only on the file's text, so they are cached by content hash: in memory and,
-optionally, in a persistent store (:class:`pytest_migorch.cachestore.SqliteStore`, in pytest's
-cache directory for the plugin) so a second run does not parse anything. Results are plain JSON.
+optionally, in a persistent store (:class:`pytest_migorch.sql.store.SqliteStore`, in pytest's
+cache directory for the plugin) so a second run does not parse anything. Results are plain JSON,
+keyed by the text and by the package, sqlglot and :data:`ANALYSIS_FORMAT` versions.
 """
 
 from __future__ import annotations

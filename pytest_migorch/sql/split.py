@@ -20,7 +20,7 @@ becomes a statement that runs to the end of the file and carries an ``unterminat
 
 It has no dependency on sqlglot: the splitter is the part that must be right on every file,
 including files sqlglot cannot parse. The same tokens serve the exact token-level recognisers of
-:mod:`sqlfacts`, read with :mod:`pytest_migorch.sql.cursor`.
+:mod:`pytest_migorch.sql.token_recognisers`, read with :mod:`pytest_migorch.sql.cursor`.
 """
 
 from __future__ import annotations
