@@ -29,6 +29,7 @@ import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "Token",
@@ -76,9 +77,12 @@ _IGNORE_RE = re.compile(r"^--\s*migorch:ignore\b(?P<rest>.*)$", re.IGNORECASE)
 _IGNORE_ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*")
 
 
-@dataclass(frozen=True)
-class Token:
-    """One lexical token. ``value`` is what it means: a folded word, an unquoted identifier."""
+class Token(NamedTuple):
+    """One lexical token. ``value`` is what it means: a folded word, an unquoted identifier.
+
+    A NamedTuple rather than a frozen dataclass: a large file has millions of tokens, and a
+    tuple is built about three times faster (the lexer is the part that sees every character).
+    """
 
     kind: str  # word, ident, string, dollar, param, number, punct, op, comment, other
     text: str
