@@ -1,11 +1,14 @@
-"""Check one migration's SQL: affects_tables, risk rules, declared risk_level, ignore comments.
+"""Check one migration's SQL: the orchestration of the per-migration checks.
 
 :func:`check_migration` is what ``migorch validate``, the pytest plugin and the deploy runner
-call. It analyses the migration's files (:mod:`analysis`, cached by content), runs the risk rules
-on the *up* file (:mod:`risk_rules`), derives the risk level, cross-checks ``affects_tables`` and
-the declared ``risk_level`` from dependencies.json, applies ``-- migorch:ignore`` comments and
-returns every finding with service, migration, file and line set. :func:`plan_entry` turns the
-same report into the line the runner prints before applying anything.
+call. It analyses the migration's files (:mod:`pytest_migorch.sql.analysis`, cached by content)
+and runs the checks, each in a module named for what it does: transaction control
+(:mod:`~pytest_migorch.checks.transactions`), the risk rules and the derived against the
+declared level (:mod:`~pytest_migorch.checks.risk_level`), the ``affects_tables`` cross-check
+(:mod:`~pytest_migorch.checks.affected_tables`) and ``-- migorch:ignore`` comments
+(:mod:`~pytest_migorch.checks.ignores`). It returns every finding with service, migration, file
+and line set. :func:`plan_entry` turns the same report into the line the runner prints before
+applying anything.
 
 Decisions users rely on (docs/sql-rules.md has them all):
 
@@ -19,24 +22,31 @@ Decisions users rely on (docs/sql-rules.md has them all):
   need not be; temporary tables are never required.
 - Without dependencies.json there is no declared level: rules are reported as warnings and no
   risk-level or affects_tables finding is made.
+- A statement of the up file that cannot be analysed makes the risk *unknown*, which the
+  protected-environment gate treats like high (:attr:`PlanEntry.gate_level`), unless it is
+  ignored with a reason (``-- migorch:ignore SQL002 reviewed: only grants``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_migorch.checks.rules import (
-    NEEDS_NO_TRANSACTION,
-    RISK_RULES,
-    RISK_TOO_LOW,
-    Hit,
-    evaluate,
+from pytest_migorch.checks import affected_tables, ignores, transactions
+from pytest_migorch.checks.affected_tables import TABLE_NOT_DECLARED, TABLE_NOT_TOUCHED
+from pytest_migorch.checks.ignores import UNUSED_IGNORE, Silencer, silenceable
+from pytest_migorch.checks.risk_level import (
+    FiredRule,
+    apply_hits,
+    declared_level_finding,
+    opaque_statements,
 )
-from pytest_migorch.findings import Family, Finding, Rule, Severity
+from pytest_migorch.checks.rules import RISK_RULES, evaluate
+from pytest_migorch.checks.transactions import OWN_TRANSACTION, UNCLOSED_TRANSACTION
+from pytest_migorch.findings import Finding, Rule
 from pytest_migorch.model import Migration, MigrationFile, RiskLevel, Service
 from pytest_migorch.sql.analysis import (
     INVALID_SQL,
@@ -44,15 +54,17 @@ from pytest_migorch.sql.analysis import (
     UNTERMINATED_SQL,
     AnalysisCache,
     SqlAnalysis,
-    StatementAnalysis,
     analyse_sql,
 )
 from pytest_migorch.sql.analysis import RULES as ANALYSIS_RULES
-from pytest_migorch.sql.facts import AFFECTING_ROLES, Role
-from pytest_migorch.sql.split import display_name, parse_qualified_name
 
 __all__ = [
     "RULES",
+    "TABLE_NOT_DECLARED",
+    "TABLE_NOT_TOUCHED",
+    "UNUSED_IGNORE",
+    "OWN_TRANSACTION",
+    "UNCLOSED_TRANSACTION",
     "FiredRule",
     "MigrationReport",
     "PlanEntry",
@@ -63,63 +75,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TABLE_NOT_DECLARED = Rule(
-    code="SQL003", name="table-not-declared", severity=Severity.ERROR, family=Family.SQL,
-    summary="The migration creates, alters, drops or writes a table that its affects_tables in "
-    "dependencies.json does not list.",
-    hint="Add the table to affects_tables (schema-qualified if it is not in the service's "
-    "schema).",
-)
-TABLE_NOT_TOUCHED = Rule(
-    code="SQL004", name="declared-table-not-touched", severity=Severity.WARNING,
-    family=Family.SQL,
-    summary="affects_tables lists a table that the migration's SQL never creates, alters, drops "
-    "or writes.",
-    hint="Remove it from affects_tables, or check the name (and schema) for a typo.",
-)
-UNUSED_IGNORE = Rule(
-    code="SQL005", name="unused-ignore", severity=Severity.WARNING, family=Family.SQL,
-    summary="A `-- migorch:ignore` comment silences nothing: no such finding at the statement "
-    "after it, or the code is not a SQL or risk rule.",
-    hint="Remove the comment or fix the code in it.",
-)
-OWN_TRANSACTION = Rule(
-    code="SQL006", name="transaction-control-in-transaction", severity=Severity.ERROR,
-    family=Family.SQL,
-    summary="A transactional migration controls the transaction itself (COMMIT, ROLLBACK, "
-    "SAVEPOINT... other than one BEGIN/COMMIT around the whole file): migorch runs it inside "
-    "the transaction that also records it, and refuses such a file.",
-    hint="Remove the transaction control, or mark the migration \"transactional\": false in "
-    "dependencies.json.",
-)
-
-RULES: tuple[Rule, ...] = (TABLE_NOT_DECLARED, TABLE_NOT_TOUCHED, UNUSED_IGNORE, OWN_TRANSACTION)
+RULES: tuple[Rule, ...] = (*affected_tables.RULES, *ignores.RULES, *transactions.RULES)
 
 #: What an ignore comment may name (a code or a rule name) -> the rule's code.
-_SILENCEABLE: dict[str, str] = {
-    key: rule.code
-    for rule in (*ANALYSIS_RULES, *RULES, *(r.rule for r in RISK_RULES))
-    for key in (rule.code, rule.name)
-}
-
-
-@dataclass(frozen=True)
-class FiredRule:
-    """A risk rule that fired on a statement of the up file."""
-
-    code: str
-    name: str
-    level: RiskLevel | None
-    file: Path | None
-    line: int
-    statement: str
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "name": self.name,
-                "level": self.level.value if self.level else None,
-                "file": str(self.file) if self.file else None, "line": self.line,
-                "statement": self.statement, "message": self.message}
+_SILENCEABLE = silenceable((*ANALYSIS_RULES, *RULES, *(r.rule for r in RISK_RULES)))
 
 
 @dataclass
@@ -139,6 +98,13 @@ class MigrationReport:
     statements_analysed: int = 0
     not_analysed: list[tuple[str, int]] = field(default_factory=list)
     down_not_analysed: list[tuple[str, int]] = field(default_factory=list)
+    #: Up-file statements that make the derived risk unknown (not analysed, not reviewed).
+    opaque: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def risk_unknown(self) -> bool:
+        """True when a statement the analysis cannot see into may do more than the rules say."""
+        return bool(self.opaque)
 
     @property
     def effective_level(self) -> RiskLevel:
@@ -153,6 +119,8 @@ class MigrationReport:
             "risk_declared": self.declared_level.value if self.declared_level else None,
             "risk_derived": self.derived_level.value,
             "risk_effective": self.effective_level.value,
+            "risk_unknown": self.risk_unknown,
+            "opaque_statements": [{"kind": k, "line": n} for k, n in self.opaque],
             "fired": [f.to_json() for f in self.fired],
             "ignored": [f.to_json() for f in self.ignored],
             "tables_touched": self.tables_touched, "tables_read": self.tables_read,
@@ -177,6 +145,29 @@ class PlanEntry:
     estimated_duration: str | None
     estimated_seconds: float | None
     statements_not_analysed: int = 0
+    #: Lines of up-file statements that make the derived risk unknown (see MigrationReport).
+    opaque_lines: tuple[int, ...] = ()
+
+    @property
+    def risk_unknown(self) -> bool:
+        return bool(self.opaque_lines)
+
+    @property
+    def gate_level(self) -> RiskLevel:
+        """The level the protected-environment gate acts on: an unknown risk counts as high,
+        because a statement nobody can see into may drop a table as well as anything else."""
+        return RiskLevel.HIGH if self.risk_unknown else self.risk_effective
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """True when a protected environment must not apply this without ``--yes``."""
+        return self.gate_level is RiskLevel.HIGH
+
+    @property
+    def unknown_reasons(self) -> tuple[str, ...]:
+        """Why the risk is unknown, one line per statement, for the plan's reasons."""
+        return tuple(f"{NOT_ANALYSED.code} {NOT_ANALYSED.name} at line {line}: not analysed, "
+                     "risk unknown (treated as high)" for line in self.opaque_lines)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -187,6 +178,9 @@ class PlanEntry:
             "tables": list(self.tables), "estimated_duration": self.estimated_duration,
             "estimated_seconds": self.estimated_seconds,
             "statements_not_analysed": self.statements_not_analysed,
+            "risk_unknown": self.risk_unknown,
+            "opaque_lines": list(self.opaque_lines),
+            "needs_confirmation": self.needs_confirmation,
         }
 
     def render(self) -> str:
@@ -200,49 +194,9 @@ class PlanEntry:
             parts.append(" ".join(f"{code}@{line}" for code, _, line in self.rules_fired))
         if self.statements_not_analysed:
             parts.append(f"{self.statements_not_analysed} statement(s) not analysed")
+        if self.risk_unknown:
+            parts.append("risk unknown: treated as high")
         return "  ".join(parts)
-
-
-class _Silencer:
-    """Applies ignore comments and remembers which codes were used, per file and statement."""
-
-    def __init__(self) -> None:
-        self.known = _SILENCEABLE
-        self.used: set[tuple[str, int, str]] = set()
-
-    def silenced(self, file_key: str, statement: StatementAnalysis, code: str) -> bool:
-        codes = {self.known.get(c, c) for c in statement.ignored_codes}
-        if code in codes:
-            self.used.add((file_key, statement.index, code))
-            return True
-        return False
-
-    def unused(self, file_key: str, analysis: SqlAnalysis, file: Path,
-               where: dict[str, Any], risk_checked: bool) -> list[Finding]:
-        findings: list[Finding] = []
-        for statement in analysis.statements:
-            for ignore in statement.ignores:
-                idle = [c for c in ignore.codes
-                        if (file_key, statement.index, self.known.get(c, "")) not in self.used]
-                if idle or not ignore.codes:
-                    findings.append(UNUSED_IGNORE.finding(
-                        self._message(idle, risk_checked), file=file, line=ignore.line, **where))
-        for ignore in analysis.orphan_ignores:
-            findings.append(UNUSED_IGNORE.finding(
-                "`-- migorch:ignore` stands after the last statement and applies to none",
-                file=file, line=ignore.line, **where))
-        return findings
-
-    def _message(self, idle: list[str], risk_checked: bool) -> str:
-        if not idle:
-            return "`-- migorch:ignore` names no code"
-        unknown = [c for c in idle if c not in self.known]
-        text = f"`-- migorch:ignore {', '.join(idle)}` silences nothing at this statement"
-        if unknown:
-            text += f" ({', '.join(unknown)}: not a SQL or risk rule)"
-        elif not risk_checked and any(self.known[c].startswith("RSK") for c in idle):
-            text += " (risk rules are checked on up files only)"
-        return text
 
 
 def check_migration(migration: Migration, service_schema: str,
@@ -257,29 +211,43 @@ def check_migration(migration: Migration, service_schema: str,
     report = MigrationReport(service=migration.service, migration_id=migration.id,
                              declared_level=migration.meta.risk_level if migration.meta else None)
     where = {"service": migration.service, "migration": migration.id}
-    silencer = _Silencer()
+    silencer = Silencer(_SILENCEABLE)
     up = _analyse(migration.up, cache)
     down = _analyse(migration.down, cache)
     if down is not None and migration.down is not None:
         report.findings += _file_findings(down, migration.down.path, migration, silencer, where)
         report.down_not_analysed = down.not_analysed
     if up is not None and migration.up is not None:
-        path = migration.up.path
-        report.findings += _file_findings(up, path, migration, silencer, where)
-        report.statements_total = up.statements_total
-        report.statements_analysed = up.statements_analysed
-        report.not_analysed = up.not_analysed
-        hits = evaluate(up.statements, schema=service_schema,
-                        transactional=migration.transactional,
-                        lock_timeout_assumed=lock_timeout_assumed)
-        _apply_hits(report, hits, path, migration, silencer, where)
-        _cross_check_tables(report, up, path, migration, service_schema, silencer, where)
-        _check_declared_level(report, path, migration, where)
+        report.findings += _file_findings(up, migration.up.path, migration, silencer, where)
+        _check_up(report, up, migration.up.path, migration, service_schema, silencer, where,
+                  lock_timeout_assumed)
     for analysis, file in ((down, migration.down), (up, migration.up)):
         if analysis is not None and file is not None:
             report.findings += silencer.unused(str(file.path), analysis, file.path, where,
                                                risk_checked=file is migration.up)
     return report
+
+
+def _check_up(report: MigrationReport, up: SqlAnalysis, path: Path, migration: Migration,
+              schema: str, silencer: Silencer, where: dict[str, Any],
+              lock_timeout_assumed: bool) -> None:
+    """The checks only the up file gets: risk rules and level, affects_tables."""
+    report.statements_total = up.statements_total
+    report.statements_analysed = up.statements_analysed
+    report.not_analysed = up.not_analysed
+    report.opaque = opaque_statements(up)
+    hits = evaluate(up.statements, schema=schema, transactional=migration.transactional,
+                    lock_timeout_assumed=lock_timeout_assumed)
+    derived = apply_hits(hits, path, migration, silencer, where)
+    report.fired, report.ignored = derived.fired, derived.ignored
+    report.derived_level = derived.level
+    report.findings += derived.findings
+    use = affected_tables.cross_check_tables(up, path, migration, schema, silencer, where)
+    report.tables_touched, report.tables_read = use.touched, use.read
+    report.findings += use.findings
+    too_low = declared_level_finding(report.declared_level, derived, path, migration, where)
+    if too_low is not None:
+        report.findings.append(too_low)
 
 
 def _analyse(file: MigrationFile | None, cache: AnalysisCache | None) -> SqlAnalysis | None:
@@ -294,9 +262,9 @@ def _analyse(file: MigrationFile | None, cache: AnalysisCache | None) -> SqlAnal
 
 
 def _file_findings(analysis: SqlAnalysis, path: Path, migration: Migration,
-                   silencer: _Silencer, where: dict[str, Any]) -> list[Finding]:
-    """SQL001 (unterminated), SQL002 (not analysed), SQL006 (own BEGIN/COMMIT) and SQL007
-    (certainly invalid) of a file."""
+                   silencer: Silencer, where: dict[str, Any]) -> list[Finding]:
+    """SQL001 (unterminated), SQL002 (not analysed), SQL007 (certainly invalid) and the
+    transaction findings (SQL006, SQL008) of a file."""
     findings: list[Finding] = []
     key = str(path)
     if analysis.unterminated_comment_line is not None:
@@ -314,187 +282,8 @@ def _file_findings(analysis: SqlAnalysis, path: Path, migration: Migration,
             findings.append(NOT_ANALYSED.finding(
                 f"{st.kind} at line {st.line} was not analysed: {st.reason} ({st.summary})",
                 file=path, line=st.line, **where))
-    if migration.transactional:
-        findings += _transaction_control(analysis, path, migration, silencer, where)
+    findings += transactions.transaction_findings(analysis, path, migration, silencer, where)
     return findings
-
-
-def _transaction_control(analysis: SqlAnalysis, path: Path, migration: Migration,
-                         silencer: _Silencer, where: dict[str, Any]) -> list[Finding]:
-    """SQL006: transaction control the runner cannot honour in a transactional migration.
-
-    Like the runner, a BEGIN as the first statement (and then a COMMIT as the last) is a
-    wrapper that is simply dropped; any other transaction control is refused.
-    """
-    statements = analysis.statements
-    control = [s for s in statements if any(op.op == "transaction" for op in s.ops)]
-    wrapper: set[int] = set()
-    if statements and _tx_detail(statements[0]) == "begin":
-        wrapper.add(statements[0].index)
-        if len(statements) > 1 and _tx_detail(statements[-1]) == "commit":
-            wrapper.add(statements[-1].index)
-    offending = [s for s in control if s.index not in wrapper
-                 and not silencer.silenced(str(path), s, OWN_TRANSACTION.code)]
-    if not offending:
-        return []
-    first = offending[0]
-    severity = None if migration.meta is not None else Severity.WARNING
-    return [OWN_TRANSACTION.finding(
-        f"{first.kind} at line {first.line} controls the transaction inside a transactional "
-        "migration; the runner refuses it (only a BEGIN/COMMIT around the whole file is "
-        "dropped)", file=path, line=first.line, severity=severity, **where)]
-
-
-def _tx_detail(statement: StatementAnalysis) -> str | None:
-    return next((op.detail for op in statement.ops if op.op == "transaction"), None)
-
-
-def _apply_hits(report: MigrationReport, hits: list[Hit], path: Path, migration: Migration,
-                silencer: _Silencer, where: dict[str, Any]) -> None:
-    """Turn rule hits into fired rules, findings and the derived level."""
-    lock_timeout_done = False
-    for hit in hits:
-        rule = hit.rule
-        fired = FiredRule(rule.code, rule.rule.name, rule.level, path, hit.statement.line,
-                          hit.statement.summary, hit.message)
-        if silencer.silenced(str(path), hit.statement, rule.code):
-            report.ignored.append(fired)
-            continue
-        if rule.rule.name == "missing-lock-timeout":
-            if lock_timeout_done:
-                continue  # one finding per migration: the fix is one line at the top
-            lock_timeout_done = True
-        report.fired.append(fired)
-        if rule.reported:
-            report.findings.append(_hit_finding(hit, path, migration, where))
-    levels = [f.level for f in report.fired if f.level is not None]
-    report.derived_level = max(levels, default=RiskLevel.LOW)
-
-
-def _hit_finding(hit: Hit, path: Path, migration: Migration, where: dict[str, Any]) -> Finding:
-    rule = hit.rule
-    message = hit.message
-    if rule.level is not None:
-        message += f" (implies {rule.level.value} risk)"
-    severity = None
-    if rule is NEEDS_NO_TRANSACTION and migration.meta is None:
-        severity = Severity.WARNING  # no metadata: nowhere to mark it non-transactional yet
-    return rule.rule.finding(message, file=path, line=hit.statement.line, severity=severity,
-                             **where)
-
-
-def _table_key(schema: str | None, name: str, service_schema: str) -> tuple[str, str]:
-    return (schema or service_schema, name)
-
-
-def _show(key: tuple[str, str], service_schema: str) -> str:
-    return display_name(None if key[0] == service_schema else key[0], key[1])
-
-
-@dataclass
-class _Touches:
-    """Tables (and views) the up file affects, each with the statements that touch it."""
-
-    tables: dict[tuple[str, str], list[tuple[StatementAnalysis, Role]]] = field(
-        default_factory=dict)
-    views: set[tuple[str, str]] = field(default_factory=set)
-    read: dict[tuple[str, str], None] = field(default_factory=dict)
-    aliases: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
-    temporary: set[tuple[str, str]] = field(default_factory=set)
-
-
-def _collect_touches(analysis: SqlAnalysis, schema: str) -> _Touches:
-    touches = _Touches()
-    for st in analysis.statements:
-        if not st.analysed:
-            continue
-        for op in st.ops:
-            if op.op == "create_table" and op.has("temporary") and op.name:
-                touches.temporary.add(_table_key(op.schema, op.name, schema))
-        for obj in st.objects:
-            key = _table_key(obj.schema, obj.name, schema)
-            if obj.kind in ("view", "materialized view") and obj.role in AFFECTING_ROLES:
-                touches.views.add(key)
-            if obj.kind != "table":
-                continue
-            if obj.role not in AFFECTING_ROLES:
-                touches.read[key] = None
-                continue
-            touches.tables.setdefault(key, []).append((st, obj.role))
-            if obj.role is Role.RENAMED:
-                new = _table_key(obj.new_schema or obj.schema, obj.new_name or obj.name, schema)
-                touches.aliases.setdefault(key, set()).add(new)
-                touches.aliases.setdefault(new, set()).add(key)
-    for key in touches.temporary:
-        touches.tables.pop(key, None)
-    return touches
-
-
-def _cross_check_tables(report: MigrationReport, analysis: SqlAnalysis, path: Path,
-                        migration: Migration, schema: str, silencer: _Silencer,
-                        where: dict[str, Any]) -> None:
-    touches = _collect_touches(analysis, schema)
-    report.tables_touched = [_show(k, schema) for k in touches.tables]
-    report.tables_read = [_show(k, schema) for k in touches.read if k not in touches.tables]
-    if migration.meta is None:
-        return
-    declared = _declared_keys(migration.meta.affects_tables, schema)
-    for key, uses in touches.tables.items():
-        if key in declared or touches.aliases.get(key, set()) & declared.keys():
-            continue
-        unsilenced = [(st, role) for st, role in uses
-                      if not silencer.silenced(str(path), st, TABLE_NOT_DECLARED.code)]
-        if unsilenced:
-            st, role = unsilenced[0]
-            report.findings.append(TABLE_NOT_DECLARED.finding(
-                f"table {_show(key, schema)} is {role.value} at line {st.line} ({st.summary}) "
-                f"but not listed in affects_tables of {migration.id}",
-                file=path, line=st.line, **where))
-    touched = set(touches.tables) | touches.views
-    for key, text in declared.items():
-        if key in touched or touches.aliases.get(key, set()) & touched:
-            continue
-        report.findings.append(TABLE_NOT_TOUCHED.finding(
-            _untouched_message(text, migration, analysis), file=migration.meta.file or path,
-            line=migration.meta.line if migration.meta.file else None, **where))
-
-
-def _declared_keys(names: Iterable[str], schema: str) -> dict[tuple[str, str], str]:
-    keys: dict[tuple[str, str], str] = {}
-    for text in names:
-        parsed = parse_qualified_name(text)
-        key = _table_key(parsed[0], parsed[1], schema) if parsed else (schema, text.lower())
-        keys[key] = text
-    return keys
-
-
-def _untouched_message(text: str, migration: Migration, analysis: SqlAnalysis) -> str:
-    message = (f"affects_tables of {migration.id} lists {text!r}, which its up SQL never "
-               "creates, alters, drops or writes")
-    if analysis.not_analysed:
-        message += (f" (as far as can be seen: {len(analysis.not_analysed)} statement(s) could "
-                    "not be analysed)")
-    return message
-
-
-def _check_declared_level(report: MigrationReport, path: Path, migration: Migration,
-                          where: dict[str, Any]) -> None:
-    """RSK028 when dependencies.json declares a lower risk_level than the SQL implies."""
-    declared = report.declared_level
-    if declared is None or report.derived_level <= declared:
-        return
-    top = [f for f in report.fired if f.level == report.derived_level]
-    first = top[0]
-    others = sorted({f.code for f in top} - {first.code})
-    also = f" (also {', '.join(others)})" if others else ""
-    location = ""
-    if migration.meta is not None and migration.meta.file is not None:
-        location = f" in {migration.meta.file.name}" + (
-            f" line {migration.meta.line}" if migration.meta.line else "")
-    report.findings.append(RISK_TOO_LOW.rule.finding(
-        f"declared risk_level {declared.value!r}{location} is lower than the derived "
-        f"{report.derived_level.value!r}: {first.code} {first.name} at {path.name}:{first.line} "
-        f"({first.statement}){also}", file=path, line=first.line, **where))
 
 
 def plan_entry(migration: Migration, report: MigrationReport) -> PlanEntry:
@@ -512,6 +301,7 @@ def plan_entry(migration: Migration, report: MigrationReport) -> PlanEntry:
         estimated_duration=meta.estimated_duration if has_duration and meta else None,
         estimated_seconds=meta.estimated_seconds if has_duration and meta else None,
         statements_not_analysed=len(report.not_analysed),
+        opaque_lines=tuple(line for _, line in report.opaque),
     )
 
 

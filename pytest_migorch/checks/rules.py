@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pytest_migorch.findings import Family, Rule, Severity
 from pytest_migorch.model import RiskLevel
 from pytest_migorch.sql.analysis import StatementAnalysis
-from pytest_migorch.sql.facts import Op
-from pytest_migorch.sql.split import display_name
+from pytest_migorch.sql.cursor import display_name
+from pytest_migorch.sql.facts import Op, OpKind
 
 __all__ = ["RiskRule", "Hit", "RISK_RULES", "RULES", "by_code", "evaluate"]
 
@@ -243,13 +243,14 @@ class _State:
 
 
 #: Ops that lock an existing table in a mode that blocks writes (for the lock_timeout rule).
-_LOCKING_OPS = {
-    "add_column", "drop_column", "alter_column_type", "set_not_null", "drop_not_null",
-    "set_default", "drop_default", "add_constraint", "drop_constraint", "rename_table",
-    "rename_column", "rename_constraint", "set_schema", "rewrite_table", "alter_table_other",
-    "drop_table", "truncate", "create_trigger", "drop_trigger", "cluster", "references",
-    "attach_partition", "rename_view", "rename_materialized_view",
-}
+_LOCKING_OPS: frozenset[OpKind] = frozenset({
+    OpKind.ADD_COLUMN, OpKind.DROP_COLUMN, OpKind.ALTER_COLUMN_TYPE, OpKind.SET_NOT_NULL,
+    OpKind.DROP_NOT_NULL, OpKind.SET_DEFAULT, OpKind.DROP_DEFAULT, OpKind.ADD_CONSTRAINT,
+    OpKind.DROP_CONSTRAINT, OpKind.RENAME_TABLE, OpKind.RENAME_COLUMN, OpKind.RENAME_CONSTRAINT,
+    OpKind.SET_SCHEMA, OpKind.REWRITE_TABLE, OpKind.ALTER_TABLE_OTHER, OpKind.DROP_TABLE,
+    OpKind.TRUNCATE, OpKind.CREATE_TRIGGER, OpKind.DROP_TRIGGER, OpKind.CLUSTER, OpKind.REFERENCES,
+    OpKind.ATTACH_PARTITION, OpKind.RENAME_VIEW, OpKind.RENAME_MATERIALIZED_VIEW,
+})
 
 
 def evaluate(statements: Iterable[StatementAnalysis], *, schema: str, transactional: bool,
@@ -278,21 +279,21 @@ def _locked_name(op: Op) -> str:
     if op.name is None:
         return "a table"
     name = display_name(op.schema, op.name)
-    is_index = op.op == "drop_index" or op.op == "reindex" and op.detail == "index"
+    is_index = op.op is OpKind.DROP_INDEX or op.op is OpKind.REINDEX and op.detail == "index"
     return f"the table of index {name}" if is_index else name
 
 
 def _record(op: Op, state: _State) -> None:
     """Remember what the statement created (and whether lock_timeout is now set)."""
-    if op.op == "create_table":
+    if op.op is OpKind.CREATE_TABLE:
         state.created_tables.add(state.key(op))
-    elif op.op == "create_index" and op.detail:
+    elif op.op is OpKind.CREATE_INDEX and op.detail:
         state.created_indexes.add((op.schema or state.schema, op.detail))
-    elif op.op == "create_schema" and op.name:
+    elif op.op is OpKind.CREATE_SCHEMA and op.name:
         state.created_schemas.add(op.name)
-    elif op.op == "rename_table" and state.is_new(op) and op.detail:
+    elif op.op is OpKind.RENAME_TABLE and state.is_new(op) and op.detail:
         state.created_tables.add((op.schema or state.schema, op.detail))
-    elif op.op == "set" and op.name == "lock_timeout":
+    elif op.op is OpKind.SET and op.name == "lock_timeout":
         state.lock_timeout = _timeout_value_set(op.detail)
 
 
@@ -304,14 +305,14 @@ def _timeout_value_set(value: str | None) -> bool:
 def _takes_lock(op: Op, state: _State) -> bool:
     if op.op in _LOCKING_OPS:
         return not state.is_new(op)
-    if op.op in ("create_index", "reindex", "detach_partition"):
+    if op.op in (OpKind.CREATE_INDEX, OpKind.REINDEX, OpKind.DETACH_PARTITION):
         return not op.has("concurrently") and not state.is_new(op)
-    if op.op == "drop_index":
+    if op.op is OpKind.DROP_INDEX:
         key = (op.schema or state.schema, op.name or "")
         return not op.has("concurrently") and key not in state.created_indexes
-    if op.op == "lock":
+    if op.op is OpKind.LOCK:
         return not op.has("weak") and not state.is_new(op)
-    if op.op == "vacuum":
+    if op.op is OpKind.VACUUM:
         return op.has("full") and op.name is not None and not state.is_new(op)
     return False
 
@@ -319,31 +320,31 @@ def _takes_lock(op: Op, state: _State) -> bool:
 def _op_rules(op: Op, state: _State, transactional: bool) -> list[tuple[RiskRule, str]]:
     """The rules one operation fires, with a message naming what it does."""
     found: list[tuple[RiskRule, str]] = []
-    if transactional and (op.has("concurrently") or op.op == "vacuum" and op.name is None):
-        what = "VACUUM" if op.op == "vacuum" else f"{op.op.replace('_', ' ').upper()} CONCURRENTLY"
+    if transactional and (op.has("concurrently") or op.op is OpKind.VACUUM and op.name is None):
+        what = "VACUUM" if op.op is OpKind.VACUUM else f"{op.op.label} CONCURRENTLY"
         found.append((NEEDS_NO_TRANSACTION, f"{what} cannot run inside the transaction this "
                                             "migration runs in"))
     table = display_name(op.schema, op.name) if op.name else "?"
-    if op.op == "drop_schema":
+    if op.op is OpKind.DROP_SCHEMA:
         if op.name not in state.created_schemas:
             found.append((DROP_SCHEMA, f"DROP SCHEMA {table} destroys every object in it"))
         return found
-    if op.op == "drop_index":
+    if op.op is OpKind.DROP_INDEX:
         key = (op.schema or state.schema, op.name or "")
         if not op.has("concurrently") and key not in state.created_indexes:
             found.append((DROP_INDEX, f"DROP INDEX {table} without CONCURRENTLY"))
         return found
-    if op.op == "drop_other":
+    if op.op is OpKind.DROP_OTHER:
         if op.has("cascade"):
             found.append((DROP_CASCADE, f"DROP {(op.detail or '').upper()} {table} CASCADE also "
                                         "drops what depends on it"))
         return found
-    if op.op == "reindex":
+    if op.op is OpKind.REINDEX:
         if not op.has("concurrently"):
             found.append((REINDEX, f"REINDEX {(op.detail or '').upper()} {table} without "
                                    "CONCURRENTLY"))
         return found
-    if state.is_new(op) or op.name is None and op.op not in ("vacuum", "cluster"):
+    if state.is_new(op) or op.name is None and op.op not in (OpKind.VACUUM, OpKind.CLUSTER):
         return found
     found.extend(_table_rules(op, table))
     return found
@@ -352,25 +353,36 @@ def _op_rules(op: Op, state: _State, transactional: bool) -> list[tuple[RiskRule
 def _table_rules(op: Op, table: str) -> list[tuple[RiskRule, str]]:
     """Rules on an operation on a table that existed before the migration."""
     column = f"{table}.{display_name(None, op.column)}" if op.column else table
-    simple: dict[str, tuple[RiskRule, str]] = {
-        "drop_table": (DROP_TABLE, f"DROP TABLE {table} destroys its data"),
-        "drop_column": (DROP_COLUMN, f"DROP COLUMN {column} destroys its data"),
-        "alter_column_type": (CHANGE_TYPE, f"changing the type of {column} to {op.detail} may "
-                                           "rewrite the table"),
-        "set_not_null": (SET_NOT_NULL, f"SET NOT NULL on {column} scans the whole table"),
-        "rename_table": (RENAME_TABLE, f"renaming {table} to {op.detail} breaks code using the "
-                                       "old name"),
-        "rename_view": (RENAME_TABLE, f"renaming view {table} to {op.detail} breaks code using "
-                                      "the old name"),
-        "rename_materialized_view": (RENAME_TABLE, f"renaming materialized view {table} breaks "
-                                                   "code using the old name"),
-        "set_schema": (RENAME_TABLE, f"moving {table} to schema {op.detail} breaks code using "
-                                     "the old name"),
-        "rename_column": (RENAME_COLUMN, f"renaming {column} to {op.detail} breaks code using "
-                                         "the old name"),
-        "cluster": (CLUSTER, f"CLUSTER {table} rewrites the table" if op.name else
-                    "CLUSTER rewrites every previously clustered table"),
-        "rewrite_table": (REWRITE_TABLE, f"{op.detail} rewrites {table}"),
+    simple: dict[OpKind, tuple[RiskRule, str]] = {
+        OpKind.DROP_TABLE: (
+            DROP_TABLE, f"DROP TABLE {table} destroys its data"),
+        OpKind.DROP_COLUMN: (
+            DROP_COLUMN, f"DROP COLUMN {column} destroys its data"),
+        OpKind.ALTER_COLUMN_TYPE: (
+            CHANGE_TYPE, f"changing the type of {column} to {op.detail} may "
+            "rewrite the table"),
+        OpKind.SET_NOT_NULL: (
+            SET_NOT_NULL, f"SET NOT NULL on {column} scans the whole table"),
+        OpKind.RENAME_TABLE: (
+            RENAME_TABLE, f"renaming {table} to {op.detail} breaks code using the "
+            "old name"),
+        OpKind.RENAME_VIEW: (
+            RENAME_TABLE, f"renaming view {table} to {op.detail} breaks code using "
+            "the old name"),
+        OpKind.RENAME_MATERIALIZED_VIEW: (
+            RENAME_TABLE, f"renaming materialized view {table} breaks "
+            "code using the old name"),
+        OpKind.SET_SCHEMA: (
+            RENAME_TABLE, f"moving {table} to schema {op.detail} breaks code using "
+            "the old name"),
+        OpKind.RENAME_COLUMN: (
+            RENAME_COLUMN, f"renaming {column} to {op.detail} breaks code using "
+            "the old name"),
+        OpKind.CLUSTER: (
+            CLUSTER, f"CLUSTER {table} rewrites the table" if op.name else
+            "CLUSTER rewrites every previously clustered table"),
+        OpKind.REWRITE_TABLE: (
+            REWRITE_TABLE, f"{op.detail} rewrites {table}"),
     }
     if op.op in simple:
         return [simple[op.op]]
@@ -425,16 +437,16 @@ def _truncate(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
 
 
 def _update_delete(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
-    verb = op.op.upper()
+    verb = op.op.label
     if op.has("where"):
         return [(CHANGES_ROWS, f"{verb} changes existing rows of {table}")]
-    rule = UPDATE_ALL if op.op == "update" else DELETE_ALL
+    rule = UPDATE_ALL if op.op is OpKind.UPDATE else DELETE_ALL
     return [(rule, f"{verb} without WHERE changes every row of {table}")]
 
 
 def _merge_insert(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
-    if op.op == "merge" or op.has("on_conflict_update"):
-        return [(CHANGES_ROWS, f"{op.op.upper()} may change existing rows of {table}")]
+    if op.op is OpKind.MERGE or op.has("on_conflict_update"):
+        return [(CHANGES_ROWS, f"{op.op.label} may change existing rows of {table}")]
     return []
 
 
@@ -452,14 +464,14 @@ def _vacuum(op: Op, table: str, column: str) -> list[tuple[RiskRule, str]]:
 
 
 _TABLE_HANDLERS = {
-    "add_column": _add_column,
-    "add_constraint": _add_constraint,
-    "create_index": _create_index,
-    "truncate": _truncate,
-    "update": _update_delete,
-    "delete": _update_delete,
-    "merge": _merge_insert,
-    "insert": _merge_insert,
-    "lock": _lock,
-    "vacuum": _vacuum,
+    OpKind.ADD_COLUMN: _add_column,
+    OpKind.ADD_CONSTRAINT: _add_constraint,
+    OpKind.CREATE_INDEX: _create_index,
+    OpKind.TRUNCATE: _truncate,
+    OpKind.UPDATE: _update_delete,
+    OpKind.DELETE: _update_delete,
+    OpKind.MERGE: _merge_insert,
+    OpKind.INSERT: _merge_insert,
+    OpKind.LOCK: _lock,
+    OpKind.VACUUM: _vacuum,
 }

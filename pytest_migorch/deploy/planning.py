@@ -234,7 +234,7 @@ def _analyse(
         return None
     reasons = tuple(f"{f.code} {f.name} at line {f.line}: {f.message}"
                     for f in report.fired if f.level is not None)
-    return entry.risk_effective, reasons, entry.tables
+    return entry.gate_level, reasons + entry.unknown_reasons, entry.tables
 
 
 def format_seconds(seconds: float) -> str:

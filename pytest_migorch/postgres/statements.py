@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +54,6 @@ class MigrationSqlError(MigrationFailed):
         if hint:
             text += f"\nHINT: {hint}"
         super().__init__(text)
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    statements: list[Statement]
 
 
 def prepared_statements(text: str, *, in_transaction: bool, path: Path) -> list[Statement]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pytest_migorch.findings import Family, Finding, sort_findings
+from pytest_migorch.findings import Finding, sort_findings
 from pytest_migorch.model import Migration, Project, Service
 from pytest_migorch.project.config import load_service_config
 from pytest_migorch.project.discovery import discover_project
@@ -96,7 +96,3 @@ def validate_project(
         findings = [f.escalated() for f in findings]
     return ValidationResult(project=project, graph=graph, findings=sort_findings(findings))
 
-
-def static_families() -> tuple[Family, ...]:
-    """The check families that need no database, in the order items are generated."""
-    return (Family.CONFIG, Family.FILES, Family.GRAPH, Family.SQL, Family.RISK)

@@ -20,15 +20,16 @@ becomes a statement that runs to the end of the file and carries an ``unterminat
 
 It has no dependency on sqlglot: the splitter is the part that must be right on every file,
 including files sqlglot cannot parse. The same tokens serve the exact token-level recognisers of
-:mod:`sqlfacts`, hence the small :class:`Cursor` at the end.
+:mod:`pytest_migorch.sql.token_recognisers`, read with :mod:`pytest_migorch.sql.cursor`.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "Token",
@@ -39,11 +40,7 @@ __all__ = [
     "split_sql",
     "split_statements",
     "parse_ignore_comment",
-    "QName",
-    "Cursor",
-    "display_name",
-    "parse_qualified_name",
-    "split_top_level",
+    "parse_ignore",
 ]
 
 #: Characters that may continue an unquoted identifier (PostgreSQL: letters, digits, _, $,
@@ -80,9 +77,12 @@ _IGNORE_RE = re.compile(r"^--\s*migorch:ignore\b(?P<rest>.*)$", re.IGNORECASE)
 _IGNORE_ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*")
 
 
-@dataclass(frozen=True)
-class Token:
-    """One lexical token. ``value`` is what it means: a folded word, an unquoted identifier."""
+class Token(NamedTuple):
+    """One lexical token. ``value`` is what it means: a folded word, an unquoted identifier.
+
+    A NamedTuple rather than a frozen dataclass: a large file has millions of tokens, and a
+    tuple is built about three times faster (the lexer is the part that sees every character).
+    """
 
     kind: str  # word, ident, string, dollar, param, number, punct, op, comment, other
     text: str
@@ -98,10 +98,15 @@ class Token:
 
 @dataclass(frozen=True)
 class IgnoreComment:
-    """A ``-- migorch:ignore CODE[, CODE]`` comment and the line it stands on."""
+    """A ``-- migorch:ignore CODE[, CODE] [reason]`` comment and the line it stands on.
+
+    ``reason`` is the free text after the codes: a not-analysed statement counts as reviewed
+    (its risk no longer unknown) only when the ignore gives one.
+    """
 
     codes: tuple[str, ...]
     line: int
+    reason: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -243,7 +248,13 @@ class _FunctionBodyTracker:
 
 
 def parse_ignore_comment(comment: str) -> tuple[str, ...] | None:
-    """Codes named by a ``-- migorch:ignore A, B reason`` comment; None if it is not one.
+    """Codes named by a ``-- migorch:ignore A, B reason`` comment; None if it is not one."""
+    parsed = parse_ignore(comment)
+    return parsed[0] if parsed is not None else None
+
+
+def parse_ignore(comment: str) -> tuple[tuple[str, ...], str] | None:
+    """(codes, reason) of a ``-- migorch:ignore A, B reason`` comment; None if it is not one.
 
     Codes are comma-separated; the first item not followed by a comma ends the list, and any
     text after it is a free-form reason. Codes are upper-cased; rule names stay lower-case.
@@ -264,7 +275,7 @@ def parse_ignore_comment(comment: str) -> tuple[str, ...] | None:
         if not rest.startswith(",", pos):
             break
         pos += 1
-    return tuple(codes)
+    return tuple(codes), rest[pos:].strip()
 
 
 @dataclass
@@ -338,11 +349,11 @@ def _route_ignore(
     """Attach an ignore comment to the statement it belongs to (see :func:`split_sql`)."""
     if not token.text.startswith("--"):
         return
-    codes = parse_ignore_comment(token.text)
-    if codes is None:
+    parsed = parse_ignore(token.text)
+    if parsed is None:
         return
     line = lines.line(token.start)
-    ignore = IgnoreComment(codes, line)
+    ignore = IgnoreComment(parsed[0], line, parsed[1])
     if current.first is not None:
         current.ignores.append(ignore)
     elif statements and last_end_line == line and not waiting:
@@ -383,122 +394,3 @@ def _unterminated_note(token: Token, lines: _LineIndex) -> str:
 def split_statements(text: str) -> list[Statement]:
     """The statements of ``text`` in file order (see :func:`split_sql` for the details)."""
     return list(split_sql(text).statements)
-
-
-# --- reading tokens ------------------------------------------------------------------------------
-
-#: A possibly schema-qualified name: ``(schema or None, name)`` as PostgreSQL stores them
-#: (unquoted identifiers folded to lower case, quoted ones as written).
-QName = tuple[str | None, str]
-
-_SIMPLE_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def display_name(schema: str | None, name: str) -> str:
-    """``schema.name`` with quotes where PostgreSQL would need them."""
-    parts = [p for p in (schema, name) if p is not None]
-    return ".".join(p if _SIMPLE_IDENT.fullmatch(p) else '"' + p.replace('"', '""') + '"'
-                    for p in parts)
-
-
-class Cursor:
-    """A read position over a statement's tokens, with the few moves recognisers need."""
-
-    def __init__(self, tokens: Sequence[Token]) -> None:
-        self.tokens = list(tokens)
-        self.pos = 0
-
-    def peek(self, ahead: int = 0) -> Token | None:
-        index = self.pos + ahead
-        return self.tokens[index] if index < len(self.tokens) else None
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.tokens)
-
-    def next(self) -> Token | None:
-        token = self.peek()
-        if token is not None:
-            self.pos += 1
-        return token
-
-    def word(self, *words: str) -> str | None:
-        """Consume and return the next token if it is one of ``words`` (unquoted)."""
-        token = self.peek()
-        if token is not None and token.is_word(*words):
-            self.pos += 1
-            return token.value
-        return None
-
-    def is_next(self, *words: str) -> bool:
-        token = self.peek()
-        return token is not None and token.is_word(*words)
-
-    def words(self, *sequence: str) -> bool:
-        """Consume ``sequence`` of words if it comes next, else consume nothing."""
-        for ahead, word in enumerate(sequence):
-            token = self.peek(ahead)
-            if token is None or not token.is_word(word):
-                return False
-        self.pos += len(sequence)
-        return True
-
-    def punct(self, text: str) -> bool:
-        token = self.peek()
-        if token is not None and token.kind in ("punct", "op") and token.text == text:
-            self.pos += 1
-            return True
-        return False
-
-    def name(self) -> QName | None:
-        """A possibly schema-qualified name; ``(schema, name)`` or None if none comes next."""
-        parts: list[str] = []
-        while True:
-            token = self.peek()
-            if token is None or token.kind not in ("word", "ident"):
-                break
-            parts.append(token.value)
-            self.pos += 1
-            if not self.punct("."):
-                break
-        if not parts:
-            return None
-        if len(parts) > 3:  # PostgreSQL rejects it too ("too many dotted names")
-            return None
-        return (parts[-2] if len(parts) >= 2 else None, parts[-1])
-
-    def skip_group(self) -> None:
-        """Skip a parenthesised group starting at the current ``(``."""
-        depth = 0
-        while (token := self.next()) is not None:
-            if token.kind == "punct" and token.text in "([":
-                depth += 1
-            elif token.kind == "punct" and token.text in ")]":
-                depth -= 1
-                if depth <= 0:
-                    return
-
-    def rest_text(self) -> str:
-        return " ".join(t.text for t in self.tokens[self.pos:])
-
-
-def parse_qualified_name(text: str) -> QName | None:
-    """Parse a declared table name such as ``users``, ``svc.users`` or ``"Users"``."""
-    cursor = Cursor(list(tokenize(text)))
-    name = cursor.name()
-    return name if name is not None and cursor.at_end() else None
-
-
-def split_top_level(tokens: Sequence[Token], separator: str = ",") -> list[list[Token]]:
-    """Split tokens at ``separator`` outside parentheses and brackets."""
-    parts: list[list[Token]] = [[]]
-    depth = 0
-    for token in tokens:
-        if token.kind == "punct" and token.text in "([":
-            depth += 1
-        elif token.kind == "punct" and token.text in ")]":
-            depth = max(depth - 1, 0)
-        if depth == 0 and token.kind == "punct" and token.text == separator:
-            parts.append([])
-            continue
-        parts[-1].append(token)
-    return parts

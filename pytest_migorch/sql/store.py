@@ -6,6 +6,12 @@ stale entry can never be returned for changed SQL, and one file holds them all, 
 than thousands of small JSON files. Any problem with the file (read-only home, a corrupt database, a
 concurrent writer holding it too long) turns the store off for the process instead of failing
 validation: the cache is an optimisation, never a source of errors.
+
+Several processes share the file (pytest-xdist workers, a pre-commit hook next to an editor's
+run), so every write is its own short transaction (autocommit, WAL): no process holds the write
+lock for longer than one INSERT, and a second process never waits for the first to finish its
+command. Values over :data:`MAX_VALUE_BYTES` are not stored: the analysis of a huge generated
+file would grow the cache by more than the file and is cheaper to redo than to keep.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SqliteStore", "default_cache_path"]
+__all__ = ["SqliteStore", "default_cache_path", "MAX_VALUE_BYTES"]
 
 log = logging.getLogger(__name__)
+
+#: The largest JSON document (in bytes) the store keeps.
+MAX_VALUE_BYTES = 1_000_000
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS analysis (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -34,13 +43,15 @@ def default_cache_path() -> Path:
 
 
 class SqliteStore:
-    """``get``/``set`` of JSON documents in one SQLite file; writes are committed by ``close``."""
+    """``get``/``set`` of JSON documents in one SQLite file; each ``set`` commits at once."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, timeout: float = 2.0,
+                 max_value_bytes: int = MAX_VALUE_BYTES) -> None:
         self.path = path or default_cache_path()
+        self.timeout = timeout
+        self.max_value_bytes = max_value_bytes
         self._conn: sqlite3.Connection | None = None
         self._disabled = False
-        self._pending = 0
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._disabled:
@@ -48,8 +59,11 @@ class SqliteStore:
         if self._conn is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._conn = sqlite3.connect(self.path, timeout=2.0)
+                # isolation_level=None: autocommit, so no transaction outlives one statement.
+                self._conn = sqlite3.connect(self.path, timeout=self.timeout,
+                                             isolation_level=None)
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._conn.execute(_SCHEMA)
             except (OSError, sqlite3.Error) as exc:
                 self._give_up(exc)
@@ -79,26 +93,28 @@ class SqliteStore:
         conn = self._connection()
         if conn is None:
             return
+        document = json.dumps(value, separators=(",", ":"))
+        if len(document) > self.max_value_bytes:
+            log.debug("not caching %s: %d bytes is over the bound", key, len(document))
+            return
         try:
             conn.execute("INSERT OR REPLACE INTO analysis (key, value) VALUES (?, ?)",
-                         (key, json.dumps(value, separators=(",", ":"))))
-            self._pending += 1
+                         (key, document))
+        except sqlite3.OperationalError as exc:  # busy past the timeout: skip this one entry
+            log.info("analysis cache %s: entry not saved: %s", self.path, exc)
         except sqlite3.Error as exc:
             self._give_up(exc)
 
     def close(self) -> None:
-        """Commit what was stored and close the file."""
+        """Close the file (every write is already committed)."""
         if self._conn is None:
             return
         try:
-            if self._pending:
-                self._conn.commit()
-        except sqlite3.Error as exc:
-            log.info("analysis cache %s not saved: %s", self.path, exc)
-        finally:
             self._conn.close()
+        except sqlite3.Error as exc:
+            log.info("analysis cache %s not closed cleanly: %s", self.path, exc)
+        finally:
             self._conn = None
-            self._pending = 0
 
     def __enter__(self) -> SqliteStore:
         return self

@@ -325,3 +325,33 @@ def test_analysis_never_raises(words: list[str]) -> None:
     for statement in result.statements:
         assert statement.analysed or statement.reason
         assert not (statement.reason or "").startswith("internal error"), statement
+
+
+# --- bounded work (issue 12) --------------------------------------------------------------------
+
+
+def test_a_statement_over_the_bound_is_not_parsed_and_says_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_parse(*args: object) -> None:
+        raise AssertionError("a statement over the bound reached sqlglot")
+
+    monkeypatch.setattr(analysis_module, "MAX_ANALYSED_CHARS", 200)
+    monkeypatch.setattr(analysis_module, "analyse_parsed", must_not_parse)
+    values = ",\n".join(f"({n}, 'row {n}')" for n in range(40))
+    sql = f"DROP TABLE old_seed;\nINSERT INTO seed VALUES\n{values};\n"
+    result = analyse_sql(sql, AnalysisCache())
+    small, large = result.statements
+    assert small.analysed  # under the bound (and read from tokens)
+    assert not large.analysed and large.kind == "INSERT" and large.line == 2
+    assert large.reason is not None
+    assert f"{len(sql.split(';')[1].strip()):,} characters long" in large.reason
+    assert "over 200 characters are not parsed" in large.reason
+    assert large.summary.endswith("...") and len(large.summary) == 80
+
+
+def test_the_default_bound_keeps_ordinary_statements_analysed() -> None:
+    body = "\n".join(f"  PERFORM {n};" for n in range(2000))
+    sql = ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n" + body +
+           "\nEND $$;\nALTER TABLE t ADD COLUMN c int;")
+    assert len(sql) < analysis_module.MAX_ANALYSED_CHARS
+    assert [s.analysed for s in analyse_sql(sql, AnalysisCache()).statements] == [True, True]
