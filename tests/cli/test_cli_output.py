@@ -81,3 +81,30 @@ def test_a_guarded_stream_swallows_output_failures_once() -> None:
     guarded = GuardedStream(closed)
     guarded.write("x")
     assert isinstance(guarded.failure, ValueError)
+
+
+def test_a_dirty_refusal_prints_each_recovery_command_once(
+    tmp_path: Path, fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrations = tmp_path / "services" / "shop" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "000001_items.up.sql").write_text("CREATE TABLE items (id int);\n")
+    (migrations / "000001_items.down.sql").write_text("DROP TABLE items;\n")
+    (migrations / "000002_idx.up.sql").write_text(
+        "CREATE INDEX CONCURRENTLY items_id ON items (id);\n"
+        "CREATE INDEX CONCURRENTLY items_x ON items (nope);\n")
+    (migrations / "000002_idx.down.sql").write_text("DROP INDEX CONCURRENTLY items_id;\n")
+    entry = {"description": "x", "affects_tables": ["items"], "risk_level": "low",
+             "estimated_duration": "1s"}
+    (migrations / "dependencies.json").write_text(json.dumps({"migrations": {
+        "000001": {**entry, "depends_on": []},
+        "000002": {**entry, "depends_on": ["000001"], "transactional": False}}}))
+    common = ["up", "shop", "--root", str(tmp_path / "services"), "--database-url", fresh_db]
+    assert main(common) == 1  # the second statement fails: the service is left dirty
+    first = capsys.readouterr().err
+    assert first.count("migorch force shop 2 ") == 1 and first.count("migorch force shop 1 ") == 1
+    assert main(common) == 1  # refused: dirty
+    err = capsys.readouterr().err
+    assert "shop is dirty" in err and 'column "nope" does not exist' in err
+    assert err.count("migorch force shop 2 ") == 1, err
+    assert err.count("migorch force shop 1 ") == 1, err
