@@ -104,6 +104,11 @@ def _version_arg(text: str) -> int:
 
 def add_runner_commands(commands: Any) -> None:
     """``init``, ``up``, ``down``, ``status``, ``list``, ``force``, ``graph`` and ``new``."""
+    for add in (_add_init, _add_up, _add_down, _add_reports, _add_force, _add_graph, _add_new):
+        add(commands)
+
+
+def _add_init(commands: Any) -> None:
     init = commands.add_parser(
         "init", help="create the tracking tables and adopt golang-migrate's records",
         description="Create each service's schema, its migration_executions and history "
@@ -115,6 +120,8 @@ def add_runner_commands(commands: Any) -> None:
     _add_connection(init)
     init.set_defaults(handler=handlers.cmd_init)
 
+
+def _add_up(commands: Any) -> None:
     up = commands.add_parser(
         "up", help="apply pending migrations in dependency order",
         description="Show the plan (risk, tables, estimated duration, total), then apply the "
@@ -133,6 +140,8 @@ def add_runner_commands(commands: Any) -> None:
                     help="confirm high-risk migrations in a protected environment")
     up.set_defaults(handler=handlers.cmd_up)
 
+
+def _add_down(commands: Any) -> None:
     down = commands.add_parser(
         "down", help="roll back the newest applied migrations",
         description="Roll back, newest applied first (one by default). Refuses, naming them, "
@@ -154,6 +163,9 @@ def add_runner_commands(commands: Any) -> None:
                       help="confirm a rollback in a protected environment")
     down.set_defaults(handler=handlers.cmd_down)
 
+
+def _add_reports(commands: Any) -> None:
+    """``status`` and ``list``: read-only, no lock."""
     for name, help_text, handler in (
         ("status", "state, pending work, drift, dirty state and the last runs",
          handlers.cmd_status),
@@ -166,6 +178,8 @@ def add_runner_commands(commands: Any) -> None:
         _add_connection(command, lock=False)
         command.set_defaults(handler=handler)
 
+
+def _add_force(commands: Any) -> None:
     force = commands.add_parser(
         "force", help="clear a dirty state after a manual fix (like golang-migrate's force)",
         description="Record the migration a failed or interrupted non-transactional run left "
@@ -179,6 +193,8 @@ def add_runner_commands(commands: Any) -> None:
     _add_connection(force)
     force.set_defaults(handler=handlers.cmd_force)
 
+
+def _add_graph(commands: Any) -> None:
     graph = commands.add_parser(
         "graph", help="draw the dependency graph (Graphviz dot or Mermaid)",
         description="Print the dependency graph of one service or all. An arrow a -> b means "
@@ -191,6 +207,8 @@ def add_runner_commands(commands: Any) -> None:
                        help="only the migrations of this environment (default: all)")
     graph.set_defaults(handler=handlers.cmd_graph)
 
+
+def _add_new(commands: Any) -> None:
     new = commands.add_parser(
         "new", help="create the next migration pair and its metadata entry",
         description="Create <version>_<name>.up.sql and .down.sql (version zero-padded like "
