@@ -53,7 +53,7 @@ from typing import Any, Callable, Sequence
 
 from .generate import GeneratedRepository, generate_repository
 
-BENCHMARKS = ("validate", "pytest", "roundtrip", "up", "server")
+BENCHMARKS = ("startup", "validate", "pytest", "roundtrip", "up", "server")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 ANALYSIS_START = "<!-- analysis:start -->"
@@ -717,6 +717,50 @@ def bench_validate(config: Config, report: Report) -> None:
 # 2. pytest --migorch --migorch-no-db
 
 
+#: The plugin's start-up cost in a pytest session that does not use it (issue 10).
+STARTUP_TARGET = 0.03
+
+
+def bench_startup(config: Config, report: Report) -> None:
+    """What installing pytest-migorch costs every pytest session and the light commands: a
+    one-test project with the plugin loaded (from its entry point) against ``-p no:migorch``,
+    runs interleaved so load changes hit both alike; ``migorch --version`` and ``--help``."""
+    project = config.workdir / "startup-project"
+    project.mkdir(exist_ok=True)
+    (project / "test_one.py").write_text("def test_one():\n    assert True\n")
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    migorch = tool("migorch") or "migorch"
+    commands = {
+        "pytest, plugin installed": pytest,
+        "pytest, `-p no:migorch`": [*pytest, "-p", "no:migorch"],
+        "`migorch --version`": [migorch, "--version"],
+        "`migorch up --help`": [migorch, "up", "--help"],
+    }
+    series = {title: Series() for title in commands}
+    say(f"startup: {config.runs * 2} interleaved runs per command")
+    for _ in range(config.runs * 2):
+        for title, command in commands.items():
+            series[title].add(run_measured(command, cwd=project, env=clean_env(config)))
+    rows = ["| Command | Time | Peak memory |", "|---|---|---|"]
+    rows += [f"| {title} | {fmt_series(s)} | {fmt_mib(s.peak_rss_mib)} |"
+             for title, s in series.items()]
+    with_plugin = series["pytest, plugin installed"]
+    without = series["pytest, `-p no:migorch`"]
+    # The median of the paired differences, and the difference of the fastest runs: on a busy
+    # machine the load swings between runs far more than the plugin costs.
+    cost = statistics.median(a - b for a, b in zip(with_plugin.times, without.times))
+    fastest = with_plugin.low - without.low
+    report.targets.append(Target(
+        "pytest start-up cost of the installed plugin (one-test project, no --migorch)",
+        f"{cost * 1000:+.0f} ms median of paired runs, {fastest * 1000:+.0f} ms between the "
+        "fastest runs", f"<= {STARTUP_TARGET * 1000:.0f} ms", cost <= STARTUP_TARGET))
+    report.section("0. Start-up", [
+        "`pytest -p no:cacheprovider -q` on a project with one test, with the plugin loaded "
+        "from its `pytest11` entry point and with `-p no:migorch`; the plugin may only cost "
+        "its options until `--migorch` is given. Medians of "
+        f"{config.runs * 2} interleaved runs.", "", *rows])
+
+
 def _pytest_counts(log: Path) -> str:
     """The summary of the last pytest session in ``log``: ``1030 passed``."""
     text = log.read_text(errors="replace") if log.exists() else ""
@@ -1332,8 +1376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     report = Report(config)
     report.machine = machine_info()
-    steps = {"validate": bench_validate, "pytest": bench_pytest, "roundtrip": bench_roundtrip,
-             "up": bench_up, "server": bench_server}
+    steps = {"startup": bench_startup, "validate": bench_validate, "pytest": bench_pytest,
+             "roundtrip": bench_roundtrip, "up": bench_up, "server": bench_server}
     say(f"work directory {config.workdir}")
     loads: list[str] = []
     commits: list[str] = []

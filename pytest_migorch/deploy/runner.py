@@ -344,10 +344,13 @@ class Runner:
         gm = state.schema_version
         if state.dirty_records:
             record = state.dirty_records[0]
+            # The recorded error's first line only: the rest is its own recovery advice,
+            # which the advice below repeats.
+            error = (record.error_message or "no error recorded").splitlines()[0]
             raise Refused(
                 f"{name} is dirty: {record.migration_id} (non-transactional "
                 f"{'rollback' if record.action == 'down' else 'migration'}) did not finish: "
-                f"{record.error_message or 'no error recorded'}\n"
+                f"{error}\n"
                 f"golang-migrate's table says {gm.describe()}.\n"
                 "To recover: look at what its statements did (e.g. an INVALID index left by "
                 "CREATE INDEX CONCURRENTLY), finish or undo them by hand, then record which:"

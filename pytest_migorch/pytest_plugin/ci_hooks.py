@@ -1,6 +1,7 @@
 """CI output of the pytest plugin: GitHub annotations and job summary, Code Quality and SARIF.
 
-Loaded by :mod:`pytest_migorch.pytest_plugin.plugin` (``pytest_plugins``); hooks only, the formats
+Registered by :func:`pytest_migorch.pytest_plugin.session.activate` (only in sessions that use
+pytest-migorch); hooks only, the formats
 live in :mod:`pytest_migorch.reports.ci`. Findings arrive on test reports (``migorch_findings``, as
 JSON) because that is the one channel that also works under pytest-xdist: items run in the workers,
 and only the controller sees every report. So the reporter is registered on the controller alone and
@@ -18,8 +19,7 @@ import pytest
 
 from pytest_migorch.catalogue import all_rules
 from pytest_migorch.findings import Finding, Rule
-from pytest_migorch.pytest_plugin.collectors import SETTINGS_KEY
-from pytest_migorch.pytest_plugin.plugin import FINDINGS_ATTRIBUTE
+from pytest_migorch.pytest_plugin.keys import FINDINGS_ATTRIBUTE, SETTINGS_KEY
 from pytest_migorch.reports.ci import (
     codequality_report,
     github_annotations,
@@ -32,6 +32,7 @@ from pytest_migorch.vcs.integrity import RULES as INTEGRITY_RULES
 
 __all__ = ["CiReporter", "rules_for_reports"]
 
+PLUGIN_NAME = "migorch-ci-hooks"
 REPORTER_NAME = "migorch-ci-reporter"
 
 

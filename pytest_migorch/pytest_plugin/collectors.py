@@ -26,9 +26,9 @@ from pytest_migorch.findings import Family, Finding, Severity
 from pytest_migorch.model import Migration, Project, Service, schema_name
 from pytest_migorch.postgres.servers import PostgresServer, ServerOptions, start_server
 from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
+from pytest_migorch.pytest_plugin.keys import ANALYSIS_CACHE_KEY, SERVER_KEY, SETTINGS_KEY
 from pytest_migorch.pytest_plugin.settings import MigorchSettings
 from pytest_migorch.roundtrip.engine import MigrationOutcome, RoundTrip
-from pytest_migorch.sql.analysis import AnalysisCache
 from pytest_migorch.vcs.integrity import changed_services, check_against_base, with_dependents
 
 __all__ = [
@@ -39,8 +39,6 @@ __all__ = [
     "MigorchItem",
     "LazyServer",
 ]
-
-SETTINGS_KEY = pytest.StashKey[MigorchSettings]()
 
 SERVICE_CHECKS = (Family.CONFIG, Family.FILES, Family.GRAPH)
 MIGRATION_CHECKS = (Family.SQL, Family.RISK)
@@ -78,10 +76,6 @@ class LazyServer:
             self._server.stop()
             self._server = None
 
-
-SERVER_KEY = pytest.StashKey[LazyServer]()
-#: The SQL analysis cache of the session (backed by pytest's cache between runs when enabled).
-ANALYSIS_CACHE_KEY = pytest.StashKey[AnalysisCache]()
 
 
 # --- collectors ---------------------------------------------------------------------------------

@@ -9,9 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_migorch.postgres.servers import DSN_ENV_VAR, PROVIDERS
-
 __all__ = ["MigorchSettings", "PROVIDERS", "DSN_ENV_VAR"]
+
+# The same values as :mod:`pytest_migorch.postgres.servers` (a test keeps them equal), spelled
+# out here because the plugin's options need them in every pytest session, where importing the
+# server code (psycopg and all) would cost every user of pytest, not only ours.
+#: How the test PostgreSQL may be found.
+PROVIDERS = ("auto", "dsn", "local", "docker")
+#: The environment variable that names an explicit PostgreSQL server.
+DSN_ENV_VAR = "MIGORCH_TEST_DATABASE_URL"
 
 
 @dataclass(frozen=True)

@@ -225,7 +225,7 @@ def test_progress_line_on_a_terminal(services: Path) -> None:
     import io
     import time
 
-    from pytest_migorch.cli.main import _TextReporter
+    from pytest_migorch.cli.output import TextReporter as _TextReporter
     from pytest_migorch.deploy.applying import StepOutcome
     from pytest_migorch.deploy.planning import plan_step
     from pytest_migorch.project.validation import load_project

@@ -19,6 +19,7 @@ from report_formats import validate_codequality, validate_sarif
 # Imported once here: pytester restores sys.modules after each in-process run.
 import pytest_migorch.pytest_plugin.ci_hooks  # noqa: F401
 import pytest_migorch.pytest_plugin.plugin  # noqa: F401
+import pytest_migorch.pytest_plugin.session  # noqa: F401
 
 USERS = "services/user-service/migrations"
 ORDERS = "services/order-service/migrations"

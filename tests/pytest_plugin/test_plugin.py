@@ -14,8 +14,10 @@ import pytest
 from helpers import BadInput, bad_inputs, line_of_item, pair, service_files, write_service
 
 # Imported here because pytester restores sys.modules after each in-process run: without these
-# two imports (the plugin, hypothesis' summary hook) every run would re-import them (~1 s each).
+# imports (the plugin, the core it loads for --migorch, hypothesis' summary hook) every run would
+# re-import them (~1 s each).
 import pytest_migorch.pytest_plugin.plugin  # noqa: F401
+import pytest_migorch.pytest_plugin.session  # noqa: F401
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestExperimentalApiWarning")
 

@@ -1,11 +1,22 @@
-"""The generated database tests end to end: pytest runs the plugin in a subprocess."""
+"""The generated database tests end to end: pytest runs the plugin in a subprocess.
+
+Inner sessions use the suite's own server (``--migorch-dsn``, see :func:`dsn`) instead of each
+starting one; only :func:`test_the_provider_chain_starts_a_server_of_its_own` goes through the
+provider chain. Sessions that only collect run in process.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import hypothesis.internal.observability  # noqa: F401
 import pytest
+
+# Imported here because pytester restores sys.modules after each in-process run: without these
+# imports every in-process run would import the plugin's core (and hypothesis' hook) again.
+import pytest_migorch.pytest_plugin.session  # noqa: F401
+from pytest_migorch.postgres.servers import PostgresServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
 
@@ -17,14 +28,25 @@ def examples(pytester: pytest.Pytester) -> Path:
     return target
 
 
-def test_round_trip_items_pass_on_the_examples(pytester: pytest.Pytester, examples: Path) -> None:
-    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db", "-v")
+@pytest.fixture
+def dsn(pg_server: PostgresServer) -> tuple[str, ...]:
+    """Options that point an inner session at the suite's server (tests/conftest.py)."""
+    return ("--migorch-provider", "dsn", "--migorch-dsn", pg_server.admin_conninfo)
+
+
+def test_round_trip_items_pass_on_the_examples(
+    pytester: pytest.Pytester, examples: Path, dsn: tuple[str, ...]
+) -> None:
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db", "-v",
+                                           *dsn)
     result.assert_outcomes(passed=31)
     assert ("services/order-service::roundtrip[development]::000005_dev_sample_orders PASSED"
             in result.stdout.str())
 
 
-def test_a_broken_down_fails_its_item_with_the_finding(pytester: pytest.Pytester) -> None:
+def test_the_provider_chain_starts_a_server_of_its_own(pytester: pytest.Pytester) -> None:
+    """The one inner session without ``--migorch-dsn``: it finds (starts) its own PostgreSQL;
+    a broken down migration fails its item with the finding."""
     migrations = pytester.path / "services" / "shop" / "migrations"
     migrations.mkdir(parents=True)
     (migrations / "1_items.up.sql").write_text("CREATE TABLE items (id int);\n")
@@ -42,7 +64,7 @@ def test_database_items_skip_with_one_reason_without_a_server(
 ) -> None:
     empty = tmp_path / "no-binaries"
     empty.mkdir()
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_inprocess(
         "--migorch", "services", "-m", "migorch_db", "--migorch-provider", "local",
         "--migorch-pg-bindir", str(empty), "-rs",
     )
@@ -55,7 +77,7 @@ def test_require_db_turns_the_skip_into_a_failure(
 ) -> None:
     empty = tmp_path / "no-binaries"
     empty.mkdir()
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_inprocess(
         "--migorch", "services", "-m", "migorch_db", "--migorch-provider", "local",
         "--migorch-pg-bindir", str(empty), "--migorch-require-db", "-k", "user-service",
     )
@@ -63,22 +85,22 @@ def test_require_db_turns_the_skip_into_a_failure(
 
 
 def test_no_db_generates_only_static_items(pytester: pytest.Pytester, examples: Path) -> None:
-    result = pytester.runpytest_subprocess("--migorch", "services", "--migorch-no-db",
-                                           "--collect-only", "-q")
+    result = pytester.runpytest_inprocess("--migorch", "services", "--migorch-no-db",
+                                          "--collect-only", "-q")
     assert "roundtrip" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*services/user-service::config*"])
 
 
 def test_env_option_limits_round_trips(pytester: pytest.Pytester, examples: Path) -> None:
-    result = pytester.runpytest_subprocess("--migorch", "services", "--migorch-env", "staging",
-                                           "--collect-only", "-q", "-m", "migorch_db")
+    result = pytester.runpytest_inprocess("--migorch", "services", "--migorch-env", "staging",
+                                          "--collect-only", "-q", "-m", "migorch_db")
     out = result.stdout.str()
     assert "roundtrip[staging]" in out
     assert "roundtrip[development]" not in out and "roundtrip[production]" not in out
 
 
 def test_users_fixture_gives_a_database_with_migrations_applied(
-    pytester: pytest.Pytester, examples: Path
+    pytester: pytest.Pytester, examples: Path, dsn: tuple[str, ...]
 ) -> None:
     pytester.makepyfile(test_mine="""
         import psycopg
@@ -93,12 +115,15 @@ def test_users_fixture_gives_a_database_with_migrations_applied(
                               "order_service.order_items"}
     """)
     result = pytester.runpytest_subprocess("--migorch", "services", "test_mine.py",
-                                           "-p", "no:cacheprovider", "-k", "test_orders_exist")
+                                           "-p", "no:cacheprovider", "-k", "test_orders_exist",
+                                           *dsn)
     result.assert_outcomes(passed=1)
 
 
-def test_round_trips_run_under_xdist(pytester: pytest.Pytester, examples: Path) -> None:
+def test_round_trips_run_under_xdist(
+    pytester: pytest.Pytester, examples: Path, dsn: tuple[str, ...]
+) -> None:
     pytest.importorskip("xdist")
     result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db",
-                                           "-n", "2", "--dist", "loadgroup")
+                                           "-n", "2", "--dist", "loadgroup", *dsn)
     result.assert_outcomes(passed=31)

@@ -1,0 +1,210 @@
+"""The ``migorch`` commands: each translates its arguments, calls the core and prints.
+
+Every command imports the core it needs when it runs (not at module import), so a command pays
+only for itself: ``validate`` loads no psycopg, ``up`` no drawing or scaffolding code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pytest_migorch.cli.output import TextReporter, print_json, print_result
+from pytest_migorch.errors import UsageError
+
+if TYPE_CHECKING:
+    from pytest_migorch.deploy.runner import Runner
+    from pytest_migorch.deploy.status import ServiceReport
+    from pytest_migorch.model import Project
+    from pytest_migorch.sql.analysis import AnalysisCache
+
+__all__ = ["root_of", "selected_services", "cmd_validate", "cmd_init", "cmd_up", "cmd_down",
+           "cmd_status", "cmd_list", "cmd_force", "cmd_graph", "cmd_new"]
+
+
+def root_of(args: argparse.Namespace) -> Path:
+    root = getattr(args, "root", None)
+    if root is None:
+        root = Path(os.environ.get("MIGORCH_ROOT", "services"))
+    return Path(root)
+
+
+def _load(args: argparse.Namespace) -> Project:
+    from pytest_migorch.project.validation import load_project
+
+    return load_project(root_of(args))
+
+
+def _wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def selected_services(args: argparse.Namespace, available: Sequence[str]) -> list[str]:
+    """The services a command works on: one named service, or every one with ``--all``."""
+    if args.service and args.all:
+        raise UsageError("name a service or pass --all, not both")
+    if args.service:
+        if args.service not in available:
+            known = ", ".join(sorted(available)) or "none"
+            raise UsageError(f"unknown service {args.service!r}; services under the root: {known}")
+        return [args.service]
+    if args.all or not getattr(args, "_service_required", False):
+        return sorted(available)
+    raise UsageError("name a service or pass --all")
+
+
+def _one_service(args: argparse.Namespace, project: Project) -> str:
+    only = argparse.Namespace(service=args.service, all=False)
+    return selected_services(only, list(project.services))[0]
+
+
+def _analysis_cache(args: argparse.Namespace) -> AnalysisCache:
+    """SQL analyses by file content, kept between runs unless ``--no-cache`` says otherwise."""
+    from pytest_migorch.sql.analysis import AnalysisCache
+
+    store = None if getattr(args, "no_cache", False) else args.analysis_store
+    return AnalysisCache(store)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pytest_migorch.checks.migration import migration_analyser
+    from pytest_migorch.project.validation import validate_project
+    from pytest_migorch.reports.text import render_json, render_text, summary_line
+    from pytest_migorch.vcs.integrity import check_against_base
+
+    root = root_of(args)
+    project = _load(args)
+    services = selected_services(args, list(project.services))
+    base = args.base
+    result = validate_project(
+        project, strict=args.strict, services=services,
+        analyser=migration_analyser(_analysis_cache(args)),
+        checks=[lambda project: check_against_base(project, base)] if base else [])
+    if _wants_json(args):
+        print_json(render_json(result.findings, root=root, services=services))
+    else:
+        if result.findings:
+            print(render_text(result.findings))
+        print(summary_line(result.findings, len(services)), file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+# --- deploy runner commands (SPEC section 5; docs/runner.md) ------------------------------------
+
+
+def _runner(args: argparse.Namespace, project: Project, *, quiet: bool = False) -> Runner:
+    from pytest_migorch.deploy.applying import NullReporter
+    from pytest_migorch.deploy.runner import DEFAULT_LOCK_TIMEOUT, Runner
+    from pytest_migorch.postgres.connection import resolve_settings
+
+    settings = resolve_settings(args.database_url, os.environ)
+    reporter: Any = (NullReporter() if quiet or _wants_json(args)
+                     else TextReporter(sys.stdout, root_of(args)))
+    return Runner(project, settings, reporter=reporter,
+                  lock_timeout=getattr(args, "lock_timeout", DEFAULT_LOCK_TIMEOUT),
+                  analysis_cache=_analysis_cache(args))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    project = _load(args)
+    services = selected_services(args, list(project.services))
+    result = _runner(args, project).init(services, args.env)
+    return print_result(result, root_of(args), as_json=_wants_json(args))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    project = _load(args)
+    services = selected_services(args, list(project.services))
+    result = _runner(args, project).up(
+        services, args.env, count=args.count, dry_run=args.dry_run,
+        allow_drift=args.allow_drift, allow_high_risk=args.yes,
+    )
+    return print_result(result, root_of(args), as_json=_wants_json(args))
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    project = _load(args)
+    result = _runner(args, project).down(
+        _one_service(args, project), args.env, steps=args.steps, version=args.target_version,
+        cascade=args.cascade, dry_run=args.dry_run, confirmed=args.yes,
+    )
+    return print_result(result, root_of(args), as_json=_wants_json(args))
+
+
+def cmd_force(args: argparse.Namespace) -> int:
+    project = _load(args)
+    result = _runner(args, project).force(_one_service(args, project), args.version, args.env)
+    return print_result(result, root_of(args), as_json=_wants_json(args))
+
+
+def _reports(args: argparse.Namespace) -> tuple[list[ServiceReport], str]:
+    project = _load(args)
+    services = selected_services(args, list(project.services))
+    reports = _runner(args, project, quiet=True).status(services, args.env)
+    env = reports[0].state.environment if reports else ""
+    return reports, env
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    reports, env = _reports(args)
+    problems = any(r.has_problems for r in reports)
+    if _wants_json(args):
+        print_json({"ok": not problems, "command": "status", "environment": env,
+                    "services": [r.to_json(root_of(args)) for r in reports]})
+    else:
+        print("\n\n".join(r.render_status() for r in reports))
+    return 1 if problems else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    reports, env = _reports(args)
+    root = root_of(args)
+    if _wants_json(args):
+        print_json({"ok": True, "command": "list", "environment": env,
+                    "services": [{"service": r.name, "environment": env,
+                                  "migrations": r.migration_rows(root)} for r in reports]})
+    else:
+        print("\n\n".join(r.render_list(root) for r in reports))
+    return 0
+
+
+# --- commands without a database ----------------------------------------------------------------
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from pytest_migorch.reports.drawing import build_drawing, render
+
+    project = _load(args)
+    services = selected_services(args, list(project.services))
+    if args.env is not None:
+        from pytest_migorch.deploy.planning import resolve_environment
+
+        resolve_environment(project, services, args.env)
+    drawing = build_drawing(project, services, args.env)
+    text = render(drawing, args.format)
+    if _wants_json(args):
+        print_json({"ok": True, "command": "graph", "format": args.format, "graph": text,
+                    **drawing.to_json()})
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from pytest_migorch.project.scaffold import create_migration
+
+    created = create_migration(_load(args), args.service, args.name, environment=args.env,
+                               depends_on=args.depends_on, description=args.description)
+    if _wants_json(args):
+        print_json({"ok": True, "command": "new", **created.to_json()})
+    else:
+        for path in (created.up, created.down):
+            print(f"created {path}")
+        for path in created.changed:
+            print(f"updated {path}")
+        for note in created.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return 0

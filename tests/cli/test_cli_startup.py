@@ -1,0 +1,68 @@
+"""Each ``migorch`` command loads only what it needs (issue 10): a fresh interpreter runs one
+command in-process and reports which modules it loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_migorch.cli import arguments
+from pytest_migorch.deploy import runner
+from pytest_migorch.reports import drawing
+
+LOADED = """
+import json, sys
+from pytest_migorch.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps({"exit": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def modules_after(*argv: str) -> tuple[int, list[str]]:
+    done = subprocess.run([sys.executable, "-c", LOADED, *argv], capture_output=True,
+                          text=True, check=False)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["exit"], report["modules"]
+
+
+def loaded(modules: list[str], *prefixes: str) -> list[str]:
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def test_version_loads_no_core() -> None:
+    code, modules = modules_after("--version")
+    assert code == 0
+    assert loaded(modules, "psycopg", "sqlglot", "networkx", "jsonschema") == []
+    assert loaded(modules, "pytest_migorch.deploy", "pytest_migorch.postgres") == []
+
+
+def test_validate_loads_no_psycopg(services: Path) -> None:
+    code, modules = modules_after("validate", "--all", "--root", str(services))
+    assert code == 0
+    assert "pytest_migorch.project.validation" in modules  # it did validate
+    assert loaded(modules, "psycopg", "pytest_migorch.postgres", "pytest_migorch.deploy") == []
+
+
+@pytest.mark.parametrize("argv", [["up", "--help"], ["graph", "--help"], ["status", "--help"]])
+def test_help_loads_no_command_code(argv: list[str]) -> None:
+    code, modules = modules_after(*argv)
+    assert code == 0
+    assert loaded(modules, "psycopg", "pytest_migorch.reports", "pytest_migorch.project") == []
+
+
+def test_the_up_plan_loads_no_drawing_or_scaffolding(services: Path, fresh_db: str) -> None:
+    code, modules = modules_after("up", "--all", "--dry-run", "--env", "staging",
+                                  "--root", str(services), "--database-url", fresh_db)
+    assert code == 0
+    assert "pytest_migorch.deploy.runner" in modules  # it did plan
+    assert loaded(modules, "pytest_migorch.reports.drawing", "pytest_migorch.project.scaffold",
+                  "pytest_migorch.pytest_plugin", "pytest") == []
+
+
+def test_the_parsers_copies_of_core_constants_match_the_core() -> None:
+    assert arguments.DEFAULT_LOCK_TIMEOUT == runner.DEFAULT_LOCK_TIMEOUT
+    assert arguments.GRAPH_FORMATS == drawing.FORMATS
