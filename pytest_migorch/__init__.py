@@ -23,9 +23,9 @@ _PUBLIC = {
     "MigorchError": "errors",
     "RoundTrip": "roundtrip.engine",
     "apply_migrations": "roundtrip.engine",
-    "start_server": "postgres.servers",
-    "ServerOptions": "postgres.servers",
-    "PostgresServer": "postgres.servers",
+    "start_server": "postgres.servers.chain",
+    "ServerOptions": "postgres.servers.base",
+    "PostgresServer": "postgres.servers.base",
     "Runner": "deploy.runner",
 }
 

@@ -23,9 +23,9 @@ DEFINED_IN = {
     "MigorchError": "pytest_migorch.errors",
     "RoundTrip": "pytest_migorch.roundtrip.engine",
     "apply_migrations": "pytest_migorch.roundtrip.engine",
-    "start_server": "pytest_migorch.postgres.servers",
-    "ServerOptions": "pytest_migorch.postgres.servers",
-    "PostgresServer": "pytest_migorch.postgres.servers",
+    "start_server": "pytest_migorch.postgres.servers.chain",
+    "ServerOptions": "pytest_migorch.postgres.servers.base",
+    "PostgresServer": "pytest_migorch.postgres.servers.base",
     "Runner": "pytest_migorch.deploy.runner",
 }
 
