@@ -25,8 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_migorch.sql.facts import NotAnalysed
-from pytest_migorch.sql.pg_recognisers import recognise_tree
+from pytest_migorch.sql.facts import Facts, NotAnalysed
+from pytest_migorch.sql.pg_recognisers import (
+    called_function,
+    function_body_facts,
+    function_name,
+    recognise_tree,
+)
 from pytest_migorch.sql.split import Statement
 
 if TYPE_CHECKING:
@@ -145,26 +150,37 @@ def refine(source: str, statements: Sequence[Statement],
     """The analyses of a file's ``statements`` with PostgreSQL's parser applied.
 
     A statement PostgreSQL rejects becomes certainly invalid (SQL007) with its message and
-    position; one that was not analysed is read from PostgreSQL's tree where that is exact.
-    Without pglast (one warning) the results come back unchanged. Never raises.
+    position; one that was not analysed is read from PostgreSQL's tree where that is exact,
+    including ``SELECT f()`` of a function created earlier in the same file. Without pglast
+    (one warning) the results come back unchanged. Never raises.
     """
     if not statements or not available():
         return tuple(results)
-    return tuple(_refine_one(source, st, result, analyse)
+    functions: _Functions = {}
+    return tuple(_refine_one(source, st, result, analyse, functions)
                  for st, result in zip(statements, results, strict=True))
 
 
+#: Functions created so far in the file: name -> (schema, what a call does or why unknown).
+_Functions = dict[str, tuple[str | None, Facts | str]]
+
+
 def _refine_one(source: str, statement: Statement, result: StatementAnalysis,
-                analyse: Analyse) -> StatementAnalysis:
+                analyse: Analyse, functions: _Functions) -> StatementAnalysis:
     if statement.unterminated:
         return result
     try:
         error = syntax_error(source, statement)
         if error is not None:
             return _invalid(result, error)
+        if result.analysed and result.kind in ("CREATE FUNCTION", "CREATE PROCEDURE"):
+            error = _remember_function(source, statement, analyse, functions)
+            if error is not None:
+                return _invalid(result, error)
         if result.analysed or result.invalid:
             return result
-        facts = recognise_tree(parse_tree(statement.text), statement, analyse)
+        tree = parse_tree(statement.text)
+        facts = _call(tree, functions) or recognise_tree(tree, statement, analyse)
     except NotAnalysed as exc:  # PostgreSQL's tree says more exactly why
         return dataclasses.replace(result, reason=str(exc))
     except Exception as exc:  # a bug of ours must not stop the analysis of the file
@@ -176,6 +192,62 @@ def _refine_one(source: str, statement: Statement, result: StatementAnalysis,
         return result
     return dataclasses.replace(result, kind=facts.kind, analysed=True, reason=None,
                                objects=tuple(dict.fromkeys(facts.objects)), ops=tuple(facts.ops))
+
+
+def _remember_function(source: str, statement: Statement, analyse: Analyse,
+                       functions: _Functions) -> PgSyntaxError | None:
+    """Record what calling the function ``statement`` creates would do; return the syntax
+    error of its SQL body, which PostgreSQL rejects at CREATE time (``check_function_bodies``
+    is on by default)."""
+    tree = parse_tree(statement.text)
+    name = function_name(tree)
+    if name is None:
+        return None
+    error = _sql_body_error(source, statement, tree)
+    if error is not None:
+        return error
+    body: Facts | str
+    try:
+        body = function_body_facts(tree, statement, analyse)
+    except NotAnalysed as exc:
+        body = str(exc)
+    functions[name[1]] = (name[0], body)
+    return None
+
+
+def _sql_body_error(source: str, statement: Statement, tree: Any) -> PgSyntaxError | None:
+    """PostgreSQL's syntax error in the ``AS '...'`` body of a LANGUAGE sql function."""
+    options = {d.defname: d for d in tree.options or ()}
+    language = getattr(getattr(options.get("language"), "arg", None), "sval", "sql")
+    body_option = options.get("as")
+    if str(language).lower() != "sql" or body_option is None:
+        return None
+    body = body_option.arg[0].sval if isinstance(body_option.arg, tuple) else ""
+    try:
+        _pg_parser.split(body, with_parser=True, only_slices=True)
+    except _pg_parser.ParseError as exc:
+        where = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else len(body)
+        location = getattr(body_option, "arg_location", None) or 0
+        start = statement.text.find(body, location)  # a body with '' escapes is not found
+        offset = statement.start + (start + where if start >= 0 else location)
+        line, column = position(source, offset)
+        return PgSyntaxError(f"{exc.args[0]} (in the function body)", line, column)
+    return None
+
+
+def _call(tree: Any, functions: _Functions) -> Facts | None:
+    """Facts of ``SELECT f(...)`` / ``CALL f(...)`` of a function created earlier in the file."""
+    name = called_function(tree)
+    if name is None or name[1] not in functions:
+        return None
+    schema, body = functions[name[1]]
+    if name[0] is not None and schema is not None and name[0] != schema:
+        return None
+    kind = "CALL" if type(tree).__name__ == "CallStmt" else "SELECT"
+    if isinstance(body, str):
+        raise NotAnalysed(f"calls {name[1]}() (created above), whose body cannot be read "
+                          f"exactly: {body}")
+    return Facts(kind=kind, objects=list(body.objects), ops=list(body.ops))
 
 
 def _invalid(result: StatementAnalysis, error: PgSyntaxError) -> StatementAnalysis:

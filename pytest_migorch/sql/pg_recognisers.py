@@ -3,7 +3,8 @@
 Only statements whose tree says exactly what they do are read here, in the facts vocabulary of
 :mod:`pytest_migorch.sql.facts`: ``DO`` blocks (their PL/pgSQL body, parsed with PostgreSQL's
 PL/pgSQL parser), ``CREATE|REFRESH MATERIALIZED VIEW``, ``ALTER SEQUENCE|VIEW|MATERIALIZED
-VIEW|INDEX ... RENAME TO|SET SCHEMA``, ``CREATE EXTENSION`` and ``ALTER TYPE ... ADD VALUE``.
+VIEW|INDEX ... RENAME TO|SET SCHEMA``, ``CREATE EXTENSION`` and ``ALTER TYPE ... ADD VALUE``,
+and what calling a function does, from its SQL or PL/pgSQL body (:func:`function_body_facts`).
 :func:`recognise_tree` returns None for any other statement (it stays "not analysed", with the
 reason sqlglot gave) and raises :class:`NotAnalysed` when it knows the statement but what it does
 cannot be told, such as a ``DO`` block that runs dynamic SQL (``EXECUTE``).
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pytest_migorch.sql.facts import Facts, NotAnalysed, ObjectRef, Role
-from pytest_migorch.sql.split import Statement
+from pytest_migorch.sql.split import Statement, split_sql
 
 if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import StatementAnalysis
@@ -39,7 +40,8 @@ except ImportError:  # pragma: no cover - exercised in a subprocess test
     _ast = None
     _pg_parser = None
 
-__all__ = ["recognise_tree", "plpgsql_facts"]
+__all__ = ["recognise_tree", "plpgsql_facts", "function_name", "function_body_facts",
+           "called_function"]
 
 Analyse = Callable[[Statement], "StatementAnalysis"]
 QName = tuple[str | None, str]
@@ -175,24 +177,27 @@ def _do(node: Any, statement: Statement, analyse: Analyse) -> Facts:
     language = options.get("language", "plpgsql").lower()
     if language != "plpgsql":
         raise NotAnalysed(f"a DO block in {language} cannot be read")
-    return plpgsql_facts(options.get("as", ""), statement, analyse, kind="DO")
+    body = options.get("as", "")
+    tag = "$migorch$"
+    while tag in body:
+        tag = tag[:-1] + "_$"
+    wrapper = (f"CREATE FUNCTION pg_temp.migorch_do() RETURNS void LANGUAGE plpgsql "
+               f"AS {tag}{body}{tag}")
+    return plpgsql_facts(wrapper, statement, analyse, kind="DO")
 
 
-def plpgsql_facts(body: str, statement: Statement, analyse: Analyse, *, kind: str) -> Facts:
-    """Facts of a PL/pgSQL body as if it ran: the union of what its statements do.
+def plpgsql_facts(create_function: str, statement: Statement, analyse: Analyse, *,
+                  kind: str) -> Facts:
+    """Facts of the PL/pgSQL body of ``create_function`` (a CREATE FUNCTION statement's text)
+    as if it ran: the union of what its statements do.
 
     Raises NotAnalysed when the body does not parse, runs dynamic SQL or holds a statement
     that cannot be analysed exactly.
     """
     if _pg_parser is None:
         raise NotAnalysed("PostgreSQL's parser (pglast) is not available")
-    tag = "$migorch$"
-    while tag in body:
-        tag = tag[:-1] + "_$"
-    wrapper = (f"CREATE FUNCTION pg_temp.migorch_body() RETURNS void LANGUAGE plpgsql "
-               f"AS {tag}{body}{tag}")
     try:
-        tree = json.loads(_pg_parser.parse_plpgsql_json(wrapper))
+        tree = json.loads(_pg_parser.parse_plpgsql_json(create_function))
     except _pg_parser.ParseError as exc:
         raise NotAnalysed(f"PostgreSQL's PL/pgSQL parser cannot read the body ({exc.args[0]})") \
             from exc
@@ -200,6 +205,67 @@ def plpgsql_facts(body: str, statement: Statement, analyse: Analyse, *, kind: st
     for expr, within in _expressions(tree):
         _add_expression(expr, within, statement, analyse, facts)
     return facts
+
+
+# --- function bodies and calls ------------------------------------------------------------------
+
+
+def function_name(node: Any) -> QName | None:
+    """The name a ``CREATE [OR REPLACE] FUNCTION|PROCEDURE`` defines, or None for another
+    statement."""
+    if _ast is None or not isinstance(node, _ast.CreateFunctionStmt):
+        return None
+    return _qname([s.sval for s in node.funcname])
+
+
+def function_body_facts(node: Any, statement: Statement, analyse: Analyse) -> Facts:
+    """What calling the function ``node`` (a CreateFunctionStmt) does: its body's facts.
+
+    SQL bodies (``AS '...'`` or ``BEGIN ATOMIC``) and PL/pgSQL bodies are read; a function
+    with its own ``SET`` (``search_path`` changes what names mean) or in another language is
+    NotAnalysed.
+    """
+    options = {d.defname: d.arg for d in node.options or ()}
+    if "set" in options:
+        raise NotAnalysed("it sets its own configuration (SET), which changes what names mean")
+    language = str(getattr(options.get("language"), "sval", "sql")).lower()
+    if language == "plpgsql":
+        return plpgsql_facts(statement.text, statement, analyse, kind="SELECT")
+    if language != "sql":
+        raise NotAnalysed(f"its body is in {language}")
+    if node.sql_body is not None:
+        raise NotAnalysed("a BEGIN ATOMIC body is not read")
+    body = options.get("as")
+    text = body[0].sval if isinstance(body, tuple) and body else ""
+    facts = Facts(kind="SELECT")
+    for inner in split_sql(text).statements:
+        _add_expression({"query": inner.text}, "PLpgSQL_stmt_execsql", statement, analyse, facts)
+    return facts
+
+
+def called_function(node: Any) -> QName | None:
+    """The function a ``SELECT f(constants)`` or ``CALL p(constants)`` calls, else None."""
+    if _ast is None:
+        return None
+    if isinstance(node, _ast.CallStmt):
+        call = node.funccall
+    elif (isinstance(node, _ast.SelectStmt) and node.targetList is not None
+          and len(node.targetList) == 1 and node.fromClause is None
+          and node.whereClause is None and node.withClause is None):
+        call = node.targetList[0].val
+    else:
+        return None
+    if not isinstance(call, _ast.FuncCall) or call.over is not None:
+        return None
+    if any(not _is_constant(arg) for arg in call.args or ()):
+        return None
+    return _qname([s.sval for s in call.funcname])
+
+
+def _is_constant(node: Any) -> bool:
+    while isinstance(node, _ast.TypeCast):
+        node = node.arg
+    return isinstance(node, _ast.A_Const)
 
 
 def _expressions(node: Any, within: str = "") -> Iterator[tuple[dict[str, Any], str]]:

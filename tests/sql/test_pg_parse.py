@@ -124,6 +124,11 @@ def test_postgres_confirms_every_syntax_error_and_its_position(fresh_db: str) ->
             assert caught.value.diag.message_primary == message
             assert caught.value.diag.statement_position == str(column)
             assert one(sql).error_column == column
+        body = "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELEC 1 $$"
+        with pytest.raises(psycopg.errors.SyntaxError) as caught:
+            conn.execute(body.encode())
+        assert caught.value.diag.message_primary == 'syntax error at or near "SELEC"'
+        assert one(body).invalid
 
 
 def test_the_cache_key_depends_on_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,6 +231,58 @@ def test_postgres_tree_reads_the_statements_the_task_names(
 def test_statements_not_read_from_the_tree_keep_their_reason() -> None:
     statement = one("CREATE POLICY p ON t USING (true)")
     assert not statement.analysed and statement.reason and not statement.invalid
+
+
+# --- function bodies ----------------------------------------------------------------------------
+
+FUNCTIONS = textwrap.dedent("""\
+    CREATE FUNCTION backfill(n int) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE users SET active = true WHERE id > n;
+    END $$;
+    SELECT backfill(10);
+    CREATE PROCEDURE purge() LANGUAGE sql AS $$ DELETE FROM t WHERE x; INSERT INTO u SELECT 1 $$;
+    CALL purge();
+    CREATE FUNCTION dyn(_tbl regclass) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN EXECUTE format('DROP TRIGGER IF EXISTS x ON %s', _tbl); END $$;
+    SELECT dyn('users');
+    SELECT not_created_here();
+    CREATE FUNCTION pathy() RETURNS void LANGUAGE sql SET search_path = other AS $$
+    DELETE FROM t $$;
+    SELECT pathy();
+    """)
+
+
+def test_a_call_of_a_function_created_above_does_what_its_body_does() -> None:
+    found = statements(FUNCTIONS)
+    by_line = {st.line: st for st in found}
+    assert by_line[1].kind == "CREATE FUNCTION" and by_line[1].analysed
+    call = by_line[5]
+    assert call.analysed and {(o.display, o.role.value) for o in call.objects} == {
+        ("users", "written")}
+    assert [op.op for op in call.ops] == ["update"]
+    procedure = by_line[7]
+    assert procedure.kind == "CALL" and procedure.analysed
+    assert {(o.display, o.role.value) for o in procedure.objects} == {("t", "written"),
+                                                                      ("u", "written")}
+
+
+@pytest.mark.parametrize("line,reason", [
+    (10, "calls dyn() (created above), whose body cannot be read exactly: runs dynamic SQL"),
+    (11, "calls not_created_here()"),
+    (14, "sets its own configuration (SET)"),
+])
+def test_calls_whose_body_cannot_be_read_stay_not_analysed(line: int, reason: str) -> None:
+    call = {st.line: st for st in statements(FUNCTIONS)}[line]
+    assert not call.analysed and reason in (call.reason or "")
+
+
+def test_a_syntax_error_in_a_sql_function_body_is_invalid() -> None:
+    found = statements("SELECT 1;\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$\n"
+                       "  SELECT 1;\n  SELEC 1 $$;\n")
+    bad = found[1]
+    assert bad.invalid and (bad.line, bad.error_line, bad.error_column) == (2, 4, 3)
+    assert 'syntax error at or near "SELEC" (in the function body)' in (bad.reason or "")
 
 
 # --- the corpora: nothing PostgreSQL would not confirm ------------------------------------------
