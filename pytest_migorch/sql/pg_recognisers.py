@@ -288,7 +288,7 @@ def _expressions(node: Any, within: str = "") -> Iterator[tuple[dict[str, Any], 
                 raise NotAnalysed(f"PL/pgSQL {key[len('PLpgSQL_stmt_'):].upper()} is not "
                                   "interpreted")
             yield from _expressions(value, key)
-        elif key != "datums":
+        else:  # variables' DEFAULT expressions (under "datums") are read too
             yield from _expressions(value, within)
 
 

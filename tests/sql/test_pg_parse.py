@@ -170,6 +170,7 @@ def test_a_do_block_statement_reaches_the_risk_rules() -> None:
     ("DO $$ BEGIN PERFORM my_helper('users'); END $$", "calls my_helper()"),
     ("DO $$ BEGIN INSERT INTO t VALUES (1); COMMIT; END $$", "PL/pgSQL COMMIT"),
     ("DO $$ BEGIN CALL p(); END $$", "PL/pgSQL CALL"),
+    ("DO $$ DECLARE n int := my_counter(); BEGIN END $$", "calls my_counter()"),
     ("DO LANGUAGE plpython3u $$ plpy.execute('DROP TABLE t') $$", "DO block in plpython3u"),
     ("DO $$ BEGIN IF true THEN END $$", "PL/pgSQL parser cannot read the body"),
 ])
