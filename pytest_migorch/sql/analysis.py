@@ -28,6 +28,7 @@ import sqlglot
 
 from pytest_migorch import __version__
 from pytest_migorch.findings import Family, Rule, Severity, clip
+from pytest_migorch.sql import pg_parse
 from pytest_migorch.sql.ast_recognisers import analyse_parsed
 from pytest_migorch.sql.facts import InvalidSql, NotAnalysed, ObjectRef, Op, Role
 from pytest_migorch.sql.split import IgnoreComment, Statement, split_sql, tokenize
@@ -52,7 +53,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the analysis changes what it produces, so stale cached results are not used.
-ANALYSIS_FORMAT = 3
+ANALYSIS_FORMAT = 4
 
 #: Statements longer than this (in characters) are not parsed: sqlglot's time and memory grow
 #: faster than the text (a 5 MB INSERT took 15 s and 600 MB), and a statement that large is
@@ -85,8 +86,9 @@ INVALID_SQL = Rule(
     name="invalid-sql",
     severity=Severity.ERROR,
     family=Family.SQL,
-    summary="A statement is certainly rejected by PostgreSQL (a known mistake such as "
-    "`DROP IF EXISTS COLUMN c` or `ALTER COLUMN c TYPE bigserial`).",
+    summary="A statement is certainly rejected by PostgreSQL: its own parser (pglast) reports a "
+    "syntax error, or it is a known mistake such as `DROP IF EXISTS COLUMN c` or "
+    "`ALTER COLUMN c TYPE bigserial`.",
     hint="Fix the statement as the message says; the migration fails as written.",
 )
 
@@ -113,6 +115,9 @@ class StatementAnalysis:
     unterminated: str | None = None
     #: True when PostgreSQL certainly rejects the statement (``reason`` says why).
     invalid: bool = False
+    #: Where PostgreSQL's parser stops, for a statement it rejects (1-based, in the file).
+    error_line: int | None = None
+    error_column: int | None = None
 
     @property
     def ignored_codes(self) -> frozenset[str]:
@@ -132,6 +137,7 @@ class StatementAnalysis:
                         for i in self.ignores],
             "unterminated": self.unterminated,
             "invalid": self.invalid,
+            "error_line": self.error_line, "error_column": self.error_column,
         }
 
     @classmethod
@@ -146,6 +152,7 @@ class StatementAnalysis:
                           for i in data.get("ignores", ())),
             unterminated=data.get("unterminated"),
             invalid=bool(data.get("invalid", False)),
+            error_line=data.get("error_line"), error_column=data.get("error_column"),
         )
 
 
@@ -207,7 +214,8 @@ def content_key(text: str) -> str:
     version, so an upgrade never serves facts (or internal errors) of an older analysis."""
     digest = hashlib.sha256()
     version = getattr(sqlglot, "__version__", "unknown")
-    digest.update(f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{version}\0".encode())
+    digest.update(f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{version}/"
+                  f"{pg_parse.PARSER_ID}\0".encode())
     digest.update(text.encode("utf-8", errors="surrogatepass"))
     return digest.hexdigest()
 
@@ -293,7 +301,9 @@ def _analyse_uncached(text: str, key: str) -> SqlAnalysis:
     split = split_sql(text)
     return SqlAnalysis(
         key=key,
-        statements=tuple(analyse_statement(s) for s in split.statements),
+        statements=pg_parse.refine(text, split.statements,
+                                   [analyse_statement(s) for s in split.statements],
+                                   analyse_statement),
         orphan_ignores=split.orphan_ignores,
         unterminated_comment_line=split.unterminated_comment_line,
     )
