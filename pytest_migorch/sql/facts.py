@@ -134,6 +134,7 @@ class OpKind(str, enum.Enum):
     RENAME_MATERIALIZED_VIEW = "rename_materialized_view"
     ALTER_SEQUENCE = "alter_sequence"
     ALTER_TYPE_ADD_VALUE = "alter_type_add_value"
+    REFRESH_MATERIALIZED_VIEW = "refresh_materialized_view"
     # data and maintenance
     INSERT = "insert"
     UPDATE = "update"

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from pytest_migorch.sql.facts import Facts, NotAnalysed, ObjectRef, Role
+from pytest_migorch.sql.facts import Facts, NotAnalysed, ObjectRef, OpKind, Role
 from pytest_migorch.sql.split import Statement, split_sql
 
 if TYPE_CHECKING:
@@ -61,6 +61,13 @@ _ASSIGNMENT = re.compile(r"^\s*(?:[^:=]|:(?!=))+?(?::=|=)\s*", re.S)
 #: relkind of RenameStmt / AlterObjectSchemaStmt targets read here.
 _RELATION_KINDS = {"OBJECT_SEQUENCE": "sequence", "OBJECT_VIEW": "view",
                    "OBJECT_MATVIEW": "materialized view", "OBJECT_INDEX": "index"}
+#: The operation a RENAME / SET SCHEMA of each relation kind is to the risk rules. A sequence's
+#: are sequence changes; PostgreSQL has no ALTER INDEX ... SET SCHEMA (an index lives with its
+#: table), so that entry is only there to keep the tables total.
+_RENAME_OPS = {"sequence": OpKind.ALTER_SEQUENCE, "view": OpKind.RENAME_VIEW,
+               "materialized view": OpKind.RENAME_MATERIALIZED_VIEW, "index": OpKind.RENAME_INDEX}
+_SET_SCHEMA_OPS = {"sequence": OpKind.ALTER_SEQUENCE, "view": OpKind.SET_SCHEMA,
+                   "materialized view": OpKind.SET_SCHEMA, "index": OpKind.SET_SCHEMA}
 
 
 def recognise_tree(node: Any, statement: Statement, analyse: Analyse) -> Facts | None:
@@ -78,13 +85,13 @@ def recognise_tree(node: Any, statement: Statement, analyse: Analyse) -> Facts |
     if isinstance(node, _ast.CreateExtensionStmt):
         facts = Facts(kind="CREATE EXTENSION")
         facts.objects.append(ObjectRef(kind="extension", name=node.extname, role=Role.CREATED))
-        facts.op("create_extension", (None, node.extname))
+        facts.op(OpKind.CREATE_EXTENSION, (None, node.extname))
         return facts
     if isinstance(node, _ast.AlterEnumStmt) and node.oldVal is None:
         name = _qname([s.sval for s in node.typeName])
         facts = Facts(kind="ALTER TYPE")
         facts.obj("type", name, Role.ALTERED)
-        facts.op("alter_type_add_value", name)
+        facts.op(OpKind.ALTER_TYPE_ADD_VALUE, name)
         return facts
     return None
 
@@ -108,7 +115,7 @@ def _refresh(node: Any) -> Facts:
     facts = Facts(kind="REFRESH MATERIALIZED VIEW")
     name = _range_var(node.relation)
     facts.obj("materialized view", name, Role.WRITTEN)
-    facts.op("refresh_materialized_view", name,
+    facts.op(OpKind.REFRESH_MATERIALIZED_VIEW, name,
              flags=("concurrently" if node.concurrent else "",
                     "no_data" if node.skipData else ""))
     return facts
@@ -120,7 +127,7 @@ def _create_matview(node: Any) -> Facts:
     facts = Facts(kind="CREATE MATERIALIZED VIEW")
     name = _range_var(node.into.rel)
     facts.obj("materialized view", name, Role.CREATED)
-    facts.op("create_view", name, detail="materialized view")
+    facts.op(OpKind.CREATE_VIEW, name, detail="materialized view")
     for table in _relations_read(node.query):
         facts.obj("table", table, Role.READ)
     return facts
@@ -156,15 +163,12 @@ def _rename_or_move(node: Any) -> Facts | None:
         return None  # a column or constraint rename: not read here
     name = _range_var(node.relation)
     facts = Facts(kind=f"ALTER {object_kind.upper()}")
-    label = object_kind.replace(" ", "_")
     if is_rename:
         facts.obj(object_kind, name, Role.RENAMED, new_name=node.newname)
-        op = "alter_sequence" if object_kind == "sequence" else "rename_" + label
-        facts.op(op, name, detail=node.newname)
+        facts.op(_RENAME_OPS[object_kind], name, detail=node.newname)
     else:
         facts.obj(object_kind, name, Role.RENAMED, new_schema=node.newschema)
-        op = "set_schema" if object_kind in ("view", "materialized view") else "alter_" + label
-        facts.op(op, name, detail=node.newschema)
+        facts.op(_SET_SCHEMA_OPS[object_kind], name, detail=node.newschema)
     return facts
 
 
