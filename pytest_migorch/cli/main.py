@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
 
 from pytest_migorch import __version__
+from pytest_migorch.checks.custom import load_custom_checks
 from pytest_migorch.checks.migration import migration_analyser
 from pytest_migorch.deploy.applying import NullReporter
 from pytest_migorch.deploy.planning import format_seconds
@@ -122,10 +123,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     project = load_project(root)
     services = selected_services(args, list(project.services))
     base = args.base
+    cache = _analysis_cache(args)
     result = validate_project(
         project, strict=args.strict, services=services,
-        analyser=migration_analyser(_analysis_cache(args)),
-        checks=[lambda project: check_against_base(project, base)] if base else [])
+        analyser=migration_analyser(cache),
+        checks=[load_custom_checks(root, cache)]
+        + ([lambda project: check_against_base(project, base)] if base else []))
     if getattr(args, "json", False):
         _print_json(render_json(result.findings, root=root, services=services))
     else:
