@@ -20,12 +20,12 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
 from pytest_migorch import __version__
 from pytest_migorch.checks.custom import load_custom_checks
 from pytest_migorch.checks.migration import migration_analyser
+from pytest_migorch.cli.new import add_template_options, run_new
 from pytest_migorch.deploy.applying import NullReporter
 from pytest_migorch.deploy.planning import format_seconds
 from pytest_migorch.deploy.runner import DEFAULT_LOCK_TIMEOUT, Runner, RunResult
 from pytest_migorch.errors import MigorchError, UsageError
 from pytest_migorch.postgres.connection import SecretFilter, resolve_settings
-from pytest_migorch.project.scaffold import create_migration
 from pytest_migorch.project.validation import load_project, validate_project
 from pytest_migorch.reports.drawing import FORMATS, build_drawing, render
 from pytest_migorch.reports.text import render_json, render_text, summary_line
@@ -259,12 +259,13 @@ def add_runner_commands(commands: Any) -> None:
         "with --env, list it in environments.json.",
     )
     _add_common(new)
-    new.add_argument("service")
-    new.add_argument("name", help="what it does, e.g. add_user_email")
+    new.add_argument("service", nargs="?")
+    new.add_argument("name", nargs="?", help="what it does, e.g. add_user_email")
     new.add_argument("--env", metavar="NAME", help="an environment-only migration")
     new.add_argument("--depends-on", nargs="+", default=[], metavar="DEP",
                      help="versions it depends on: 000001 or other-service:000002")
     new.add_argument("--description", help="the description (default: from the name)")
+    add_template_options(new)
     new.set_defaults(handler=cmd_new)
 
 
@@ -451,20 +452,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    project = load_project(_root(args))
-    created = create_migration(project, args.service, args.name, environment=args.env,
-                               depends_on=args.depends_on, description=args.description)
-    if _wants_json(args):
-        _print_json({"ok": True, "command": "new", **created.to_json()})
-    else:
-        for path in (created.up, created.down):
-            print(f"created {path}")
-        for path in created.changed:
-            print(f"updated {path}")
-        for note in created.notes:
-            print(f"note: {note}", file=sys.stderr)
-    return 0
-
+    return run_new(args, _root(args), _analysis_cache(args))
 
 
 def _print_json(document: Any) -> None:
