@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
@@ -28,10 +29,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+from pytest_migorch.checks.migration import UNUSED_IGNORE
 from pytest_migorch.errors import ConfigurationError
 from pytest_migorch.findings import Family, Finding, Rule, Severity, clip
 from pytest_migorch.model import Migration, Project, Service
 from pytest_migorch.project.pyproject import find_tool_settings
+from pytest_migorch.project.validation import MigrationAnalyser
 from pytest_migorch.sql.analysis import AnalysisCache, analyse_sql
 
 __all__ = [
@@ -51,6 +54,9 @@ CHECK_FAILED = Rule(
     "skipped, so the tree stays red until it runs.",
 )
 RULES: tuple[Rule, ...] = (CHECK_FAILED,)
+
+#: The codes an SQL005 message names as idle: "`-- migorch:ignore A, B` silences nothing...".
+_IDLE_CODES = re.compile(r"`-- migorch:ignore ([^`]+)` silences nothing")
 
 ServiceCheck = Callable[[Service], Any]
 MigrationCheck = Callable[[Service, Migration], Any]
@@ -83,6 +89,8 @@ class CustomChecks:
     def __init__(self, modules: list[CheckModule], cache: AnalysisCache | None = None) -> None:
         self.modules = modules
         self.cache = cache
+        #: Codes of ignore comments that silenced a custom finding, by (file, comment line).
+        self.used_ignores: dict[tuple[str, int], set[str]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.modules)
@@ -152,7 +160,35 @@ class CustomChecks:
             if statement is None or not ({finding.code, finding.name}
                                          & statement.ignored_codes):
                 kept.append(finding)
+                continue
+            for ignore in statement.ignores:
+                used = {finding.code, finding.name} & set(ignore.codes)
+                self.used_ignores.setdefault((str(file.path), ignore.line), set()).update(used)
         return kept
+
+    def without_used_ignores(self, findings: list[Finding]) -> list[Finding]:
+        """``findings`` without the SQL005 (unused ignore) of comments that only name codes
+        which silenced a custom finding: the built-in analysis does not know a team's codes.
+
+        Call it after the custom checks ran (``validate_project`` runs project checks first).
+        """
+        kept = []
+        for finding in findings:
+            if finding.code == UNUSED_IGNORE.code and finding.file is not None and finding.line:
+                match = _IDLE_CODES.search(finding.message)
+                used = self.used_ignores.get((str(finding.file), finding.line), set())
+                if match and {c.strip() for c in match.group(1).split(",")} <= used:
+                    continue
+            kept.append(finding)
+        return kept
+
+    def analyser(self, base: MigrationAnalyser) -> MigrationAnalyser:
+        """``base`` (the SQL analysis) with :meth:`without_used_ignores` applied."""
+
+        def analyse(service: Service, migration: Migration) -> list[Finding]:
+            return self.without_used_ignores(base(service, migration))
+
+        return analyse
 
 
 def load_custom_checks(root: Path, cache: AnalysisCache | None = None) -> CustomChecks:

@@ -124,10 +124,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     services = selected_services(args, list(project.services))
     base = args.base
     cache = _analysis_cache(args)
+    custom = load_custom_checks(root, cache)
     result = validate_project(
         project, strict=args.strict, services=services,
-        analyser=migration_analyser(cache),
-        checks=[load_custom_checks(root, cache)]
+        analyser=custom.analyser(migration_analyser(cache)), checks=[custom]
         + ([lambda project: check_against_base(project, base)] if base else []))
     if getattr(args, "json", False):
         _print_json(render_json(result.findings, root=root, services=services))

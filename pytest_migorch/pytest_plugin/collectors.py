@@ -304,6 +304,9 @@ class MigrationCheckItem(MigorchItem):
         parent = self.parent
         assert isinstance(parent, ServiceCollector)
         analysed = parent.report(self.migration).findings
+        custom = getattr(parent.parent, "custom", None)
+        if custom:
+            analysed = custom.without_used_ignores(analysed)
         return [f for f in self.result.findings + analysed
                 if f.service == self.service.name and f.migration == self.migration.id
                 and f.family is self.family]

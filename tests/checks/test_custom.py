@@ -85,10 +85,24 @@ def test_findings_are_custom_and_placed(tmp_path: Path) -> None:
         ("TEAM001", Family.CUSTOM, "svc", "000001_a"), ("TEAM002", Family.CUSTOM, "svc", None)}
 
 
-def test_an_ignore_comment_silences_a_team_code(tmp_path: Path) -> None:
+def test_an_ignore_comment_silences_a_team_code(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     root, _ = team_repo(tmp_path, up="-- migorch:ignore TEAM001\nCREATE TABLE t (id int);\n")
     findings = load_custom_checks(root)(load_project(root))
     assert [f.code for f in findings] == ["TEAM002"]
+    # ... and the built-in analysis does not call the comment unused (SQL005).
+    assert main(["validate", "--root", str(root)]) == 0
+    assert [line.split()[2] for line in capsys.readouterr().out.splitlines()
+            if ": warning " in line or ": error " in line] == ["TEAM002"]
+
+
+def test_an_ignore_of_a_team_code_that_silences_nothing_is_still_unused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = team_repo(tmp_path, up="-- why: t\n-- migorch:ignore TEAM001\n"
+                                     "CREATE TABLE t (id int);\n")
+    assert main(["validate", "--root", str(root)]) == 0
+    assert "warning SQL005 `-- migorch:ignore TEAM001` silences nothing" in \
+        capsys.readouterr().out
 
 
 def test_no_declaration_means_no_checks(tmp_path: Path) -> None:
