@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import sys
 import textwrap
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Iterator
 
@@ -14,7 +15,8 @@ import pytest
 from helpers import make_runner, pair, service_files, write_service
 
 import pytest_migorch.pytest_plugin.plugin  # noqa: F401  (pytester restores sys.modules)
-from pytest_migorch.checks.custom import CHECK_FAILED, load_custom_checks
+from pytest_migorch.checks import custom
+from pytest_migorch.checks.custom import CHECK_FAILED, ENTRY_POINT_GROUP, load_custom_checks
 from pytest_migorch.cli.main import main
 from pytest_migorch.errors import ConfigurationError
 from pytest_migorch.findings import Family
@@ -182,3 +184,15 @@ def test_the_runner_refuses_to_deploy_with_a_custom_error(tmp_path: Path, fresh_
     runner = make_runner(root, fresh_db)
     with pytest.raises(ConfigurationError, match="TEAM001 000001_a does not say why"):
         runner.up(["svc"], "production")
+
+
+def test_modules_of_the_entry_point_group_run_too(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root, module = team_repo(tmp_path)
+    (tmp_path / "pyproject.toml").unlink()
+    point = EntryPoint("team", module, ENTRY_POINT_GROUP)
+    monkeypatch.setattr(custom, "entry_points",
+                        lambda group: [point] if group == ENTRY_POINT_GROUP else [])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    findings = load_custom_checks(root)(load_project(root))
+    assert sorted(f.code for f in findings) == ["TEAM001", "TEAM002"]

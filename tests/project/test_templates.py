@@ -244,3 +244,20 @@ def test_a_broken_meta_json_names_the_file(tmp_path: Path,
     assert new(root, "--list-templates", "--templates-dir", str(tmp_path / "t")) == 2
     err = capsys.readouterr().err
     assert str(path / "meta.json") in err and "kind 'sql'" in err
+
+
+def test_template_for_an_environment_lists_every_migration(tmp_path: Path) -> None:
+    root = tmp_path / "services"
+    migrations = fresh_service(root)
+    (migrations / "environments.json").write_text(
+        '{\n  "environments": {\n    "development": {"migrations": []}\n  }\n}\n')
+    assert new(root, "create_seed", "--template", "create-table", "--table", "seed") == 0
+    assert new(root, "seed_value", "--env", "development", "--template", "add-column",
+               "--table", "seed", "--column", "v", "--type", "int", "--value", "1",
+               "--depends-on", "000001") == 0
+    listed = json.loads((migrations / "environments.json").read_text())
+    assert listed["environments"]["development"]["migrations"] == [
+        "development/000002_seed_value.up.sql", "development/000003_seed_value_backfill.up.sql",
+        "development/000004_seed_value_check_not_null.up.sql",
+        "development/000005_seed_value_set_not_null.up.sql"]
+    assert main(["validate", "--root", str(root), "--strict"]) == 0
