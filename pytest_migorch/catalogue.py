@@ -20,6 +20,7 @@ RULE_MODULES = (
     "pytest_migorch.sql.analysis",
     "pytest_migorch.checks.migration",
     "pytest_migorch.checks.rules",
+    "pytest_migorch.checks.custom",
     "pytest_migorch.roundtrip.engine",
     "pytest_migorch.vcs.integrity",
 )

@@ -38,6 +38,8 @@ class Family(str, enum.Enum):
     RISK = "risk"
     DATABASE = "database"
     INTEGRITY = "integrity"
+    #: A team's own checks (:mod:`pytest_migorch.checks.custom`, the pytest hooks).
+    CUSTOM = "custom"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_migorch import __version__
 from pytest_migorch.cli import commands as handlers
+from pytest_migorch.cli.new import add_template_options
 
 __all__ = ["build_parser", "DEFAULT_LOCK_TIMEOUT", "GRAPH_FORMATS"]
 
@@ -216,10 +217,11 @@ def _add_new(commands: Any) -> None:
         "with --env, list it in environments.json.",
     )
     _add_common(new)
-    new.add_argument("service")
-    new.add_argument("name", help="what it does, e.g. add_user_email")
+    new.add_argument("service", nargs="?")
+    new.add_argument("name", nargs="?", help="what it does, e.g. add_user_email")
     new.add_argument("--env", metavar="NAME", help="an environment-only migration")
     new.add_argument("--depends-on", nargs="+", default=[], metavar="DEP",
                      help="versions it depends on: 000001 or other-service:000002")
     new.add_argument("--description", help="the description (default: from the name)")
+    add_template_options(new)
     new.set_defaults(handler=handlers.cmd_new)

@@ -70,6 +70,7 @@ def _analysis_cache(args: argparse.Namespace) -> AnalysisCache:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from pytest_migorch.checks.custom import load_custom_checks
     from pytest_migorch.checks.migration import migration_analyser
     from pytest_migorch.project.validation import validate_project
     from pytest_migorch.reports.text import render_json, render_text, summary_line
@@ -79,10 +80,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     project = _load(args)
     services = selected_services(args, list(project.services))
     base = args.base
+    cache = _analysis_cache(args)
+    custom = load_custom_checks(root, cache)
     result = validate_project(
         project, strict=args.strict, services=services,
-        analyser=migration_analyser(_analysis_cache(args)),
-        checks=[lambda project: check_against_base(project, base)] if base else [])
+        analyser=custom.analyser(migration_analyser(cache)),
+        checks=[custom, *([lambda project: check_against_base(project, base)] if base else [])])
     if _wants_json(args):
         print_json(render_json(result.findings, root=root, services=services))
     else:
@@ -194,17 +197,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from pytest_migorch.project.scaffold import create_migration
+    from pytest_migorch.cli.new import run_new
 
-    created = create_migration(_load(args), args.service, args.name, environment=args.env,
-                               depends_on=args.depends_on, description=args.description)
-    if _wants_json(args):
-        print_json({"ok": True, "command": "new", **created.to_json()})
-    else:
-        for path in (created.up, created.down):
-            print(f"created {path}")
-        for path in created.changed:
-            print(f"updated {path}")
-        for note in created.notes:
-            print(f"note: {note}", file=sys.stderr)
-    return 0
+    return run_new(args, root_of(args), _analysis_cache(args))

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import psycopg
 
+from pytest_migorch.checks.custom import load_custom_checks
 from pytest_migorch.deploy.applying import (
     Applier,
     NullReporter,
@@ -50,7 +51,7 @@ from pytest_migorch.findings import Family
 from pytest_migorch.model import Migration, Project
 from pytest_migorch.postgres.connection import ConnectionSettings, connect, database_error
 from pytest_migorch.project.graph import ProjectGraph
-from pytest_migorch.project.validation import validate_project
+from pytest_migorch.project.validation import ProjectCheck, validate_project
 from pytest_migorch.sql.analysis import AnalysisCache
 
 __all__ = ["Runner", "RunResult", "Refused", "DEFAULT_LOCK_TIMEOUT"]
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 
 #: golang-migrate's default ``-lock-timeout`` (seconds).
 DEFAULT_LOCK_TIMEOUT = 15.0
-_STRUCTURAL = (Family.CONFIG, Family.FILES, Family.GRAPH)
+_STRUCTURAL = (Family.CONFIG, Family.FILES, Family.GRAPH, Family.CUSTOM)
 
 
 class Refused(MigorchError):
@@ -122,8 +123,12 @@ class Runner:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         environ: Mapping[str, str] | None = None,
         analysis_cache: AnalysisCache | None = None,
+        checks: Sequence[ProjectCheck] | None = None,
     ) -> None:
         self.project = project
+        #: A team's own checks; by default those declared above the root (checks.custom).
+        self.checks = [load_custom_checks(project.root, analysis_cache)] if checks is None \
+            else list(checks)
         #: SQL analyses for plans, by file content (default: the process-wide memory cache).
         self.analysis_cache = analysis_cache
         self.settings = settings
@@ -144,7 +149,7 @@ class Runner:
 
     def check_static(self, services: Sequence[str]) -> None:
         """Refuse to deploy a tree whose files, configuration or graph have errors."""
-        result = validate_project(self.project, services=list(services))
+        result = validate_project(self.project, services=list(services), checks=self.checks)
         errors = [f for f in result.errors if f.family in _STRUCTURAL]
         if errors:
             shown = "\n".join(f.render() for f in errors[:10])

@@ -13,15 +13,27 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tempfile
 from dataclasses import dataclass, field
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from pytest_migorch.errors import ConfigurationError, UsageError
-from pytest_migorch.model import Project, Service
+from pytest_migorch.model import (
+    Migration,
+    MigrationFile,
+    MigrationMeta,
+    Project,
+    RiskLevel,
+    Service,
+)
+from pytest_migorch.project.templates import Template
 
-__all__ = ["NewMigration", "create_migration", "next_version_text", "slug"]
+__all__ = [
+    "NewMigration", "Derived", "Deriver", "create_migration", "create_from_template",
+    "next_version_text", "slug",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +49,15 @@ class NewMigration:
     version: str
     migration_id: str
     up: Path
-    down: Path
+    #: None for an irreversible migration (a template step without a down file).
+    down: Path | None
     changed: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"service": self.service, "version": self.version,
-                "migration": self.migration_id, "up": str(self.up), "down": str(self.down),
+                "migration": self.migration_id, "up": str(self.up),
+                "down": str(self.down) if self.down else None,
                 "changed": [str(p) for p in self.changed], "notes": self.notes}
 
 
@@ -67,6 +81,32 @@ def next_version_text(service: Service) -> str:
     return f"{following:0{width}d}"
 
 
+#: Derives a new migration's tables and risk level from its SQL (the real analysis, passed in
+#: by a higher layer: :func:`pytest_migorch.checks.scaffolding.metadata_deriver`).
+Deriver = Callable[[Service, Migration], "Derived"]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the analysis says about a new migration's up file."""
+
+    affects_tables: tuple[str, ...]
+    risk_level: RiskLevel
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One migration to write."""
+
+    title: str
+    up: str
+    down: str | None
+    description: str
+    transactional: bool = True
+    risk_at_least: RiskLevel | None = None
+    from_template: bool = False
+
+
 def create_migration(
     project: Project,
     service_name: str,
@@ -76,53 +116,139 @@ def create_migration(
     depends_on: Sequence[str] = (),
     description: str | None = None,
 ) -> NewMigration:
+    """A blank migration pair and its entry (to fill in)."""
+    title = slug(name)
+    text = description or title.replace("_", " ").capitalize()
+    planned = _Planned(title, f"-- {text}\n", f"-- Undo: {text}\n", text)
+    return _create(project, service_name, [planned], environment, depends_on, None)[0]
+
+
+def create_from_template(
+    project: Project,
+    service_name: str,
+    name: str,
+    template: Template,
+    values: Mapping[str, str],
+    *,
+    derive: Deriver | None,
+    environment: str | None = None,
+    depends_on: Sequence[str] = (),
+    description: str | None = None,
+) -> list[NewMigration]:
+    """The migrations of ``template``, each depending on the one before it.
+
+    Their entries say what the analysis (``derive``) finds in the SQL: affects_tables and
+    risk_level (at least the template's ``risk_at_least``), and ``transactional``/``reversible``
+    where the template needs them.
+    """
+    title = slug(name)
+    fallback = title.replace("_", " ").capitalize()
+    steps = template.render(values, fallback, description)
+    planned = [_Planned(f"{title}_{step.suffix}" if step.suffix else title, step.up, step.down,
+                        step.description, step.transactional, step.risk_at_least, True)
+               for step in steps]
+    return _create(project, service_name, planned, environment, depends_on, derive)
+
+
+def _create(project: Project, service_name: str, planned: list[_Planned],
+            environment: str | None, depends_on: Sequence[str],
+            derive: Deriver | None) -> list[NewMigration]:
     service = project.services.get(service_name)
     if service is None:
         known = ", ".join(sorted(project.services)) or "none"
         raise UsageError(f"unknown service {service_name!r}; services under the root: {known}")
-    title = slug(name)
-    version = next_version_text(service)
-    migration_id = f"{version}_{title}"
     _check_dependencies(project, service, depends_on)
-    directory = service.migrations_dir
-    if environment is not None:
-        if not service.has_environments or service.environments_file is None:
-            raise ConfigurationError(
-                f"{service_name} has no usable migrations/environments.json; create it and "
-                f"declare {environment!r} before adding environment migrations")
-        if environment not in service.environments:
-            declared = ", ".join(sorted(service.environments)) or "none"
-            raise ConfigurationError(
-                f"Environment not found in configuration: {environment!r} is not declared in "
-                f"{service.environments_file} (declared: {declared})")
-        directory = directory / environment
+    directory = _directory(service, environment)
+    first = next_version_text(service)
+    versions = [f"{int(first) + i:0{len(first) if first.startswith('0') else 0}d}"
+                for i in range(len(planned))]
+    ids = [f"{version}_{step.title}" for version, step in zip(versions, planned)]
+    for migration_id, step in zip(ids, planned):
+        for suffix in (".up.sql", ".down.sql") if step.down is not None else (".up.sql",):
+            if (directory / f"{migration_id}{suffix}").exists():
+                raise UsageError(f"{directory / (migration_id + suffix)} already exists")
+    if service.dependencies_file is None and (depends_on or len(planned) > 1):
+        raise ConfigurationError(f"{service_name} has no dependencies.json to record "
+                                 "depends_on in; create it first")
+    derived = [_derive(service, step, version, environment, derive)
+               for version, step in zip(versions, planned)]
+    results = []
+    previous: Sequence[str] = depends_on
+    for version, migration_id, step, found in zip(versions, ids, planned, derived):
+        results.append(_write(service, directory, environment, version, migration_id, step,
+                              found, previous))
+        previous = [version]
+    return results
+
+
+def _directory(service: Service, environment: str | None) -> Path:
+    if environment is None:
+        return service.migrations_dir
+    if not service.has_environments or service.environments_file is None:
+        raise ConfigurationError(
+            f"{service.name} has no usable migrations/environments.json; create it and "
+            f"declare {environment!r} before adding environment migrations")
+    if environment not in service.environments:
+        declared = ", ".join(sorted(service.environments)) or "none"
+        raise ConfigurationError(
+            f"Environment not found in configuration: {environment!r} is not declared in "
+            f"{service.environments_file} (declared: {declared})")
+    return service.migrations_dir / environment
+
+
+def _derive(service: Service, step: _Planned, version: str, environment: str | None,
+            derive: Deriver | None) -> Derived | None:
+    """The analysis of ``step``'s up file, written to a scratch directory first."""
+    if derive is None or not step.from_template:
+        return None
+    with tempfile.TemporaryDirectory(prefix="migorch-new-") as scratch:
+        path = Path(scratch) / f"{version}_{step.title}.up.sql"
+        path.write_text(step.up, encoding="utf-8")
+        up = MigrationFile(path, int(version), version, step.title, "up", "sql", environment)
+        migration = Migration(service.name, int(version), version, step.title, environment,
+                              up=up, meta=MigrationMeta(transactional=step.transactional,
+                                                        reversible=step.down is not None))
+        found = derive(service, migration)
+    level = found.risk_level
+    if step.risk_at_least is not None and step.risk_at_least > level:
+        level = step.risk_at_least
+    return Derived(found.affects_tables, level)
+
+
+def _write(service: Service, directory: Path, environment: str | None, version: str,
+           migration_id: str, step: _Planned, found: Derived | None,
+           depends_on: Sequence[str]) -> NewMigration:
     up = directory / f"{migration_id}.up.sql"
     down = directory / f"{migration_id}.down.sql"
-    for path in (up, down):
-        if path.exists():
-            raise UsageError(f"{path} already exists")
-    text = description or title.replace("_", " ").capitalize()
-    result = NewMigration(service_name, version, migration_id, up, down)
+    result = NewMigration(service.name, version, migration_id, up,
+                          down if step.down is not None else None)
     if service.dependencies_file is not None:
-        entry = {"description": text, "depends_on": list(depends_on), "affects_tables": [],
-                 "risk_level": "low", "estimated_duration": "1s"}
+        entry: dict[str, Any] = {
+            "description": step.description, "depends_on": list(depends_on),
+            "affects_tables": list(found.affects_tables) if found else [],
+            "risk_level": found.risk_level.value if found else "low",
+            "estimated_duration": "1s"}
+        if not step.transactional:
+            entry["transactional"] = False
+        if step.down is None:
+            entry["reversible"] = False
         _insert(service.dependencies_file, ("migrations",), version, entry)
         result.changed.append(service.dependencies_file)
-        result.notes.append(f"added {version} to {service.dependencies_file.name}: fill in "
-                            "affects_tables, risk_level and estimated_duration")
-    elif depends_on:
-        raise ConfigurationError(f"{service_name} has no dependencies.json to record "
-                                 "--depends-on in; create it first")
+        result.notes.append(
+            f"added {version} to {service.dependencies_file.name}: " + (
+                "check estimated_duration" if found else
+                "fill in affects_tables, risk_level and estimated_duration"))
     else:
-        result.notes.append(f"{service_name} has no dependencies.json; no metadata written")
+        result.notes.append(f"{service.name} has no dependencies.json; no metadata written")
     if environment is not None:
         assert service.environments_file is not None
         _insert(service.environments_file, ("environments", environment, "migrations"), None,
                 f"{environment}/{up.name}")
         result.changed.append(service.environments_file)
     directory.mkdir(parents=True, exist_ok=True)
-    up.write_text(f"-- {text}\n", encoding="utf-8")
-    down.write_text(f"-- Undo: {text}\n", encoding="utf-8")
+    up.write_text(step.up, encoding="utf-8")
+    if step.down is not None:
+        down.write_text(step.down, encoding="utf-8")
     return result
 
 

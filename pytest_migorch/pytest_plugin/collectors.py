@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from pytest_migorch.checks.custom import load_custom_checks
 from pytest_migorch.checks.migration import MigrationReport, check_migration
 from pytest_migorch.errors import ConfigurationError, MigorchError, ServerUnavailable
 from pytest_migorch.findings import Family, Finding, Severity
@@ -89,9 +90,11 @@ class ServicesRoot(pytest.Directory):
         base = settings.base_ref
         try:
             project = load_project(self.path)
+            #: A team's declared check modules (shown in the ``custom`` items).
+            self.custom = load_custom_checks(self.path, self.config.stash[ANALYSIS_CACHE_KEY])
             result = validate_project(
-                project, strict=settings.strict,
-                checks=[lambda project: check_against_base(project, base)] if base else [])
+                project, strict=settings.strict, checks=[self.custom]
+                + ([lambda project: check_against_base(project, base)] if base else []))
         except MigorchError as exc:
             raise self.CollectError(str(exc)) from exc
         #: Services whose database tests run (None: all); see --migorch-changed-only.
@@ -140,9 +143,10 @@ class ServiceCollector(pytest.Directory):
         families = SERVICE_CHECKS + ((Family.INTEGRITY,) if settings.base_ref else ())
         for family in families:
             yield ServiceCheckItem.from_parent(self, name=family.value, family=family, **common)
-        if self.ihook.pytest_migorch_check_service.get_hookimpls():
+        declared = bool(getattr(self.parent, "custom", None))
+        if declared or self.ihook.pytest_migorch_check_service.get_hookimpls():
             yield CustomServiceItem.from_parent(self, name="custom", **common)
-        has_custom = bool(self.ihook.pytest_migorch_check_migration.get_hookimpls())
+        has_custom = declared or bool(self.ihook.pytest_migorch_check_migration.get_hookimpls())
         for _, migration in sorted(self.service.migrations.items()):
             if migration.up is None:
                 continue
@@ -294,6 +298,9 @@ class MigrationCheckItem(MigorchItem):
         parent = self.parent
         assert isinstance(parent, ServiceCollector)
         analysed = parent.report(self.migration).findings
+        custom = getattr(parent.parent, "custom", None)
+        if custom:
+            analysed = custom.without_used_ignores(analysed)
         return [f for f in self.result.findings + analysed
                 if f.service == self.service.name and f.migration == self.migration.id
                 and f.family is self.family]
@@ -313,7 +320,9 @@ class CustomServiceItem(MigorchItem):
     def findings(self) -> list[Finding]:
         results = self.ihook.pytest_migorch_check_service(
             service=self.service, project=self.result.project)
-        return [f for result in results if result for f in result]
+        declared = [f for f in self.result.findings if f.family is Family.CUSTOM
+                    and f.service == self.service.name and f.migration is None]
+        return declared + [f for result in results if result for f in result]
 
 
 class CustomMigrationItem(MigorchItem):
@@ -327,7 +336,9 @@ class CustomMigrationItem(MigorchItem):
     def findings(self) -> list[Finding]:
         results = self.ihook.pytest_migorch_check_migration(
             migration=self.migration, service=self.service, project=self.result.project)
-        return [f for result in results if result for f in result]
+        declared = [f for f in self.result.findings if f.family is Family.CUSTOM
+                    and f.service == self.service.name and f.migration == self.migration.id]
+        return declared + [f for result in results if result for f in result]
 
 
 class DatabaseItem(MigorchItem):

@@ -1,0 +1,1 @@
+-- Nothing to undo: the backfilled values stay (the previous migration's down drops the column).
