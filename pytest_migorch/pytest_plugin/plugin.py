@@ -64,6 +64,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="warnings fail the migration checks too")
     parser.addini("migorch_strict", type="bool", default=False,
                   help="warnings fail the migration checks too")
+    group.addoption("--migorch-strict-column-order", action="store_true",
+                    dest="migorch_strict_column_order", default=None,
+                    help="a down that leaves a table's columns in another order is an error "
+                    "(DB010), not a warning")
+    parser.addini("migorch_strict_column_order", type="bool", default=False,
+                  help="column order left changed by a down is an error (DB010)")
     group.addoption("--migorch-dsn", dest="migorch_dsn", metavar="URL", default=None,
                     help=f"PostgreSQL server for database tests (or ${DSN_ENV_VAR})")
     parser.addini("migorch_dsn", type="string", default="",
@@ -134,6 +140,7 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         no_db=bool(_option(config, "migorch_no_db")),
         environments=tuple(_option(config, "migorch_envs") or ()),
         strict=bool(_option(config, "migorch_strict")),
+        strict_column_order=bool(_option(config, "migorch_strict_column_order")),
         dsn=_option(config, "migorch_dsn") or os.environ.get(DSN_ENV_VAR) or None,
         provider=provider,
         pg_bindir=Path(bindir) if bindir else None,

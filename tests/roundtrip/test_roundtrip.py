@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import dependencies_json, entry, write_service
@@ -15,9 +16,11 @@ from pytest_migorch.roundtrip.engine import RoundTrip, apply_migrations
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
 
 
-def run(server: PostgresServer, root: Path, service: str, environment: str = "default"):
+def run(server: PostgresServer, root: Path, service: str, environment: str = "default",
+        **options: Any):
     project = load_project(root)
-    roundtrip = RoundTrip(server, project, ProjectGraph(project), service, environment)
+    roundtrip = RoundTrip(server, project, ProjectGraph(project), service, environment,
+                          **options)
     try:
         return {o.migration.version: o for o in roundtrip.run_all()}
     finally:
@@ -250,3 +253,68 @@ def test_real_migration_sets_report_their_broken_downs(
     for finding in down_failures.values():
         assert finding.line is not None and finding.file is not None
         assert finding.file.name.endswith(".down.sql")
+
+
+REORDERING_DOWN = {
+    "1_create.up.sql": "CREATE TABLE people (id int PRIMARY KEY, nick text, age int);",
+    "1_create.down.sql": "DROP TABLE people;",
+    "2_drop_nick.up.sql": "ALTER TABLE people DROP COLUMN nick;",
+    "2_drop_nick.down.sql": "ALTER TABLE people ADD COLUMN nick text;",
+    "3_next.up.sql": "ALTER TABLE people ADD COLUMN email text;",
+    "3_next.down.sql": "ALTER TABLE people DROP COLUMN email;",
+}
+
+
+def test_a_down_that_only_reorders_columns_is_a_warning(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "people", REORDERING_DOWN)
+    outcomes = run(pg_server, tmp_path, "people")
+    (finding,) = outcomes[2].findings
+    assert (finding.code, finding.severity.value) == ("DB010", "warning")
+    assert "people.people" in finding.message and "SELECT *" in finding.message
+    assert finding.file is not None and finding.file.name == "2_drop_nick.down.sql"
+    assert "column order (id, nick, age) -> (id, age, nick)" in (finding.details or "")
+    assert "reup" in outcomes[2].timings  # the down counts as clean: re-up was tested
+    assert outcomes[3].findings == []
+
+
+def test_strict_column_order_makes_a_reordering_an_error(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "people", REORDERING_DOWN)
+    outcomes = run(pg_server, tmp_path, "people", strict_column_order=True)
+    (finding,) = outcomes[2].findings
+    assert (finding.code, finding.severity.value) == ("DB010", "error")
+
+
+def test_a_real_residue_next_to_a_reordering_is_still_an_error(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "people", {
+        **REORDERING_DOWN,
+        "2_drop_nick.down.sql": "ALTER TABLE people ADD COLUMN nick text DEFAULT 'x';",
+    })
+    outcomes = run(pg_server, tmp_path, "people")
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB003"
+    assert "column people.people.nick changed: default none -> 'x'::text" in finding.message
+    assert "column order" not in finding.message
+    assert "column order (id, nick, age) -> (id, age, nick)" in (finding.details or "")
+
+
+def test_primary_key_column_order_stays_significant(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "pairs", {
+        "1_create.up.sql": "CREATE TABLE pairs (a int, b int, CONSTRAINT pairs_pkey "
+                           "PRIMARY KEY (a, b));",
+        "1_create.down.sql": "DROP TABLE pairs;",
+        "2_swap.up.sql": "ALTER TABLE pairs ADD COLUMN c int;",
+        "2_swap.down.sql": "ALTER TABLE pairs DROP COLUMN c; ALTER TABLE pairs DROP CONSTRAINT "
+                           "pairs_pkey; ALTER TABLE pairs ADD CONSTRAINT pairs_pkey "
+                           "PRIMARY KEY (b, a);",
+    })
+    outcomes = run(pg_server, tmp_path, "pairs")
+    assert codes(outcomes[2]) == ["DB003"]
+    assert "PRIMARY KEY (a, b) -> PRIMARY KEY (b, a)" in outcomes[2].findings[0].message
