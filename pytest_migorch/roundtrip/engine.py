@@ -429,11 +429,11 @@ class RoundTrip:
                                    created=self._created)
         if cause is None:
             return self._sql_failure(UP_FAILED, migration, exc, "up")
-        why = ("it declares no depends_on, so it needs every earlier migration"
-               if self._implicit_order else "that migration creates what the statement needs")
-        return self._sql_failure(
-            PREREQUISITE_FAILED, migration, exc, "up",
-            because=f"{cause.migration.qualified_id} failed before it ({cause.reason}); {why}")
+        why = ("with no depends_on in the set, golang-migrate applies migrations in version "
+               "order, so it needs every earlier one" if self._implicit_order
+               else f"{cause.migration.id} creates what the failing statement needs")
+        return self._sql_failure(PREREQUISITE_FAILED, migration, exc, "up",
+                                 because=f"an earlier migration failed ({cause.reason}): {why}")
 
     def _sql_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,
                      step: str, *, because: str | None = None) -> Finding:

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import dependencies_json, entry, write_service
+from helpers import dependencies_json, entry, environments_json, write_service
 
 from pytest_migorch.postgres.servers import PostgresServer
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import load_project
+from pytest_migorch.roundtrip.coverage import plan_environments
 from pytest_migorch.roundtrip.engine import RoundTrip, apply_migrations
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
@@ -318,3 +319,116 @@ def test_primary_key_column_order_stays_significant(
     outcomes = run(pg_server, tmp_path, "pairs")
     assert codes(outcomes[2]) == ["DB003"]
     assert "PRIMARY KEY (a, b) -> PRIMARY KEY (b, a)" in outcomes[2].findings[0].message
+
+
+def test_without_depends_on_a_failing_up_after_a_failed_one_is_a_consequence(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int;",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
+        "2_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
+        "3_c.up.sql": "CREATE TABLE c (id int);",
+        "3_c.down.sql": "DROP TABLE c;",
+        "4_d.up.sql": "CREATE TABLE d (id txet);",
+        "4_d.down.sql": "DROP TABLE d;",
+    })
+    outcomes = run(pg_server, tmp_path, "svc")
+    assert codes(outcomes[1]) == ["DB001"]
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB006"
+    assert 'relation "a" does not exist' in finding.message
+    assert "an earlier migration failed (svc:1_a up failed)" in finding.message
+    assert "no depends_on" in finding.message
+    assert finding.file is not None and finding.file.name == "2_b.up.sql" and finding.line == 1
+    assert outcomes[3].findings == []  # still passes: tested normally
+    # Every earlier failure counts in golang-migrate's order, even with no object in common.
+    assert codes(outcomes[4]) == ["DB006"]
+
+
+def test_with_depends_on_only_a_failure_that_creates_the_missing_object_explains(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    deps = dependencies_json({
+        "1": entry(affects_tables=["a"]), "2": entry(affects_tables=["a"]),
+        "3": entry(affects_tables=["c"]), "4": entry(depends_on=["3"], affects_tables=["d"]),
+    })
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int, x txt);",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
+        "2_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
+        "3_c.up.sql": "CREATE TABLE c (id int);",
+        "3_c.down.sql": "DROP TABLE c;",
+        "4_d.up.sql": "CREATE TABLE d (id txet);",
+        "4_d.down.sql": "DROP TABLE d;",
+        "dependencies.json": deps,
+    })
+    outcomes = run(pg_server, tmp_path, "svc")
+    assert codes(outcomes[1]) == ["DB001"]
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB006"
+    assert "an earlier migration failed (svc:1_a up failed)" in finding.message
+    assert "1_a creates what the failing statement needs" in finding.message
+    assert outcomes[3].findings == []
+    assert codes(outcomes[4]) == ["DB001"]  # its own defect: type "txet"
+
+
+def test_a_base_migration_is_tested_once_for_the_environments_it_shares(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int);",
+        "1_a.down.sql": "SELECT 1;",
+        "2_b.up.sql": "CREATE TABLE b (id int);",
+        "2_b.down.sql": "DROP TABLE b;",
+        "development/3_seed.up.sql": "INSERT INTO a VALUES (1);",
+        "development/3_seed.down.sql": "DELETE FROM a;",
+        "environments.json": environments_json({
+            "development": ["development/3_seed.up.sql"], "production": [], "staging": []}),
+    })
+    project = load_project(tmp_path)
+    graph = ProjectGraph(project)
+    plans = plan_environments(graph, "svc", ["development", "production", "staging"])
+    assert [m.version for m in plans["development"].tested] == [1, 2, 3]
+    assert plans["production"].tested == [] and plans["staging"].tested == []
+    assert plans["development"].covers[1] == ("development", "production", "staging")
+    roundtrip = RoundTrip(pg_server, project, graph, "svc", "development",
+                          plan=plans["development"])
+    try:
+        outcomes = {o.migration.version: o for o in roundtrip.run_all()}
+    finally:
+        roundtrip.close()
+    (finding,) = outcomes[1].findings
+    assert finding.code == "DB003"
+    assert finding.environment == "development, production, staging"
+    assert "the same in environments development, production, staging" in finding.message
+    assert outcomes[2].findings == [] and outcomes[3].findings == []
+
+
+def test_a_migration_tested_elsewhere_is_only_applied(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int);",
+        "1_a.down.sql": "SELECT 1;",
+        "development/2_seed.up.sql": "INSERT INTO a VALUES (1);",
+        "development/2_seed.down.sql": "DELETE FROM a;",
+        "3_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
+        "3_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
+        "environments.json": environments_json({
+            "development": ["development/2_seed.up.sql"], "production": []}),
+    })
+    project = load_project(tmp_path)
+    graph = ProjectGraph(project)
+    plans = plan_environments(graph, "svc", ["development", "production"])
+    assert [m.version for m in plans["production"].tested] == [3]  # its order up to 3 differs
+    roundtrip = RoundTrip(pg_server, project, graph, "svc", "production",
+                          plan=plans["production"])
+    try:
+        assert [m.version for m in roundtrip.migrations()] == [3]
+        (outcome,) = roundtrip.run_all()
+    finally:
+        roundtrip.close()
+    assert outcome.findings == [] and outcome.truth is not None
