@@ -9,7 +9,11 @@ applied first, where the order puts them), each of the service's migrations is c
 
 Irreversible migrations (``"reversible": false``) skip 2 and 3 and say so. After a failed or
 unclean step the next migration is tested from the state it expects (the preceding ups replayed
-on a fresh database), so one defect is reported once, not as a cascade. While each up runs,
+on a fresh database), so one defect is reported once, not as a cascade: a later up that fails
+because an earlier one failed is ``DB006`` naming it (:mod:`pytest_migorch.roundtrip.causes`),
+and a table whose columns are only in another order after down is the warning ``DB010``.
+Migrations the plan says are tested in another environment are only applied here
+(:mod:`pytest_migorch.roundtrip.coverage`). While each up runs,
 :mod:`pytest_migorch.postgres.probes` records what PostgreSQL saw it do, which is compared with the
 declared ``affects_tables`` and ``risk_level`` and with what the static analysis derived.
 

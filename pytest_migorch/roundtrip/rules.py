@@ -29,8 +29,10 @@ REUP_DIFFERS = Rule("DB005", "reup-differs", E, D,
                     "Applying up again after down gives a different schema than the first up.",
                     "Make the down file restore the exact state the up file started from.")
 PREREQUISITE_FAILED = Rule("DB006", "prerequisite-failed", E, D,
-                           "A migration this one needs (earlier, or of another service) failed.",
-                           "Fix the failing prerequisite first; this migration was not tested.")
+                           "A migration this one needs (earlier, or of another service) failed: "
+                           "this one was not tested, or its up failed for want of what that "
+                           "migration creates (the message names it).",
+                           "Fix the failing prerequisite first, then test this one again.")
 LOCKS_EXCEED_RISK = Rule("DB007", "locks-exceed-risk", E, D,
                          "PostgreSQL held blocking locks on existing tables (or rewrote them) "
                          "that the declared risk_level does not admit.",

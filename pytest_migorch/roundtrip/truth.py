@@ -3,15 +3,19 @@
 The round-trip records the ground truth while each up runs (:mod:`pytest_migorch.postgres.probes`:
 locks held before commit, tables rewritten or changed). Here it is weighed against the declared
 ``risk_level`` and ``affects_tables`` and against the static analysis, apart from the engine so
-the rules can be read (and tested) without a database.
+the rules can be read (and tested) without a database: this module imports no psycopg.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pytest_migorch.findings import Rule
 from pytest_migorch.model import Migration, RiskLevel, schema_name
-from pytest_migorch.postgres.probes import MigrationTruth
 from pytest_migorch.roundtrip.rules import ANALYSIS_BLIND, LOCKS_EXCEED_RISK, UNDECLARED_TABLE
+
+if TYPE_CHECKING:  # a value read by the engine; this module stays free of psycopg
+    from pytest_migorch.postgres.probes import MigrationTruth
 
 __all__ = ["truth_findings"]
 

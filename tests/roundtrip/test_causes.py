@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import write_service
@@ -61,3 +63,13 @@ def test_in_version_order_any_earlier_failure_explains(tmp_path: Path) -> None:
     assert explaining_failure('relation "b" does not exist', failures,
                               implicit_order=True) is failures[1]
     assert explaining_failure('relation "b" does not exist', [], implicit_order=True) is None
+
+
+def test_the_round_trip_decision_modules_import_no_psycopg() -> None:
+    modules = ("causes", "coverage", "rules", "truth")
+    code = ("import sys; "
+            + "; ".join(f"import pytest_migorch.roundtrip.{m}" for m in modules)
+            + "; print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
