@@ -118,9 +118,10 @@ class RoundTrip:
         elsewhere = plan.elsewhere if plan is not None else frozenset()
         order = graph.order_all(environment, [service])
         self.steps = [_Step(m, m.service == service and m.key not in elsewhere) for m in order]
-        #: No migration in the order declares depends_on: golang-migrate's version order, in
-        #: which every migration needs all earlier ones.
-        self._implicit_order = not any(m.depends_on for m in order)
+        #: No migration of the service (in any environment, so all classify failures alike) nor
+        #: of the order declares depends_on: golang-migrate's order, each needs all earlier.
+        own = project.services[service].migrations.values() if service in project.services else ()
+        self._implicit_order = not any(m.depends_on for m in [*own, *order])
         self._created: dict[tuple[str, int], set[str]] = {}  # SQL analysis, for failing ups
         self.outcomes: dict[int, MigrationOutcome] = {}
         self._position = 0  # index of the next step to run
@@ -308,7 +309,8 @@ class RoundTrip:
             self._dirty = True  # the next migration gets the state it expects
             return False
         if reordered:
-            outcome.findings.append(self._column_order(migration, reordered, context))
+            outcome.findings.append(self._column_order(
+                migration, reordered, context, f"after up then down of {migration.id}"))
         return True
 
     def _reup(self, outcome: MigrationOutcome, after_up: Snapshot) -> None:
@@ -325,7 +327,8 @@ class RoundTrip:
         if reordered and not differences:
             outcome.findings.append(self._column_order(
                 migration, reordered,
-                f"after the second up of {migration.id}, compared with the first"))
+                f"after the second up of {migration.id}, compared with the first",
+                f"after down then up again of {migration.id}"))
         if differences:
             outcome.findings.append(self._finding(
                 REUP_DIFFERS, migration, migration.up,
@@ -412,14 +415,14 @@ class RoundTrip:
         )
 
     def _column_order(self, migration: Migration, reordered: list[SchemaDifference],
-                      context: str) -> Finding:
+                      context: str, when: str) -> Finding:
         """DB010: a warning (an error with ``strict_column_order``) naming the tables."""
         tables = ", ".join(d.name for d in reordered)
         finding = self._finding(
             COLUMN_ORDER, migration, migration.down,
-            f"after up then down of {migration.id}, the columns of {tables} are in another "
-            "order (a re-added column comes last); SELECT *, and COPY or INSERT without a "
-            "column list, see the columns in the new order",
+            f"{when}, the columns of {tables} are in another order (a re-added column comes "
+            "last); SELECT *, and COPY or INSERT without a column list, see the columns in the "
+            "new order",
             details=render_differences(reordered, context),
         )
         return finding.escalated() if self.strict_column_order else finding

@@ -432,3 +432,24 @@ def test_a_migration_tested_elsewhere_is_only_applied(
     finally:
         roundtrip.close()
     assert outcome.findings == [] and outcome.truth is not None
+
+
+def test_depends_on_in_any_environment_makes_the_set_declared_in_all(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    deps = dependencies_json({"1": entry(affects_tables=["a"]), "2": entry(affects_tables=["d"]),
+                              "3": entry(depends_on=["2"], affects_tables=["d"])})
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int, x txt);",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_d.up.sql": "CREATE TABLE d (id txet);",
+        "2_d.down.sql": "DROP TABLE d;",
+        "development/3_seed.up.sql": "INSERT INTO d VALUES (1);",
+        "development/3_seed.down.sql": "DELETE FROM d;",
+        "dependencies.json": deps,
+        "environments.json": environments_json({
+            "development": ["development/3_seed.up.sql"], "production": []}),
+    })
+    # 2's failure is its own (type "txet"), in production as in development.
+    assert codes(run(pg_server, tmp_path, "svc", "production")[2]) == ["DB001"]
+    assert codes(run(pg_server, tmp_path, "svc", "development")[2]) == ["DB001"]
