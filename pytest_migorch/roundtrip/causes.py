@@ -74,8 +74,8 @@ def created_names(migration: Migration) -> set[str]:
 def explaining_failure(
     pg_message: str, earlier: Iterable[EarlierFailure], *, implicit_order: bool,
     created: dict[tuple[str, int], set[str]] | None = None,
-) -> EarlierFailure | None:
-    """The earlier failure that explains a failing up, or None when the failure is its own.
+) -> tuple[EarlierFailure, str] | None:
+    """The earlier failure that explains a failing step and why, or None when it is its own.
 
     ``implicit_order``: the set declares no ``depends_on``, so every earlier failure counts; the
     one that creates the missing object is named when there is one, otherwise the first (where
@@ -94,5 +94,9 @@ def explaining_failure(
                 if created is not None:
                     created[key] = names
             if name in names:
-                return failure
-    return failures[0] if implicit_order else None
+                return failure, (f"{failure.migration.id} creates {missing[0]} {name}, which "
+                                 "the failing statement needs")
+    if not implicit_order:
+        return None
+    return failures[0], ("with no depends_on in the set, golang-migrate applies migrations in "
+                         "version order, so each needs every earlier one")

@@ -265,7 +265,7 @@ class RoundTrip:
         try:
             outcome.truth = self._apply(migration, migration.up, outcome, want_truth=True)
         except MigrationSqlError as exc:
-            outcome.findings.append(self._up_failure(migration, exc))
+            outcome.findings.append(self._step_failure(UP_FAILED, migration, exc, "up"))
             self._failed[migration.key] = f"{migration.qualified_id} up failed"
             self._dirty = True
             return
@@ -291,7 +291,7 @@ class RoundTrip:
         try:
             self._apply(migration, migration.down, outcome, timing="down")
         except MigrationSqlError as exc:
-            outcome.findings.append(self._sql_failure(DOWN_FAILED, migration, exc, "down"))
+            outcome.findings.append(self._step_failure(DOWN_FAILED, migration, exc, "down"))
             self._dirty = True
             return False
         after_down = self._snapshot(outcome)
@@ -319,7 +319,7 @@ class RoundTrip:
         try:
             self._apply(migration, migration.up, outcome, timing="reup")
         except MigrationSqlError as exc:
-            outcome.findings.append(self._sql_failure(REUP_FAILED, migration, exc, "re-up"))
+            outcome.findings.append(self._step_failure(REUP_FAILED, migration, exc, "re-up"))
             self._dirty = True
             return
         after_reup = self._snapshot(outcome)
@@ -427,19 +427,18 @@ class RoundTrip:
         )
         return finding.escalated() if self.strict_column_order else finding
 
-    def _up_failure(self, migration: Migration, exc: MigrationSqlError) -> Finding:
-        """DB001, or DB006 when an earlier failure explains it (see roundtrip.causes)."""
-        earlier = [EarlierFailure(step.migration, self._failed[step.migration.key])
-                   for step in self.steps[:self._position]
-                   if step.migration.key in self._failed]
-        cause = explaining_failure(exc.pg_message, earlier, implicit_order=self._implicit_order,
-                                   created=self._created)
-        if cause is None:
-            return self._sql_failure(UP_FAILED, migration, exc, "up")
-        why = ("with no depends_on in the set, golang-migrate applies migrations in version "
-               "order, so it needs every earlier one" if self._implicit_order
-               else f"{cause.migration.id} creates what the failing statement needs")
-        return self._sql_failure(PREREQUISITE_FAILED, migration, exc, "up",
+    def _step_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,
+                      step: str) -> Finding:
+        """``rule``, or DB006 when an earlier failure explains it (see roundtrip.causes): for an
+        up, any earlier one in a set without depends_on; else one that creates what is missing."""
+        earlier = [EarlierFailure(s.migration, self._failed[s.migration.key])
+                   for s in self.steps[:self._position] if s.migration.key in self._failed]
+        found = explaining_failure(exc.pg_message, earlier, created=self._created,
+                                   implicit_order=self._implicit_order and step == "up")
+        if found is None:
+            return self._sql_failure(rule, migration, exc, step)
+        cause, why = found
+        return self._sql_failure(PREREQUISITE_FAILED, migration, exc, step,
                                  because=f"an earlier migration failed ({cause.reason}): {why}")
 
     def _sql_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,

@@ -49,7 +49,8 @@ def test_created_names_include_creations_and_renames(tmp_path: Path) -> None:
 def test_with_declared_dependencies_only_the_creator_explains(tmp_path: Path) -> None:
     failures = _failures(tmp_path)
     found = explaining_failure('relation "svc.b" does not exist', failures, implicit_order=False)
-    assert found is failures[1]
+    assert found is not None and found[0] is failures[1]
+    assert found[1] == "2_b creates relation b, which the failing statement needs"
     assert explaining_failure('relation "zzz" does not exist', failures,
                               implicit_order=False) is None
     assert explaining_failure('type "txet" does not exist', failures, implicit_order=False) is None
@@ -57,11 +58,11 @@ def test_with_declared_dependencies_only_the_creator_explains(tmp_path: Path) ->
 
 def test_in_version_order_any_earlier_failure_explains(tmp_path: Path) -> None:
     failures = _failures(tmp_path)
-    assert explaining_failure('type "txet" does not exist', failures,
-                              implicit_order=True) is failures[0]
+    found = explaining_failure('type "txet" does not exist', failures, implicit_order=True)
+    assert found is not None and found[0] is failures[0] and "version order" in found[1]
     # The one that creates the missing object is named rather than the first.
-    assert explaining_failure('relation "b" does not exist', failures,
-                              implicit_order=True) is failures[1]
+    found = explaining_failure('relation "b" does not exist', failures, implicit_order=True)
+    assert found is not None and found[0] is failures[1] and "creates relation b" in found[1]
     assert explaining_failure('relation "b" does not exist', [], implicit_order=True) is None
 
 

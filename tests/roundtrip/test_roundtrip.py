@@ -370,7 +370,7 @@ def test_with_depends_on_only_a_failure_that_creates_the_missing_object_explains
     (finding,) = outcomes[2].findings
     assert finding.code == "DB006"
     assert "an earlier migration failed (svc:1_a up failed)" in finding.message
-    assert "1_a creates what the failing statement needs" in finding.message
+    assert "1_a creates relation a, which the failing statement needs" in finding.message
     assert outcomes[3].findings == []
     assert codes(outcomes[4]) == ["DB001"]  # its own defect: type "txet"
 
@@ -453,3 +453,23 @@ def test_depends_on_in_any_environment_makes_the_set_declared_in_all(
     # 2's failure is its own (type "txet"), in production as in development.
     assert codes(run(pg_server, tmp_path, "svc", "production")[2]) == ["DB001"]
     assert codes(run(pg_server, tmp_path, "svc", "development")[2]) == ["DB001"]
+
+
+def test_a_down_failing_for_want_of_what_a_failed_migration_creates_is_a_consequence(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int, x txt);",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_swapped.up.sql": "DROP INDEX IF EXISTS a_idx;",
+        "2_swapped.down.sql": "CREATE INDEX a_idx ON a (id);",
+        "3_own.up.sql": "CREATE TABLE c (id int);",
+        "3_own.down.sql": "DROP TABLE cc;",
+    })
+    outcomes = run(pg_server, tmp_path, "svc")
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB006"
+    assert finding.message.startswith('down of 2_swapped failed: relation "a" does not exist')
+    assert "1_a creates relation a" in finding.message
+    assert finding.file is not None and finding.file.name == "2_swapped.down.sql"
+    assert codes(outcomes[3]) == ["DB002"]  # a down's own defect stays DB002
