@@ -27,7 +27,7 @@ ObjectKey = tuple[str, ...]
 #: An attribute value: JSON scalars, or tuples of them (lists in JSON).
 AttrValue = str | int | float | bool | None | tuple[Any, ...]
 Attributes = Mapping[str, AttrValue]
-DifferenceKind = Literal["missing", "extra", "changed"]
+DifferenceKind = Literal["missing", "extra", "changed", "reordered"]
 
 __all__ = [
     "AttrValue",
@@ -38,6 +38,7 @@ __all__ = [
     "diff_snapshots",
     "display_name",
     "render_differences",
+    "split_column_order",
 ]
 
 # The order in which differences are listed: containers before what they contain.
@@ -107,8 +108,10 @@ class Snapshot:
 class SchemaDifference:
     """One way in which ``actual`` differs from ``expected``.
 
-    ``kind`` is "missing" (only in expected), "extra" (only in actual) or "changed";
-    ``name`` is the qualified name as displayed; ``message`` is the full human sentence.
+    ``kind`` is "missing" (only in expected), "extra" (only in actual), "changed", or
+    "reordered" (a table has the same columns in another order, and nothing else about it
+    differs here; see :func:`split_column_order`); ``name`` is the qualified name as displayed;
+    ``message`` is the full human sentence.
     """
 
     kind: DifferenceKind
@@ -211,19 +214,26 @@ def _describe_attribute(name: str, old: AttrValue, new: AttrValue) -> str:
     return f"{label} {_format_value(old)} -> {_format_value(new)}"
 
 
+def _column_order_change(kind: str, old: Attributes, new: Attributes) -> str | None:
+    """``column order (a, b) -> (b, a)`` when a table has the same columns in another order.
+
+    Added or dropped columns have their own lines, so only a pure reordering is news here."""
+    before, after = old.get("columns"), new.get("columns")
+    if kind != "table" or before == after:
+        return None
+    if not isinstance(before, tuple) or not isinstance(after, tuple):
+        return None
+    if sorted(before) != sorted(after):
+        return None
+    return f"column order {_format_value(before)} -> {_format_value(after)}"
+
+
 def _changed_attributes(kind: str, old: Attributes, new: Attributes) -> list[str]:
+    """The clauses of a change, without the order of a table's columns (reported apart)."""
     clauses = []
     for name in sorted(set(old) | set(new)):
         before, after = old.get(name), new.get(name)
-        if before == after:
-            continue
-        if kind == "table" and name == "columns":
-            # Added or dropped columns have their own lines; only a pure reordering is news.
-            if not isinstance(before, tuple) or not isinstance(after, tuple):
-                continue
-            if sorted(before) != sorted(after):
-                continue
-            clauses.append(f"column order {_format_value(before)} -> {_format_value(after)}")
+        if before == after or (kind == "table" and name == "columns"):
             continue
         clauses.append(_describe_attribute(name, before, after))
     return clauses
@@ -258,12 +268,34 @@ def diff_snapshots(
             name = display_name(key, default_schema)
             diffs.append(SchemaDifference(kind, key[0], name, f"{key[0]} {name} {verb}", key))
     for key in expected.objects.keys() & actual.objects.keys():
-        clauses = _changed_attributes(key[0], expected.objects[key], actual.objects[key])
+        old, new = expected.objects[key], actual.objects[key]
+        name = display_name(key, default_schema)
+        clauses = _changed_attributes(key[0], old, new)
         if clauses:
-            name = display_name(key, default_schema)
             message = f"{key[0]} {name} changed: {'; '.join(clauses)}"
             diffs.append(SchemaDifference("changed", key[0], name, message, key))
+        order = _column_order_change(key[0], old, new)
+        if order is not None:
+            message = f"{key[0]} {name} changed: {order}"
+            diffs.append(SchemaDifference("reordered", key[0], name, message, key))
     return sorted(diffs, key=_sort_key)
+
+
+def split_column_order(
+    diffs: Iterable[SchemaDifference],
+) -> tuple[list[SchemaDifference], list[SchemaDifference]]:
+    """``(significant, reordered)``: a table's column order apart from everything else.
+
+    A down file that re-adds a dropped column cannot put it back where it was (PostgreSQL
+    appends it), so a column-order difference is not a defect of the down file by itself; it
+    still matters to ``SELECT *``, and to ``COPY`` and ``INSERT`` without a column list, which is
+    why it is reported apart rather than dropped. Column lists of indexes and constraints are
+    part of their definitions and stay significant."""
+    significant: list[SchemaDifference] = []
+    reordered: list[SchemaDifference] = []
+    for diff in diffs:
+        (reordered if diff.kind == "reordered" else significant).append(diff)
+    return significant, reordered
 
 
 def render_differences(

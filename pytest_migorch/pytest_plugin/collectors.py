@@ -29,6 +29,7 @@ from pytest_migorch.postgres.servers import PostgresServer, ServerOptions, start
 from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
 from pytest_migorch.pytest_plugin.keys import ANALYSIS_CACHE_KEY, SERVER_KEY, SETTINGS_KEY
 from pytest_migorch.pytest_plugin.settings import MigorchSettings
+from pytest_migorch.roundtrip.coverage import EnvironmentPlan, files_block, plan_environments
 from pytest_migorch.roundtrip.engine import MigrationOutcome, RoundTrip
 from pytest_migorch.vcs.integrity import changed_services, check_against_base, with_dependents
 
@@ -162,10 +163,19 @@ class ServiceCollector(pytest.Directory):
         wanted = getattr(self.parent, "database_services", None)
         if wanted is not None and self.service.name not in wanted:
             return
-        for environment in self.service.environment_names():
-            if settings.wants_environment(environment):
-                yield RoundTripCollector.from_parent(
-                    self, name=f"roundtrip[{environment}]", environment=environment, **common)
+        environments = [e for e in self.service.environment_names()
+                        if settings.wants_environment(e)]
+        blocked = files_block(self.result.findings, self.service.name)
+        if blocked is not None and environments:
+            yield RoundTripBlockedItem.from_parent(
+                self, name="roundtrip", reason=blocked, environment=", ".join(environments),
+                **common)
+            return
+        plans = plan_environments(self.result.graph, self.service.name, environments)
+        for environment in environments:
+            yield RoundTripCollector.from_parent(
+                self, name=f"roundtrip[{environment}]", environment=environment,
+                plan=plans[environment], **common)
 
 
 class RoundTripCollector(pytest.Collector):
@@ -177,22 +187,24 @@ class RoundTripCollector(pytest.Collector):
     """
 
     def __init__(self, *, service: Service, result: ValidationResult, environment: str,
-                 **kwargs: Any) -> None:
+                 plan: EnvironmentPlan, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.service = service
         self.result = result
         self.environment = environment
+        #: Which migrations are tested here (the others are tested in an earlier environment
+        #: with the same resolved order up to them, and reported once there).
+        self.plan = plan
         self._roundtrip: RoundTrip | None = None
 
     def collect(self) -> Iterator[pytest.Item]:
         common = {"service": self.service, "result": self.result, "environment": self.environment}
-        try:
-            order = self.result.graph.order(self.service.name, self.environment)
-        except ConfigurationError as exc:
-            yield RoundTripBlockedItem.from_parent(self, name="order", reason=str(exc), **common)
+        if self.plan.error is not None:
+            yield RoundTripBlockedItem.from_parent(self, name="order", reason=self.plan.error,
+                                                   **common)
             return
         group = pytest.mark.xdist_group(f"migorch:{self.service.name}:{self.environment}")
-        for migration in order:
+        for migration in self.plan.tested:
             item = RoundTripItem.from_parent(self, name=migration.id, migration=migration,
                                              **common)
             item.add_marker(group)
@@ -202,9 +214,11 @@ class RoundTripCollector(pytest.Collector):
         if self._roundtrip is None:
             service_collector = self.parent
             assert isinstance(service_collector, ServiceCollector)
-            self._roundtrip = RoundTrip(server, self.result.project, self.result.graph,
-                                        self.service.name, self.environment,
-                                        static_tables=service_collector.static_tables)
+            self._roundtrip = RoundTrip(
+                server, self.result.project, self.result.graph, self.service.name,
+                self.environment, static_tables=service_collector.static_tables,
+                strict_column_order=self.config.stash[SETTINGS_KEY].strict_column_order,
+                plan=self.plan)
         return self._roundtrip
 
     def teardown(self) -> None:

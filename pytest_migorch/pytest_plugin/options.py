@@ -57,6 +57,9 @@ OPTIONS: tuple[Option, ...] = (
            help="limit database tests to this environment (repeatable; default: all)"),
     Option("--migorch-strict", "migorch_strict", "bool", ini_default=False,
            help="warnings fail the migration checks too"),
+    Option("--migorch-strict-column-order", "migorch_strict_column_order", "bool",
+           ini_default=False, help="a down that leaves a table's columns in another order is "
+           "an error (DB010), not a warning"),
     Option("--migorch-dsn", "migorch_dsn", "string", metavar="URL",
            help=f"PostgreSQL server for database tests (or ${DSN_ENV_VAR})"),
     Option("--migorch-provider", "migorch_provider", "string", choices=PROVIDERS,
@@ -122,6 +125,7 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         no_db=bool(option_value(config, "migorch_no_db")),
         environments=tuple(option_value(config, "migorch_envs") or ()),
         strict=bool(option_value(config, "migorch_strict")),
+        strict_column_order=bool(option_value(config, "migorch_strict_column_order")),
         dsn=option_value(config, "migorch_dsn") or os.environ.get(DSN_ENV_VAR) or None,
         provider=provider,
         pg_bindir=Path(bindir) if bindir else None,

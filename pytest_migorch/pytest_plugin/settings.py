@@ -31,6 +31,8 @@ class MigorchSettings:
     environments: tuple[str, ...] = ()
     #: Warnings fail the checks too.
     strict: bool = False
+    #: A down that leaves a table's columns in another order is an error, not a warning (DB010).
+    strict_column_order: bool = False
     #: An explicit PostgreSQL server for database tests (never printed with its password).
     dsn: str | None = None
     provider: str = "auto"

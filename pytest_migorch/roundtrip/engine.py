@@ -9,7 +9,11 @@ applied first, where the order puts them), each of the service's migrations is c
 
 Irreversible migrations (``"reversible": false``) skip 2 and 3 and say so. After a failed or
 unclean step the next migration is tested from the state it expects (the preceding ups replayed
-on a fresh database), so one defect is reported once, not as a cascade. While each up runs,
+on a fresh database), so one defect is reported once, not as a cascade: a later up that fails
+because an earlier one failed is ``DB006`` naming it (:mod:`pytest_migorch.roundtrip.causes`),
+and a table whose columns are only in another order after down is the warning ``DB010``.
+Migrations the plan says are tested in another environment are only applied here
+(:mod:`pytest_migorch.roundtrip.coverage`). While each up runs,
 :mod:`pytest_migorch.postgres.probes` records what PostgreSQL saw it do, which is compared with the
 declared ``affects_tables`` and ``risk_level`` and with what the static analysis derived.
 
@@ -28,8 +32,8 @@ import psycopg
 from psycopg import sql
 
 from pytest_migorch.errors import DatabaseError, MigrationFailed
-from pytest_migorch.findings import Family, Finding, Rule, Severity
-from pytest_migorch.model import Migration, MigrationFile, Project, RiskLevel, schema_name
+from pytest_migorch.findings import Finding, Rule
+from pytest_migorch.model import Migration, MigrationFile, Project, schema_name
 from pytest_migorch.postgres.probes import (
     PROBE_SCHEMA,
     RESET_DDL_LOG,
@@ -38,6 +42,7 @@ from pytest_migorch.postgres.probes import (
     collect_truth,
     install_probes,
 )
+from pytest_migorch.postgres.schema_diff import SchemaDifference, split_column_order
 from pytest_migorch.postgres.servers import PostgresServer, ServerGone, unique_database_name
 from pytest_migorch.postgres.snapshot import (
     Snapshot,
@@ -47,51 +52,23 @@ from pytest_migorch.postgres.snapshot import (
 )
 from pytest_migorch.postgres.statements import MigrationSqlError, run_migration_file
 from pytest_migorch.project.graph import ProjectGraph
+from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
+from pytest_migorch.roundtrip.coverage import EnvironmentPlan
+from pytest_migorch.roundtrip.rules import (
+    COLUMN_ORDER,
+    DOWN_FAILED,
+    DOWN_RESIDUE,
+    PREREQUISITE_FAILED,
+    REUP_DIFFERS,
+    REUP_FAILED,
+    RULES,
+    UP_FAILED,
+)
+from pytest_migorch.roundtrip.truth import truth_findings
 
 __all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables", "apply_migrations"]
 
 log = logging.getLogger(__name__)
-
-E, W, D = Severity.ERROR, Severity.WARNING, Family.DATABASE
-
-UP_FAILED = Rule("DB001", "up-failed", E, D,
-                 "The up migration fails on a database in the state it expects.",
-                 "Fix the statement at the line given; PostgreSQL's message says why.")
-DOWN_FAILED = Rule("DB002", "down-failed", E, D,
-                   "The down migration fails right after its up migration.",
-                   "Fix the down file so that it undoes exactly what the up file does.")
-DOWN_RESIDUE = Rule("DB003", "down-residue", E, D,
-                    "After up then down, the schema differs from before the up.",
-                    "Make the down file drop or restore everything its up file changes.")
-REUP_FAILED = Rule("DB004", "reup-failed", E, D,
-                   "The up migration fails when applied again after its down.",
-                   "Make the down file remove everything the up file creates, so up can run "
-                   "again.")
-REUP_DIFFERS = Rule("DB005", "reup-differs", E, D,
-                    "Applying up again after down gives a different schema than the first up.",
-                    "Make the down file restore the exact state the up file started from.")
-PREREQUISITE_FAILED = Rule("DB006", "prerequisite-failed", E, D,
-                           "A migration this one needs (earlier, or of another service) failed.",
-                           "Fix the failing prerequisite first; this migration was not tested.")
-LOCKS_EXCEED_RISK = Rule("DB007", "locks-exceed-risk", E, D,
-                         "PostgreSQL held blocking locks on existing tables (or rewrote them) "
-                         "that the declared risk_level does not admit.",
-                         "Raise risk_level, or change the migration (CONCURRENTLY, NOT VALID, "
-                         "a new column instead of a type change).")
-UNDECLARED_TABLE = Rule("DB008", "undeclared-table-seen", E, D,
-                        "PostgreSQL saw the migration change a table that affects_tables does "
-                        "not declare, and the static analysis did not see it either.",
-                        "Add the table to affects_tables in dependencies.json.")
-ANALYSIS_BLIND = Rule("DB009", "analysis-blind", W, D,
-                      "PostgreSQL saw the migration change a table that the static analysis "
-                      "did not derive from the SQL (e.g. inside a DO block or function).",
-                      "Nothing to fix if affects_tables is right; consider a migorch:ignore or "
-                      "simpler SQL.")
-
-RULES: tuple[Rule, ...] = (
-    UP_FAILED, DOWN_FAILED, DOWN_RESIDUE, REUP_FAILED, REUP_DIFFERS, PREREQUISITE_FAILED,
-    LOCKS_EXCEED_RISK, UNDECLARED_TABLE, ANALYSIS_BLIND,
-)
 
 #: Tables the static analysis says a migration changes (``schema.table``), or None if unknown.
 StaticTables = Callable[[Migration], "set[str] | None"]
@@ -126,14 +103,26 @@ class RoundTrip:
     def __init__(
         self, server: PostgresServer, project: Project, graph: ProjectGraph, service: str,
         environment: str, *, static_tables: StaticTables | None = None,
+        strict_column_order: bool = False, plan: EnvironmentPlan | None = None,
     ) -> None:
+        """``strict_column_order`` makes a column-order-only difference after down an error;
+        ``plan`` (see :mod:`pytest_migorch.roundtrip.coverage`) names the migrations tested in
+        another environment (only applied here) and the environments each outcome covers."""
         self.server = server
         self.project = project
         self.service = service
         self.environment = environment
         self.static_tables = static_tables
+        self.strict_column_order = strict_column_order
+        self._covers = plan.covers if plan is not None else {}
+        elsewhere = plan.elsewhere if plan is not None else frozenset()
         order = graph.order_all(environment, [service])
-        self.steps = [_Step(m, m.service == service) for m in order]
+        self.steps = [_Step(m, m.service == service and m.key not in elsewhere) for m in order]
+        #: No migration of the service (in any environment, so all classify failures alike) nor
+        #: of the order declares depends_on: golang-migrate's order, each needs all earlier.
+        own = project.services[service].migrations.values() if service in project.services else ()
+        self._implicit_order = not any(m.depends_on for m in [*own, *order])
+        self._created: dict[tuple[str, int], set[str]] = {}  # SQL analysis, for failing ups
         self.outcomes: dict[int, MigrationOutcome] = {}
         self._position = 0  # index of the next step to run
         self._applied: list[Migration] = []  # ups in effect on the current database
@@ -276,7 +265,7 @@ class RoundTrip:
         try:
             outcome.truth = self._apply(migration, migration.up, outcome, want_truth=True)
         except MigrationSqlError as exc:
-            outcome.findings.append(self._sql_failure(UP_FAILED, migration, exc, "up"))
+            outcome.findings.append(self._step_failure(UP_FAILED, migration, exc, "up"))
             self._failed[migration.key] = f"{migration.qualified_id} up failed"
             self._dirty = True
             return
@@ -302,22 +291,26 @@ class RoundTrip:
         try:
             self._apply(migration, migration.down, outcome, timing="down")
         except MigrationSqlError as exc:
-            outcome.findings.append(self._sql_failure(DOWN_FAILED, migration, exc, "down"))
+            outcome.findings.append(self._step_failure(DOWN_FAILED, migration, exc, "down"))
             self._dirty = True
             return False
         after_down = self._snapshot(outcome)
-        differences = diff_snapshots(before_up, after_down, default_schema=None)
+        differences, reordered = split_column_order(
+            diff_snapshots(before_up, after_down, default_schema=None))
+        context = f"after down of {migration.id}, compared with before its up"
         if differences:
             outcome.findings.append(self._finding(
                 DOWN_RESIDUE, migration, migration.down,
                 f"after up then down of {migration.id}, "
                 + "; ".join(d.message for d in differences[:3])
                 + (f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""),
-                details=render_differences(
-                    differences, f"after down of {migration.id}, compared with before its up"),
+                details=render_differences(differences + reordered, context),
             ))
             self._dirty = True  # the next migration gets the state it expects
             return False
+        if reordered:
+            outcome.findings.append(self._column_order(
+                migration, reordered, context, f"after up then down of {migration.id}"))
         return True
 
     def _reup(self, outcome: MigrationOutcome, after_up: Snapshot) -> None:
@@ -326,18 +319,24 @@ class RoundTrip:
         try:
             self._apply(migration, migration.up, outcome, timing="reup")
         except MigrationSqlError as exc:
-            outcome.findings.append(self._sql_failure(REUP_FAILED, migration, exc, "re-up"))
+            outcome.findings.append(self._step_failure(REUP_FAILED, migration, exc, "re-up"))
             self._dirty = True
             return
         after_reup = self._snapshot(outcome)
-        differences = diff_snapshots(after_up, after_reup)
+        differences, reordered = split_column_order(diff_snapshots(after_up, after_reup))
+        if reordered and not differences:
+            outcome.findings.append(self._column_order(
+                migration, reordered,
+                f"after the second up of {migration.id}, compared with the first",
+                f"after down then up again of {migration.id}"))
         if differences:
             outcome.findings.append(self._finding(
                 REUP_DIFFERS, migration, migration.up,
                 f"up again after down of {migration.id} gives a different schema: "
                 + "; ".join(d.message for d in differences[:3]),
                 details=render_differences(
-                    differences, f"after the second up of {migration.id}, compared with the first"),
+                    differences + reordered,
+                    f"after the second up of {migration.id}, compared with the first"),
             ))
             self._dirty = True
         else:
@@ -393,56 +392,57 @@ class RoundTrip:
     # --- ground truth -------------------------------------------------------------------------
 
     def _check_truth(self, outcome: MigrationOutcome) -> None:
-        truth, migration = outcome.truth, outcome.migration
-        if truth is None:
+        if outcome.truth is None:
             return
-        if truth.locks or truth.rewritten:
-            outcome.notes.append(_describe_locks(truth))
-        meta = migration.meta
-        if meta is None:
-            return
-        implied, reason = _risk_from_locks(truth)
-        if implied is not None and meta.risk_level < implied:
-            outcome.findings.append(self._finding(
-                LOCKS_EXCEED_RISK, migration, migration.up,
-                f"{migration.id} is declared {meta.risk_level.value} but {reason}, which is "
-                f"{implied.value} risk",
-            ))
-        declared = {self._qualify(migration, t) for t in meta.affects_tables}
-        static = self.static_tables(migration) if self.static_tables else None
-        for table in sorted(truth.touched_tables):
-            if static is not None and table in static:
-                continue  # the static analysis saw it and reported any declaration problem
-            if table not in declared:
-                blind = "" if static is None else "; the static analysis did not see it"
-                outcome.findings.append(self._finding(
-                    UNDECLARED_TABLE, migration, migration.up,
-                    f"PostgreSQL saw {migration.id} change table {table}, which affects_tables "
-                    f"does not declare{blind}",
-                ))
-            elif static is not None:
-                outcome.findings.append(self._finding(
-                    ANALYSIS_BLIND, migration, migration.up,
-                    f"PostgreSQL saw {migration.id} change table {table}, which the static "
-                    "analysis did not derive from the SQL",
-                ))
-
-    @staticmethod
-    def _qualify(migration: Migration, table: str) -> str:
-        table = table.lower()
-        return table if "." in table else f"{schema_name(migration.service)}.{table}"
+        static = self.static_tables(outcome.migration) if self.static_tables else None
+        notes, found = truth_findings(outcome.migration, outcome.truth, static)
+        outcome.notes.extend(notes)
+        for rule, message in found:
+            outcome.findings.append(
+                self._finding(rule, outcome.migration, outcome.migration.up, message))
 
     # --- findings -----------------------------------------------------------------------------
 
     def _finding(self, rule: Rule, migration: Migration, file: MigrationFile | None,
                  message: str, *, line: int | None = None, details: str | None = None) -> Finding:
+        """A finding in this environment, or in every environment the outcome stands for."""
+        environments = self._covers.get(migration.version, (self.environment,))
+        if len(environments) > 1:
+            message += f" (the same in environments {', '.join(environments)})"
         return rule.finding(
             message, file=file.path if file else None, line=line, service=migration.service,
-            migration=migration.id, environment=self.environment, details=details,
+            migration=migration.id, environment=", ".join(environments), details=details,
         )
 
+    def _column_order(self, migration: Migration, reordered: list[SchemaDifference],
+                      context: str, when: str) -> Finding:
+        """DB010: a warning (an error with ``strict_column_order``) naming the tables."""
+        tables = ", ".join(d.name for d in reordered)
+        finding = self._finding(
+            COLUMN_ORDER, migration, migration.down,
+            f"{when}, the columns of {tables} are in another order (a re-added column comes "
+            "last); SELECT *, and COPY or INSERT without a column list, see the columns in the "
+            "new order",
+            details=render_differences(reordered, context),
+        )
+        return finding.escalated() if self.strict_column_order else finding
+
+    def _step_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,
+                      step: str) -> Finding:
+        """``rule``, or DB006 when an earlier failure explains it (see roundtrip.causes): for an
+        up, any earlier one in a set without depends_on; else one that creates what is missing."""
+        earlier = [EarlierFailure(s.migration, self._failed[s.migration.key])
+                   for s in self.steps[:self._position] if s.migration.key in self._failed]
+        found = explaining_failure(exc.pg_message, earlier, created=self._created,
+                                   implicit_order=self._implicit_order and step == "up")
+        if found is None:
+            return self._sql_failure(rule, migration, exc, step)
+        cause, why = found
+        return self._sql_failure(PREREQUISITE_FAILED, migration, exc, step,
+                                 because=f"an earlier migration failed ({cause.reason}): {why}")
+
     def _sql_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,
-                     step: str) -> Finding:
+                     step: str, *, because: str | None = None) -> Finding:
         file = migration.file_for("down" if step == "down" else "up")
         details = None
         if exc.detail or exc.pg_hint:
@@ -453,7 +453,8 @@ class RoundTrip:
         return self._finding(
             rule, migration, file,
             f"{step} of {migration.id} failed: {exc.pg_message}"
-            + (f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""),
+            + (f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else "")
+            + (f", most likely because {because}" if because else ""),
             line=exc.line, details=details,
         )
 
@@ -468,27 +469,6 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
         conn.execute("ROLLBACK")
     except psycopg.Error as exc:  # the original failure is the one worth reporting
         log.warning("rollback after a failed migration failed: %s", exc)
-
-
-def _risk_from_locks(truth: MigrationTruth) -> tuple[RiskLevel | None, str]:
-    """The risk the locks imply: a rewrite or a SHARE lock (index build) on an existing table
-    blocks for a time that grows with the table. A brief ACCESS EXCLUSIVE alone (adding a
-    nullable column) is catalog-only and implies nothing."""
-    if truth.rewritten:
-        return RiskLevel.HIGH, f"it rewrote {', '.join(sorted(truth.rewritten))}"
-    shared = sorted(t for t, mode in truth.locks.items() if mode == "ShareLock")
-    if shared:
-        return RiskLevel.HIGH, (f"it held SHARE locks (writes blocked for the whole build) on "
-                                f"{', '.join(shared)}")
-    return None, ""
-
-
-def _describe_locks(truth: MigrationTruth) -> str:
-    parts = [f"{table}: {mode}" for table, mode in sorted(truth.locks.items())]
-    text = "locks held before commit on existing tables: " + (", ".join(parts) or "none")
-    if truth.rewritten:
-        text += "; rewritten: " + ", ".join(sorted(truth.rewritten))
-    return text
 
 
 def apply_migrations(

@@ -16,6 +16,7 @@ from pytest_migorch.postgres.schema_diff import (
     Snapshot,
     diff_snapshots,
     render_differences,
+    split_column_order,
 )
 
 
@@ -97,3 +98,30 @@ def test_a_pure_column_reordering_is_reported_once() -> None:
     ]
     added = _snap({"table/public/t": {"columns": ("a", "b", "c")}})
     assert diff_snapshots(before, added) == []  # the new column has its own line elsewhere
+
+
+def test_column_order_is_a_difference_of_its_own_kind() -> None:
+    before = _snap({"table/public/t": {"columns": ("a", "b"), "unlogged": False}})
+    after = _snap({"table/public/t": {"columns": ("b", "a"), "unlogged": True}})
+    diffs = diff_snapshots(before, after)
+    assert [(d.kind, d.message) for d in diffs] == [
+        ("changed", "table public.t changed: logged -> unlogged"),
+        ("reordered", "table public.t changed: column order (a, b) -> (b, a)"),
+    ]
+    significant, reordered = split_column_order(diffs)
+    assert [d.kind for d in significant] == ["changed"]
+    assert [d.name for d in reordered] == ["public.t"]
+
+
+def test_column_lists_of_constraints_and_indexes_stay_significant() -> None:
+    before = _snap({
+        "constraint/public/t/t_pkey": {"definition": "PRIMARY KEY (a, b)"},
+        "index/public/t/t_idx": {"definition": "CREATE INDEX t_idx ON public.t (a, b)"},
+    })
+    after = _snap({
+        "constraint/public/t/t_pkey": {"definition": "PRIMARY KEY (b, a)"},
+        "index/public/t/t_idx": {"definition": "CREATE INDEX t_idx ON public.t (b, a)"},
+    })
+    significant, reordered = split_column_order(diff_snapshots(before, after))
+    assert reordered == []
+    assert [d.object_kind for d in significant] == ["constraint", "index"]

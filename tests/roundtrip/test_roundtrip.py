@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import dependencies_json, entry, write_service
+from helpers import dependencies_json, entry, environments_json, write_service
 
 from pytest_migorch.postgres.servers import PostgresServer
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import load_project
+from pytest_migorch.roundtrip.coverage import plan_environments
 from pytest_migorch.roundtrip.engine import RoundTrip, apply_migrations
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
 
 
-def run(server: PostgresServer, root: Path, service: str, environment: str = "default"):
+def run(server: PostgresServer, root: Path, service: str, environment: str = "default",
+        **options: Any):
     project = load_project(root)
-    roundtrip = RoundTrip(server, project, ProjectGraph(project), service, environment)
+    roundtrip = RoundTrip(server, project, ProjectGraph(project), service, environment,
+                          **options)
     try:
         return {o.migration.version: o for o in roundtrip.run_all()}
     finally:
@@ -250,3 +254,222 @@ def test_real_migration_sets_report_their_broken_downs(
     for finding in down_failures.values():
         assert finding.line is not None and finding.file is not None
         assert finding.file.name.endswith(".down.sql")
+
+
+REORDERING_DOWN = {
+    "1_create.up.sql": "CREATE TABLE people (id int PRIMARY KEY, nick text, age int);",
+    "1_create.down.sql": "DROP TABLE people;",
+    "2_drop_nick.up.sql": "ALTER TABLE people DROP COLUMN nick;",
+    "2_drop_nick.down.sql": "ALTER TABLE people ADD COLUMN nick text;",
+    "3_next.up.sql": "ALTER TABLE people ADD COLUMN email text;",
+    "3_next.down.sql": "ALTER TABLE people DROP COLUMN email;",
+}
+
+
+def test_a_down_that_only_reorders_columns_is_a_warning(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "people", REORDERING_DOWN)
+    outcomes = run(pg_server, tmp_path, "people")
+    (finding,) = outcomes[2].findings
+    assert (finding.code, finding.severity.value) == ("DB010", "warning")
+    assert "people.people" in finding.message and "SELECT *" in finding.message
+    assert finding.file is not None and finding.file.name == "2_drop_nick.down.sql"
+    assert "column order (id, nick, age) -> (id, age, nick)" in (finding.details or "")
+    assert "reup" in outcomes[2].timings  # the down counts as clean: re-up was tested
+    assert outcomes[3].findings == []
+
+
+def test_strict_column_order_makes_a_reordering_an_error(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "people", REORDERING_DOWN)
+    outcomes = run(pg_server, tmp_path, "people", strict_column_order=True)
+    (finding,) = outcomes[2].findings
+    assert (finding.code, finding.severity.value) == ("DB010", "error")
+
+
+def test_a_real_residue_next_to_a_reordering_is_still_an_error(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "people", {
+        **REORDERING_DOWN,
+        "2_drop_nick.down.sql": "ALTER TABLE people ADD COLUMN nick text DEFAULT 'x';",
+    })
+    outcomes = run(pg_server, tmp_path, "people")
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB003"
+    assert "column people.people.nick changed: default none -> 'x'::text" in finding.message
+    assert "column order" not in finding.message
+    assert "column order (id, nick, age) -> (id, age, nick)" in (finding.details or "")
+
+
+def test_primary_key_column_order_stays_significant(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "pairs", {
+        "1_create.up.sql": "CREATE TABLE pairs (a int, b int, CONSTRAINT pairs_pkey "
+                           "PRIMARY KEY (a, b));",
+        "1_create.down.sql": "DROP TABLE pairs;",
+        "2_swap.up.sql": "ALTER TABLE pairs ADD COLUMN c int;",
+        "2_swap.down.sql": "ALTER TABLE pairs DROP COLUMN c; ALTER TABLE pairs DROP CONSTRAINT "
+                           "pairs_pkey; ALTER TABLE pairs ADD CONSTRAINT pairs_pkey "
+                           "PRIMARY KEY (b, a);",
+    })
+    outcomes = run(pg_server, tmp_path, "pairs")
+    assert codes(outcomes[2]) == ["DB003"]
+    assert "PRIMARY KEY (a, b) -> PRIMARY KEY (b, a)" in outcomes[2].findings[0].message
+
+
+def test_without_depends_on_a_failing_up_after_a_failed_one_is_a_consequence(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int;",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
+        "2_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
+        "3_c.up.sql": "CREATE TABLE c (id int);",
+        "3_c.down.sql": "DROP TABLE c;",
+        "4_d.up.sql": "CREATE TABLE d (id txet);",
+        "4_d.down.sql": "DROP TABLE d;",
+    })
+    outcomes = run(pg_server, tmp_path, "svc")
+    assert codes(outcomes[1]) == ["DB001"]
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB006"
+    assert 'relation "a" does not exist' in finding.message
+    assert "an earlier migration failed (svc:1_a up failed)" in finding.message
+    assert "no depends_on" in finding.message
+    assert finding.file is not None and finding.file.name == "2_b.up.sql" and finding.line == 1
+    assert outcomes[3].findings == []  # still passes: tested normally
+    # Every earlier failure counts in golang-migrate's order, even with no object in common.
+    assert codes(outcomes[4]) == ["DB006"]
+
+
+def test_with_depends_on_only_a_failure_that_creates_the_missing_object_explains(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    deps = dependencies_json({
+        "1": entry(affects_tables=["a"]), "2": entry(affects_tables=["a"]),
+        "3": entry(affects_tables=["c"]), "4": entry(depends_on=["3"], affects_tables=["d"]),
+    })
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int, x txt);",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
+        "2_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
+        "3_c.up.sql": "CREATE TABLE c (id int);",
+        "3_c.down.sql": "DROP TABLE c;",
+        "4_d.up.sql": "CREATE TABLE d (id txet);",
+        "4_d.down.sql": "DROP TABLE d;",
+        "dependencies.json": deps,
+    })
+    outcomes = run(pg_server, tmp_path, "svc")
+    assert codes(outcomes[1]) == ["DB001"]
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB006"
+    assert "an earlier migration failed (svc:1_a up failed)" in finding.message
+    assert "1_a creates relation a, which the failing statement needs" in finding.message
+    assert outcomes[3].findings == []
+    assert codes(outcomes[4]) == ["DB001"]  # its own defect: type "txet"
+
+
+def test_a_base_migration_is_tested_once_for_the_environments_it_shares(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int);",
+        "1_a.down.sql": "SELECT 1;",
+        "2_b.up.sql": "CREATE TABLE b (id int);",
+        "2_b.down.sql": "DROP TABLE b;",
+        "development/3_seed.up.sql": "INSERT INTO a VALUES (1);",
+        "development/3_seed.down.sql": "DELETE FROM a;",
+        "environments.json": environments_json({
+            "development": ["development/3_seed.up.sql"], "production": [], "staging": []}),
+    })
+    project = load_project(tmp_path)
+    graph = ProjectGraph(project)
+    plans = plan_environments(graph, "svc", ["development", "production", "staging"])
+    assert [m.version for m in plans["development"].tested] == [1, 2, 3]
+    assert plans["production"].tested == [] and plans["staging"].tested == []
+    assert plans["development"].covers[1] == ("development", "production", "staging")
+    roundtrip = RoundTrip(pg_server, project, graph, "svc", "development",
+                          plan=plans["development"])
+    try:
+        outcomes = {o.migration.version: o for o in roundtrip.run_all()}
+    finally:
+        roundtrip.close()
+    (finding,) = outcomes[1].findings
+    assert finding.code == "DB003"
+    assert finding.environment == "development, production, staging"
+    assert "the same in environments development, production, staging" in finding.message
+    assert outcomes[2].findings == [] and outcomes[3].findings == []
+
+
+def test_a_migration_tested_elsewhere_is_only_applied(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int);",
+        "1_a.down.sql": "SELECT 1;",
+        "development/2_seed.up.sql": "INSERT INTO a VALUES (1);",
+        "development/2_seed.down.sql": "DELETE FROM a;",
+        "3_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
+        "3_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
+        "environments.json": environments_json({
+            "development": ["development/2_seed.up.sql"], "production": []}),
+    })
+    project = load_project(tmp_path)
+    graph = ProjectGraph(project)
+    plans = plan_environments(graph, "svc", ["development", "production"])
+    assert [m.version for m in plans["production"].tested] == [3]  # its order up to 3 differs
+    roundtrip = RoundTrip(pg_server, project, graph, "svc", "production",
+                          plan=plans["production"])
+    try:
+        assert [m.version for m in roundtrip.migrations()] == [3]
+        (outcome,) = roundtrip.run_all()
+    finally:
+        roundtrip.close()
+    assert outcome.findings == [] and outcome.truth is not None
+
+
+def test_depends_on_in_any_environment_makes_the_set_declared_in_all(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    deps = dependencies_json({"1": entry(affects_tables=["a"]), "2": entry(affects_tables=["d"]),
+                              "3": entry(depends_on=["2"], affects_tables=["d"])})
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int, x txt);",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_d.up.sql": "CREATE TABLE d (id txet);",
+        "2_d.down.sql": "DROP TABLE d;",
+        "development/3_seed.up.sql": "INSERT INTO d VALUES (1);",
+        "development/3_seed.down.sql": "DELETE FROM d;",
+        "dependencies.json": deps,
+        "environments.json": environments_json({
+            "development": ["development/3_seed.up.sql"], "production": []}),
+    })
+    # 2's failure is its own (type "txet"), in production as in development.
+    assert codes(run(pg_server, tmp_path, "svc", "production")[2]) == ["DB001"]
+    assert codes(run(pg_server, tmp_path, "svc", "development")[2]) == ["DB001"]
+
+
+def test_a_down_failing_for_want_of_what_a_failed_migration_creates_is_a_consequence(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    write_service(tmp_path, "svc", {
+        "1_a.up.sql": "CREATE TABLE a (id int, x txt);",
+        "1_a.down.sql": "DROP TABLE a;",
+        "2_swapped.up.sql": "DROP INDEX IF EXISTS a_idx;",
+        "2_swapped.down.sql": "CREATE INDEX a_idx ON a (id);",
+        "3_own.up.sql": "CREATE TABLE c (id int);",
+        "3_own.down.sql": "DROP TABLE cc;",
+    })
+    outcomes = run(pg_server, tmp_path, "svc")
+    (finding,) = outcomes[2].findings
+    assert finding.code == "DB006"
+    assert finding.message.startswith('down of 2_swapped failed: relation "a" does not exist')
+    assert "1_a creates relation a" in finding.message
+    assert finding.file is not None and finding.file.name == "2_swapped.down.sql"
+    assert codes(outcomes[3]) == ["DB002"]  # a down's own defect stays DB002

@@ -1,0 +1,89 @@
+"""Which round-trips to run at all, and which environment tests which migration.
+
+Two rules keep one defect from being reported several times:
+
+* when the ``files`` check of a service has errors (duplicate versions, unpaired files, ...),
+  golang-migrate would refuse the set, so the service's round-trip is not run; one item says so;
+* a migration whose resolved order up to and including it is the same in several environments
+  (a base migration, typically) has the same outcome in each: it is tested in the first of them
+  and its findings name all of them; the others only apply it on their way to what differs.
+
+Pure: the project graph and the static findings, no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pytest_migorch.errors import ConfigurationError
+from pytest_migorch.findings import Family, Finding
+from pytest_migorch.model import Migration
+from pytest_migorch.project.graph import ProjectGraph
+
+__all__ = ["EnvironmentPlan", "files_block", "plan_environments"]
+
+
+@dataclass
+class EnvironmentPlan:
+    """What the round-trip of one service does in one environment."""
+
+    environment: str
+    #: The service's migrations tested here, in order (their items are generated here).
+    tested: list[Migration] = field(default_factory=list)
+    #: version -> every environment the outcome stands for (this one first), when several.
+    covers: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    #: Keys of the service's migrations tested in another environment: only applied here.
+    elsewhere: frozenset[tuple[str, int]] = frozenset()
+    #: Why the order cannot be resolved (the round-trip cannot run), or None.
+    error: str | None = None
+
+
+def files_block(findings: Iterable[Finding], service: str) -> str | None:
+    """Why ``service``'s round-trip is not run: its ``files`` check has errors; or None."""
+    errors = [f for f in findings
+              if f.service == service and f.family is Family.FILES and f.is_error]
+    if not errors:
+        return None
+    codes = ", ".join(dict.fromkeys(f.code for f in errors))
+    noun = "error" if len(errors) == 1 else "errors"
+    return (f"the files check of {service} has {len(errors)} {noun} ({codes}), so golang-migrate "
+            f"would refuse this set; the round-trip is not run until the files check passes")
+
+
+def _signature(order: Sequence[Migration], upto: int) -> tuple[tuple[str, int, str], ...]:
+    """What determines a migration's outcome: every file applied up to and including it."""
+    return tuple((m.service, m.version, str(m.main_file.path)) for m in order[:upto + 1])
+
+
+def plan_environments(
+    graph: ProjectGraph, service: str, environments: Sequence[str],
+) -> dict[str, EnvironmentPlan]:
+    """A plan per environment (in the order given): each migration tested where it first
+    occurs with its resolved prefix, covering the later environments with the same prefix."""
+    plans: dict[str, EnvironmentPlan] = {}
+    owners: dict[tuple[tuple[str, int, str], ...], tuple[EnvironmentPlan, int]] = {}
+    for environment in environments:
+        plan = plans[environment] = EnvironmentPlan(environment)
+        try:
+            order = graph.order_all(environment, [service])
+            tested_ids = {m.key for m in graph.order(service, environment)}
+        except ConfigurationError as exc:
+            plan.error = str(exc)
+            continue
+        elsewhere: set[tuple[str, int]] = set()
+        for index, migration in enumerate(order):
+            if migration.key not in tested_ids:
+                continue
+            signature = _signature(order, index)
+            owner = owners.get(signature)
+            if owner is None:
+                owners[signature] = (plan, migration.version)
+                plan.tested.append(migration)
+                continue
+            owner_plan, version = owner
+            covered = owner_plan.covers.get(version, (owner_plan.environment,))
+            owner_plan.covers[version] = (*covered, environment)
+            elsewhere.add(migration.key)
+        plan.elsewhere = frozenset(elsewhere)
+    return plans

@@ -1,0 +1,61 @@
+"""The findings the round-trip can report, in catalogue order.
+
+They live apart from :mod:`pytest_migorch.roundtrip.engine` so the engine stays about running
+migrations; the engine re-exports ``RULES`` for :mod:`pytest_migorch.catalogue`.
+"""
+
+from __future__ import annotations
+
+from pytest_migorch.findings import Family, Rule, Severity
+
+__all__ = ["RULES"]
+
+E, W, D = Severity.ERROR, Severity.WARNING, Family.DATABASE
+
+UP_FAILED = Rule("DB001", "up-failed", E, D,
+                 "The up migration fails on a database in the state it expects.",
+                 "Fix the statement at the line given; PostgreSQL's message says why.")
+DOWN_FAILED = Rule("DB002", "down-failed", E, D,
+                   "The down migration fails right after its up migration.",
+                   "Fix the down file so that it undoes exactly what the up file does.")
+DOWN_RESIDUE = Rule("DB003", "down-residue", E, D,
+                    "After up then down, the schema differs from before the up.",
+                    "Make the down file drop or restore everything its up file changes.")
+REUP_FAILED = Rule("DB004", "reup-failed", E, D,
+                   "The up migration fails when applied again after its down.",
+                   "Make the down file remove everything the up file creates, so up can run "
+                   "again.")
+REUP_DIFFERS = Rule("DB005", "reup-differs", E, D,
+                    "Applying up again after down gives a different schema than the first up.",
+                    "Make the down file restore the exact state the up file started from.")
+PREREQUISITE_FAILED = Rule("DB006", "prerequisite-failed", E, D,
+                           "A migration this one needs (earlier, or of another service) failed: "
+                           "this one was not tested, or its up failed for want of what that "
+                           "migration creates (the message names it).",
+                           "Fix the failing prerequisite first, then test this one again.")
+LOCKS_EXCEED_RISK = Rule("DB007", "locks-exceed-risk", E, D,
+                         "PostgreSQL held blocking locks on existing tables (or rewrote them) "
+                         "that the declared risk_level does not admit.",
+                         "Raise risk_level, or change the migration (CONCURRENTLY, NOT VALID, "
+                         "a new column instead of a type change).")
+UNDECLARED_TABLE = Rule("DB008", "undeclared-table-seen", E, D,
+                        "PostgreSQL saw the migration change a table that affects_tables does "
+                        "not declare, and the static analysis did not see it either.",
+                        "Add the table to affects_tables in dependencies.json.")
+ANALYSIS_BLIND = Rule("DB009", "analysis-blind", W, D,
+                      "PostgreSQL saw the migration change a table that the static analysis "
+                      "did not derive from the SQL (e.g. inside a DO block or function).",
+                      "Nothing to fix if affects_tables is right; consider a migorch:ignore or "
+                      "simpler SQL.")
+
+COLUMN_ORDER = Rule("DB010", "column-order-changed", W, D,
+                    "After up then down, a table has its columns in another order (a re-added "
+                    "column is appended: a down cannot put it back in place). It matters to "
+                    "SELECT *, and to COPY and INSERT without a column list.",
+                    "Name the columns in SELECT, COPY and INSERT; --migorch-strict-column-order "
+                    "makes this an error.")
+
+RULES: tuple[Rule, ...] = (
+    UP_FAILED, DOWN_FAILED, DOWN_RESIDUE, REUP_FAILED, REUP_DIFFERS, PREREQUISITE_FAILED,
+    LOCKS_EXCEED_RISK, UNDECLARED_TABLE, ANALYSIS_BLIND, COLUMN_ORDER,
+)
