@@ -29,16 +29,15 @@ import psycopg
 from psycopg import sql
 
 from pytest_migorch import __version__
+from pytest_migorch.deploy.locks import AdvisoryLock, lock_database_names, lock_key
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState, format_seconds
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
-    AdvisoryLock,
     ExecutionRecord,
     SchemaVersion,
     Tracking,
     file_checksum,
     golang_migrate_table,
-    lock_key,
 )
 from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.findings import display_path
@@ -120,32 +119,55 @@ class Session:
 
     def __init__(self, conn: psycopg.Connection[Any], settings: ConnectionSettings) -> None:
         self.conn = conn
+        self.settings = settings
         self.locks: list[AdvisoryLock] = []
         self._trackings: dict[str, Tracking] = {}
         self._check_interval: bool | None = None
-        name = settings.lock_database_name
-        if name is None:
-            row = conn.execute("SELECT current_database()").fetchone()
-            name = str(row[0]) if row else ""
-        self.lock_database_name = name
+        # The lock keys come from what the server says, never from how the URL spells the
+        # database: `/app` in the path and `?dbname=app` are one database (docs: "Locks").
+        row = conn.execute("SELECT current_database()").fetchone()
+        self.database = str(row[0]) if row else ""
+        self.lock_database_names = lock_database_names(self.database)
 
     def tracking(self, schema: str) -> Tracking:
         if schema not in self._trackings:
             self._trackings[schema] = Tracking(self.conn, schema)
         return self._trackings[schema]
 
-    def lock_for(self, schema: str) -> AdvisoryLock:
-        key = lock_key(self.lock_database_name, GOLANG_MIGRATE_SCHEMA, golang_migrate_table(schema))
-        return AdvisoryLock(self.conn, key, f"service schema {schema}")
+    def locks_for(self, schema: str) -> list[AdvisoryLock]:
+        """The keys golang-migrate may lock for this service, in the order runs take them."""
+        table = golang_migrate_table(schema)
+        return [AdvisoryLock(self.conn, lock_key(name, GOLANG_MIGRATE_SCHEMA, table),
+                             f"service schema {schema}")
+                for name in self.lock_database_names]
+
+    def lock_holder(self, schema: str) -> str | None:
+        """Who holds this service's lock (either key), if anyone."""
+        for lock in self.locks_for(schema):
+            holder = lock.holder()
+            if holder:
+                return holder
+        return None
+
+    def alive_backends(self, pids: Sequence[int]) -> set[int]:
+        """Which of ``pids`` are sessions of this server right now (``pg_stat_activity``);
+        this session's own pid counts as not alive (it cannot be running an older step)."""
+        if not pids:
+            return set()
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND pid <> pg_backend_pid()",
+            (list(pids),)).fetchall()
+        return {int(row[0]) for row in rows}
 
     def lock(self, schemas: Sequence[str], timeout: float, reporter: Reporter) -> None:
-        """golang-migrate's lock of every schema, in name order so two runs cannot deadlock."""
+        """golang-migrate's lock of every schema, in name order so two runs cannot deadlock
+        (and, per schema, both keys in one fixed order)."""
         for schema in sorted(set(schemas)):
-            lock = self.lock_for(schema)
-            waited = lock.acquire(timeout)
-            if waited >= 0.5:
-                reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
-            self.locks.append(lock)
+            for lock in self.locks_for(schema):
+                waited = lock.acquire(timeout)
+                if waited >= 0.5:
+                    reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
+                self.locks.append(lock)
 
     def migration_settings(self, schema: str) -> sql.Composed:
         """A clean session per migration: no setting leaks from the previous migration, and

@@ -38,6 +38,8 @@ from pytest_migorch.deploy.planning import (
     plan_step,
     resolve_environment,
 )
+from pytest_migorch.deploy.records import Action
+from pytest_migorch.deploy.recovery import Resolution, decide_recovery
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
@@ -222,53 +224,28 @@ class Runner:
     # --- recovery and adoption --------------------------------------------------------------
 
     def _recover(self, session: Session, state: ServiceState, result: RunResult | None) -> bool:
-        """Resolve ``running`` rows left by a run that died (we hold the lock, so no live run
-        owns them) and say truthfully what it means."""
+        """Resolve ``running`` rows left by a run that died and say truthfully what it means
+        (:func:`~pytest_migorch.deploy.recovery.decide_recovery`). A row whose backend is
+        still alive belongs to a live run: it is never touched, and this run refuses."""
         tracking = session.tracking(state.schema)
-        for record in state.running:
-            when = f" (started {record.started_at:%Y-%m-%d %H:%M:%S %Z} by {record.executed_by})" \
-                if record.started_at else ""
-            what = "rollback" if record.action == "down" else "migration"
-            if record.transactional:
-                message = (
-                    f"interrupted: the run{when} ended before this {what} finished (process "
-                    "killed or connection lost). PostgreSQL rolled back its transaction, so "
-                    "nothing of it took effect; "
-                    + ("the migration is still applied." if record.action == "down"
-                       else "it will run again.")
-                )
-                tracking.update(record.id, action="recover",
-                                status="completed" if record.action == "down" else "failed",
-                                error_message=message, metadata={"interrupted": True})
-            elif record.metadata.get("statements_total") is not None and \
-                    record.metadata.get("statements_done") == record.metadata["statements_total"]:
-                # Every statement completed (each one committed, then counted); only the final
-                # bookkeeping was lost. Recording it as done is the truth.
-                total = record.metadata["statements_total"]
-                done_status = "rolled_back" if record.action == "down" else "completed"
-                message = (
-                    f"interrupted: the run{when} ended after all {total} statement(s) of this "
-                    f"non-transactional {what} had completed, before recording it; recorded as "
-                    f"{'rolled back' if record.action == 'down' else 'applied'}."
-                )
-                tracking.update(record.id, action="recover", status=done_status,
-                                completed=True, error_message=message,
-                                metadata={"interrupted": True, "dirty": False})
-                self._note(result, f"{state.service.name}: {record.migration_id} was {message}")
+        alive = session.alive_backends(
+            [r.backend_pid for r in state.running if r.backend_pid is not None])
+        decisions = [(record, decide_recovery(
+            record, backend_alive=record.backend_pid in alive,
+            schema_dirty=state.schema_version.dirty)) for record in state.running]
+        live = [(r, d) for r, d in decisions if not d.proceeds]
+        if live:
+            raise Refused("\n".join(f"{state.service.name}: {r.migration_id} is {d.message}"
+                                     for r, d in live))
+        for record, decision in decisions:
+            assert decision.status is not None
+            tracking.update(record.id, action=Action.RECOVER, status=decision.status,
+                            completed=decision.completed, error_message=decision.message,
+                            metadata={"interrupted": True, "dirty": decision.dirty})
+            self._note(result, f"{state.service.name}: {record.migration_id} was "
+                               f"{decision.message}")
+            if decision.resolution is Resolution.FINISHED:
                 self._clear_dirty_if_ours(tracking, state)
-                continue
-            else:
-                done = record.metadata.get("statements_done", 0)
-                total = record.metadata.get("statements_total", "?")
-                message = (
-                    f"interrupted: the run{when} ended during this non-transactional {what}, "
-                    f"after {done} of {total} statement(s) had completed: those are in effect, "
-                    "the rest are not. golang-migrate's dirty flag is set."
-                )
-                tracking.update(record.id, action="recover", status="failed",
-                                error_message=message,
-                                metadata={"interrupted": True, "dirty": True})
-            self._note(result, f"{state.service.name}: {record.migration_id} was {message}")
         return bool(state.running)
 
     def _clear_dirty_if_ours(self, tracking: Tracking, state: ServiceState) -> None:

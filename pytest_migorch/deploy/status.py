@@ -224,15 +224,11 @@ def collect_report(session: Session, state: ServiceState, *, history: int) -> Se
     """Add the live facts (sessions alive, lock holder) and recent history to a state."""
     tracking = session.tracking(state.schema)
     pids = [r.backend_pid for r in state.running if r.backend_pid is not None]
-    alive: set[int] = set()
-    if pids:
-        rows = session.conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchall()
-        alive = {int(row[0]) for row in rows}
+    alive = session.alive_backends(pids)
     return ServiceReport(
         state=state,
         drift=state.drift(),
         history=tracking.history(state.environment, history * 2),
         alive_pids=alive,
-        lock_holder=session.lock_for(state.schema).holder(),
+        lock_holder=session.lock_holder(state.schema),
     )

@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
-import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,7 +28,14 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from pytest_migorch.errors import LockTimeout
+from pytest_migorch.deploy.locks import AdvisoryLock, advisory_lock_id, lock_key
+from pytest_migorch.deploy.records import (
+    ACTIONS,
+    STATUSES,
+    ExecutionRecord,
+    HistoryRecord,
+    SchemaVersion,
+)
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = [
@@ -60,12 +63,6 @@ EXECUTIONS_TABLE = "migration_executions"
 HISTORY_TABLE = "migration_execution_history"
 #: golang-migrate's table lives in ``public``: ``public.<schema>_schema_migrations``.
 GOLANG_MIGRATE_SCHEMA = "public"
-STATUSES = ("pending", "running", "completed", "failed", "rolled_back")
-#: What a history row records: a migration run up or down, adopted from golang-migrate's table,
-#: resolved by ``force``, or an interrupted run found and resolved by the next one.
-ACTIONS = ("up", "down", "adopt", "force", "recover")
-#: golang-migrate's ``advisoryLockIDSalt`` (database/util.go).
-LOCK_SALT = 1486364155
 
 # SPEC section 6, verbatim apart from the schema placeholder.
 _EXECUTIONS_DDL = """CREATE TABLE {schema}.migration_executions (
@@ -140,108 +137,9 @@ def golang_migrate_table(schema: str) -> str:
     return f"{schema}_schema_migrations"
 
 
-def advisory_lock_id(database_name: str, *additional_names: str) -> int:
-    """golang-migrate's ``GenerateAdvisoryLockId``: crc32 (IEEE) of the additional names and
-    the database name joined by NUL, times the salt, as a uint32."""
-    joined = "\x00".join([*additional_names, database_name]).encode("utf-8")
-    return (zlib.crc32(joined) * LOCK_SALT) & 0xFFFFFFFF
-
-
-def lock_key(database_name: str, schema: str, table: str) -> int:
-    """The key golang-migrate's postgres driver (v4.15+) locks for ``schema.table``:
-    crc32 of ``schema \\0 table \\0 db``, salted.
-
-    ``database_name`` is what golang-migrate calls ``DatabaseName``: the URL path with its
-    leading slash (``"/mydb"``), or ``current_database()`` when the URL has no path.
-    """
-    return advisory_lock_id(database_name, schema, table)
-
-
 def file_checksum(path: Path) -> str:
     """sha256 (hex) of a migration file's bytes: what drift detection compares."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ExecutionRecord:
-    """One row of ``migration_executions``."""
-
-    id: int
-    migration_id: str
-    migration_version: str
-    environment: str
-    status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_ms: int | None
-    executed_by: str | None
-    checksum: str | None
-    dependencies: Any
-    metadata: dict[str, Any]
-    error_message: str | None
-    rollback_version: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
-
-    @property
-    def version(self) -> int:
-        return int(self.migration_version) if self.migration_version.isdigit() else -1
-
-    @property
-    def dirty(self) -> bool:
-        """True when this row is the reason golang-migrate's dirty flag is set."""
-        return bool(self.metadata.get("dirty"))
-
-    @property
-    def action(self) -> str:
-        return str(self.metadata.get("action", "up"))
-
-    @property
-    def transactional(self) -> bool:
-        return bool(self.metadata.get("transactional", True))
-
-    @property
-    def backend_pid(self) -> int | None:
-        pid = self.metadata.get("backend_pid")
-        return int(pid) if isinstance(pid, int) else None
-
-
-@dataclass(frozen=True)
-class HistoryRecord:
-    """One row of the append-only history."""
-
-    id: int
-    execution_id: int
-    migration_id: str
-    migration_version: str
-    environment: str
-    action: str
-    status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_ms: int | None
-    executed_by: str | None
-    checksum: str | None
-    error_message: str | None
-    rollback_version: str | None
-    metadata: dict[str, Any]
-    recorded_at: datetime
-
-
-@dataclass(frozen=True)
-class SchemaVersion:
-    """golang-migrate's view: ``version`` is -1 (NilVersion) when its table is empty or absent."""
-
-    version: int = -1
-    dirty: bool = False
-    exists: bool = False
-
-    def describe(self) -> str:
-        if not self.exists:
-            return "no table"
-        if self.version < 0 and not self.dirty:
-            return "no version"
-        return f"{self.version}{' (dirty)' if self.dirty else ''}"
 
 
 class Tracking:
@@ -519,78 +417,3 @@ class Tracking:
 
 def _record(row: dict[str, Any]) -> ExecutionRecord:
     return ExecutionRecord(**{**row, "metadata": row["metadata"] or {}})
-
-
-class AdvisoryLock:
-    """golang-migrate's session-level advisory lock of one service, with a bounded wait.
-
-    Waiting polls ``pg_try_advisory_lock`` from the client instead of blocking in
-    ``pg_advisory_lock``: a session blocked in a query holds a snapshot, and ``CREATE INDEX
-    CONCURRENTLY`` run by the lock holder waits for every older snapshot, so eight runners
-    queued on the lock deadlock with the one building an index. Between polls nothing is held.
-    """
-
-    #: First and longest pause between two attempts (seconds); the pause doubles each time.
-    POLL_START = 0.02
-    POLL_MAX = 0.5
-
-    def __init__(self, conn: psycopg.Connection[Any], key: int, label: str) -> None:
-        self.conn = conn
-        self.key = key
-        self.label = label
-        self.held = False
-
-    def try_acquire(self) -> bool:
-        row = self.conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)).fetchone()
-        self.held = bool(row and row[0])
-        return self.held
-
-    def acquire(self, timeout: float) -> float:
-        """Take the lock, waiting at most ``timeout`` seconds; returns the seconds waited."""
-        begin = time.monotonic()
-        try:
-            if self.try_acquire():
-                return 0.0
-            holder = self.holder()
-            log.info("waiting up to %ss for the lock of %s, held by %s", timeout, self.label,
-                     holder or "another session")
-            pause = self.POLL_START
-            while time.monotonic() - begin < timeout:
-                time.sleep(min(pause, max(timeout - (time.monotonic() - begin), 0)))
-                pause = min(pause * 2, self.POLL_MAX)
-                if self.try_acquire():
-                    return time.monotonic() - begin
-            holder = self.holder() or holder
-        except psycopg.Error as exc:
-            raise database_error(exc, f"taking the lock of {self.label}") from exc
-        raise LockTimeout(
-            f"timeout: can't acquire database lock for {self.label} within {timeout:g}s "
-            f"(advisory lock {self.key}, the one golang-migrate takes for this service); "
-            f"held by {holder or 'another session'}. Another migorch or golang-migrate run is "
-            "migrating this service: wait for it, or raise --lock-timeout."
-        )
-
-    def release(self) -> None:
-        if self.held and not self.conn.closed:
-            try:
-                self.conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
-            except psycopg.Error as exc:  # the connection is going away: the lock goes with it
-                log.debug("releasing %s: %s", self.label, exc)
-        self.held = False
-
-    def holder(self) -> str | None:
-        """Who holds the lock right now: pid, application, user and since when."""
-        row = self.conn.execute(
-            "SELECT a.pid, a.application_name, a.usename, a.backend_start "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 "
-            "AND l.objid = %s::bigint::oid AND l.objsubid = 1 "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (self.key,),
-        ).fetchone()
-        if row is None:
-            return None
-        pid, app, user, since = row
-        return (f"pid {pid} ({app or 'unknown application'}, user {user}, "
-                f"connected {since:%Y-%m-%d %H:%M:%S%z})")
-
