@@ -45,8 +45,10 @@ from pytest_migorch.model import Migration, MigrationFile
 from pytest_migorch.postgres.connection import ConnectionSettings, database_error
 from pytest_migorch.postgres.statements import (
     MigrationSqlError,
+    open_transaction_error,
     prepared_statements,
     run_migration_file,
+    run_statement,
 )
 from pytest_migorch.sql.split import Statement
 
@@ -330,13 +332,11 @@ class Applier:
                                              path=file.path)
             tracking.note_progress(record_id, {"statements_total": len(statements),
                                                "statements_done": 0})
-            for done, statement in enumerate(statements, 1):
-                _run_statement(conn, statement, file.path)
-                tracking.note_progress(record_id, {"statements_done": done,
-                                                   "last_line": statement.end_line})
+            self._run_in_autocommit(tracking, record_id, statements, file.path)
         except (MigrationSqlError, psycopg.Error) as exc:
             seconds = time.perf_counter() - started
             failure = self.failure(step, exc, dirty=True, state=state)
+            _end_open_transaction(conn)
             tracking.update(record_id, action=step.direction, status="failed", completed=True,
                             duration_ms=round(seconds * 1000), error_message=str(failure),
                             metadata={"dirty": True})
@@ -353,6 +353,28 @@ class Applier:
                                      schema_version=(gm_version, False))
         self._refresh(state, tracking, record, gm_version)
         return StepOutcome(step, done_status, seconds)
+
+    def _run_in_autocommit(self, tracking: Tracking, record_id: int,
+                           statements: list[Statement], path: Path) -> None:
+        """Each statement in autocommit; after each, the session's transaction status says
+        whether it took effect. Inside a transaction block the file opened, nothing is
+        committed yet, so progress is recorded only when the block ends; a block still open
+        (or aborted) at the end of the file is an error, never a success."""
+        conn = self.session.conn
+        opened_by: Statement | None = None
+        for done, statement in enumerate(statements, 1):
+            run_statement(conn, statement, path)
+            status = conn.info.transaction_status
+            if status == psycopg.pq.TransactionStatus.IDLE:
+                opened_by = None
+                tracking.note_progress(record_id, {"statements_done": done,
+                                                   "last_line": statement.end_line})
+            elif opened_by is None:
+                opened_by = statement
+        status = conn.info.transaction_status
+        if status != psycopg.pq.TransactionStatus.IDLE:
+            raise open_transaction_error(
+                path, opened_by, failed=status == psycopg.pq.TransactionStatus.INERROR)
 
     @staticmethod
     def _refresh(state: ServiceState, tracking: Tracking, record: ExecutionRecord | None,
@@ -424,19 +446,9 @@ def step_file(step: PlanStep) -> MigrationFile:
     return file
 
 
-def _run_statement(conn: psycopg.Connection[Any], statement: Statement, path: Path) -> None:
-    """One statement in autocommit; a failure names the file and line of the statement."""
-    try:
-        conn.execute(statement.text.encode("utf-8"), prepare=False)
-    except psycopg.Error as exc:
-        diag = exc.diag
-        line = statement.line
-        position = diag.statement_position
-        if position and position.isdigit():
-            line += statement.text[: int(position) - 1].count("\n")
-        raise MigrationSqlError(
-            path, line, diag.message_primary or str(exc).strip().splitlines()[0],
-            diag.sqlstate, detail=diag.message_detail, hint=diag.message_hint,
-            statement=statement.text,
-        ) from exc
-
+def _end_open_transaction(conn: psycopg.Connection[Any]) -> None:
+    """Roll back a transaction block a failed non-transactional file left open, so the
+    failure is recorded (a write in an aborted block fails) and nothing of the block stays."""
+    if conn.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS,
+                                        psycopg.pq.TransactionStatus.INERROR):
+        conn.execute("ROLLBACK")

@@ -6,6 +6,7 @@ runner does now.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,8 +19,10 @@ from psycopg.conninfo import conninfo_to_dict
 from pytest_migorch.deploy.applying import NullReporter, Session
 from pytest_migorch.deploy.runner import Refused
 from pytest_migorch.deploy.tracking import Tracking
-from pytest_migorch.errors import LockTimeout
+from pytest_migorch.errors import LockTimeout, MigrationFailed
 from pytest_migorch.postgres.connection import connect, resolve_settings
+from pytest_migorch.project.scaffold import create_migration
+from pytest_migorch.project.validation import load_project
 
 
 def spellings(conninfo: str) -> tuple[str, str]:
@@ -36,6 +39,27 @@ def spellings(conninfo: str) -> tuple[str, str]:
     path_url = f"postgres://{auth}@{host}/{params['dbname']}?{urlencode(rest)}"
     query_url = f"postgres://{auth}@{host}?{urlencode({**rest, 'dbname': params['dbname']})}"
     return path_url, query_url
+
+
+def add_migration(root: Path, name: str, sql_text: str, *, transactional: bool = True,
+                  service: str = "user-service", depends_on: tuple[str, ...] = ("000001",),
+                  down: str = "SELECT 1;\n") -> str:
+    """A new migration at the end of ``service`` whose up file is ``sql_text``."""
+    created = create_migration(load_project(root), service, name, depends_on=list(depends_on))
+    created.up.write_text(sql_text)
+    created.down.write_text(down)
+    deps_file = root / service / "migrations" / "dependencies.json"
+    deps = json.loads(deps_file.read_text())
+    deps["migrations"][created.migration_id.split("_")[0]]["transactional"] = transactional
+    deps_file.write_text(json.dumps(deps, indent=2))
+    return created.migration_id
+
+
+def executions(url: str, schema: str = "user_service") -> dict[str, tuple[Any, ...]]:
+    """migration_id -> (status, error_message, metadata)."""
+    return {r[0]: r[1:] for r in query(
+        url, f"SELECT migration_id, status, error_message, metadata FROM "
+             f"{schema}.migration_executions ORDER BY id")}
 
 
 def test_two_spellings_of_one_url_take_the_same_lock(services: Path, fresh_db: str) -> None:
@@ -71,3 +95,40 @@ def test_a_running_row_of_a_live_backend_is_never_recovered(services: Path,
                                            "user_service.migration_executions "
                                            "WHERE migration_version = '000002'")
         assert found == [("running", None)]
+
+
+def test_non_transactional_file_that_leaves_a_transaction_open_is_a_failure(
+        services: Path, fresh_db: str) -> None:
+    bad = add_migration(services, "seed", "CREATE TABLE early (id int);\n"
+                        "BEGIN;\nINSERT INTO users (email) VALUES ('a@example.com');\n",
+                        transactional=False)
+    later = add_migration(services, "later", "CREATE TABLE later (id int);\n",
+                          depends_on=(bad.split("_")[0],))
+    run = make_runner(services, fresh_db)
+    with pytest.raises(MigrationFailed, match=r"seed.up.sql:2: the file leaves a transaction "
+                                              r"open") as failed:
+        run.up(["user-service"], "production")
+    result = failed.value.result  # type: ignore[attr-defined]
+    assert [o.status for o in result.outcomes][-1] == "failed"
+    assert all(o.step.migration.id != later for o in result.outcomes)
+    status, error, metadata = executions(fresh_db)[bad]
+    assert status == "failed" and metadata["dirty"] is True
+    assert metadata["statements_done"] == 1  # CREATE TABLE early, not what the block did
+    assert "transaction open" in error
+    assert later not in executions(fresh_db)
+    assert query(fresh_db, "SELECT count(*) FROM user_service.users") == [(0,)]
+    assert query(fresh_db, "SELECT to_regclass('user_service.early') IS NOT NULL") == [(True,)]
+    version = int(bad.split("_")[0])
+    assert query(fresh_db, "SELECT version, dirty FROM public.user_service_schema_migrations") \
+        == [(version, True)]
+
+
+def test_non_transactional_file_with_its_own_committed_block_applies(
+        services: Path, fresh_db: str) -> None:
+    block = add_migration(services, "block", "BEGIN;\nINSERT INTO users (email) "
+                          "VALUES ('a@example.com');\nCOMMIT;\nSELECT 1;\n",
+                          transactional=False)
+    make_runner(services, fresh_db).up(["user-service"], "production")
+    status, _, metadata = executions(fresh_db)[block]
+    assert status == "completed" and metadata["statements_done"] == 4
+    assert query(fresh_db, "SELECT count(*) FROM user_service.users") == [(1,)]
