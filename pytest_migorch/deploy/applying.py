@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 #: How often PostgreSQL checks that the runner is still connected during a long statement, so
 #: the session (its lock and its transaction) ends within a second after the runner is killed.
 CLIENT_CHECK_INTERVAL = "1s"
+#: ``RESET ALL`` leaves both alone: a ``SET ROLE`` or ``SET SESSION AUTHORIZATION`` in one
+#: migration would otherwise run the next migration (and the tracking writes) as that role.
+#: Resetting the session authorization is always allowed: it returns to the login user.
+RESET_IDENTITY = sql.SQL("RESET SESSION AUTHORIZATION; RESET ROLE")
 _CHECK_INTERVAL = sql.SQL("SET client_connection_check_interval = {}").format(
     sql.Literal(CLIENT_CHECK_INTERVAL))
 
@@ -119,21 +123,30 @@ def executed_by() -> str:
 class Session:
     """The one connection of a run: it holds the locks and runs every migration."""
 
-    def __init__(self, conn: psycopg.Connection[Any], settings: ConnectionSettings) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], settings: ConnectionSettings,
+                 lock_timeout: float | None = None) -> None:
         self.conn = conn
         self.settings = settings
+        self.lock_timeout = lock_timeout
+        #: Sent ahead of every tracking write (``SET LOCAL``: it ends with that write's
+        #: transaction, so nothing leaks into a migration): the runner's own identity, and
+        #: a bounded wait for the row and table locks the write needs.
+        self.guard: sql.Composed | None = tracking_guard(lock_timeout)
         self.locks: list[AdvisoryLock] = []
         self._trackings: dict[str, Tracking] = {}
         self._check_interval: bool | None = None
         # The lock keys come from what the server says, never from how the URL spells the
         # database: `/app` in the path and `?dbname=app` are one database (docs: "Locks").
+        if lock_timeout is not None:
+            # Reads before the first migration (state, recovery, status) wait that long too.
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(_milliseconds(lock_timeout)))
         row = conn.execute("SELECT current_database()").fetchone()
         self.database = str(row[0]) if row else ""
         self.lock_database_names = lock_database_names(self.database)
 
     def tracking(self, schema: str) -> Tracking:
         if schema not in self._trackings:
-            self._trackings[schema] = Tracking(self.conn, schema)
+            self._trackings[schema] = Tracking(self.conn, schema, guard=self.guard)
         return self._trackings[schema]
 
     def locks_for(self, schema: str) -> list[AdvisoryLock]:
@@ -179,7 +192,7 @@ class Session:
         migration's first tracking write (``before=`` of :meth:`Tracking.start` and
         :meth:`Tracking.update`), ahead of it: that write, too, runs with clean settings.
         Call it outside a transaction (the first call may probe the server)."""
-        statements = [sql.SQL("RESET ALL"),
+        statements = [RESET_IDENTITY, sql.SQL("RESET ALL"),
                       sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))]
         if self._supports_check_interval():
             statements.append(_CHECK_INTERVAL)
@@ -200,6 +213,24 @@ class Session:
         for lock in reversed(self.locks):
             lock.release()
         self.conn.close()
+
+
+def _milliseconds(seconds: float) -> sql.Literal:
+    return sql.Literal(f"{max(round(seconds * 1000), 1)}ms")
+
+
+def tracking_guard(lock_timeout: float | None) -> sql.Composed:
+    """``SET LOCAL`` statements for a tracking write: back to the login identity (a
+    migration's ``SET ROLE`` must not decide who writes the records) and, when given, at most
+    ``lock_timeout`` seconds of waiting for a lock (another session's ``SELECT ... FOR UPDATE``
+    on a tracking row would otherwise stall the run forever while it holds the advisory
+    lock)."""
+    statements: list[sql.Composable] = [sql.SQL("SET LOCAL SESSION AUTHORIZATION DEFAULT"),
+                                        sql.SQL("SET LOCAL ROLE NONE")]
+    if lock_timeout is not None:
+        statements.append(sql.SQL("SET LOCAL lock_timeout = {}").format(
+            _milliseconds(lock_timeout)))
+    return sql.SQL("; ").join(statements)
 
 
 class Applier:

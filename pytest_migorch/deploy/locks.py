@@ -18,7 +18,8 @@ import psycopg
 from pytest_migorch.errors import LockTimeout
 from pytest_migorch.postgres.connection import database_error
 
-__all__ = ["LOCK_SALT", "advisory_lock_id", "lock_key", "lock_database_names", "AdvisoryLock"]
+__all__ = ["LOCK_SALT", "advisory_lock_id", "lock_key", "lock_database_names", "AdvisoryLock",
+           "lock_wait_timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +130,44 @@ class AdvisoryLock:
         return (f"pid {pid} ({app or 'unknown application'}, user {user}, "
                 f"connected {since:%Y-%m-%d %H:%M:%S%z})")
 
+
+
+#: Who holds a lock, other than a plain reader, on a tracking table of any service.
+_TRACKING_LOCK_HOLDERS = """
+SELECT DISTINCT n.nspname, c.relname, l.pid, l.mode, a.application_name, a.usename,
+       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.granted AND l.pid <> pg_backend_pid() AND l.mode <> 'AccessShareLock'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND (c.relname IN ('migration_executions', 'migration_execution_history')
+       OR (n.nspname = 'public' AND c.relname LIKE '%\\_schema\\_migrations'))
+ORDER BY 1, 2, 3
+"""
+
+
+def lock_wait_timeout(conn: psycopg.Connection[Any], exc: psycopg.Error,
+                      timeout: float | None) -> LockTimeout:
+    """A tracking statement gave up waiting (``lock_timeout``): name the table and the
+    session that holds it, so the person on call knows what to end or wait for."""
+    holders: list[tuple[Any, ...]] = []
+    try:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            holders = conn.execute(_TRACKING_LOCK_HOLDERS).fetchall()
+    except psycopg.Error as lookup:  # the reason is still worth reporting without holders
+        log.debug("looking up lock holders: %s", lookup)
+    waited = f" within {timeout:g}s" if timeout is not None else ""
+    if holders:
+        described = "; ".join(
+            f"{schema}.{table} held ({mode}) by pid {pid} ({app or 'unknown application'}, "
+            f"user {user}: {sql_text or '?'})"
+            for schema, table, pid, mode, app, user, sql_text in holders)
+    else:
+        described = f"a tracking table ({exc.diag.message_primary or exc})"
+    return LockTimeout(
+        f"timeout: can't acquire a lock{waited} on {described}. Nothing more was done and "
+        "the advisory lock was released. Wait for that session or end it (e.g. "
+        "`SELECT pg_terminate_backend(<pid>)`), then run again; --lock-timeout bounds this wait."
+    )

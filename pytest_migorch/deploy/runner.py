@@ -30,6 +30,7 @@ from pytest_migorch.deploy.applying import (
     executed_by,
     force_advice,
 )
+from pytest_migorch.deploy.locks import lock_wait_timeout
 from pytest_migorch.deploy.planning import (
     Plan,
     PlanStep,
@@ -160,23 +161,19 @@ class Runner:
     def _session(self, result: RunResult | None = None) -> Iterator[Session]:
         conn = connect(self.settings)
         try:
-            session = Session(conn, self.settings)
+            session = Session(conn, self.settings, self.lock_timeout)
         except psycopg.Error as exc:
             conn.close()
             raise database_error(exc, "reading the database name") from exc
         try:
             yield session
+        except psycopg.errors.LockNotAvailable as exc:
+            raise _attach(lock_wait_timeout(session.conn, exc, self.lock_timeout),
+                          result) from exc
         except psycopg.Error as exc:
-            error = database_error(exc, "talking to the database")
-            if result is not None:
-                result.error = error
-                error.result = result  # type: ignore[attr-defined]
-            raise error from exc
+            raise _attach(database_error(exc, "talking to the database"), result) from exc
         except MigorchError as exc:
-            if result is not None:
-                result.error = exc
-                exc.result = result  # type: ignore[attr-defined]
-            raise
+            raise _attach(exc, result)
         finally:
             session.close()
 
@@ -623,6 +620,14 @@ class Runner:
                 state = self._read_state(tracking, name, env)
                 reports.append(collect_report(session, state, history=history))
         return reports
+
+
+def _attach(error: MigorchError, result: RunResult | None) -> MigorchError:
+    """Put the partial result on the error (and the error in the result) for front ends."""
+    if result is not None:
+        result.error = error
+        error.result = result  # type: ignore[attr-defined]
+    return error
 
 
 def self_user(tracking: Tracking) -> str:

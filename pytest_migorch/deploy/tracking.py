@@ -149,9 +149,13 @@ class Tracking:
     what commits together (a transactional migration, its row and golang-migrate's row).
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], schema: str, *,
+                 guard: sql.Composed | None = None) -> None:
         self.conn = conn
         self.schema = schema
+        #: Parameterless ``SET LOCAL`` statements sent ahead of every write (the runner's
+        #: identity and lock wait bound, see :func:`pytest_migorch.deploy.applying.tracking_guard`).
+        self.guard = guard
         self.gm_table = golang_migrate_table(schema)
         self._executions = sql.Identifier(schema, EXECUTIONS_TABLE)
         self._history = sql.Identifier(schema, HISTORY_TABLE)
@@ -236,7 +240,13 @@ class Tracking:
         """golang-migrate's ``SetVersion``: TRUNCATE, then INSERT unless nil and clean, in one
         transaction: the caller's, if any, which makes it atomic with its other writes."""
         with self._atomic():
-            self.conn.execute(self._set_version_sql(version, dirty), prepare=False)
+            self.conn.execute(self._guarded(self._set_version_sql(version, dirty)),
+                              prepare=False)
+
+    def _guarded(self, statement: sql.Composed) -> sql.Composed:
+        if self.guard is None:
+            return statement
+        return sql.SQL("; ").join([self.guard, statement])
 
     def _set_version_sql(self, version: int, dirty: bool) -> sql.Composed:
         """``TRUNCATE`` + ``INSERT`` as one parameterless text: one round trip."""
@@ -379,6 +389,8 @@ class Tracking:
         ).format(change=change, h=self._history, cols=columns, action=sql.Literal(action),
                  record=sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
         statements = [query]
+        if self.guard is not None:
+            statements.insert(0, self.guard)
         if before is not None:
             statements.insert(0, before)
         if schema_version is not None:
@@ -393,11 +405,10 @@ class Tracking:
     def note_progress(self, record_id: int, metadata: dict[str, Any]) -> None:
         """Merge ``metadata`` into a running row without a history event (progress of a
         non-transactional migration, committed after each statement)."""
-        self.conn.execute(
-            sql.SQL("UPDATE {} SET metadata = coalesce(metadata, '{{}}'::jsonb) || %s, "
-                    "updated_at = clock_timestamp() WHERE id = %s").format(self._executions),
-            (Jsonb(metadata), record_id),
-        )
+        update = sql.SQL("UPDATE {} SET metadata = coalesce(metadata, '{{}}'::jsonb) || {}, "
+                         "updated_at = clock_timestamp() WHERE id = {}").format(
+            self._executions, sql.Literal(Jsonb(metadata)), sql.Literal(record_id))
+        self.conn.execute(self._guarded(update), prepare=False)
 
     # --- history ----------------------------------------------------------------------------
 

@@ -132,3 +132,58 @@ def test_non_transactional_file_with_its_own_committed_block_applies(
     status, _, metadata = executions(fresh_db)[block]
     assert status == "completed" and metadata["statements_done"] == 4
     assert query(fresh_db, "SELECT count(*) FROM user_service.users") == [(1,)]
+
+
+def execute(url: str, text: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(text)
+
+
+def owner(url: str, table: str) -> str:
+    return str(query(url, "SELECT tableowner FROM pg_tables WHERE schemaname = 'user_service' "
+                          "AND tablename = %s", (table,))[0][0])
+
+
+def test_a_role_set_by_one_migration_does_not_leak_into_the_next(
+        services: Path, fresh_db: str) -> None:
+    role = f"r_{conninfo_to_dict(fresh_db)['dbname']}"[:63]
+    login = str(query(fresh_db, "SELECT session_user")[0][0])
+    execute(fresh_db, f'CREATE ROLE "{role}"')
+    try:
+        first = add_migration(services, "as_role", f'SET ROLE "{role}";\n')
+        add_migration(services, "after_role", "CREATE TABLE after_role (id int);\n",
+                      depends_on=(first.split("_")[0],))
+        second = add_migration(services, "as_session", f'SET SESSION AUTHORIZATION "{role}";\n',
+                               transactional=False)
+        add_migration(services, "after_session", "CREATE TABLE after_session (id int);\n",
+                      depends_on=(second.split("_")[0],))
+        result = make_runner(services, fresh_db).up(["user-service"], "production")
+        assert all(o.status == "completed" for o in result.outcomes)
+        assert owner(fresh_db, "after_role") == login
+        assert owner(fresh_db, "after_session") == login
+        assert set(query(fresh_db, "SELECT DISTINCT status FROM "
+                                   "user_service.migration_executions")) == {("completed",)}
+    finally:
+        execute(fresh_db, f'DROP OWNED BY "{role}"')
+        execute(fresh_db, f'DROP ROLE "{role}"')
+
+
+def test_a_lock_on_the_tracking_table_bounds_up_and_status(services: Path,
+                                                           fresh_db: str) -> None:
+    run = make_runner(services, fresh_db, lock_timeout=0.5)
+    run.up(["user-service"], "production")
+    run.down("user-service", "production", confirmed=True)  # 000004's row: rolled_back
+    with psycopg.connect(fresh_db, application_name="holder") as holder:
+        holder.execute("SELECT * FROM user_service.migration_executions FOR UPDATE")
+        pid = holder.info.backend_pid
+        with pytest.raises(LockTimeout, match=rf"user_service\.migration_executions held "
+                                              rf"\(RowShareLock\) by pid {pid} \(holder"):
+            run.up(["user-service"], "production")
+        holder.rollback()
+        holder.execute("LOCK TABLE user_service.migration_executions IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(LockTimeout, match=rf"migration_executions held "
+                                              rf"\(AccessExclusiveLock\) by pid {pid}"):
+            run.status(["user-service"], "production")
+    # The lock was released with the failed run: the next one proceeds.
+    assert query(fresh_db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+    assert len(run.up(["user-service"], "production").outcomes) == 1
