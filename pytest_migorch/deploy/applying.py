@@ -299,7 +299,10 @@ class Applier:
         assert record is not None, f"{migration.qualified_id} is not recorded"
         metadata = {"action": "down", "backend_pid": self.session.conn.info.backend_pid,
                     "down_file": display_path(migration.down.path, self.root),
-                    "transactional": migration.transactional}
+                    "transactional": migration.transactional,
+                    # the up's counts must not survive into the rollback's row: a crash
+                    # before its first statement would read as "all statements done"
+                    "statements_done": 0, "statements_total": None}
         after = state.prefix(state.applied_versions() - {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:

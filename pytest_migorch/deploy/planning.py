@@ -19,7 +19,7 @@ from pytest_migorch.deploy.tracking import ExecutionRecord, SchemaVersion, file_
 from pytest_migorch.errors import ConfigurationError, UsageError
 from pytest_migorch.findings import display_path
 from pytest_migorch.model import DEFAULT_ENVIRONMENT, Migration, Project, RiskLevel, Service
-from pytest_migorch.project.config import PROTECTED_BY_DEFAULT
+from pytest_migorch.project.config import is_protected_by_default
 
 if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import AnalysisCache
@@ -31,6 +31,9 @@ __all__ = [
     "Drift",
     "ServiceState",
     "resolve_environment",
+    "check_environment_name",
+    "check_schema_collisions",
+    "effective_schema",
     "is_protected",
     "plan_step",
     "base_prefix",
@@ -84,9 +87,50 @@ def is_protected(project: Project, services: Iterable[str], environment: str) ->
         if env is not None:
             if env.protected:
                 return True
-        elif environment in PROTECTED_BY_DEFAULT:
+        elif is_protected_by_default(environment):
             return True
     return False
+
+
+#: Width of the tracking tables' ``environment`` column (SPEC section 6).
+ENVIRONMENT_MAX_LENGTH = 50
+#: PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
+IDENTIFIER_MAX_BYTES = 63
+
+
+def check_environment_name(name: str) -> None:
+    """An environment name the tracking column cannot hold is bad usage, found before any
+    connection (PostgreSQL would fail the first write half-way into a run)."""
+    if len(name) > ENVIRONMENT_MAX_LENGTH:
+        raise UsageError(
+            f"environment name {name[:20]!r}... is {len(name)} characters long; the tracking "
+            f"tables hold at most {ENVIRONMENT_MAX_LENGTH} (use a shorter --env / APP_ENV)")
+
+
+def effective_schema(service: Service) -> str:
+    """The schema PostgreSQL really uses for a service: its schema name cut to 63 bytes (at a
+    character boundary), as the server silently does."""
+    raw = service.schema.encode("utf-8")
+    if len(raw) <= IDENTIFIER_MAX_BYTES:
+        return service.schema
+    return raw[:IDENTIFIER_MAX_BYTES].decode("utf-8", errors="ignore")
+
+
+def check_schema_collisions(project: Project, services: Iterable[str]) -> None:
+    """Refuse when a selected service shares its schema with another service: both would
+    write one set of tracking tables and one golang-migrate table."""
+    by_schema: dict[str, list[str]] = {}
+    for service in project.services.values():
+        by_schema.setdefault(effective_schema(service), []).append(service.name)
+    selected = set(services)
+    for schema, names in sorted(by_schema.items()):
+        if len(names) > 1 and selected & set(names):
+            raise ConfigurationError(
+                f"services {', '.join(sorted(names))} all map to the PostgreSQL schema "
+                f"{schema!r} (\"-\" becomes \"_\" and names are cut to "
+                f"{IDENTIFIER_MAX_BYTES} bytes): they would share tracking tables, "
+                "golang-migrate's table and its lock. Rename one service directory; nothing "
+                "was done.")
 
 
 # --- plans ------------------------------------------------------------------------------------
@@ -334,11 +378,12 @@ class ServiceState:
         return self.by_version.get(migration.version)
 
     def is_applied(self, migration: Migration) -> bool:
+        """Applied, or being (or interrupted while being) rolled back: still applied."""
         record = self.record(migration)
-        return record is not None and record.status == "completed"
+        return record is not None and record.counts_as_applied
 
     def applied_versions(self) -> set[int]:
-        return {r.version for r in self.records if r.status == "completed"}
+        return {r.version for r in self.records if r.counts_as_applied}
 
     @property
     def applied(self) -> list[Migration]:

@@ -35,6 +35,8 @@ from pytest_migorch.deploy.planning import (
     Plan,
     PlanStep,
     ServiceState,
+    check_environment_name,
+    check_schema_collisions,
     is_protected,
     plan_step,
     resolve_environment,
@@ -143,7 +145,11 @@ class Runner:
         for name in services:
             if name not in self.project.services:
                 raise UsageError(f"unknown service {name!r}")
-        return resolve_environment(self.project, services, requested, self.environ)
+        check_schema_collisions(self.project, services)
+        check_environment_name(requested or self.environ.get("APP_ENV") or "")
+        env = resolve_environment(self.project, services, requested, self.environ)
+        check_environment_name(env)
+        return env
 
     def check_static(self, services: Sequence[str]) -> None:
         """Refuse to deploy a tree whose files, configuration or graph have errors."""

@@ -124,6 +124,12 @@ _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m
 PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
 
 
+def is_protected_by_default(environment: str) -> bool:
+    """Whether an environment is protected unless its config says otherwise: ``production``
+    and ``prod`` in any case (``Production``, ``PROD``)."""
+    return environment.lower() in PROTECTED_BY_DEFAULT
+
+
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> dict[str, Any]:
     """A shipped schema: ``"dependencies"`` or ``"environments"``."""
@@ -368,7 +374,7 @@ def _build_environment(
             ))
             continue
         versions.append(listed.version)
-    protected = body.get("protected", name in PROTECTED_BY_DEFAULT)
+    protected = body.get("protected", is_protected_by_default(name))
     return Environment(
         name=name, versions=tuple(sorted(set(versions))), protected=bool(protected),
         line=document.line_of(("environments", name)),

@@ -16,6 +16,9 @@ from pytest_migorch.deploy.planning import (
     Plan,
     ServiceState,
     base_prefix,
+    check_environment_name,
+    check_schema_collisions,
+    effective_schema,
     format_seconds,
     is_protected,
     plan_step,
@@ -170,3 +173,35 @@ def test_dirty_rows_are_the_unfinished_non_transactional_ones(tmp_path: Path) ->
         record("000002_b", status="failed", dirty=True, transactional=False),
     ], SchemaVersion(2, True, True))
     assert [r.migration_id for r in state.dirty_records] == ["000002_b"]
+
+
+@pytest.mark.parametrize("env", ["production", "Production", "PROD", "prod"])
+def test_production_is_protected_by_default_in_any_case(tmp_path: Path, env: str) -> None:
+    write_service(tmp_path, "bare", {"000001_a.up.sql": "SELECT 1;\n",
+                                     "000001_a.down.sql": "SELECT 1;\n"})
+    declared = service_files(["000001_a"], environments={env: []})
+    write_service(tmp_path, "declared", declared)
+    project = load_project(tmp_path)
+    assert is_protected(project, ["bare"], env)
+    assert is_protected(project, ["declared"], env)
+    assert not is_protected(project, ["bare"], "productions")
+
+
+def test_schema_collisions_name_both_services(tmp_path: Path) -> None:
+    long_a, long_b = "s" * 63 + "-a", "s" * 63 + "-b"
+    for name in ("user-service", "user_service", long_a, long_b, "other"):
+        write_service(tmp_path, name, service_files(["000001_a"]))
+    project = load_project(tmp_path)
+    assert effective_schema(project.services[long_a]) == "s" * 63
+    with pytest.raises(ConfigurationError, match=r"services user-service, user_service all "
+                                                 r"map to the PostgreSQL schema 'user_service'"):
+        check_schema_collisions(project, ["user-service"])
+    with pytest.raises(ConfigurationError, match=rf"{long_a}, {long_b} all map"):
+        check_schema_collisions(project, [long_b])
+    check_schema_collisions(project, ["other"])
+
+
+def test_environment_longer_than_the_tracking_column_is_bad_usage() -> None:
+    check_environment_name("e" * 50)
+    with pytest.raises(UsageError, match="51 characters long.*at most 50"):
+        check_environment_name("e" * 51)

@@ -7,6 +7,7 @@ runner does now.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pytest_migorch.deploy.applying import NullReporter, Session
 from pytest_migorch.deploy.runner import Refused
 from pytest_migorch.deploy.tracking import Tracking
-from pytest_migorch.errors import LockTimeout, MigrationFailed
+from pytest_migorch.errors import ConfigurationError, LockTimeout, MigrationFailed, UsageError
 from pytest_migorch.postgres.connection import connect, resolve_settings
 from pytest_migorch.project.scaffold import create_migration
 from pytest_migorch.project.validation import load_project
@@ -187,3 +188,33 @@ def test_a_lock_on_the_tracking_table_bounds_up_and_status(services: Path,
     # The lock was released with the failed run: the next one proceeds.
     assert query(fresh_db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
     assert len(run.up(["user-service"], "production").outcomes) == 1
+
+
+UNREACHABLE = "postgres://nobody@127.0.0.1:9/none?connect_timeout=1"
+
+
+def test_colliding_schemas_and_long_environments_refuse_before_connecting(
+        services: Path) -> None:
+    shutil.copytree(services / "notification-service", services / "user_service")
+    with pytest.raises(ConfigurationError, match="user-service, user_service all map"):
+        make_runner(services, UNREACHABLE).up(["user-service"], "production")
+    shutil.rmtree(services / "user_service")
+    with pytest.raises(UsageError, match="at most 50"):
+        make_runner(services, UNREACHABLE).status(["notification-service"], "n" * 51)
+
+
+def test_an_interrupted_rollback_still_counts_as_applied(services: Path, fresh_db: str) -> None:
+    run = make_runner(services, fresh_db)
+    run.up(["user-service"], "production")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("UPDATE user_service.migration_executions SET status = 'running', "
+                     "metadata = metadata || '{\"action\": \"down\", \"backend_pid\": 1}' "
+                     "WHERE migration_version = '000002'")
+    (report,) = run.status(["user-service"], "production")
+    body = report.to_json()
+    assert body["pending"] == []
+    assert "000002_add_profiles" in body["applied"]
+    assert body["running"][0]["state"] == "interrupted"
+    result = run.up(["user-service"], "production")  # recovered: still applied, nothing to do
+    assert result.outcomes == []
+    assert any("still applied" in n for n in result.notes)
