@@ -344,7 +344,13 @@ class ServiceState:
     other_environments: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._base: list[int] | None = None
+        self._index()
+
+    def _index(self) -> None:
+        """Index the rows by version and by id once, so each later lookup is O(1)."""
         self.by_version: dict[int, ExecutionRecord] = {r.version: r for r in self.records}
+        self._positions = {r.id: i for i, r in enumerate(self.records)}
 
     @classmethod
     def build(
@@ -363,15 +369,21 @@ class ServiceState:
     def refresh(self, all_records: list[ExecutionRecord], schema_version: SchemaVersion) -> None:
         """Replace the rows with what the database now holds (after a step)."""
         self.records = [r for r in all_records if r.environment == self.environment]
-        self.by_version = {r.version: r for r in self.records}
+        self._index()
         self.schema_version = schema_version
 
     def replace_record(self, record: ExecutionRecord, schema_version: SchemaVersion) -> None:
         """Take in one row that a step wrote (and golang-migrate's version after it)."""
         if record.environment == self.environment:
-            self.records = [r for r in self.records if r.id != record.id] + [record]
-            self.records.sort(key=lambda r: r.id)
-            self.by_version = {r.version: r for r in self.records}
+            # In place, O(1) per step: rebuilding the list and index after every step made a
+            # run of n migrations quadratic.
+            position = self._positions.get(record.id)
+            if position is not None:
+                self.records[position] = record
+            else:  # a new row: its id is the highest yet, so id order holds
+                self._positions[record.id] = len(self.records)
+                self.records.append(record)
+            self.by_version[record.version] = record
         self.schema_version = schema_version
 
     def record(self, migration: Migration) -> ExecutionRecord | None:
@@ -408,8 +420,10 @@ class ServiceState:
 
     def prefix(self, applied: Iterable[int] | None = None) -> int:
         """golang-migrate's version for ``applied`` (default: what is recorded)."""
-        base = [m.version for m in self.service.base_migrations() if m.up is not None]
-        return base_prefix(base, self.applied_versions() if applied is None else applied)
+        if self._base is None:  # once per state, not once per step
+            self._base = sorted(m.version for m in self.service.base_migrations()
+                                if m.up is not None)
+        return base_prefix(self._base, self.applied_versions() if applied is None else applied)
 
     def drift(self) -> list[Drift]:
         """Applied files that changed, were renamed, or are gone."""

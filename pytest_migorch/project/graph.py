@@ -9,6 +9,7 @@ migration runs after everything it depends on, in whichever service that is.
 
 from __future__ import annotations
 
+import bisect
 from functools import cached_property
 from typing import Any, Iterable
 
@@ -280,14 +281,25 @@ class ProjectGraph:
         versions: dict[str, list[int]] = {}
         for service, version in graph:
             versions.setdefault(service, []).append(version)
+        for listed in versions.values():
+            listed.sort()
+        # Linear in the graph: each key is expanded once (direct predecessors; the loop makes
+        # it transitive), and each service's lower versions are added once, from the highest
+        # version seen so far downwards (bisect), not rebuilt per key.
+        covered: dict[str, int] = {}
         out: set[Key] = set()
         todo = [key for key in keys if key in graph]
         seen = set(todo)
         while todo:
             key = todo.pop()
             service, version = key
-            needed = nx.ancestors(graph, key) | {
-                (service, lower) for lower in versions[service] if lower < version}
+            needed = set(graph.predecessors(key))
+            listed = versions[service]
+            upto = bisect.bisect_left(listed, version)
+            start = covered.get(service, 0)
+            if upto > start:
+                needed.update((service, lower) for lower in listed[start:upto])
+                covered[service] = upto
             out |= needed
             for other in needed - seen:
                 seen.add(other)
