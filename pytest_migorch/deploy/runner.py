@@ -31,6 +31,7 @@ from pytest_migorch.deploy.applying import (
     force_advice,
 )
 from pytest_migorch.deploy.locks import lock_wait_timeout
+from pytest_migorch.deploy.lost import connection_lost
 from pytest_migorch.deploy.planning import (
     Plan,
     PlanStep,
@@ -87,6 +88,10 @@ class RunResult:
     sql: list[tuple[PlanStep, str]] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     error: MigorchError | None = None
+    #: The step being executed right now (None between steps).
+    running: PlanStep | None = None
+    #: Set when the connection died mid-run: what ran, what the records say now.
+    connection_lost: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -108,6 +113,7 @@ class RunResult:
                      "direction": s.direction, "sql": text} for s, text in self.sql],
             "error": str(self.error) if self.error else None,
             "exit_code": self.error.exit_code if self.error else 0,
+            "connection_lost": self.connection_lost,
         }
 
 
@@ -177,6 +183,8 @@ class Runner:
             raise _attach(lock_wait_timeout(session.conn, exc, self.lock_timeout),
                           result) from exc
         except psycopg.Error as exc:
+            if session.conn.closed or session.conn.broken:
+                raise _attach(self._lost(exc, result), result) from exc
             raise _attach(database_error(exc, "talking to the database"), result) from exc
         except MigorchError as exc:
             raise _attach(exc, result)
@@ -218,6 +226,19 @@ class Runner:
             service, env, self.graph.order(name, env), tracking.is_initialised(),
             tracking.read_schema_version(), tracking.records(),
         )
+
+    def _lost(self, exc: psycopg.Error, result: RunResult | None) -> MigorchError:
+        """The connection died: name what was running and what the records say now."""
+        step = result.running if result is not None else None
+        schema = self.project.services[step.migration.service].schema if step else None
+        env = result.environment if result is not None else ""
+        error, info = connection_lost(exc, self.settings, env, step, schema)
+        if result is not None:
+            result.connection_lost = info
+            if step is not None:
+                outcome = StepOutcome(step, "failed", 0.0, str(error))
+                result.outcomes.append(outcome)
+        return error
 
     def _note(self, result: RunResult | None, message: str) -> None:
         if result is not None:
@@ -360,6 +381,7 @@ class Runner:
         for index, step in enumerate(plan.steps, 1):
             state = states[step.migration.service]
             self.reporter.step_started(step, index, total)
+            result.running = step
             try:
                 if step.direction == "up":
                     outcome = applier.apply_up(state, step)
@@ -371,6 +393,7 @@ class Runner:
                 result.outcomes.append(outcome)
                 self.reporter.step_finished(outcome, index, total)
                 raise
+            result.running = None
             result.outcomes.append(outcome)
             self.reporter.step_finished(outcome, index, total)
 

@@ -20,7 +20,13 @@ from psycopg.conninfo import conninfo_to_dict
 from pytest_migorch.deploy.applying import NullReporter, Session
 from pytest_migorch.deploy.runner import Refused
 from pytest_migorch.deploy.tracking import Tracking
-from pytest_migorch.errors import ConfigurationError, LockTimeout, MigrationFailed, UsageError
+from pytest_migorch.errors import (
+    ConfigurationError,
+    DatabaseError,
+    LockTimeout,
+    MigrationFailed,
+    UsageError,
+)
 from pytest_migorch.postgres.connection import connect, resolve_settings
 from pytest_migorch.project.scaffold import create_migration
 from pytest_migorch.project.validation import load_project
@@ -218,3 +224,21 @@ def test_an_interrupted_rollback_still_counts_as_applied(services: Path, fresh_d
     result = run.up(["user-service"], "production")  # recovered: still applied, nothing to do
     assert result.outcomes == []
     assert any("still applied" in n for n in result.notes)
+
+
+def test_a_terminated_backend_says_what_ran_and_what_the_records_say(
+        services: Path, fresh_db: str) -> None:
+    killer = add_migration(services, "kill", "SELECT pg_terminate_backend(pg_backend_pid());\n")
+    run = make_runner(services, fresh_db)
+    with pytest.raises(DatabaseError, match=rf"while applying user-service:{killer}\. The "
+                                            r"records now say 'running'.*next run will "
+                                            r"record it as interrupted.*run again") as lost:
+        run.up(["user-service"], "production")
+    body = lost.value.result.to_json()  # type: ignore[attr-defined]
+    assert body["ok"] is False and body["results"][-1]["status"] == "failed"
+    assert body["results"][-1]["migration"] == killer
+    assert body["connection_lost"]["running"]["migration"] == killer
+    assert body["connection_lost"]["record"]["status"] == "running"
+    assert "run again" in body["connection_lost"]["next_run"]
+    (report,) = run.status(["user-service"], "production")
+    assert report.to_json()["running"][0]["state"] == "interrupted"
