@@ -371,6 +371,8 @@ class Applier:
             seconds = time.perf_counter() - started
             failure = self.failure(step, exc, dirty=True, state=state)
             _end_open_transaction(conn)
+            if not tracking.still_initialised():
+                raise records_gone(step, tracking) from None
             tracking.update(record_id, action=step.direction, status="failed", completed=True,
                             duration_ms=round(seconds * 1000), error_message=str(failure),
                             metadata={"dirty": True})
@@ -472,6 +474,19 @@ def force_advice(state: ServiceState, version: int) -> str:
     name = state.service.name
     return (f"\n  migorch force {name} {version}   # it is now fully applied"
             f"\n  migorch force {name} {undone}   # it is fully undone (it runs again)")
+
+
+def records_gone(step: PlanStep, tracking: Tracking) -> MigrationFailed:
+    """A non-transactional step dropped migorch's own tables (its schema, or the tables)."""
+    migration = step.migration
+    return MigrationFailed(
+        f"{'rollback of' if step.direction == 'down' else 'migration'} "
+        f"{migration.qualified_id} destroyed migorch's records: {tracking.schema}."
+        "migration_executions no longer exists after its statements ran (it dropped its own "
+        f"schema or the tracking tables). golang-migrate's table "
+        f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} keeps the dirty flag. Nothing more "
+        "runs, and the next run refuses until a person checks what the schema holds and "
+        f"records it with `migorch force {migration.service} <version>`.")
 
 
 def step_file(step: PlanStep) -> MigrationFile:

@@ -192,12 +192,14 @@ class Runner:
             session.close()
 
     def _state(self, session: Session, name: str, env: str, *, writable: bool,
-               result: RunResult | None = None) -> ServiceState:
+               result: RunResult | None = None, forcing: bool = False) -> ServiceState:
         """A service's state; when ``writable`` (its lock held), first create what is missing,
         resolve what a dead run left behind and adopt golang-migrate's records."""
         tracking = session.tracking(self.project.services[name].schema)
         recreated = False
         if writable:
+            if not tracking.is_initialised() and not forcing:
+                refuse_destroyed_records(tracking, name)
             created = [] if tracking.is_initialised() else tracking.create()
             if created:
                 self._note(result, f"{name}: created {', '.join(created)}")
@@ -573,7 +575,8 @@ class Runner:
         with self._session(result) as session:
             session.lock([self.project.services[service].schema], self.lock_timeout,
                          self.reporter)
-            state = self._state(session, service, env, writable=True, result=result)
+            state = self._state(session, service, env, writable=True, result=result,
+                                forcing=True)
             tracking = session.tracking(state.schema)
             with session.conn.transaction():
                 if state.dirty_records:
@@ -649,6 +652,23 @@ class Runner:
                 state = self._read_state(tracking, name, env)
                 reports.append(collect_report(session, state, history=history))
         return reports
+
+
+def refuse_destroyed_records(tracking: Tracking, name: str) -> None:
+    """Refuse when migorch's records of ``name`` are gone but golang-migrate's table (marked
+    by migorch) says migrations were applied: re-adopting them would record as applied
+    migrations whose objects may be gone with the schema."""
+    version = tracking.records_destroyed()
+    if version is None:
+        return
+    raise Refused(
+        f"{name}: migorch's records are gone: {tracking.schema}.migration_executions does not "
+        f"exist, but golang-migrate's table {GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table}, which "
+        f"migorch kept, says version {version.describe()}. Something (a migration dropping "
+        "its own schema or the tracking tables, or a person) destroyed them; what that "
+        "version's migrations created may be gone too, so nothing is adopted or run. Check "
+        "what the schema really holds, then record it with "
+        f"`migorch force {name} <version>` (-1 when nothing of it is left).")
 
 
 def _attach(error: MigorchError, result: RunResult | None) -> MigorchError:

@@ -119,6 +119,8 @@ _HISTORY_COPIED = (
     "duration_ms", "executed_by", "checksum", "error_message", "rollback_version", "metadata",
 )
 _UNSET: Any = object()
+#: Start of the comment migorch puts on golang-migrate's table of a service it tracks.
+MARKER = "migorch keeps the records of this table in"
 
 
 def executions_ddl(schema: str) -> sql.Composed:
@@ -209,6 +211,7 @@ class Tracking:
                     created.append(f"{self.schema}.{HISTORY_TABLE}")
                 if self.ensure_schema_version_table():
                     created.append(f"{GOLANG_MIGRATE_SCHEMA}.{self.gm_table}")
+                self.mark_schema_version_table()
         except psycopg.Error as exc:
             raise database_error(exc, f"creating the tracking tables of {self.schema}") from exc
         return created
@@ -222,6 +225,34 @@ class Tracking:
             "dirty boolean not null)"
         ).format(self._gm))
         return True
+
+    def mark_schema_version_table(self) -> None:
+        """Note on golang-migrate's table that migorch keeps records for it. The table lives
+        in ``public``, so the note survives a migration that drops the service schema, and
+        the next run can tell "records destroyed" from "golang-migrate never had migorch"."""
+        self.conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            self._gm, sql.Literal(f"{MARKER} {self.schema}.{EXECUTIONS_TABLE}")))
+
+    def still_initialised(self) -> bool:
+        """Whether both tracking tables exist now (asks the server: a migration may have
+        dropped them since they were seen)."""
+        self._seen.discard((self.schema, EXECUTIONS_TABLE))
+        self._seen.discard((self.schema, HISTORY_TABLE))
+        return self.is_initialised()
+
+    def records_destroyed(self) -> SchemaVersion | None:
+        """golang-migrate's version when migorch's tables are gone although migorch kept
+        records for this service (the marker on golang-migrate's table) and that table says
+        something was applied or is dirty; None otherwise. Asks the server, not the cache."""
+        if self.still_initialised() or not self._exists(GOLANG_MIGRATE_SCHEMA, self.gm_table):
+            return None
+        row = self.conn.execute(
+            "SELECT obj_description(to_regclass(format('%%I.%%I', %s::text, %s::text)), "
+            "'pg_class')", (GOLANG_MIGRATE_SCHEMA, self.gm_table)).fetchone()
+        if not row or not str(row[0] or "").startswith(MARKER):
+            return None
+        version = self.read_schema_version()
+        return version if version.version >= 0 or version.dirty else None
 
     # --- golang-migrate's table -------------------------------------------------------------
 

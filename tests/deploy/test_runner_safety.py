@@ -242,3 +242,23 @@ def test_a_terminated_backend_says_what_ran_and_what_the_records_say(
     assert "run again" in body["connection_lost"]["next_run"]
     (report,) = run.status(["user-service"], "production")
     assert report.to_json()["running"][0]["state"] == "interrupted"
+
+
+def test_a_migration_that_drops_its_own_schema_is_not_re_adopted(
+        services: Path, fresh_db: str) -> None:
+    dropper = add_migration(services, "drop_schema", "DROP SCHEMA user_service CASCADE;\n",
+                            transactional=False)
+    run = make_runner(services, fresh_db)
+    with pytest.raises(MigrationFailed, match=rf"{dropper} destroyed migorch's records"):
+        run.up(["user-service"], "production", allow_high_risk=True)
+    version = int(dropper.split("_")[0])
+    assert query(fresh_db, "SELECT version, dirty FROM public.user_service_schema_migrations") \
+        == [(version, True)]
+    for attempt in (run.up, run.init):
+        with pytest.raises(Refused, match=r"records are gone.*says version \d+ \(dirty\).*"
+                                          r"migorch force user-service <version>"):
+            attempt(["user-service"], "production")
+    assert query(fresh_db, "SELECT count(*) FROM pg_namespace "
+                           "WHERE nspname = 'user_service'") == [(0,)]
+    run.force("user-service", -1, "production")  # a person decided: nothing of it is left
+    assert len(run.up(["user-service"], "production", count=3).outcomes) == 3
