@@ -31,6 +31,7 @@ from psycopg import sql
 from pytest_migorch import __version__
 from pytest_migorch.deploy.locks import AdvisoryLock, lock_database_names, lock_key
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState, format_seconds
+from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
     ExecutionRecord,
@@ -275,7 +276,7 @@ class Applier:
         metadata = self.metadata(migration, "up", state.schema, step)
         start: dict[str, Any] = dict(
             migration_id=migration.id, migration_version=migration.version_text,
-            environment=state.environment, action="up", executed_by=self.executed_by,
+            environment=state.environment, action=Action.UP, executed_by=self.executed_by,
             checksum=file_checksum(migration.up.path),
             dependencies=[d.text for d in migration.depends_on],
         )
@@ -297,7 +298,7 @@ class Applier:
         tracking = self.session.tracking(state.schema)
         record = state.record(migration)
         assert record is not None, f"{migration.qualified_id} is not recorded"
-        metadata = {"action": "down", "backend_pid": self.session.conn.info.backend_pid,
+        metadata = {"action": Action.DOWN, "backend_pid": self.session.conn.info.backend_pid,
                     "down_file": display_path(migration.down.path, self.root),
                     "transactional": migration.transactional,
                     # the up's counts must not survive into the rollback's row: a crash
@@ -306,14 +307,14 @@ class Applier:
         after = state.prefix(state.applied_versions() - {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            tracking.update(record.id, action="down", status="running", started=True,
+            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
                             error_message=None, executed_by=self.executed_by,
                             metadata=metadata, before=settings)
             return self._transactional(state, step, record.id, "rolled_back", after,
                                        rollback_version=rollback_version,
-                                       failed_status="completed")
+                                       failed_status=Status.COMPLETED)
         with self.session.conn.transaction():
-            tracking.update(record.id, action="down", status="running", started=True,
+            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
                             error_message=None, executed_by=self.executed_by,
                             metadata={**metadata, "dirty": True}, schema_version=(after, True),
                             before=settings)
@@ -373,7 +374,8 @@ class Applier:
             _end_open_transaction(conn)
             if not tracking.still_initialised():
                 raise records_gone(step, tracking) from None
-            tracking.update(record_id, action=step.direction, status="failed", completed=True,
+            tracking.update(record_id, action=step.direction, status=Status.FAILED,
+                            completed=True,
                             duration_ms=round(seconds * 1000), error_message=str(failure),
                             metadata={"dirty": True})
             raise failure from None

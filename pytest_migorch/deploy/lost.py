@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from pytest_migorch.deploy.planning import PlanStep
+from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.recovery import decide_recovery
 from pytest_migorch.deploy.tracking import Tracking
 from pytest_migorch.errors import DatabaseError
@@ -69,7 +70,7 @@ def _reread(settings: ConnectionSettings, environment: str, step: PlanStep,
             "statements_done": record.metadata.get("statements_done"),
             "statements_total": record.metadata.get("statements_total"),
             "golang_migrate": schema_version.describe()}
-    if record.status != "running":
+    if record.status != Status.RUNNING:
         return (f"The records now say {record.status!r} (golang-migrate's table: "
                 f"{schema_version.describe()}).", info, None)
     decision = decide_recovery(record, backend_alive=False, schema_dirty=schema_version.dirty)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
+from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.tracking import ExecutionRecord, SchemaVersion, file_checksum
 from pytest_migorch.errors import ConfigurationError, UsageError
 from pytest_migorch.findings import display_path
@@ -359,7 +360,7 @@ class ServiceState:
     ) -> ServiceState:
         mine = [r for r in all_records if r.environment == environment]
         others = sorted({r.environment for r in all_records
-                         if r.environment != environment and r.status == "completed"})
+                         if r.environment != environment and r.status == Status.COMPLETED})
         return cls(service, environment, order, initialised, schema_version, mine, others)
 
     @property
@@ -407,16 +408,17 @@ class ServiceState:
 
     @property
     def failed(self) -> list[ExecutionRecord]:
-        return [r for r in self.records if r.status == "failed"]
+        return [r for r in self.records if r.status == Status.FAILED]
 
     @property
     def running(self) -> list[ExecutionRecord]:
-        return [r for r in self.records if r.status == "running"]
+        return [r for r in self.records if r.status == Status.RUNNING]
 
     @property
     def dirty_records(self) -> list[ExecutionRecord]:
         """Rows of non-transactional runs that stopped half-way (the dirty flag's cause)."""
-        return [r for r in self.records if r.dirty and r.status in ("failed", "running")]
+        return [r for r in self.records
+                if r.dirty and r.status in (Status.FAILED, Status.RUNNING)]
 
     def prefix(self, applied: Iterable[int] | None = None) -> int:
         """golang-migrate's version for ``applied`` (default: what is recorded)."""
@@ -430,7 +432,7 @@ class ServiceState:
         out: list[Drift] = []
         known = {m.version: m for m in self.order}
         for record in self.records:
-            if record.status != "completed":
+            if record.status != Status.COMPLETED:
                 continue
             migration = known.get(record.version)
             if migration is None or migration.up is None:

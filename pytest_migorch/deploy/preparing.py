@@ -18,7 +18,7 @@ from pytest_migorch.deploy.applying import (
 from pytest_migorch.deploy.planning import (
     ServiceState,
 )
-from pytest_migorch.deploy.records import Action
+from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.recovery import Resolution, decide_recovery
 from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.tracking import (
@@ -115,7 +115,7 @@ class ServicePreparation:
         """Rewrite golang-migrate's table clean when the only reason it was dirty is gone."""
         fresh = self._read_state(tracking, state.service.name, state.environment)
         unresolved = [r for r in fresh.records if r.dirty or
-                      (r.status == "running" and not r.transactional)]
+                      (r.status == Status.RUNNING and not r.transactional)]
         if fresh.schema_version.dirty and not unresolved:
             tracking.write_schema_version(fresh.prefix(), False)
 
@@ -152,12 +152,12 @@ class ServicePreparation:
         for record in state.dirty_records:
             applied = record.version <= version
             if applied:
-                status = "completed"
+                status = Status.COMPLETED
             else:
-                status = "rolled_back" if record.action == "down" else "failed"
+                status = Status.ROLLED_BACK if record.action == Action.DOWN else Status.FAILED
             note = (f"[forced to {version} by {self_user(tracking)}: recorded as "
                     f"{'applied' if applied else 'not applied'}]")
-            tracking.update(record.id, action="force", status=status,
+            tracking.update(record.id, action=Action.FORCE, status=status,
                             error_message=f"{record.error_message or ''} {note}".strip(),
                             rollback_version=None if applied else str(version),
                             metadata={"dirty": False, "forced": version})
@@ -174,7 +174,7 @@ class ServicePreparation:
         tracking.start(
             migration_id=record.migration_id if record else migration.id,
             migration_version=migration.version_text, environment=state.environment,
-            action=action, status="completed", started=False,
+            action=action, status=Status.COMPLETED, started=False,
             executed_by=self.executed_by, checksum=file_checksum(migration.up.path),
             dependencies=[d.text for d in migration.depends_on],
             metadata={**applier.metadata(migration, action, state.schema), **extra},
@@ -192,8 +192,8 @@ class ServicePreparation:
                     tracking, applier, state, migration, "force", {"forced": version})
                 result.changes.append(f"{migration.id}: recorded as applied (not run)")
             elif migration.version > version and record is not None \
-                    and record.status == "completed":
-                tracking.update(record.id, action="force", status="rolled_back",
+                    and record.status == Status.COMPLETED:
+                tracking.update(record.id, action=Action.FORCE, status=Status.ROLLED_BACK,
                                 rollback_version=str(version), metadata={"forced": version})
                 result.changes.append(f"{migration.id}: recorded as not applied (down not run)")
 

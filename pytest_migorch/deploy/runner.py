@@ -43,6 +43,7 @@ from pytest_migorch.deploy.planning import (
     resolve_environment,
 )
 from pytest_migorch.deploy.preparing import ServicePreparation
+from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.deploy.tracking import (
@@ -149,7 +150,7 @@ class Runner(ServicePreparation):
         if result is not None:
             result.connection_lost = info
             if step is not None:
-                outcome = StepOutcome(step, "failed", 0.0, str(error))
+                outcome = StepOutcome(step, Status.FAILED, 0.0, str(error))
                 result.outcomes.append(outcome)
         return error
 
@@ -235,7 +236,7 @@ class Runner(ServicePreparation):
                     assert rollback_to is not None
                     outcome = applier.apply_down(state, step, rollback_to[state.service.name])
             except MigrationFailed as exc:
-                outcome = StepOutcome(step, "failed", 0.0, str(exc))
+                outcome = StepOutcome(step, Status.FAILED, 0.0, str(exc))
                 result.outcomes.append(outcome)
                 self.reporter.step_finished(outcome, index, total)
                 raise
