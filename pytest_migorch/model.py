@@ -29,7 +29,7 @@ __all__ = [
     "DEFAULT_ENVIRONMENT",
     "TRANSACTIONAL_BY_DEFAULT",
     "REVERSIBLE_BY_DEFAULT",
-    "SCHEMA_NAME_MAX_BYTES",
+    "IDENTIFIER_MAX_BYTES",
 ]
 
 Direction = Literal["up", "down"]
@@ -46,7 +46,7 @@ REVERSIBLE_BY_DEFAULT = True
 _PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
 
 #: PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1).
-SCHEMA_NAME_MAX_BYTES = 63
+IDENTIFIER_MAX_BYTES = 63
 
 
 class RiskLevel(str, enum.Enum):
@@ -296,9 +296,9 @@ def schema_name(service: str) -> str:
     """
     name = _SCHEMA_UNSAFE.sub("_", service)
     encoded = name.encode("utf-8")
-    if len(encoded) <= SCHEMA_NAME_MAX_BYTES:
+    if len(encoded) <= IDENTIFIER_MAX_BYTES:
         return name
-    return encoded[:SCHEMA_NAME_MAX_BYTES].decode("utf-8", "ignore")
+    return encoded[:IDENTIFIER_MAX_BYTES].decode("utf-8", "ignore")
 
 
 def is_protected_by_default(environment: str) -> bool:

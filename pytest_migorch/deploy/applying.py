@@ -29,16 +29,16 @@ import psycopg
 from psycopg import sql
 
 from pytest_migorch import __version__
+from pytest_migorch.deploy.locks import AdvisoryLock, lock_database_names, lock_key
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState, format_seconds
+from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
-    AdvisoryLock,
     ExecutionRecord,
     SchemaVersion,
     Tracking,
     file_checksum,
     golang_migrate_table,
-    lock_key,
 )
 from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.findings import display_path
@@ -46,8 +46,10 @@ from pytest_migorch.model import Migration, MigrationFile
 from pytest_migorch.postgres.connection import ConnectionSettings, database_error
 from pytest_migorch.postgres.statements import (
     MigrationSqlError,
+    open_transaction_error,
     prepared_statements,
     run_migration_file,
+    run_statement,
 )
 from pytest_migorch.sql.split import Statement
 
@@ -58,6 +60,10 @@ log = logging.getLogger(__name__)
 #: How often PostgreSQL checks that the runner is still connected during a long statement, so
 #: the session (its lock and its transaction) ends within a second after the runner is killed.
 CLIENT_CHECK_INTERVAL = "1s"
+#: ``RESET ALL`` leaves both alone: a ``SET ROLE`` or ``SET SESSION AUTHORIZATION`` in one
+#: migration would otherwise run the next migration (and the tracking writes) as that role.
+#: Resetting the session authorization is always allowed: it returns to the login user.
+RESET_IDENTITY = sql.SQL("RESET SESSION AUTHORIZATION; RESET ROLE")
 _CHECK_INTERVAL = sql.SQL("SET client_connection_check_interval = {}").format(
     sql.Literal(CLIENT_CHECK_INTERVAL))
 
@@ -118,34 +124,66 @@ def executed_by() -> str:
 class Session:
     """The one connection of a run: it holds the locks and runs every migration."""
 
-    def __init__(self, conn: psycopg.Connection[Any], settings: ConnectionSettings) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], settings: ConnectionSettings,
+                 lock_timeout: float | None = None) -> None:
         self.conn = conn
+        self.settings = settings
+        self.lock_timeout = lock_timeout
+        #: Sent ahead of every tracking write (``SET LOCAL``: it ends with that write's
+        #: transaction, so nothing leaks into a migration): the runner's own identity, and
+        #: a bounded wait for the row and table locks the write needs.
+        self.guard: sql.Composed | None = tracking_guard(lock_timeout)
         self.locks: list[AdvisoryLock] = []
         self._trackings: dict[str, Tracking] = {}
         self._check_interval: bool | None = None
-        name = settings.lock_database_name
-        if name is None:
-            row = conn.execute("SELECT current_database()").fetchone()
-            name = str(row[0]) if row else ""
-        self.lock_database_name = name
+        # The lock keys come from what the server says, never from how the URL spells the
+        # database: `/app` in the path and `?dbname=app` are one database (docs: "Locks").
+        if lock_timeout is not None:
+            # Reads before the first migration (state, recovery, status) wait that long too.
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(_milliseconds(lock_timeout)))
+        row = conn.execute("SELECT current_database()").fetchone()
+        self.database = str(row[0]) if row else ""
+        self.lock_database_names = lock_database_names(self.database)
 
     def tracking(self, schema: str) -> Tracking:
         if schema not in self._trackings:
-            self._trackings[schema] = Tracking(self.conn, schema)
+            self._trackings[schema] = Tracking(self.conn, schema, guard=self.guard)
         return self._trackings[schema]
 
-    def lock_for(self, schema: str) -> AdvisoryLock:
-        key = lock_key(self.lock_database_name, GOLANG_MIGRATE_SCHEMA, golang_migrate_table(schema))
-        return AdvisoryLock(self.conn, key, f"service schema {schema}")
+    def locks_for(self, schema: str) -> list[AdvisoryLock]:
+        """The keys golang-migrate may lock for this service, in the order runs take them."""
+        table = golang_migrate_table(schema)
+        return [AdvisoryLock(self.conn, lock_key(name, GOLANG_MIGRATE_SCHEMA, table),
+                             f"service schema {schema}")
+                for name in self.lock_database_names]
+
+    def lock_holder(self, schema: str) -> str | None:
+        """Who holds this service's lock (either key), if anyone."""
+        for lock in self.locks_for(schema):
+            holder = lock.holder()
+            if holder:
+                return holder
+        return None
+
+    def alive_backends(self, pids: Sequence[int]) -> set[int]:
+        """Which of ``pids`` are sessions of this server right now (``pg_stat_activity``);
+        this session's own pid counts as not alive (it cannot be running an older step)."""
+        if not pids:
+            return set()
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) AND pid <> pg_backend_pid()",
+            (list(pids),)).fetchall()
+        return {int(row[0]) for row in rows}
 
     def lock(self, schemas: Sequence[str], timeout: float, reporter: Reporter) -> None:
-        """golang-migrate's lock of every schema, in name order so two runs cannot deadlock."""
+        """golang-migrate's lock of every schema, in name order so two runs cannot deadlock
+        (and, per schema, both keys in one fixed order)."""
         for schema in sorted(set(schemas)):
-            lock = self.lock_for(schema)
-            waited = lock.acquire(timeout)
-            if waited >= 0.5:
-                reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
-            self.locks.append(lock)
+            for lock in self.locks_for(schema):
+                waited = lock.acquire(timeout)
+                if waited >= 0.5:
+                    reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
+                self.locks.append(lock)
 
     def migration_settings(self, schema: str) -> sql.Composed:
         """A clean session per migration: no setting leaks from the previous migration, and
@@ -155,7 +193,7 @@ class Session:
         migration's first tracking write (``before=`` of :meth:`Tracking.start` and
         :meth:`Tracking.update`), ahead of it: that write, too, runs with clean settings.
         Call it outside a transaction (the first call may probe the server)."""
-        statements = [sql.SQL("RESET ALL"),
+        statements = [RESET_IDENTITY, sql.SQL("RESET ALL"),
                       sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))]
         if self._supports_check_interval():
             statements.append(_CHECK_INTERVAL)
@@ -176,6 +214,24 @@ class Session:
         for lock in reversed(self.locks):
             lock.release()
         self.conn.close()
+
+
+def _milliseconds(seconds: float) -> sql.Literal:
+    return sql.Literal(f"{max(round(seconds * 1000), 1)}ms")
+
+
+def tracking_guard(lock_timeout: float | None) -> sql.Composed:
+    """``SET LOCAL`` statements for a tracking write: back to the login identity (a
+    migration's ``SET ROLE`` must not decide who writes the records) and, when given, at most
+    ``lock_timeout`` seconds of waiting for a lock (another session's ``SELECT ... FOR UPDATE``
+    on a tracking row would otherwise stall the run forever while it holds the advisory
+    lock)."""
+    statements: list[sql.Composable] = [sql.SQL("SET LOCAL SESSION AUTHORIZATION DEFAULT"),
+                                        sql.SQL("SET LOCAL ROLE NONE")]
+    if lock_timeout is not None:
+        statements.append(sql.SQL("SET LOCAL lock_timeout = {}").format(
+            _milliseconds(lock_timeout)))
+    return sql.SQL("; ").join(statements)
 
 
 class Applier:
@@ -220,7 +276,7 @@ class Applier:
         metadata = self.metadata(migration, "up", state.schema, step)
         start: dict[str, Any] = dict(
             migration_id=migration.id, migration_version=migration.version_text,
-            environment=state.environment, action="up", executed_by=self.executed_by,
+            environment=state.environment, action=Action.UP, executed_by=self.executed_by,
             checksum=file_checksum(migration.up.path),
             dependencies=[d.text for d in migration.depends_on],
         )
@@ -242,20 +298,23 @@ class Applier:
         tracking = self.session.tracking(state.schema)
         record = state.record(migration)
         assert record is not None, f"{migration.qualified_id} is not recorded"
-        metadata = {"action": "down", "backend_pid": self.session.conn.info.backend_pid,
+        metadata = {"action": Action.DOWN, "backend_pid": self.session.conn.info.backend_pid,
                     "down_file": display_path(migration.down.path, self.root),
-                    "transactional": migration.transactional}
+                    "transactional": migration.transactional,
+                    # the up's counts must not survive into the rollback's row: a crash
+                    # before its first statement would read as "all statements done"
+                    "statements_done": 0, "statements_total": None}
         after = state.prefix(state.applied_versions() - {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            tracking.update(record.id, action="down", status="running", started=True,
+            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
                             error_message=None, executed_by=self.executed_by,
                             metadata=metadata, before=settings)
             return self._transactional(state, step, record.id, "rolled_back", after,
                                        rollback_version=rollback_version,
-                                       failed_status="completed")
+                                       failed_status=Status.COMPLETED)
         with self.session.conn.transaction():
-            tracking.update(record.id, action="down", status="running", started=True,
+            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
                             error_message=None, executed_by=self.executed_by,
                             metadata={**metadata, "dirty": True}, schema_version=(after, True),
                             before=settings)
@@ -308,14 +367,15 @@ class Applier:
                                              path=file.path)
             tracking.note_progress(record_id, {"statements_total": len(statements),
                                                "statements_done": 0})
-            for done, statement in enumerate(statements, 1):
-                _run_statement(conn, statement, file.path)
-                tracking.note_progress(record_id, {"statements_done": done,
-                                                   "last_line": statement.end_line})
+            self._run_in_autocommit(tracking, record_id, statements, file.path)
         except (MigrationSqlError, psycopg.Error) as exc:
             seconds = time.perf_counter() - started
             failure = self.failure(step, exc, dirty=True, state=state)
-            tracking.update(record_id, action=step.direction, status="failed", completed=True,
+            _end_open_transaction(conn)
+            if not tracking.still_initialised():
+                raise records_gone(step, tracking) from None
+            tracking.update(record_id, action=step.direction, status=Status.FAILED,
+                            completed=True,
                             duration_ms=round(seconds * 1000), error_message=str(failure),
                             metadata={"dirty": True})
             raise failure from None
@@ -331,6 +391,28 @@ class Applier:
                                      schema_version=(gm_version, False))
         self._refresh(state, tracking, record, gm_version)
         return StepOutcome(step, done_status, seconds)
+
+    def _run_in_autocommit(self, tracking: Tracking, record_id: int,
+                           statements: list[Statement], path: Path) -> None:
+        """Each statement in autocommit; after each, the session's transaction status says
+        whether it took effect. Inside a transaction block the file opened, nothing is
+        committed yet, so progress is recorded only when the block ends; a block still open
+        (or aborted) at the end of the file is an error, never a success."""
+        conn = self.session.conn
+        opened_by: Statement | None = None
+        for done, statement in enumerate(statements, 1):
+            run_statement(conn, statement, path)
+            status = conn.info.transaction_status
+            if status == psycopg.pq.TransactionStatus.IDLE:
+                opened_by = None
+                tracking.note_progress(record_id, {"statements_done": done,
+                                                   "last_line": statement.end_line})
+            elif opened_by is None:
+                opened_by = statement
+        status = conn.info.transaction_status
+        if status != psycopg.pq.TransactionStatus.IDLE:
+            raise open_transaction_error(
+                path, opened_by, failed=status == psycopg.pq.TransactionStatus.INERROR)
 
     @staticmethod
     def _refresh(state: ServiceState, tracking: Tracking, record: ExecutionRecord | None,
@@ -396,25 +478,28 @@ def force_advice(state: ServiceState, version: int) -> str:
             f"\n  migorch force {name} {undone}   # it is fully undone (it runs again)")
 
 
+def records_gone(step: PlanStep, tracking: Tracking) -> MigrationFailed:
+    """A non-transactional step dropped migorch's own tables (its schema, or the tables)."""
+    migration = step.migration
+    return MigrationFailed(
+        f"{'rollback of' if step.direction == 'down' else 'migration'} "
+        f"{migration.qualified_id} destroyed migorch's records: {tracking.schema}."
+        "migration_executions no longer exists after its statements ran (it dropped its own "
+        f"schema or the tracking tables). golang-migrate's table "
+        f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} keeps the dirty flag. Nothing more "
+        "runs, and the next run refuses until a person checks what the schema holds and "
+        f"records it with `migorch force {migration.service} <version>`.")
+
+
 def step_file(step: PlanStep) -> MigrationFile:
     file = step.migration.file_for(step.direction)
     assert file is not None
     return file
 
 
-def _run_statement(conn: psycopg.Connection[Any], statement: Statement, path: Path) -> None:
-    """One statement in autocommit; a failure names the file and line of the statement."""
-    try:
-        conn.execute(statement.text.encode("utf-8"), prepare=False)
-    except psycopg.Error as exc:
-        diag = exc.diag
-        line = statement.line
-        position = diag.statement_position
-        if position and position.isdigit():
-            line += statement.text[: int(position) - 1].count("\n")
-        raise MigrationSqlError(
-            path, line, diag.message_primary or str(exc).strip().splitlines()[0],
-            diag.sqlstate, detail=diag.message_detail, hint=diag.message_hint,
-            statement=statement.text,
-        ) from exc
-
+def _end_open_transaction(conn: psycopg.Connection[Any]) -> None:
+    """Roll back a transaction block a failed non-transactional file left open, so the
+    failure is recorded (a write in an aborted block fails) and nothing of the block stays."""
+    if conn.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS,
+                                        psycopg.pq.TransactionStatus.INERROR):
+        conn.execute("ROLLBACK")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
-from pytest_migorch.deploy.tracking import ExecutionRecord, SchemaVersion, file_checksum
+from pytest_migorch.deploy.records import ExecutionRecord, SchemaVersion, Status, file_checksum
 from pytest_migorch.errors import ConfigurationError, UsageError
 from pytest_migorch.findings import display_path
 from pytest_migorch.model import (
@@ -26,6 +26,7 @@ from pytest_migorch.model import (
     Service,
     is_protected_by_default,
 )
+from pytest_migorch.project.discovery import SCHEMA_COLLISION
 
 if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import AnalysisCache
@@ -37,6 +38,8 @@ __all__ = [
     "Drift",
     "ServiceState",
     "resolve_environment",
+    "check_environment_name",
+    "check_schema_collisions",
     "is_protected",
     "plan_step",
     "base_prefix",
@@ -93,6 +96,31 @@ def is_protected(project: Project, services: Iterable[str], environment: str) ->
         elif is_protected_by_default(environment):
             return True
     return False
+
+
+#: Width of the tracking tables' ``environment`` column (SPEC section 6).
+ENVIRONMENT_MAX_LENGTH = 50
+
+
+def check_environment_name(name: str) -> None:
+    """An environment name the tracking column cannot hold is bad usage, found before any
+    connection (PostgreSQL would fail the first write half-way into a run)."""
+    if len(name) > ENVIRONMENT_MAX_LENGTH:
+        raise UsageError(
+            f"environment name {name[:20]!r}... is {len(name)} characters long; the tracking "
+            f"tables hold at most {ENVIRONMENT_MAX_LENGTH} (use a shorter --env / APP_ENV)")
+
+
+def check_schema_collisions(project: Project, services: Iterable[str]) -> None:
+    """Refuse when a selected service shares its schema with another service: both would
+    write one set of tracking tables and one golang-migrate table. Discovery finds the
+    collision (FIL018); every database command refuses on it, ``status`` included."""
+    for name in services:
+        for finding in project.services[name].findings:
+            if finding.code == SCHEMA_COLLISION.code:
+                raise ConfigurationError(
+                    f"{finding.message}: they would share tracking tables, golang-migrate's "
+                    "table and its lock. Rename one service directory; nothing was done.")
 
 
 # --- plans ------------------------------------------------------------------------------------
@@ -306,7 +334,13 @@ class ServiceState:
     other_environments: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._base: list[int] | None = None
+        self._index()
+
+    def _index(self) -> None:
+        """Index the rows by version and by id once, so each later lookup is O(1)."""
         self.by_version: dict[int, ExecutionRecord] = {r.version: r for r in self.records}
+        self._positions = {r.id: i for i, r in enumerate(self.records)}
 
     @classmethod
     def build(
@@ -315,7 +349,7 @@ class ServiceState:
     ) -> ServiceState:
         mine = [r for r in all_records if r.environment == environment]
         others = sorted({r.environment for r in all_records
-                         if r.environment != environment and r.status == "completed"})
+                         if r.environment != environment and r.status == Status.COMPLETED})
         return cls(service, environment, order, initialised, schema_version, mine, others)
 
     @property
@@ -325,26 +359,33 @@ class ServiceState:
     def refresh(self, all_records: list[ExecutionRecord], schema_version: SchemaVersion) -> None:
         """Replace the rows with what the database now holds (after a step)."""
         self.records = [r for r in all_records if r.environment == self.environment]
-        self.by_version = {r.version: r for r in self.records}
+        self._index()
         self.schema_version = schema_version
 
     def replace_record(self, record: ExecutionRecord, schema_version: SchemaVersion) -> None:
         """Take in one row that a step wrote (and golang-migrate's version after it)."""
         if record.environment == self.environment:
-            self.records = [r for r in self.records if r.id != record.id] + [record]
-            self.records.sort(key=lambda r: r.id)
-            self.by_version = {r.version: r for r in self.records}
+            # In place, O(1) per step: rebuilding the list and index after every step made a
+            # run of n migrations quadratic.
+            position = self._positions.get(record.id)
+            if position is not None:
+                self.records[position] = record
+            else:  # a new row: its id is the highest yet, so id order holds
+                self._positions[record.id] = len(self.records)
+                self.records.append(record)
+            self.by_version[record.version] = record
         self.schema_version = schema_version
 
     def record(self, migration: Migration) -> ExecutionRecord | None:
         return self.by_version.get(migration.version)
 
     def is_applied(self, migration: Migration) -> bool:
+        """Applied, or being (or interrupted while being) rolled back: still applied."""
         record = self.record(migration)
-        return record is not None and record.status == "completed"
+        return record is not None and record.counts_as_applied
 
     def applied_versions(self) -> set[int]:
-        return {r.version for r in self.records if r.status == "completed"}
+        return {r.version for r in self.records if r.counts_as_applied}
 
     @property
     def applied(self) -> list[Migration]:
@@ -356,28 +397,31 @@ class ServiceState:
 
     @property
     def failed(self) -> list[ExecutionRecord]:
-        return [r for r in self.records if r.status == "failed"]
+        return [r for r in self.records if r.status == Status.FAILED]
 
     @property
     def running(self) -> list[ExecutionRecord]:
-        return [r for r in self.records if r.status == "running"]
+        return [r for r in self.records if r.status == Status.RUNNING]
 
     @property
     def dirty_records(self) -> list[ExecutionRecord]:
         """Rows of non-transactional runs that stopped half-way (the dirty flag's cause)."""
-        return [r for r in self.records if r.dirty and r.status in ("failed", "running")]
+        return [r for r in self.records
+                if r.dirty and r.status in (Status.FAILED, Status.RUNNING)]
 
     def prefix(self, applied: Iterable[int] | None = None) -> int:
         """golang-migrate's version for ``applied`` (default: what is recorded)."""
-        base = [m.version for m in self.service.base_migrations() if m.up is not None]
-        return base_prefix(base, self.applied_versions() if applied is None else applied)
+        if self._base is None:  # once per state, not once per step
+            self._base = sorted(m.version for m in self.service.base_migrations()
+                                if m.up is not None)
+        return base_prefix(self._base, self.applied_versions() if applied is None else applied)
 
     def drift(self) -> list[Drift]:
         """Applied files that changed, were renamed, or are gone."""
         out: list[Drift] = []
         known = {m.version: m for m in self.order}
         for record in self.records:
-            if record.status != "completed":
+            if record.status != Status.COMPLETED:
                 continue
             migration = known.get(record.version)
             if migration is None or migration.up is None:

@@ -2,11 +2,13 @@
 
 It runs at release time against production, so it never guesses: before anything runs it
 holds the services' advisory locks (golang-migrate's keys), resolves what a dead run left
-behind and says what happened (:meth:`Runner._recover`), adopts what golang-migrate's table
-records as applied, and refuses to start on drift, a dirty state, missing prerequisites,
-applied dependents or an unconfirmed high-risk plan in a protected environment.
+behind and says what happened (:mod:`pytest_migorch.deploy.preparing`), adopts what
+golang-migrate's table records as applied, and refuses to start on drift, a dirty state,
+missing prerequisites, applied dependents or an unconfirmed high-risk plan in a protected
+environment.
 
-Planning is pure (:mod:`pytest_migorch.deploy.planning`); writing each step so the records stay true
+Planning is pure (:mod:`pytest_migorch.deploy.planning`); writing each step so the records stay
+true
 is :mod:`pytest_migorch.deploy.applying`; reading status is :mod:`pytest_migorch.deploy.status`.
 """
 
@@ -15,9 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import psycopg
 
@@ -31,19 +31,24 @@ from pytest_migorch.deploy.applying import (
     executed_by,
     force_advice,
 )
+from pytest_migorch.deploy.locks import lock_wait_timeout
+from pytest_migorch.deploy.lost import connection_lost
 from pytest_migorch.deploy.planning import (
     Plan,
     PlanStep,
     ServiceState,
+    check_environment_name,
+    check_schema_collisions,
     is_protected,
     plan_step,
     resolve_environment,
 )
+from pytest_migorch.deploy.preparing import ServicePreparation
+from pytest_migorch.deploy.records import Status
+from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
-    Tracking,
-    file_checksum,
     golang_migrate_table,
 )
 from pytest_migorch.errors import ConfigurationError, MigorchError, MigrationFailed, UsageError
@@ -63,51 +68,7 @@ DEFAULT_LOCK_TIMEOUT = 15.0
 _STRUCTURAL = (Family.CONFIG, Family.FILES, Family.GRAPH, Family.CUSTOM)
 
 
-class Refused(MigorchError):
-    """The runner refused to start (drift, dirty state, dependents, risk gate): exit 1."""
-
-    exit_code = 1
-
-
-@dataclass
-class RunResult:
-    """What a command did: its plan, each step's outcome, the notes and changes it made."""
-
-    command: str
-    environment: str
-    services: list[str]
-    dry_run: bool = False
-    plan: Plan | None = None
-    outcomes: list[StepOutcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    sql: list[tuple[PlanStep, str]] = field(default_factory=list)
-    changes: list[str] = field(default_factory=list)
-    error: MigorchError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_json(self, root: Path | None = None) -> dict[str, Any]:
-        """The documented ``--json`` shape of init, up, down and force (docs/runner.md)."""
-        return {
-            "ok": self.ok,
-            "command": self.command,
-            "environment": self.environment,
-            "services": self.services,
-            "dry_run": self.dry_run,
-            "plan": self.plan.to_json(root) if self.plan else None,
-            "results": [o.to_json() for o in self.outcomes],
-            "notes": self.notes,
-            "changes": self.changes,
-            "sql": [{"service": s.migration.service, "migration": s.migration.id,
-                     "direction": s.direction, "sql": text} for s, text in self.sql],
-            "error": str(self.error) if self.error else None,
-            "exit_code": self.error.exit_code if self.error else 0,
-        }
-
-
-class Runner:
+class Runner(ServicePreparation):
     """Runs commands for one project against one database.
 
     Commands raise :class:`~pytest_migorch.errors.MigorchError` subclasses; once a command has
@@ -145,7 +106,11 @@ class Runner:
         for name in services:
             if name not in self.project.services:
                 raise UsageError(f"unknown service {name!r}")
-        return resolve_environment(self.project, services, requested, self.environ)
+        check_schema_collisions(self.project, services)
+        check_environment_name(requested or self.environ.get("APP_ENV") or "")
+        env = resolve_environment(self.project, services, requested, self.environ)
+        check_environment_name(env)
+        return env
 
     def check_static(self, services: Sequence[str]) -> None:
         """Refuse to deploy a tree whose files, configuration or graph have errors."""
@@ -163,153 +128,36 @@ class Runner:
     def _session(self, result: RunResult | None = None) -> Iterator[Session]:
         conn = connect(self.settings)
         try:
-            session = Session(conn, self.settings)
+            session = Session(conn, self.settings, self.lock_timeout)
         except psycopg.Error as exc:
             conn.close()
             raise database_error(exc, "reading the database name") from exc
         try:
             yield session
+        except psycopg.errors.LockNotAvailable as exc:
+            raise _attach(lock_wait_timeout(session.conn, exc, self.lock_timeout),
+                          result) from exc
         except psycopg.Error as exc:
-            error = database_error(exc, "talking to the database")
-            if result is not None:
-                result.error = error
-                error.result = result  # type: ignore[attr-defined]
-            raise error from exc
+            if session.conn.closed or session.conn.broken:
+                raise _attach(self._lost(exc, result), result) from exc
+            raise _attach(database_error(exc, "talking to the database"), result) from exc
         except MigorchError as exc:
-            if result is not None:
-                result.error = exc
-                exc.result = result  # type: ignore[attr-defined]
-            raise
+            raise _attach(exc, result)
         finally:
             session.close()
 
-    def _state(self, session: Session, name: str, env: str, *, writable: bool,
-               result: RunResult | None = None) -> ServiceState:
-        """A service's state; when ``writable`` (its lock held), first create what is missing,
-        resolve what a dead run left behind and adopt golang-migrate's records."""
-        tracking = session.tracking(self.project.services[name].schema)
-        recreated = False
-        if writable:
-            created = [] if tracking.is_initialised() else tracking.create()
-            if created:
-                self._note(result, f"{name}: created {', '.join(created)}")
-            else:
-                with session.conn.transaction():
-                    recreated = tracking.ensure_schema_version_table()
-        state = self._read_state(tracking, name, env)
-        if recreated and state.records:
-            # Someone dropped golang-migrate's table (its `drop` does): rebuild it from ours.
-            tracking.write_schema_version(state.prefix(), bool(state.dirty_records))
-            self._note(result, f"{name}: golang-migrate's table was missing; recreated at "
-                               f"version {state.prefix()}")
-            state = self._read_state(tracking, name, env)
-        if writable:
-            if state.running and self._recover(session, state, result):
-                state = self._read_state(tracking, name, env)
-            # A database deployed as another environment is refused by _check_ready; adopting
-            # golang-migrate's records into this environment first would hide that.
-            if not state.other_environments and self._adopt(session, state, result):
-                state = self._read_state(tracking, name, env)
-        return state
-
-    def _read_state(self, tracking: Tracking, name: str, env: str) -> ServiceState:
-        service = self.project.services[name]
-        return ServiceState.build(
-            service, env, self.graph.order(name, env), tracking.is_initialised(),
-            tracking.read_schema_version(), tracking.records(),
-        )
-
-    def _note(self, result: RunResult | None, message: str) -> None:
+    def _lost(self, exc: psycopg.Error, result: RunResult | None) -> MigorchError:
+        """The connection died: name what was running and what the records say now."""
+        step = result.running if result is not None else None
+        schema = self.project.services[step.migration.service].schema if step else None
+        env = result.environment if result is not None else ""
+        error, info = connection_lost(exc, self.settings, env, step, schema)
         if result is not None:
-            result.notes.append(message)
-        self.reporter.note(message)
-
-    # --- recovery and adoption --------------------------------------------------------------
-
-    def _recover(self, session: Session, state: ServiceState, result: RunResult | None) -> bool:
-        """Resolve ``running`` rows left by a run that died (we hold the lock, so no live run
-        owns them) and say truthfully what it means."""
-        tracking = session.tracking(state.schema)
-        for record in state.running:
-            when = f" (started {record.started_at:%Y-%m-%d %H:%M:%S %Z} by {record.executed_by})" \
-                if record.started_at else ""
-            what = "rollback" if record.action == "down" else "migration"
-            if record.transactional:
-                message = (
-                    f"interrupted: the run{when} ended before this {what} finished (process "
-                    "killed or connection lost). PostgreSQL rolled back its transaction, so "
-                    "nothing of it took effect; "
-                    + ("the migration is still applied." if record.action == "down"
-                       else "it will run again.")
-                )
-                tracking.update(record.id, action="recover",
-                                status="completed" if record.action == "down" else "failed",
-                                error_message=message, metadata={"interrupted": True})
-            elif record.metadata.get("statements_total") is not None and \
-                    record.metadata.get("statements_done") == record.metadata["statements_total"]:
-                # Every statement completed (each one committed, then counted); only the final
-                # bookkeeping was lost. Recording it as done is the truth.
-                total = record.metadata["statements_total"]
-                done_status = "rolled_back" if record.action == "down" else "completed"
-                message = (
-                    f"interrupted: the run{when} ended after all {total} statement(s) of this "
-                    f"non-transactional {what} had completed, before recording it; recorded as "
-                    f"{'rolled back' if record.action == 'down' else 'applied'}."
-                )
-                tracking.update(record.id, action="recover", status=done_status,
-                                completed=True, error_message=message,
-                                metadata={"interrupted": True, "dirty": False})
-                self._note(result, f"{state.service.name}: {record.migration_id} was {message}")
-                self._clear_dirty_if_ours(tracking, state)
-                continue
-            else:
-                done = record.metadata.get("statements_done", 0)
-                total = record.metadata.get("statements_total", "?")
-                message = (
-                    f"interrupted: the run{when} ended during this non-transactional {what}, "
-                    f"after {done} of {total} statement(s) had completed: those are in effect, "
-                    "the rest are not. golang-migrate's dirty flag is set."
-                )
-                tracking.update(record.id, action="recover", status="failed",
-                                error_message=message,
-                                metadata={"interrupted": True, "dirty": True})
-            self._note(result, f"{state.service.name}: {record.migration_id} was {message}")
-        return bool(state.running)
-
-    def _clear_dirty_if_ours(self, tracking: Tracking, state: ServiceState) -> None:
-        """Rewrite golang-migrate's table clean when the only reason it was dirty is gone."""
-        fresh = self._read_state(tracking, state.service.name, state.environment)
-        unresolved = [r for r in fresh.records if r.dirty or
-                      (r.status == "running" and not r.transactional)]
-        if fresh.schema_version.dirty and not unresolved:
-            tracking.write_schema_version(fresh.prefix(), False)
-
-    def _adopt(self, session: Session, state: ServiceState, result: RunResult | None) -> bool:
-        """Record as completed, without running anything, the base migrations golang-migrate's
-        table says are applied (up to its version; below it when it is dirty)."""
-        gm = state.schema_version
-        if not gm.exists or gm.version < 0:
-            return False
-        adopt = [m for m in state.service.base_migrations()
-                 if m.up is not None and not state.is_applied(m)
-                 and (m.version < gm.version or (m.version == gm.version and not gm.dirty))]
-        if not adopt:
-            return False
-        tracking = session.tracking(state.schema)
-        applier = Applier(session, self.project.root, self.executed_by)
-        source = f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} version {gm.describe()}"
-        with session.conn.transaction():
-            for migration in adopt:
-                self._record_applied_without_running(
-                    tracking, applier, state, migration, "adopt",
-                    {"adopted": True, "source": source})
-        self._note(result, f"{state.service.name}: adopted {len(adopt)} migration(s) that "
-                           f"golang-migrate's table records as applied ({source}): "
-                           + ", ".join(m.id for m in adopt))
-        if gm.version not in state.service.migrations:
-            self._note(result, f"{state.service.name}: golang-migrate's version {gm.version} "
-                               "matches no migration file")
-        return True
+            result.connection_lost = info
+            if step is not None:
+                outcome = StepOutcome(step, Status.FAILED, 0.0, str(error))
+                result.outcomes.append(outcome)
+        return error
 
     # --- readiness --------------------------------------------------------------------------
 
@@ -388,6 +236,7 @@ class Runner:
         for index, step in enumerate(plan.steps, 1):
             state = states[step.migration.service]
             self.reporter.step_started(step, index, total)
+            result.running = step
             try:
                 if step.direction == "up":
                     outcome = applier.apply_up(state, step)
@@ -395,10 +244,11 @@ class Runner:
                     assert rollback_to is not None
                     outcome = applier.apply_down(state, step, rollback_to[state.service.name])
             except MigrationFailed as exc:
-                outcome = StepOutcome(step, "failed", 0.0, str(exc))
+                outcome = StepOutcome(step, Status.FAILED, 0.0, str(exc))
                 result.outcomes.append(outcome)
                 self.reporter.step_finished(outcome, index, total)
                 raise
+            result.running = None
             result.outcomes.append(outcome)
             self.reporter.step_finished(outcome, index, total)
 
@@ -412,7 +262,7 @@ class Runner:
             session.lock([self.project.services[s].schema for s in services],
                          self.lock_timeout, self.reporter)
             for name in services:
-                state = self._state(session, name, env, writable=True, result=result)
+                state = self._prepare_service(session, name, env, writable=True, result=result)
                 if state.schema_version.dirty:
                     self._note(result, f"{name}: golang-migrate's table is dirty "
                                        f"({state.schema_version.describe()}); `up` refuses "
@@ -439,7 +289,7 @@ class Runner:
             if not dry_run:
                 session.lock([self.project.services[s].schema for s in services],
                              self.lock_timeout, self.reporter)
-            states = {name: self._state(session, name, env, result=result,
+            states = {name: self._prepare_service(session, name, env, result=result,
                                         writable=name in selected and not dry_run)
                       for name in involved}
             for name in services:
@@ -501,7 +351,7 @@ class Runner:
             if not dry_run:
                 session.lock([self.project.services[s].schema for s in involved],
                              self.lock_timeout, self.reporter)
-            states = {name: self._state(session, name, env, result=result,
+            states = {name: self._prepare_service(session, name, env, result=result,
                                         writable=name == service and not dry_run)
                       for name in involved}
             self._check_ready(states[service], allow_drift=True, result=result)
@@ -578,7 +428,8 @@ class Runner:
         with self._session(result) as session:
             session.lock([self.project.services[service].schema], self.lock_timeout,
                          self.reporter)
-            state = self._state(session, service, env, writable=True, result=result)
+            state = self._prepare_service(session, service, env, writable=True, result=result,
+                                forcing=True)
             tracking = session.tracking(state.schema)
             with session.conn.transaction():
                 if state.dirty_records:
@@ -593,56 +444,6 @@ class Runner:
             self.reporter.note(change)
         return result
 
-    def _force_dirty(self, tracking: Tracking, state: ServiceState, version: int,
-                     result: RunResult) -> None:
-        for record in state.dirty_records:
-            applied = record.version <= version
-            if applied:
-                status = "completed"
-            else:
-                status = "rolled_back" if record.action == "down" else "failed"
-            note = (f"[forced to {version} by {self_user(tracking)}: recorded as "
-                    f"{'applied' if applied else 'not applied'}]")
-            tracking.update(record.id, action="force", status=status,
-                            error_message=f"{record.error_message or ''} {note}".strip(),
-                            rollback_version=None if applied else str(version),
-                            metadata={"dirty": False, "forced": version})
-            result.changes.append(f"{record.migration_id}: recorded as "
-                                  f"{'applied' if applied else 'not applied'}")
-
-    def _record_applied_without_running(
-        self, tracking: Tracking, applier: Applier, state: ServiceState, migration: Migration,
-        action: str, extra: dict[str, Any],
-    ) -> None:
-        """A ``completed`` row for a migration that ran elsewhere (adopted or forced)."""
-        assert migration.up is not None
-        record = state.record(migration)
-        tracking.start(
-            migration_id=record.migration_id if record else migration.id,
-            migration_version=migration.version_text, environment=state.environment,
-            action=action, status="completed", started=False,
-            executed_by=self.executed_by, checksum=file_checksum(migration.up.path),
-            dependencies=[d.text for d in migration.depends_on],
-            metadata={**applier.metadata(migration, action, state.schema), **extra},
-        )
-
-    def _force_literal(self, session: Session, tracking: Tracking, state: ServiceState,
-                       version: int, result: RunResult) -> None:
-        applier = Applier(session, self.project.root, self.executed_by)
-        for migration in state.service.base_migrations():
-            if migration.up is None:
-                continue
-            record = state.record(migration)
-            if migration.version <= version and not state.is_applied(migration):
-                self._record_applied_without_running(
-                    tracking, applier, state, migration, "force", {"forced": version})
-                result.changes.append(f"{migration.id}: recorded as applied (not run)")
-            elif migration.version > version and record is not None \
-                    and record.status == "completed":
-                tracking.update(record.id, action="force", status="rolled_back",
-                                rollback_version=str(version), metadata={"forced": version})
-                result.changes.append(f"{migration.id}: recorded as not applied (down not run)")
-
     def status(self, services: Sequence[str], environment: str | None = None, *,
                history: int = 10) -> list[ServiceReport]:
         """Read-only: state, pending work, drift, dirty state and the last runs."""
@@ -656,10 +457,12 @@ class Runner:
         return reports
 
 
-def self_user(tracking: Tracking) -> str:
-    """The database user, for notes written into rows."""
-    row = tracking.conn.execute("SELECT current_user").fetchone()
-    return str(row[0]) if row else "unknown"
+def _attach(error: MigorchError, result: RunResult | None) -> MigorchError:
+    """Put the partial result on the error (and the error in the result) for front ends."""
+    if result is not None:
+        result.error = error
+        error.result = result  # type: ignore[attr-defined]
+    return error
 
 
 def _plan_sql(plan: Plan) -> list[tuple[PlanStep, str]]:

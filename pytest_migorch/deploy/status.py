@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_migorch.deploy.planning import Drift, ServiceState, format_seconds
+from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
     ExecutionRecord,
@@ -75,8 +76,8 @@ class ServiceReport:
         rows = []
         for migration in state.order:
             record = state.record(migration)
-            status = record.status if record else "pending"
-            if record is not None and status == "running":
+            status = record.status if record else Status.PENDING
+            if record is not None and status == Status.RUNNING:
                 status = self.running_state(record)
             meta = migration.meta
             rows.append({
@@ -84,7 +85,7 @@ class ServiceReport:
                 "version": migration.version_text,
                 "environment_only": migration.environment,
                 "status": status,
-                "applied_at": _iso(record.completed_at) if record and status == "completed"
+                "applied_at": _iso(record.completed_at) if record and status == Status.COMPLETED
                 else None,
                 "duration_ms": record.duration_ms if record else None,
                 "estimated_duration": meta.estimated_duration if meta else None,
@@ -95,7 +96,7 @@ class ServiceReport:
                 "adopted": bool(record and record.metadata.get("adopted")),
                 "drift": drift[migration.version_text].kind
                 if migration.version_text in drift else None,
-                "error": record.error_message if record and status != "completed" else None,
+                "error": record.error_message if record and status != Status.COMPLETED else None,
                 "file": display_path(migration.main_file.path, root),
             })
         known = {m.version for m in state.order}
@@ -116,7 +117,7 @@ class ServiceReport:
         """Finished up/down attempts, newest first, with duration against the estimate."""
         out = []
         for event in self.history:
-            if event.action not in ("up", "down") or event.status == "running":
+            if event.action not in (Action.UP, Action.DOWN) or event.status == Status.RUNNING:
                 continue
             estimate = event.metadata.get("estimated_seconds")
             out.append({
@@ -185,7 +186,8 @@ class ServiceReport:
             lines.append(f"  DIRTY: {self.dirty}")
         if state.other_environments:
             lines.append("  also deployed as: " + ", ".join(state.other_environments))
-        runs = [e for e in self.history if e.action in ("up", "down") and e.status != "running"]
+        runs = [e for e in self.history
+                if e.action in (Action.UP, Action.DOWN) and e.status != Status.RUNNING]
         if runs:
             lines.append("  last runs:")
             for event in runs[:10]:
@@ -224,15 +226,11 @@ def collect_report(session: Session, state: ServiceState, *, history: int) -> Se
     """Add the live facts (sessions alive, lock holder) and recent history to a state."""
     tracking = session.tracking(state.schema)
     pids = [r.backend_pid for r in state.running if r.backend_pid is not None]
-    alive: set[int] = set()
-    if pids:
-        rows = session.conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchall()
-        alive = {int(row[0]) for row in rows}
+    alive = session.alive_backends(pids)
     return ServiceReport(
         state=state,
         drift=state.drift(),
         history=tracking.history(state.environment, history * 2),
         alive_pids=alive,
-        lock_holder=session.lock_for(state.schema).holder(),
+        lock_holder=session.lock_holder(state.schema),
     )

@@ -17,14 +17,8 @@ job. Identifiers reach SQL only through :class:`psycopg.sql.Identifier`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
-import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
@@ -32,7 +26,15 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from pytest_migorch.errors import LockTimeout
+from pytest_migorch.deploy.locks import AdvisoryLock, advisory_lock_id, lock_key
+from pytest_migorch.deploy.records import (
+    ACTIONS,
+    STATUSES,
+    ExecutionRecord,
+    HistoryRecord,
+    SchemaVersion,
+    file_checksum,
+)
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = [
@@ -60,12 +62,6 @@ EXECUTIONS_TABLE = "migration_executions"
 HISTORY_TABLE = "migration_execution_history"
 #: golang-migrate's table lives in ``public``: ``public.<schema>_schema_migrations``.
 GOLANG_MIGRATE_SCHEMA = "public"
-STATUSES = ("pending", "running", "completed", "failed", "rolled_back")
-#: What a history row records: a migration run up or down, adopted from golang-migrate's table,
-#: resolved by ``force``, or an interrupted run found and resolved by the next one.
-ACTIONS = ("up", "down", "adopt", "force", "recover")
-#: golang-migrate's ``advisoryLockIDSalt`` (database/util.go).
-LOCK_SALT = 1486364155
 
 # SPEC section 6, verbatim apart from the schema placeholder.
 _EXECUTIONS_DDL = """CREATE TABLE {schema}.migration_executions (
@@ -122,6 +118,8 @@ _HISTORY_COPIED = (
     "duration_ms", "executed_by", "checksum", "error_message", "rollback_version", "metadata",
 )
 _UNSET: Any = object()
+#: Start of the comment migorch puts on golang-migrate's table of a service it tracks.
+MARKER = "migorch keeps the records of this table in"
 
 
 def executions_ddl(schema: str) -> sql.Composed:
@@ -140,110 +138,6 @@ def golang_migrate_table(schema: str) -> str:
     return f"{schema}_schema_migrations"
 
 
-def advisory_lock_id(database_name: str, *additional_names: str) -> int:
-    """golang-migrate's ``GenerateAdvisoryLockId``: crc32 (IEEE) of the additional names and
-    the database name joined by NUL, times the salt, as a uint32."""
-    joined = "\x00".join([*additional_names, database_name]).encode("utf-8")
-    return (zlib.crc32(joined) * LOCK_SALT) & 0xFFFFFFFF
-
-
-def lock_key(database_name: str, schema: str, table: str) -> int:
-    """The key golang-migrate's postgres driver (v4.15+) locks for ``schema.table``:
-    crc32 of ``schema \\0 table \\0 db``, salted.
-
-    ``database_name`` is what golang-migrate calls ``DatabaseName``: the URL path with its
-    leading slash (``"/mydb"``), or ``current_database()`` when the URL has no path.
-    """
-    return advisory_lock_id(database_name, schema, table)
-
-
-def file_checksum(path: Path) -> str:
-    """sha256 (hex) of a migration file's bytes: what drift detection compares."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ExecutionRecord:
-    """One row of ``migration_executions``."""
-
-    id: int
-    migration_id: str
-    migration_version: str
-    environment: str
-    status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_ms: int | None
-    executed_by: str | None
-    checksum: str | None
-    dependencies: Any
-    metadata: dict[str, Any]
-    error_message: str | None
-    rollback_version: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
-
-    @property
-    def version(self) -> int:
-        return int(self.migration_version) if self.migration_version.isdigit() else -1
-
-    @property
-    def dirty(self) -> bool:
-        """True when this row is the reason golang-migrate's dirty flag is set."""
-        return bool(self.metadata.get("dirty"))
-
-    @property
-    def action(self) -> str:
-        return str(self.metadata.get("action", "up"))
-
-    @property
-    def transactional(self) -> bool:
-        return bool(self.metadata.get("transactional", True))
-
-    @property
-    def backend_pid(self) -> int | None:
-        pid = self.metadata.get("backend_pid")
-        return int(pid) if isinstance(pid, int) else None
-
-
-@dataclass(frozen=True)
-class HistoryRecord:
-    """One row of the append-only history."""
-
-    id: int
-    execution_id: int
-    migration_id: str
-    migration_version: str
-    environment: str
-    action: str
-    status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_ms: int | None
-    executed_by: str | None
-    checksum: str | None
-    error_message: str | None
-    rollback_version: str | None
-    metadata: dict[str, Any]
-    recorded_at: datetime
-
-
-@dataclass(frozen=True)
-class SchemaVersion:
-    """golang-migrate's view: ``version`` is -1 (NilVersion) when its table is empty or absent."""
-
-    version: int = -1
-    dirty: bool = False
-    exists: bool = False
-
-    def describe(self) -> str:
-        if not self.exists:
-            return "no table"
-        if self.version < 0 and not self.dirty:
-            return "no version"
-        return f"{self.version}{' (dirty)' if self.dirty else ''}"
-
-
 class Tracking:
     """The tracking tables of one service on one connection.
 
@@ -251,9 +145,13 @@ class Tracking:
     what commits together (a transactional migration, its row and golang-migrate's row).
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], schema: str, *,
+                 guard: sql.Composed | None = None) -> None:
         self.conn = conn
         self.schema = schema
+        #: Parameterless ``SET LOCAL`` statements sent ahead of every write (the runner's
+        #: identity and lock wait bound, see :func:`pytest_migorch.deploy.applying.tracking_guard`).
+        self.guard = guard
         self.gm_table = golang_migrate_table(schema)
         self._executions = sql.Identifier(schema, EXECUTIONS_TABLE)
         self._history = sql.Identifier(schema, HISTORY_TABLE)
@@ -307,6 +205,7 @@ class Tracking:
                     created.append(f"{self.schema}.{HISTORY_TABLE}")
                 if self.ensure_schema_version_table():
                     created.append(f"{GOLANG_MIGRATE_SCHEMA}.{self.gm_table}")
+                self.mark_schema_version_table()
         except psycopg.Error as exc:
             raise database_error(exc, f"creating the tracking tables of {self.schema}") from exc
         return created
@@ -320,6 +219,34 @@ class Tracking:
             "dirty boolean not null)"
         ).format(self._gm))
         return True
+
+    def mark_schema_version_table(self) -> None:
+        """Note on golang-migrate's table that migorch keeps records for it. The table lives
+        in ``public``, so the note survives a migration that drops the service schema, and
+        the next run can tell "records destroyed" from "golang-migrate never had migorch"."""
+        self.conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            self._gm, sql.Literal(f"{MARKER} {self.schema}.{EXECUTIONS_TABLE}")))
+
+    def still_initialised(self) -> bool:
+        """Whether both tracking tables exist now (asks the server: a migration may have
+        dropped them since they were seen)."""
+        self._seen.discard((self.schema, EXECUTIONS_TABLE))
+        self._seen.discard((self.schema, HISTORY_TABLE))
+        return self.is_initialised()
+
+    def records_destroyed(self) -> SchemaVersion | None:
+        """golang-migrate's version when migorch's tables are gone although migorch kept
+        records for this service (the marker on golang-migrate's table) and that table says
+        something was applied or is dirty; None otherwise. Asks the server, not the cache."""
+        if self.still_initialised() or not self._exists(GOLANG_MIGRATE_SCHEMA, self.gm_table):
+            return None
+        row = self.conn.execute(
+            "SELECT obj_description(to_regclass(format('%%I.%%I', %s::text, %s::text)), "
+            "'pg_class')", (GOLANG_MIGRATE_SCHEMA, self.gm_table)).fetchone()
+        if not row or not str(row[0] or "").startswith(MARKER):
+            return None
+        version = self.read_schema_version()
+        return version if version.version >= 0 or version.dirty else None
 
     # --- golang-migrate's table -------------------------------------------------------------
 
@@ -338,7 +265,13 @@ class Tracking:
         """golang-migrate's ``SetVersion``: TRUNCATE, then INSERT unless nil and clean, in one
         transaction: the caller's, if any, which makes it atomic with its other writes."""
         with self._atomic():
-            self.conn.execute(self._set_version_sql(version, dirty), prepare=False)
+            self.conn.execute(self._guarded(self._set_version_sql(version, dirty)),
+                              prepare=False)
+
+    def _guarded(self, statement: sql.Composed) -> sql.Composed:
+        if self.guard is None:
+            return statement
+        return sql.SQL("; ").join([self.guard, statement])
 
     def _set_version_sql(self, version: int, dirty: bool) -> sql.Composed:
         """``TRUNCATE`` + ``INSERT`` as one parameterless text: one round trip."""
@@ -481,6 +414,8 @@ class Tracking:
         ).format(change=change, h=self._history, cols=columns, action=sql.Literal(action),
                  record=sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
         statements = [query]
+        if self.guard is not None:
+            statements.insert(0, self.guard)
         if before is not None:
             statements.insert(0, before)
         if schema_version is not None:
@@ -495,11 +430,10 @@ class Tracking:
     def note_progress(self, record_id: int, metadata: dict[str, Any]) -> None:
         """Merge ``metadata`` into a running row without a history event (progress of a
         non-transactional migration, committed after each statement)."""
-        self.conn.execute(
-            sql.SQL("UPDATE {} SET metadata = coalesce(metadata, '{{}}'::jsonb) || %s, "
-                    "updated_at = clock_timestamp() WHERE id = %s").format(self._executions),
-            (Jsonb(metadata), record_id),
-        )
+        update = sql.SQL("UPDATE {} SET metadata = coalesce(metadata, '{{}}'::jsonb) || {}, "
+                         "updated_at = clock_timestamp() WHERE id = {}").format(
+            self._executions, sql.Literal(Jsonb(metadata)), sql.Literal(record_id))
+        self.conn.execute(self._guarded(update), prepare=False)
 
     # --- history ----------------------------------------------------------------------------
 
@@ -519,78 +453,3 @@ class Tracking:
 
 def _record(row: dict[str, Any]) -> ExecutionRecord:
     return ExecutionRecord(**{**row, "metadata": row["metadata"] or {}})
-
-
-class AdvisoryLock:
-    """golang-migrate's session-level advisory lock of one service, with a bounded wait.
-
-    Waiting polls ``pg_try_advisory_lock`` from the client instead of blocking in
-    ``pg_advisory_lock``: a session blocked in a query holds a snapshot, and ``CREATE INDEX
-    CONCURRENTLY`` run by the lock holder waits for every older snapshot, so eight runners
-    queued on the lock deadlock with the one building an index. Between polls nothing is held.
-    """
-
-    #: First and longest pause between two attempts (seconds); the pause doubles each time.
-    POLL_START = 0.02
-    POLL_MAX = 0.5
-
-    def __init__(self, conn: psycopg.Connection[Any], key: int, label: str) -> None:
-        self.conn = conn
-        self.key = key
-        self.label = label
-        self.held = False
-
-    def try_acquire(self) -> bool:
-        row = self.conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)).fetchone()
-        self.held = bool(row and row[0])
-        return self.held
-
-    def acquire(self, timeout: float) -> float:
-        """Take the lock, waiting at most ``timeout`` seconds; returns the seconds waited."""
-        begin = time.monotonic()
-        try:
-            if self.try_acquire():
-                return 0.0
-            holder = self.holder()
-            log.info("waiting up to %ss for the lock of %s, held by %s", timeout, self.label,
-                     holder or "another session")
-            pause = self.POLL_START
-            while time.monotonic() - begin < timeout:
-                time.sleep(min(pause, max(timeout - (time.monotonic() - begin), 0)))
-                pause = min(pause * 2, self.POLL_MAX)
-                if self.try_acquire():
-                    return time.monotonic() - begin
-            holder = self.holder() or holder
-        except psycopg.Error as exc:
-            raise database_error(exc, f"taking the lock of {self.label}") from exc
-        raise LockTimeout(
-            f"timeout: can't acquire database lock for {self.label} within {timeout:g}s "
-            f"(advisory lock {self.key}, the one golang-migrate takes for this service); "
-            f"held by {holder or 'another session'}. Another migorch or golang-migrate run is "
-            "migrating this service: wait for it, or raise --lock-timeout."
-        )
-
-    def release(self) -> None:
-        if self.held and not self.conn.closed:
-            try:
-                self.conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
-            except psycopg.Error as exc:  # the connection is going away: the lock goes with it
-                log.debug("releasing %s: %s", self.label, exc)
-        self.held = False
-
-    def holder(self) -> str | None:
-        """Who holds the lock right now: pid, application, user and since when."""
-        row = self.conn.execute(
-            "SELECT a.pid, a.application_name, a.usename, a.backend_start "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 "
-            "AND l.objid = %s::bigint::oid AND l.objsubid = 1 "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (self.key,),
-        ).fetchone()
-        if row is None:
-            return None
-        pid, app, user, since = row
-        return (f"pid {pid} ({app or 'unknown application'}, user {user}, "
-                f"connected {since:%Y-%m-%d %H:%M:%S%z})")
-

@@ -23,7 +23,8 @@ from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.model import MigrationFile
 from pytest_migorch.sql.split import Statement, split_statements
 
-__all__ = ["run_migration_file", "run_sql_text", "prepared_statements", "MigrationSqlError"]
+__all__ = ["run_migration_file", "run_sql_text", "run_statement", "prepared_statements",
+           "open_transaction_error", "MigrationSqlError"]
 
 _BEGIN = re.compile(r"(?is)\s*(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION)\b.*)?\s*")
 _COMMIT = re.compile(r"(?is)\s*(COMMIT|END)(\s+(WORK|TRANSACTION))?\s*")
@@ -89,11 +90,33 @@ def run_sql_text(
     statements = prepared_statements(text, in_transaction=in_transaction, path=path)
     started = time.perf_counter()
     for statement in statements:
-        try:
-            conn.execute(statement.text.encode("utf-8"), prepare=False)
-        except psycopg.Error as exc:
-            raise _sql_error(exc, statement, path) from exc
+        run_statement(conn, statement, path)
     return time.perf_counter() - started
+
+
+def run_statement(conn: psycopg.Connection[Any], statement: Statement, path: Path) -> None:
+    """Send one statement as it is (simple query, no parameters); a failure names the file
+    and the line PostgreSQL points at."""
+    try:
+        conn.execute(statement.text.encode("utf-8"), prepare=False)
+    except psycopg.Error as exc:
+        raise _sql_error(exc, statement, path) from exc
+
+
+def open_transaction_error(path: Path, opened_by: Statement | None, *,
+                           failed: bool) -> MigrationSqlError:
+    """A file run in autocommit ended inside a transaction block it opened: PostgreSQL would
+    roll that block back when the session ends, so what it did must not be reported done."""
+    line = opened_by.line if opened_by is not None else 1
+    state = "an aborted transaction" if failed else "a transaction open"
+    return MigrationSqlError(
+        path, line,
+        f"the file leaves {state} (opened at line {line}, never committed): PostgreSQL "
+        "would roll it back when the session ends, so it was rolled back now and the "
+        f"statements from line {line} on did not take effect", None,
+        hint="end the transaction with COMMIT in the file, or remove BEGIN and mark the "
+             "migration transactional",
+        statement=opened_by.text if opened_by is not None else None)
 
 
 def run_migration_file(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pytest_migorch.errors import ConfigurationError, UsageError
-from pytest_migorch.model import RiskLevel
+from pytest_migorch.model import IDENTIFIER_MAX_BYTES, RiskLevel
 
 __all__ = [
     "BUILTIN_DIR", "KINDS", "Parameter", "Template", "TemplateStep", "RenderedStep",
@@ -37,7 +37,6 @@ __all__ = [
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_templates")
 KINDS = ("identifier", "name", "type", "literal")
-IDENTIFIER_MAX_BYTES = 63
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")

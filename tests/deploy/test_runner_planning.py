@@ -16,6 +16,8 @@ from pytest_migorch.deploy.planning import (
     Plan,
     ServiceState,
     base_prefix,
+    check_environment_name,
+    check_schema_collisions,
     format_seconds,
     is_protected,
     plan_step,
@@ -198,3 +200,35 @@ def test_runner_refuses_bad_trees_with_the_finding_not_a_traceback(
     runner = make_runner(tmp_path, "postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(ConfigurationError, match=expected):
         runner.check_static(["user-service"])
+
+
+@pytest.mark.parametrize("env", ["production", "Production", "PROD", "prod"])
+def test_production_is_protected_by_default_in_any_case(tmp_path: Path, env: str) -> None:
+    write_service(tmp_path, "bare", {"000001_a.up.sql": "SELECT 1;\n",
+                                     "000001_a.down.sql": "SELECT 1;\n"})
+    declared = service_files(["000001_a"], environments={env: []})
+    write_service(tmp_path, "declared", declared)
+    project = load_project(tmp_path)
+    assert is_protected(project, ["bare"], env)
+    assert is_protected(project, ["declared"], env)
+    assert not is_protected(project, ["bare"], "productions")
+
+
+def test_schema_collisions_name_both_services(tmp_path: Path) -> None:
+    long_a, long_b = "s" * 63 + "-a", "s" * 63 + "-b"
+    for name in ("user-service", "user_service", long_a, long_b, "other"):
+        write_service(tmp_path, name, service_files(["000001_a"]))
+    project = load_project(tmp_path)
+    assert project.services[long_a].schema == "s" * 63
+    with pytest.raises(ConfigurationError, match=r"services user-service and user_service both "
+                                                 r"map to schema 'user_service'.*share tracking"):
+        check_schema_collisions(project, ["user-service"])
+    with pytest.raises(ConfigurationError, match=rf"{long_a} and {long_b} both map"):
+        check_schema_collisions(project, [long_b])
+    check_schema_collisions(project, ["other"])
+
+
+def test_environment_longer_than_the_tracking_column_is_bad_usage() -> None:
+    check_environment_name("e" * 50)
+    with pytest.raises(UsageError, match="51 characters long.*at most 50"):
+        check_environment_name("e" * 51)

@@ -1,0 +1,225 @@
+"""Getting one service ready before a command runs: create what is missing, refuse on
+destroyed records, resolve what a dead run left behind, adopt golang-migrate's records, and
+``force``'s record-keeping.
+
+A mixin of :class:`pytest_migorch.deploy.runner.Runner` (which holds the project, graph,
+reporter and identity), split out so the command facade stays readable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_migorch.deploy.applying import (
+    Applier,
+    Reporter,
+    Session,
+)
+from pytest_migorch.deploy.planning import (
+    ServiceState,
+)
+from pytest_migorch.deploy.records import Action, Status
+from pytest_migorch.deploy.recovery import Resolution, decide_recovery
+from pytest_migorch.deploy.results import Refused, RunResult
+from pytest_migorch.deploy.tracking import (
+    GOLANG_MIGRATE_SCHEMA,
+    Tracking,
+    file_checksum,
+)
+from pytest_migorch.model import Migration, Project
+from pytest_migorch.project.graph import ProjectGraph
+
+__all__ = ["ServicePreparation", "refuse_destroyed_records", "self_user"]
+
+
+class ServicePreparation:
+    """Creation, recovery, adoption and forcing of a service's records (Runner's mixin)."""
+
+    project: Project
+    graph: ProjectGraph
+    reporter: Reporter
+    executed_by: str
+
+    def _prepare_service(self, session: Session, name: str, env: str, *, writable: bool,
+               result: RunResult | None = None, forcing: bool = False) -> ServiceState:
+        """A service's state; when ``writable`` (its lock held), first create what is missing,
+        resolve what a dead run left behind and adopt golang-migrate's records."""
+        tracking = session.tracking(self.project.services[name].schema)
+        recreated = False
+        if writable:
+            if not tracking.is_initialised() and not forcing:
+                refuse_destroyed_records(tracking, name)
+            created = [] if tracking.is_initialised() else tracking.create()
+            if created:
+                self._note(result, f"{name}: created {', '.join(created)}")
+            else:
+                with session.conn.transaction():
+                    recreated = tracking.ensure_schema_version_table()
+        state = self._read_state(tracking, name, env)
+        if recreated and state.records:
+            # Someone dropped golang-migrate's table (its `drop` does): rebuild it from ours.
+            tracking.write_schema_version(state.prefix(), bool(state.dirty_records))
+            self._note(result, f"{name}: golang-migrate's table was missing; recreated at "
+                               f"version {state.prefix()}")
+            state = self._read_state(tracking, name, env)
+        if writable:
+            if state.running and self._recover(session, state, result):
+                state = self._read_state(tracking, name, env)
+            # A database deployed as another environment is refused by _check_ready; adopting
+            # golang-migrate's records into this environment first would hide that.
+            if not state.other_environments and self._adopt(session, state, result):
+                state = self._read_state(tracking, name, env)
+        return state
+
+    def _read_state(self, tracking: Tracking, name: str, env: str) -> ServiceState:
+        service = self.project.services[name]
+        return ServiceState.build(
+            service, env, self.graph.order(name, env), tracking.is_initialised(),
+            tracking.read_schema_version(), tracking.records(),
+        )
+
+
+    def _note(self, result: RunResult | None, message: str) -> None:
+        if result is not None:
+            result.notes.append(message)
+        self.reporter.note(message)
+
+    # --- recovery and adoption --------------------------------------------------------------
+
+    def _recover(self, session: Session, state: ServiceState, result: RunResult | None) -> bool:
+        """Resolve ``running`` rows left by a run that died and say truthfully what it means
+        (:func:`~pytest_migorch.deploy.recovery.decide_recovery`). A row whose backend is
+        still alive belongs to a live run: it is never touched, and this run refuses."""
+        tracking = session.tracking(state.schema)
+        alive = session.alive_backends(
+            [r.backend_pid for r in state.running if r.backend_pid is not None])
+        decisions = [(record, decide_recovery(
+            record, backend_alive=record.backend_pid in alive,
+            schema_dirty=state.schema_version.dirty)) for record in state.running]
+        live = [(r, d) for r, d in decisions if not d.proceeds]
+        if live:
+            raise Refused("\n".join(f"{state.service.name}: {r.migration_id} is {d.message}"
+                                     for r, d in live))
+        for record, decision in decisions:
+            assert decision.status is not None
+            tracking.update(record.id, action=Action.RECOVER, status=decision.status,
+                            completed=decision.completed, error_message=decision.message,
+                            metadata={"interrupted": True, "dirty": decision.dirty})
+            self._note(result, f"{state.service.name}: {record.migration_id} was "
+                               f"{decision.message}")
+            if decision.resolution is Resolution.FINISHED:
+                self._clear_dirty_if_ours(tracking, state)
+        return bool(state.running)
+
+    def _clear_dirty_if_ours(self, tracking: Tracking, state: ServiceState) -> None:
+        """Rewrite golang-migrate's table clean when the only reason it was dirty is gone."""
+        fresh = self._read_state(tracking, state.service.name, state.environment)
+        unresolved = [r for r in fresh.records if r.dirty or
+                      (r.status == Status.RUNNING and not r.transactional)]
+        if fresh.schema_version.dirty and not unresolved:
+            tracking.write_schema_version(fresh.prefix(), False)
+
+    def _adopt(self, session: Session, state: ServiceState, result: RunResult | None) -> bool:
+        """Record as completed, without running anything, the base migrations golang-migrate's
+        table says are applied (up to its version; below it when it is dirty)."""
+        gm = state.schema_version
+        if not gm.exists or gm.version < 0:
+            return False
+        adopt = [m for m in state.service.base_migrations()
+                 if m.up is not None and not state.is_applied(m)
+                 and (m.version < gm.version or (m.version == gm.version and not gm.dirty))]
+        if not adopt:
+            return False
+        tracking = session.tracking(state.schema)
+        applier = Applier(session, self.project.root, self.executed_by)
+        source = f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} version {gm.describe()}"
+        with session.conn.transaction():
+            for migration in adopt:
+                self._record_applied_without_running(
+                    tracking, applier, state, migration, "adopt",
+                    {"adopted": True, "source": source})
+        self._note(result, f"{state.service.name}: adopted {len(adopt)} migration(s) that "
+                           f"golang-migrate's table records as applied ({source}): "
+                           + ", ".join(m.id for m in adopt))
+        if gm.version not in state.service.migrations:
+            self._note(result, f"{state.service.name}: golang-migrate's version {gm.version} "
+                               "matches no migration file")
+        return True
+
+
+    def _force_dirty(self, tracking: Tracking, state: ServiceState, version: int,
+                     result: RunResult) -> None:
+        for record in state.dirty_records:
+            applied = record.version <= version
+            if applied:
+                status = Status.COMPLETED
+            else:
+                status = Status.ROLLED_BACK if record.action == Action.DOWN else Status.FAILED
+            note = (f"[forced to {version} by {self_user(tracking)}: recorded as "
+                    f"{'applied' if applied else 'not applied'}]")
+            tracking.update(record.id, action=Action.FORCE, status=status,
+                            error_message=f"{record.error_message or ''} {note}".strip(),
+                            rollback_version=None if applied else str(version),
+                            metadata={"dirty": False, "forced": version})
+            result.changes.append(f"{record.migration_id}: recorded as "
+                                  f"{'applied' if applied else 'not applied'}")
+
+    def _record_applied_without_running(
+        self, tracking: Tracking, applier: Applier, state: ServiceState, migration: Migration,
+        action: str, extra: dict[str, Any],
+    ) -> None:
+        """A ``completed`` row for a migration that ran elsewhere (adopted or forced)."""
+        assert migration.up is not None
+        record = state.record(migration)
+        tracking.start(
+            migration_id=record.migration_id if record else migration.id,
+            migration_version=migration.version_text, environment=state.environment,
+            action=action, status=Status.COMPLETED, started=False,
+            executed_by=self.executed_by, checksum=file_checksum(migration.up.path),
+            dependencies=[d.text for d in migration.depends_on],
+            metadata={**applier.metadata(migration, action, state.schema), **extra},
+        )
+
+    def _force_literal(self, session: Session, tracking: Tracking, state: ServiceState,
+                       version: int, result: RunResult) -> None:
+        applier = Applier(session, self.project.root, self.executed_by)
+        for migration in state.service.base_migrations():
+            if migration.up is None:
+                continue
+            record = state.record(migration)
+            if migration.version <= version and not state.is_applied(migration):
+                self._record_applied_without_running(
+                    tracking, applier, state, migration, "force", {"forced": version})
+                result.changes.append(f"{migration.id}: recorded as applied (not run)")
+            elif migration.version > version and record is not None \
+                    and record.status == Status.COMPLETED:
+                tracking.update(record.id, action=Action.FORCE, status=Status.ROLLED_BACK,
+                                rollback_version=str(version), metadata={"forced": version})
+                result.changes.append(f"{migration.id}: recorded as not applied (down not run)")
+
+
+def refuse_destroyed_records(tracking: Tracking, name: str) -> None:
+    """Refuse when migorch's records of ``name`` are gone but golang-migrate's table (marked
+    by migorch) says migrations were applied: re-adopting them would record as applied
+    migrations whose objects may be gone with the schema."""
+    version = tracking.records_destroyed()
+    if version is None:
+        return
+    raise Refused(
+        f"{name}: migorch's records are gone: {tracking.schema}.migration_executions does not "
+        f"exist, but golang-migrate's table {GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table}, which "
+        f"migorch kept, says version {version.describe()}. Something (a migration dropping "
+        "its own schema or the tracking tables, or a person) destroyed them; what that "
+        "version's migrations created may be gone too, so nothing is adopted or run. Check "
+        "what the schema really holds, then record it with "
+        f"`migorch force {name} <version>` (-1 when nothing of it is left).")
+
+
+
+
+def self_user(tracking: Tracking) -> str:
+    """The database user, for notes written into rows."""
+    row = tracking.conn.execute("SELECT current_user").fetchone()
+    return str(row[0]) if row else "unknown"
+
+

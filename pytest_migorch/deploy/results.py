@@ -1,0 +1,62 @@
+"""What a deploy command returns and the refusal it raises: plain values for front ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_migorch.deploy.applying import StepOutcome
+from pytest_migorch.deploy.planning import Plan, PlanStep
+from pytest_migorch.errors import MigorchError
+
+__all__ = ["Refused", "RunResult"]
+
+
+class Refused(MigorchError):
+    """The runner refused to start (drift, dirty state, dependents, risk gate): exit 1."""
+
+    exit_code = 1
+
+
+@dataclass
+class RunResult:
+    """What a command did: its plan, each step's outcome, the notes and changes it made."""
+
+    command: str
+    environment: str
+    services: list[str]
+    dry_run: bool = False
+    plan: Plan | None = None
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sql: list[tuple[PlanStep, str]] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    error: MigorchError | None = None
+    #: The step being executed right now (None between steps).
+    running: PlanStep | None = None
+    #: Set when the connection died mid-run: what ran, what the records say now.
+    connection_lost: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        """The documented ``--json`` shape of init, up, down and force (docs/runner.md)."""
+        return {
+            "ok": self.ok,
+            "command": self.command,
+            "environment": self.environment,
+            "services": self.services,
+            "dry_run": self.dry_run,
+            "plan": self.plan.to_json(root) if self.plan else None,
+            "results": [o.to_json() for o in self.outcomes],
+            "notes": self.notes,
+            "changes": self.changes,
+            "sql": [{"service": s.migration.service, "migration": s.migration.id,
+                     "direction": s.direction, "sql": text} for s, text in self.sql],
+            "error": str(self.error) if self.error else None,
+            "exit_code": self.error.exit_code if self.error else 0,
+            "connection_lost": self.connection_lost,
+        }
