@@ -103,7 +103,8 @@ def test_statement_timeout_is_asked_once_where_an_existing_table_is_scanned(
 
 def test_statement_timeout_is_not_asked_for_catalog_only_or_concurrent_work(
         tmp_path: Path) -> None:
-    sql = "SET lock_timeout = '5s';\nALTER TABLE users ADD COLUMN a int;\nDROP TRIGGER t ON users;\n"
+    sql = ("SET lock_timeout = '5s';\nALTER TABLE users ADD COLUMN a int;\n"
+           "DROP TRIGGER t ON users;\n")
     assert "RSK039" not in fired(check(tmp_path, sql, tables=("users",),
                                        lock_timeout_assumed=False))
     concurrent = "CREATE INDEX CONCURRENTLY i ON users (a);\n"
