@@ -9,7 +9,9 @@ UPDATE with WHERE makes a migration medium but is not a problem to warn about).
 
 Rules look at the facts of :mod:`pytest_migorch.sql.facts`, statement by statement and in file
 order, and exempt objects created earlier in the same migration: PostgreSQL's lock and rewrite
-costs only matter for tables that already hold data.
+costs only matter for tables that already hold data. The hygiene rules squawk users know (type
+choices, breaking drops, timeouts, re-runnable files) live in
+:mod:`pytest_migorch.checks.rules_hygiene`; :data:`RISK_RULES` and :func:`evaluate` cover both.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ __all__ = ["RiskRule", "Hit", "RISK_RULES", "RULES", "by_code", "evaluate", "ris
 HIGH, MEDIUM, LOW = RiskLevel.HIGH, RiskLevel.MEDIUM, RiskLevel.LOW
 
 
-_risk = risk_rule
+_risk = risk_rule  # the short name keeps the catalogue below readable
 
 
 DROP_SCHEMA = _risk(
@@ -230,9 +232,8 @@ def _statement_hits(statement: StatementAnalysis, state: State) -> list[Hit]:
     locked: list[str] = []
     scanned: list[str] = []
     for op in statement.ops:
-        for rule, message in _op_rules(op, state, state.transactional) + hygiene.op_hits(op,
-                                                                                       state):
-            hits.append(Hit(rule, statement, message))
+        found = _op_rules(op, state, state.transactional) + hygiene.op_hits(op, state)
+        hits += [Hit(rule, statement, message) for rule, message in found]
         if _takes_lock(op, state):
             locked.append(_locked_name(op))
         if hygiene.scans(op, state):
