@@ -9,47 +9,29 @@ UPDATE with WHERE makes a migration medium but is not a problem to warn about).
 
 Rules look at the facts of :mod:`pytest_migorch.sql.facts`, statement by statement and in file
 order, and exempt objects created earlier in the same migration: PostgreSQL's lock and rewrite
-costs only matter for tables that already hold data.
+costs only matter for tables that already hold data. The hygiene rules squawk users know (type
+choices, breaking drops, timeouts, re-runnable files) live in
+:mod:`pytest_migorch.checks.rules_hygiene`; :data:`RISK_RULES` and :func:`evaluate` cover both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from pytest_migorch.findings import Family, Rule, Severity
+from pytest_migorch.checks import rules_hygiene as hygiene
+from pytest_migorch.checks.rule_base import Hit, RiskRule, State, risk_rule
+from pytest_migorch.findings import Rule, Severity
 from pytest_migorch.model import RiskLevel
 from pytest_migorch.sql.analysis import StatementAnalysis
 from pytest_migorch.sql.cursor import display_name
 from pytest_migorch.sql.facts import Op, OpKind
 
-__all__ = ["RiskRule", "Hit", "RISK_RULES", "RULES", "by_code", "evaluate"]
+__all__ = ["RiskRule", "Hit", "RISK_RULES", "RULES", "by_code", "evaluate", "risk_rule"]
 
 HIGH, MEDIUM, LOW = RiskLevel.HIGH, RiskLevel.MEDIUM, RiskLevel.LOW
 
 
-@dataclass(frozen=True)
-class RiskRule:
-    """A risk rule: the catalogue entry, the level it implies (None: hygiene only), and whether
-    it is reported as a finding or only classifies the migration."""
-
-    rule: Rule
-    level: RiskLevel | None
-    reported: bool = True
-    squawk: str = ""
-    atlas: str = ""
-
-    @property
-    def code(self) -> str:
-        return self.rule.code
-
-
-def _risk(code: str, name: str, level: RiskLevel | None, summary: str, hint: str, *,
-          severity: Severity = Severity.WARNING, reported: bool = True, squawk: str = "",
-          atlas: str = "") -> RiskRule:
-    rule = Rule(code=code, name=name, severity=severity, family=Family.RISK, summary=summary,
-                hint=hint)
-    return RiskRule(rule, level, reported, squawk, atlas)
+_risk = risk_rule  # the short name keeps the catalogue below readable
 
 
 DROP_SCHEMA = _risk(
@@ -206,7 +188,7 @@ RISK_RULES: tuple[RiskRule, ...] = (
     ADD_COLUMN_REWRITE, CREATE_INDEX, DROP_INDEX, NEEDS_NO_TRANSACTION, FOREIGN_KEY,
     CHECK_CONSTRAINT, UNIQUE_CONSTRAINT, RENAME_TABLE, RENAME_COLUMN, TRUNCATE, TRUNCATE_CASCADE,
     UPDATE_ALL, DELETE_ALL, CHANGES_ROWS, VACUUM_FULL, CLUSTER, LOCK_TABLE, REINDEX,
-    REWRITE_TABLE, DROP_CASCADE, LOCK_TIMEOUT, RISK_TOO_LOW,
+    REWRITE_TABLE, DROP_CASCADE, LOCK_TIMEOUT, RISK_TOO_LOW, *hygiene.HYGIENE_RULES,
 )
 RULES: tuple[Rule, ...] = tuple(r.rule for r in RISK_RULES)
 _BY_CODE = {r.code: r for r in RISK_RULES}
@@ -214,32 +196,6 @@ _BY_CODE = {r.code: r for r in RISK_RULES}
 
 def by_code(code: str) -> RiskRule | None:
     return _BY_CODE.get(code)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A rule fired by a statement, with a message about that statement."""
-
-    rule: RiskRule
-    statement: StatementAnalysis
-    message: str
-
-
-@dataclass
-class _State:
-    """What the migration has done so far, in file order."""
-
-    schema: str
-    created_tables: set[tuple[str, str]] = field(default_factory=set)
-    created_indexes: set[tuple[str, str]] = field(default_factory=set)
-    created_schemas: set[str] = field(default_factory=set)
-    lock_timeout: bool = False
-
-    def key(self, op: Op) -> tuple[str, str]:
-        return (op.schema or self.schema, op.name or "")
-
-    def is_new(self, op: Op) -> bool:
-        return self.key(op) in self.created_tables
 
 
 #: Ops that lock an existing table in a mode that blocks writes (for the lock_timeout rule).
@@ -255,23 +211,42 @@ _LOCKING_OPS: frozenset[OpKind] = frozenset({
 
 def evaluate(statements: Iterable[StatementAnalysis], *, schema: str, transactional: bool,
              lock_timeout_assumed: bool = False) -> list[Hit]:
-    """Every rule hit of a migration's (up) statements, in file order."""
-    state = _State(schema=schema, lock_timeout=lock_timeout_assumed)
+    """Every rule hit of a migration's (up) statements, in file order.
+
+    ``lock_timeout_assumed`` means the runner sets its own timeouts: it turns off both the
+    missing lock_timeout and the missing statement_timeout rule.
+    """
+    state = State(schema=schema, transactional=transactional, lock_timeout=lock_timeout_assumed,
+                  statement_timeout=lock_timeout_assumed)
     hits: list[Hit] = []
-    for statement in statements:
-        if not statement.analysed:
-            continue
-        locked: list[str] = []
-        for op in statement.ops:
-            for rule, message in _op_rules(op, state, transactional):
-                hits.append(Hit(rule, statement, message))
-            if _takes_lock(op, state):
-                locked.append(_locked_name(op))
-            _record(op, state)
-        if locked and not state.lock_timeout:
-            tables = ", ".join(dict.fromkeys(locked))
-            hits.append(Hit(LOCK_TIMEOUT, statement,
-                            f"{statement.kind} locks {tables} with no lock_timeout set before it"))
+    analysed = [s for s in statements if s.analysed]
+    for position, statement in enumerate(analysed):
+        state.at_last_statement = position == len(analysed) - 1
+        hits += _statement_hits(statement, state)
+    return hits
+
+
+def _statement_hits(statement: StatementAnalysis, state: State) -> list[Hit]:
+    """The hits of one statement, updating ``state`` with what it did."""
+    hits: list[Hit] = []
+    locked: list[str] = []
+    scanned: list[str] = []
+    for op in statement.ops:
+        found = _op_rules(op, state, state.transactional) + hygiene.op_hits(op, state)
+        hits += [Hit(rule, statement, message) for rule, message in found]
+        if _takes_lock(op, state):
+            locked.append(_locked_name(op))
+        if hygiene.scans(op, state):
+            scanned.append(display_name(op.schema, op.name or "?"))
+        _record(op, state)
+        hygiene.record(op, state)
+    hygiene.record_objects(statement, state)
+    if locked and not state.lock_timeout:
+        tables = ", ".join(dict.fromkeys(locked))
+        hits.append(Hit(LOCK_TIMEOUT, statement,
+                        f"{statement.kind} locks {tables} with no lock_timeout set before it"))
+    for rule, message in hygiene.statement_hits(statement, state, scanned):
+        hits.append(Hit(rule, statement, message))
     return hits
 
 
@@ -283,7 +258,7 @@ def _locked_name(op: Op) -> str:
     return f"the table of index {name}" if is_index else name
 
 
-def _record(op: Op, state: _State) -> None:
+def _record(op: Op, state: State) -> None:
     """Remember what the statement created (and whether lock_timeout is now set)."""
     if op.op is OpKind.CREATE_TABLE:
         state.created_tables.add(state.key(op))
@@ -302,7 +277,7 @@ def _timeout_value_set(value: str | None) -> bool:
     return text not in ("", "0", "default", "0s", "0ms")
 
 
-def _takes_lock(op: Op, state: _State) -> bool:
+def _takes_lock(op: Op, state: State) -> bool:
     if op.op in _LOCKING_OPS:
         return not state.is_new(op)
     if op.op in (OpKind.CREATE_INDEX, OpKind.REINDEX, OpKind.DETACH_PARTITION):
@@ -317,7 +292,7 @@ def _takes_lock(op: Op, state: _State) -> bool:
     return False
 
 
-def _op_rules(op: Op, state: _State, transactional: bool) -> list[tuple[RiskRule, str]]:
+def _op_rules(op: Op, state: State, transactional: bool) -> list[tuple[RiskRule, str]]:
     """The rules one operation fires, with a message naming what it does."""
     found: list[tuple[RiskRule, str]] = []
     if transactional and (op.has("concurrently") or op.op is OpKind.VACUUM and op.name is None):

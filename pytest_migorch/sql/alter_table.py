@@ -19,6 +19,7 @@ from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, 
 from pytest_migorch.sql.split import Token
 from pytest_migorch.sql.sqlglot_nodes import (
     SERIAL_TYPES,
+    column_op,
     ident,
     parse_statement,
     reference,
@@ -143,17 +144,18 @@ def _drop_action(table: QName, cur: Cursor, facts: Facts) -> bool:
     """``DROP [COLUMN] [IF EXISTS] c [CASCADE|RESTRICT]`` or ``DROP CONSTRAINT [IF EXISTS] c``."""
     cur.word("drop")
     if cur.word("constraint"):
-        cur.words("if", "exists")
+        if_exists = "if_exists" if cur.words("if", "exists") else ""
         name = cur.name()
         cascade = cur.word("cascade")
         cur.word("restrict")
         _expect_end(cur, "DROP CONSTRAINT")
-        facts.op(OpKind.DROP_CONSTRAINT, table, detail=name[1] if name else None, flags=(cascade,))
+        facts.op(OpKind.DROP_CONSTRAINT, table, detail=name[1] if name else None,
+                 flags=(cascade, if_exists))
         return True
     if cur.is_next("not", "default", "expression", "identity"):
         return False
     cur.word("column")
-    cur.words("if", "exists")
+    column_if_exists = cur.words("if", "exists")
     token = cur.peek()
     if token is not None and token.is_word("column", "constraint", "if"):
         raise InvalidSql("DROP IF EXISTS COLUMN is not valid SQL: write DROP COLUMN IF EXISTS")
@@ -163,7 +165,8 @@ def _drop_action(table: QName, cur: Cursor, facts: Facts) -> bool:
     _expect_end(cur, "DROP COLUMN")
     if column is None:
         raise NotAnalysed("DROP COLUMN without a column")
-    facts.op(OpKind.DROP_COLUMN, table, column=column[1], flags=(cascade,))
+    facts.op(OpKind.DROP_COLUMN, table, column=column[1],
+             flags=(cascade, "if_exists" if column_if_exists else ""))
     return True
 
 
@@ -269,7 +272,10 @@ def _add_column(table: QName, coldef: exp.ColumnDef, facts: Facts) -> None:
                 kind, exp.GeneratedAsIdentityColumnConstraint) else "generated stored"
         elif not isinstance(kind, (exp.CollateColumnConstraint, exp.CommentColumnConstraint)):
             raise NotAnalysed(f"column constraint {type(kind).__name__} is not interpreted")
+    if coldef.args.get("exists"):
+        flags.append("if_not_exists")
     facts.op(OpKind.ADD_COLUMN, table, column=column, detail=detail, flags=tuple(flags))
+    column_op(table, coldef, facts)
 
 
 def _alter_column(table: QName, action: exp.AlterColumn, facts: Facts) -> None:

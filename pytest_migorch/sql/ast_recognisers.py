@@ -20,9 +20,16 @@ from collections.abc import Sequence
 from sqlglot import exp
 
 from pytest_migorch.sql.alter_table import analyse_alter_table
+from pytest_migorch.sql.cursor import QName
 from pytest_migorch.sql.facts import Facts, NotAnalysed, OpKind, Role
 from pytest_migorch.sql.split import Token
-from pytest_migorch.sql.sqlglot_nodes import ident, parse_statement, reference, table_name
+from pytest_migorch.sql.sqlglot_nodes import (
+    column_op,
+    ident,
+    parse_statement,
+    reference,
+    table_name,
+)
 
 __all__ = ["analyse_parsed"]
 
@@ -87,7 +94,9 @@ def _create_table(node: exp.Create, facts: Facts) -> None:
     props = _properties(node)
     temporary = any(isinstance(p, exp.TemporaryProperty) for p in props)
     facts.obj("table", name, Role.CREATED)
-    facts.op(OpKind.CREATE_TABLE, name, flags=("temporary" if temporary else "",))
+    facts.op(OpKind.CREATE_TABLE, name, flags=("temporary" if temporary else "",
+                                               "if_not_exists" if node.args.get("exists") else ""))
+    _columns(name, node, facts)
     for prop in props:
         if isinstance(prop, exp.PartitionedOfProperty):
             parent = table_name(prop.this)
@@ -107,6 +116,17 @@ def _create_table(node: exp.Create, facts: Facts) -> None:
         reference(ref, facts)
     if node.expression is not None:
         _query(node.expression, facts)
+
+
+def _columns(name: QName, node: exp.Create, facts: Facts) -> None:
+    """COLUMN facts of a CREATE TABLE, a table-level PRIMARY KEY (a, b) marking its columns."""
+    if not isinstance(node.this, exp.Schema):
+        return
+    keys = {ident(col) for pk in node.this.expressions if isinstance(pk, exp.PrimaryKey)
+            for col in pk.find_all(exp.Identifier)}
+    for coldef in node.this.expressions:
+        if isinstance(coldef, exp.ColumnDef):
+            column_op(name, coldef, facts, primary_key=ident(coldef.this) in keys)
 
 
 def _create_view(node: exp.Create, facts: Facts) -> None:

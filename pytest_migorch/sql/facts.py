@@ -92,6 +92,9 @@ class OpKind(str, enum.Enum):
     SET = "set"
     # creating objects
     CREATE_TABLE = "create_table"
+    #: a column declared with its type, in CREATE TABLE or ADD COLUMN (``detail``: the type as
+    #: PostgreSQL SQL, e.g. ``VARCHAR(20)``; flags ``primary_key``, ``identity``, ``references``)
+    COLUMN = "column"
     CREATE_VIEW = "create_view"
     CREATE_INDEX = "create_index"
     CREATE_TRIGGER = "create_trigger"

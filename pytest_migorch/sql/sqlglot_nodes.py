@@ -19,7 +19,7 @@ from pytest_migorch.sql.cursor import QName
 from pytest_migorch.sql.facts import Facts, NotAnalysed, OpKind, Role
 
 __all__ = ["SERIAL_TYPES", "parse_statement", "ident", "table_name", "reference",
-           "volatile_call"]
+           "volatile_call", "column_op"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,3 +105,24 @@ def volatile_call(expr: exp.Expr | None) -> str | None:
         if isinstance(func, exp.Anonymous) and str(func.name).lower() not in _NON_VOLATILE:
             return str(func.name).lower()
     return None
+
+
+def column_op(table: QName, coldef: exp.ColumnDef, facts: Facts, *,
+              primary_key: bool = False) -> None:
+    """A COLUMN fact: the column's declared type and whether it is a key (for the type-choice
+    rules, which care about the columns that grow with the table, like its primary key)."""
+    column = ident(coldef.this)
+    dtype = coldef.args.get("kind")
+    if column is None or not isinstance(dtype, exp.DataType):
+        return
+    flags = ["primary_key" if primary_key else ""]
+    for constraint in coldef.args.get("constraints") or []:
+        kind = constraint.args.get("kind")
+        if isinstance(kind, exp.PrimaryKeyColumnConstraint):
+            flags.append("primary_key")
+        elif isinstance(kind, exp.GeneratedAsIdentityColumnConstraint):
+            flags.append("identity")
+        elif isinstance(kind, exp.Reference):
+            flags.append("references")
+    facts.op(OpKind.COLUMN, table, column=column, detail=dtype.sql(dialect="postgres"),
+             flags=tuple(flags))

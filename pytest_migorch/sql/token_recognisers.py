@@ -60,6 +60,7 @@ _DROP_KINDS = {
     "FUNCTION": "function", "PROCEDURE": "procedure", "ROUTINE": "function",
     "TRIGGER": "trigger", "SCHEMA": "schema", "EXTENSION": "extension",
     "FOREIGN TABLE": "table", "POLICY": "policy", "RULE": "rule", "AGGREGATE": "function",
+    "DATABASE": "database",
 }
 _CREATE_SIMPLE = {"CREATE SEQUENCE": "sequence", "CREATE TYPE": "type", "CREATE DOMAIN": "domain",
                   "CREATE EXTENSION": "extension", "CREATE FUNCTION": "function",
@@ -134,7 +135,7 @@ def _create_index(cursor: Cursor, facts: Facts) -> None:
     unique = cursor.word("unique")
     cursor.word("index")
     concurrently = cursor.word("concurrently")
-    cursor.words("if", "not", "exists")
+    if_not_exists = "if_not_exists" if cursor.words("if", "not", "exists") else ""
     index = None if cursor.is_next("on") else cursor.name()
     if not cursor.word("on"):
         raise NotAnalysed("CREATE INDEX without ON")
@@ -146,7 +147,8 @@ def _create_index(cursor: Cursor, facts: Facts) -> None:
     facts.obj("table", table, Role.ALTERED)
     if index_name:
         facts.obj("index", (table[0], index_name), Role.CREATED)
-    facts.op(OpKind.CREATE_INDEX, table, detail=index_name, flags=(concurrently, unique))
+    facts.op(OpKind.CREATE_INDEX, table, detail=index_name,
+             flags=(concurrently, unique, if_not_exists))
 
 
 def _create_trigger(cursor: Cursor, facts: Facts) -> None:
@@ -171,7 +173,7 @@ def _create_simple(cursor: Cursor, facts: Facts) -> None:
     while cursor.word("create", "or", "replace", "trusted", "procedural"):
         pass
     cursor.next()  # the kind word
-    cursor.words("if", "not", "exists")
+    if_not_exists = "if_not_exists" if cursor.words("if", "not", "exists") else ""
     if object_kind == "schema":
         _create_schema(cursor, facts)
         return
@@ -179,7 +181,8 @@ def _create_simple(cursor: Cursor, facts: Facts) -> None:
     if name is None:
         raise NotAnalysed(f"{facts.kind} without a name")
     facts.obj(object_kind, name, Role.CREATED)
-    facts.op(_CREATE_OPS[object_kind], name)
+    check = object_kind == "domain" and any(t.is_word("check") for t in cursor.tokens[cursor.pos:])
+    facts.op(_CREATE_OPS[object_kind], name, flags=(if_not_exists, "check" if check else ""))
 
 
 def _create_schema(cursor: Cursor, facts: Facts) -> None:
@@ -203,7 +206,7 @@ def _drop(cursor: Cursor, facts: Facts) -> None:
     for _ in label.split():
         cursor.next()
     concurrently = cursor.word("concurrently")
-    cursor.words("if", "exists")
+    if_exists = "if_exists" if cursor.words("if", "exists") else ""
     names = _name_list(cursor, allow_args=object_kind in ("function", "procedure"))
     table = None
     if object_kind in ("trigger", "policy", "rule"):
@@ -223,7 +226,8 @@ def _drop(cursor: Cursor, facts: Facts) -> None:
         op_kind = _DROP_OPS.get(object_kind, OpKind.DROP_OTHER)
         target = (None, name[1]) if object_kind == "schema" else name
         detail = object_kind if op_kind is OpKind.DROP_OTHER else name[1] if table else None
-        facts.op(op_kind, table or target, detail=detail, flags=(concurrently, cascade))
+        facts.op(op_kind, table or target, detail=detail,
+                 flags=(concurrently, cascade, if_exists))
     if table is not None:
         facts.obj("table", table, Role.ALTERED)
 
@@ -424,7 +428,8 @@ def _alter_type(cursor: Cursor, facts: Facts) -> None:
     if name is None or not cursor.words("add", "value"):
         raise NotAnalysed("ALTER TYPE form not interpreted (only ADD VALUE is)")
     facts.obj("type", name, Role.ALTERED)
-    facts.op(OpKind.ALTER_TYPE_ADD_VALUE, name)
+    ordered = any(t.is_word("before", "after") for t in cursor.tokens[cursor.pos:])
+    facts.op(OpKind.ALTER_TYPE_ADD_VALUE, name, flags=("ordered" if ordered else "",))
 
 
 def _alter_rename_only(cursor: Cursor, facts: Facts) -> None:

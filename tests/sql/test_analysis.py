@@ -127,7 +127,7 @@ def test_alter_table_actions_are_read_one_by_one() -> None:
         "add_constraint", "add_constraint", "drop_column"]
     assert result[5][3] == "foreign_key" and result[5][4] == ()
     assert result[6][3] == "check" and result[6][4] == ("not_valid",)
-    assert result[7] == ("drop_column", "shards", "old", None, ("cascade",))
+    assert result[7] == ("drop_column", "shards", "old", None, ("cascade", "if_exists"))
 
 
 @pytest.mark.parametrize("sql,flags,detail", [
