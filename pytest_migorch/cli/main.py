@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
 
 from pytest_migorch import __version__
 from pytest_migorch.checks.migration import migration_analyser
+from pytest_migorch.cli.squash import add_squash_command
 from pytest_migorch.deploy.applying import NullReporter
 from pytest_migorch.deploy.planning import format_seconds
 from pytest_migorch.deploy.runner import DEFAULT_LOCK_TIMEOUT, Runner, RunResult
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "content ($MIGORCH_CACHE_DIR or ~/.cache/pytest-migorch)")
     validate.set_defaults(handler=cmd_validate)
     add_runner_commands(commands)
+    add_squash_command(commands, _add_common)
     return parser
 
 
