@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ import psycopg
 from pytest_migorch.errors import ConfigurationError, MigorchError, UsageError
 from pytest_migorch.findings import Severity
 from pytest_migorch.model import Project
-from pytest_migorch.postgres.servers import PostgresServer, ServerOptions, start_server
+from pytest_migorch.postgres.servers import (
+    DSN_ENV_VAR,
+    PostgresServer,
+    ServerOptions,
+    start_server,
+)
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import load_project
 from pytest_migorch.squash.deployed import check_deployed
@@ -148,7 +154,8 @@ def squash(
     """Squash ``service``'s migrations up to ``version`` under ``root``; see the module docs.
 
     ``server`` is the PostgreSQL server for the throwaway databases (default: one started the
-    way the test plugin starts one, stopped afterwards)."""
+    way the test plugin starts one, stopped afterwards). ``dump`` makes the squashed SQL from
+    the replayed database; tests inject lossy ones to show the proof catches them."""
     project = load_project(root)
     _check_static(project, service)
     graph = ProjectGraph(project)
@@ -157,7 +164,9 @@ def squash(
     if problems:
         raise UsageError("refusing to squash:\n" + "\n".join(f"  - {p}" for p in problems))
     own = server is None
-    server = server if server is not None else start_server(ServerOptions())
+    if server is None:
+        # The plugin's chain: an explicit server if named, else local binaries, else Docker.
+        server = start_server(ServerOptions(dsn=os.environ.get(DSN_ENV_VAR) or None))
     up_path = project.services[service].migrations_dir / selection.up_name
     try:
         proof = prove(server, selection, dump, up_path)

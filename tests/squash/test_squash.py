@@ -243,3 +243,20 @@ def test_cli_squash_dry_run_and_bad_version(services: Path, server: PostgresServ
     assert json.loads(out)["ok"] is False and "not a migration of the base set" in err
     assert "Traceback" not in err
 
+
+
+def test_env_folds_that_environments_migrations_into_the_squash(
+        services: Path, server: PostgresServer) -> None:
+    result = squash(services, "user-service", 4, environment="development", server=server)
+    assert result.ok, result.differences
+    assert result.selection.migration_id == "000004_squashed_4"
+    assert "alice@example.test" in result.sql.up  # the development seed rows are in it
+    migrations = services / "user-service/migrations"
+    assert (migrations / "squashed/000003_dev_test_data.up.sql").is_file()
+    assert not (migrations / "development/000003_dev_test_data.up.sql").exists()
+    environments = json.loads((migrations / "environments.json").read_text())["environments"]
+    assert environments["development"]["migrations"] == []
+    orders = json.loads((services / "order-service/migrations/dependencies.json").read_text())
+    assert orders["migrations"]["000005"]["depends_on"] == ["000001", "user-service:000004"]
+    assert validate_project(load_project(services)).errors == []
+    round_trip_is_clean(server, services, "order-service", "development")
