@@ -65,8 +65,9 @@ def cmd_squash(args: argparse.Namespace) -> int:
 
 def _print_text(result: SquashResult) -> None:
     sel = result.selection
-    print(f"{sel.service}: {sel.migration_id} replaces "
-          + ", ".join(m.id for m in sel.replaced))
+    ids = [m.id for m in sel.replaced]
+    shown = ids if len(ids) <= 6 else [*ids[:3], f"... {len(ids) - 5} more ...", *ids[-2:]]
+    print(f"{sel.service}: {sel.migration_id} replaces {', '.join(shown)}")
     if not result.ok:
         print("proof FAILED: the squashed file does not give the state the migrations give; "
               "nothing was written:", file=sys.stderr)

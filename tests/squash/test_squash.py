@@ -260,3 +260,23 @@ def test_env_folds_that_environments_migrations_into_the_squash(
     assert orders["migrations"]["000005"]["depends_on"] == ["000001", "user-service:000004"]
     assert validate_project(load_project(services)).errors == []
     round_trip_is_clean(server, services, "order-service", "development")
+
+
+def test_cli_lists_a_long_squash_briefly(tmp_path: Path, server: PostgresServer,
+                                         capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_migorch.cli.main import main
+
+    root = tmp_path / "services"
+    files: dict[str, str] = {}
+    for n in range(1, 9):
+        files[f"{n:06d}_t{n}.up.sql"] = f"CREATE TABLE t{n} (id int);\n"
+        files[f"{n:06d}_t{n}.down.sql"] = f"DROP TABLE t{n};\n"
+    write_service(root, "many", files)
+    monkeypatch.setattr("pytest_migorch.squash.squasher.start_server", lambda options: server)
+    monkeypatch.setattr(server, "stop", lambda: None)
+    assert main(["squash", "many", "--to", "8", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == ("many: 000008_squashed_8 replaces 000001_t1, 000002_t2, "
+                                   "000003_t3, ... 3 more ..., 000007_t7, 000008_t8")
+    assert (root / "many/migrations/000008_squashed_8.up.sql").is_file()
