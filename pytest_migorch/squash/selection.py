@@ -101,7 +101,8 @@ def select_squash(
         if inside:
             raise UsageError(
                 f"{service}: {prerequisite.qualified_id} needs "
-                f"{', '.join(sorted(f'{s}:{v}' for s, v in inside))}, which the squash replaces, "
+                f"{', '.join(sorted(svc.migrations[v].qualified_id for _, v in inside))}, "
+                "which the squash replaces, "
                 "and is needed by another migration it replaces: the squashed file cannot run "
                 "in one piece; squash up to a lower version")
     run_order = [m for m in order if m.key in wanted]

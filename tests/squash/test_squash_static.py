@@ -143,3 +143,20 @@ def test_discovery_ignores_the_squashed_directory(services: Path) -> None:
     assert not [f for f in service.findings if "squashed" in str(f.file)]
     assert all(file.path.parent != kept for file in service.files)
     assert squashed_ids(migrations) == {"000001_old": 1}
+
+
+def test_a_prerequisite_that_needs_a_replaced_migration_is_refused(tmp_path: Path) -> None:
+    from helpers import dependencies_json, entry, write_service
+
+    root = tmp_path / "services"
+    pair = {"000001_a.up.sql": "SELECT 1;\n", "000001_a.down.sql": "SELECT 1;\n",
+            "000002_b.up.sql": "SELECT 1;\n", "000002_b.down.sql": "SELECT 1;\n"}
+    write_service(root, "alpha", {**pair, "dependencies.json": dependencies_json({
+        "000001": entry(), "000002": entry(depends_on=["000001", "beta:000001"])})})
+    write_service(root, "beta", {
+        "000001_c.up.sql": "SELECT 1;\n", "000001_c.down.sql": "SELECT 1;\n",
+        "dependencies.json": dependencies_json({"000001": entry(depends_on=["alpha:000001"])})})
+    project = load_project(root)
+    with pytest.raises(UsageError, match=r"beta:000001_c needs alpha:000001_a, which the squash "
+                                         r"replaces(.|\n)*cannot run in one piece"):
+        select_squash(project, ProjectGraph(project), "alpha", 2)
