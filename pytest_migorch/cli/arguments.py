@@ -15,6 +15,7 @@ from typing import Any
 from pytest_migorch import __version__
 from pytest_migorch.cli import commands as handlers
 from pytest_migorch.cli.new import add_template_options
+from pytest_migorch.cli.squash import add_squash_command
 
 __all__ = ["build_parser", "DEFAULT_LOCK_TIMEOUT", "GRAPH_FORMATS"]
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "content ($MIGORCH_CACHE_DIR or ~/.cache/pytest-migorch)")
     validate.set_defaults(handler=handlers.cmd_validate)
     add_runner_commands(commands)
+    add_squash_command(commands, _add_common)
     return parser
 
 

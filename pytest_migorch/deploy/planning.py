@@ -27,6 +27,7 @@ from pytest_migorch.model import (
     is_protected_by_default,
 )
 from pytest_migorch.project.discovery import SCHEMA_COLLISION
+from pytest_migorch.project.squashed import is_squashed_title, squashed_ids
 
 if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import AnalysisCache
@@ -341,6 +342,10 @@ class ServiceState:
         """Index the rows by version and by id once, so each later lookup is O(1)."""
         self.by_version: dict[int, ExecutionRecord] = {r.version: r for r in self.records}
         self._positions = {r.id: i for i, r in enumerate(self.records)}
+        # Ids a `migorch squash` replaced (kept in migrations/squashed/), and the squashed
+        # migrations that replaced them, lowest first.
+        self._replaced = squashed_ids(self.service.migrations_dir)
+        self._squashes = [m for m in self.order if is_squashed_title(m.title)]
 
     @classmethod
     def build(
@@ -416,12 +421,33 @@ class ServiceState:
                                 if m.up is not None)
         return base_prefix(self._base, self.applied_versions() if applied is None else applied)
 
+    def squashed_into(self, record: ExecutionRecord) -> Migration | None:
+        """The squashed migration that now stands for the migration ``record`` applied, when a
+        squash replaced it (its file is in ``migrations/squashed/``); None otherwise."""
+        if self._replaced.get(record.migration_id) != record.version:
+            return None
+        return next((m for m in self._squashes if m.version >= record.version), None)
+
+    def partial_squashes(self) -> list[tuple[Migration, list[str]]]:
+        """Squashed migrations not applied although some migrations they replaced are: running
+        one would create its objects over a partial schema."""
+        out = []
+        for squash in self._squashes:
+            if self.is_applied(squash):
+                continue
+            done = [r.migration_id for r in self.records if r.status == "completed"
+                    and self.squashed_into(r) is squash]
+            if done:
+                out.append((squash, done))
+        return out
+
     def drift(self) -> list[Drift]:
-        """Applied files that changed, were renamed, or are gone."""
+        """Applied files that changed, were renamed, or are gone (not those a squash
+        replaced: the squashed migration stands for them)."""
         out: list[Drift] = []
         known = {m.version: m for m in self.order}
         for record in self.records:
-            if record.status != Status.COMPLETED:
+            if record.status != Status.COMPLETED or self.squashed_into(record) is not None:
                 continue
             migration = known.get(record.version)
             if migration is None or migration.up is None:

@@ -171,6 +171,14 @@ class Runner(ServicePreparation):
                 f"{state.environment!r} on top of it (use the same --env, or another database)"
             )
         self._check_dirty(state)
+        for squash, done in state.partial_squashes():
+            raise Refused(
+                f"{name}: this database applied {', '.join(done)} but not all the migrations "
+                f"that {squash.id} replaced; running it would create their objects over a "
+                f"partial schema. Apply the replaced files (kept in {name}/migrations/squashed/)"
+                f" up to version {squash.version_text} first, then record it with "
+                f"`migorch force {name} {squash.version_text}`."
+            )
         gm = state.schema_version
         recorded = state.prefix()
         if gm.exists and not gm.dirty and gm.version < recorded:

@@ -102,14 +102,17 @@ class ServiceReport:
         known = {m.version for m in state.order}
         for record in state.records:
             if record.version not in known:
+                squash = state.squashed_into(record)
                 rows.append({
                     "migration": record.migration_id, "version": record.migration_version,
                     "environment_only": None, "status": record.status,
                     "applied_at": _iso(record.completed_at), "duration_ms": record.duration_ms,
                     "estimated_duration": None, "risk_level": None, "tables": [],
                     "depends_on": [], "transactional": record.transactional,
-                    "adopted": bool(record.metadata.get("adopted")), "drift": "missing",
+                    "adopted": bool(record.metadata.get("adopted")),
+                    "drift": None if squash else "missing",
                     "error": record.error_message, "file": None,
+                    **({"squashed_into": squash.id} if squash else {}),
                 })
         return rows
 
@@ -213,6 +216,8 @@ class ServiceReport:
                 flags.append(f"DRIFT {row['drift']}")
             if row["adopted"]:
                 flags.append("adopted")
+            if row.get("squashed_into"):
+                flags.append(f"squashed into {row['squashed_into']}")
             if not row["transactional"]:
                 flags.append("non-transactional")
             est = row["estimated_duration"] or "-"

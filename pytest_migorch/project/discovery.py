@@ -18,6 +18,7 @@ from pytest_migorch.errors import UsageError
 from pytest_migorch.findings import Family, Finding, Rule, Severity
 from pytest_migorch.model import Migration, MigrationFile, Project, Service
 from pytest_migorch.project.sources import DISK, FileSource
+from pytest_migorch.project.squashed import SQUASHED_DIR
 
 __all__ = [
     "discover_project",
@@ -209,8 +210,8 @@ def discover_service(root: Path, name: str, source: FileSource = DISK) -> Servic
     service = Service(name=name, root=root, migrations_dir=migrations_dir)
     files: list[MigrationFile] = []
     for entry in _list_directory(service, migrations_dir, None, source):
-        if entry.name.startswith("."):
-            continue
+        if entry.name.startswith(".") or entry.name == SQUASHED_DIR:
+            continue  # migrations/squashed/ keeps squashed files for the record only
         if source.is_dir(entry):
             files.extend(_scan_environment_dir(service, entry, source))
         elif entry.name not in CONFIG_FILES:
