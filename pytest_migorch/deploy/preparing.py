@@ -13,7 +13,6 @@ from typing import Any
 from pytest_migorch.deploy.applying import (
     Applier,
     Reporter,
-    Session,
 )
 from pytest_migorch.deploy.planning import (
     ServiceState,
@@ -21,6 +20,7 @@ from pytest_migorch.deploy.planning import (
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.recovery import Resolution, decide_recovery
 from pytest_migorch.deploy.results import Refused, RunResult
+from pytest_migorch.deploy.session import Session
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
     Tracking,

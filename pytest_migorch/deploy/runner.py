@@ -26,9 +26,7 @@ from pytest_migorch.deploy.applying import (
     Applier,
     NullReporter,
     Reporter,
-    Session,
     StepOutcome,
-    executed_by,
     force_advice,
 )
 from pytest_migorch.deploy.locks import lock_wait_timeout
@@ -46,6 +44,7 @@ from pytest_migorch.deploy.planning import (
 from pytest_migorch.deploy.preparing import ServicePreparation
 from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.results import Refused, RunResult
+from pytest_migorch.deploy.session import Session, executed_by
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,

@@ -22,7 +22,7 @@ from pytest_migorch.deploy.tracking import (
 from pytest_migorch.findings import display_path
 
 if TYPE_CHECKING:
-    from pytest_migorch.deploy.applying import Session
+    from pytest_migorch.deploy.session import Session
 
 __all__ = ["ServiceReport", "collect_report"]
 

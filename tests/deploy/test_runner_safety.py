@@ -17,8 +17,9 @@ import pytest
 from helpers import make_runner, query
 from psycopg.conninfo import conninfo_to_dict
 
-from pytest_migorch.deploy.applying import NullReporter, Session
+from pytest_migorch.deploy.applying import NullReporter
 from pytest_migorch.deploy.runner import Refused
+from pytest_migorch.deploy.session import Session
 from pytest_migorch.deploy.tracking import Tracking
 from pytest_migorch.errors import (
     ConfigurationError,
