@@ -138,10 +138,10 @@ class ChangeSelection:
         if finding.family in ALWAYS_SHOWN or finding.service is None:
             return True
         if finding.migration is not None:
+            # A changed entry is a changed migration: its declared tables and risk are checked
+            # against its SQL, so SQL and risk findings may come from the entry alone.
             key = (finding.service, finding.migration)
-            if key in self.changed:
-                return True
-            return finding.family is Family.CONFIG and key in self.changed_entries
+            return key in self.changed or key in self.changed_entries
         if finding.file is not None:
             return finding.file.resolve() in self.changed_files
         return finding.service in self.touched_services
