@@ -293,7 +293,8 @@ class MigrationCheckItem(MigorchItem):
     def findings(self) -> list[Finding]:
         parent = self.parent
         assert isinstance(parent, ServiceCollector)
-        analysed = parent.report(self.migration).findings
+        report = parent.report(self.migration)
+        analysed = report.findings + report.comment_findings
         return [f for f in self.result.findings + analysed
                 if f.service == self.service.name and f.migration == self.migration.id
                 and f.family is self.family]
