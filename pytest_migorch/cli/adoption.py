@@ -60,9 +60,12 @@ def _baseline_path(args: argparse.Namespace, root: Path) -> Path | None:
     return default if default.is_file() else None
 
 
-def select_findings(args: argparse.Namespace, project: Project, findings: list[Finding]
-                    ) -> Shown:
-    """Split ``findings`` by the git base and the baseline the arguments name."""
+def select_findings(args: argparse.Namespace, project: Project, findings: list[Finding],
+                    services: list[str] | None = None) -> Shown:
+    """Split ``findings`` by the git base and the baseline the arguments name.
+
+    ``services`` are the services validated: entries of others are not stale, just not looked
+    at."""
     if getattr(args, "all_findings", False):
         return Shown(Split(shown=list(findings)))
     selections: list[Selection] = []
@@ -77,8 +80,9 @@ def select_findings(args: argparse.Namespace, project: Project, findings: list[F
         selections.append(change)
     split = split_all(findings, selections)
     return Shown(split=split, changed=change.changed if change is not None else None,
-                 stale=baseline_selection.stale() if baseline_selection else [],
-                 baseline=path)
+                 stale=[e for e in baseline_selection.stale()
+                        if services is None or e.service is None or e.service in services]
+                 if baseline_selection else [], baseline=path)
 
 
 def history_lines(shown: Shown) -> list[str]:

@@ -84,7 +84,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = validate_project(
         project, strict=args.strict, services=services, analyser=migration_analyser(cache),
         checks=[lambda project: check_against_base(project, base)] if base else [])
-    shown = select_findings(args, project, result.findings)
+    shown = select_findings(args, project, result.findings, services)
     findings, history = shown.split.shown, history_lines(shown)
     output = "json" if _wants_json(args) else args.format
     if output == "json":

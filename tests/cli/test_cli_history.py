@@ -185,6 +185,20 @@ def test_a_named_baseline_that_is_missing_is_an_error(
     assert code == 2 and "migorch baseline" in err
 
 
+def test_validating_one_service_calls_no_entry_of_another_stale(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = history_project(tmp_path)
+    other = service_files({"000001_a": {"risk_level": "high"}})
+    other.update(pair("000001_a", up="CREATE TABLE t (c int);\n" + DROP_UP, down=DROP_DOWN))
+    write_service(root, "other", other)
+    run(capsys, "baseline", "--root", str(root))
+    code, out, err = run(capsys, "validate", "--root", str(root), "svc")
+    assert (code, out) == (0, "") and "stale" not in err
+    (root / "svc" / "migrations" / "000002_b.up.sql").write_text("ALTER TABLE t ADD x int;\n")
+    _, _, err = run(capsys, "validate", "--root", str(root), "svc")
+    assert "svc:000002_b" in err and "other:000001_a" not in err
+
+
 def test_baseline_output_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = history_project(tmp_path)
     target = tmp_path / "ci" / "known.json"
