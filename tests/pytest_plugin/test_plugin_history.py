@@ -90,11 +90,19 @@ def test_base_fails_only_the_new_migration_and_counts_the_rest(
 
 
 def test_reports_carry_only_the_selected_findings(
-        released: tuple[pytest.Pytester, dict[str, object]]) -> None:
+        released: tuple[pytest.Pytester, dict[str, object]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     pytester, entries = released
     write_migration(pytester.path, "000003_c", DROP, entries)
-    run(pytester, "--migorch-base", "HEAD", "--migorch-codequality", "cq.json",
-        "--migorch-sarif", "out.sarif")
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = run(pytester, "--migorch-base", "HEAD", "--migorch-codequality", "cq.json",
+                 "--migorch-sarif", "out.sarif")
+    annotations = [line for line in result.outlines if line.startswith(("::error", "::warn"))]
+    assert annotations and all("000003_c" in line for line in annotations)
+    assert "000003_c" in summary.read_text() and "000002_b" not in summary.read_text()
     issues = json.loads((pytester.path / "cq.json").read_text())
     assert issues and {i["location"]["path"].split("/")[-1] for i in issues} == {
         "000003_c.up.sql"}
