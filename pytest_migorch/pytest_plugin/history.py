@@ -39,7 +39,8 @@ from pytest_migorch.reports.selection import (
     split_all,
 )
 
-__all__ = ["RootHistory", "HistoryReporter", "HIDDEN_ATTRIBUTE", "baseline_for"]
+__all__ = ["RootHistory", "HistoryReporter", "HIDDEN_ATTRIBUTE", "baseline_for",
+           "hidden_count_line"]
 
 #: The report attribute with what an item held back: ``[{service, migration, fingerprint}]``.
 HIDDEN_ATTRIBUTE = "migorch_hidden"
@@ -54,6 +55,15 @@ def baseline_for(root: Path, settings: MigorchSettings) -> Path | None:
         return settings.baseline_path
     default = default_baseline_path(root)
     return default if default.is_file() else None
+
+
+def hidden_count_line(hidden: list[dict[str, Any]], settings: MigorchSettings) -> str | None:
+    """``N findings in M released migrations not shown (...)`` for what items held back."""
+    if not hidden:
+        return None
+    migrations = {(h["service"], h["migration"]) for h in hidden if h["migration"]}
+    return hidden_line(len(hidden), len(migrations),
+                       what="released" if settings.base_ref else "baselined", flag=ALL_FLAG)
 
 
 @dataclass
@@ -127,12 +137,8 @@ class HistoryReporter:
             self.shown.append(Finding.from_json(data))
 
     def history_lines(self, settings: MigorchSettings) -> list[str]:
-        lines: list[str] = []
-        if self.hidden:
-            migrations = {(h["service"], h["migration"]) for h in self.hidden if h["migration"]}
-            what = "released" if settings.base_ref else "baselined"
-            lines.append(hidden_line(len(self.hidden), len(migrations), what=what,
-                                     flag=ALL_FLAG))
+        count = hidden_count_line(self.hidden, settings)
+        lines = [count] if count else []
         lines += [f"stale baseline entry in {path}: {entry.describe()} no longer occurs "
                   "(`migorch baseline --update` removes it)"
                   for path, entry in self._stale(settings)]
