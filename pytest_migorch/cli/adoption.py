@@ -20,6 +20,7 @@ from pytest_migorch.reports.baseline import (
     Baseline,
     BaselineEntry,
     BaselineSelection,
+    Fingerprinter,
     default_baseline_path,
     load_baseline,
     write_baseline,
@@ -72,7 +73,8 @@ def select_findings(args: argparse.Namespace, project: Project, findings: list[F
     baseline_selection: BaselineSelection | None = None
     path = _baseline_path(args, Path(project.root))
     if path is not None:
-        baseline_selection = BaselineSelection(load_baseline(path))
+        baseline_selection = BaselineSelection(load_baseline(path),
+                                               Fingerprinter(Path(project.root)))
         selections.append(baseline_selection)
     change: ChangeSelection | None = None
     if getattr(args, "base", None):
@@ -112,7 +114,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"--update: there is no baseline at {path}; run `migorch baseline` "
                              "first")
-        selection = BaselineSelection(load_baseline(path))
+        selection = BaselineSelection(load_baseline(path), Fingerprinter(root))
         split_all(result.findings, [selection])
         stale = selection.stale()
         write_baseline(selection.without_stale())
@@ -120,7 +122,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         for entry in stale:
             print(f"  {entry.describe()}")
         return 0
-    baseline = Baseline.of(path, result.findings, relative_to=path.parent)
+    baseline = Baseline.of(path, result.findings, relative_to=path.parent, root=root)
     write_baseline(baseline)
     print(f"recorded {len(baseline.entries)} finding(s) in {path}", file=sys.stderr)
     return 0

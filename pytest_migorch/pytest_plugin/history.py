@@ -27,6 +27,7 @@ from pytest_migorch.pytest_plugin.settings import MigorchSettings
 from pytest_migorch.reports.baseline import (
     BaselineEntry,
     BaselineSelection,
+    Fingerprinter,
     default_baseline_path,
     load_baseline,
 )
@@ -82,7 +83,8 @@ class RootHistory:
         return cls(
             change=ChangeSelection.against(project, settings.base_ref)
             if settings.base_ref else None,
-            baseline=BaselineSelection(load_baseline(path)) if path is not None else None)
+            baseline=BaselineSelection(load_baseline(path), Fingerprinter(Path(project.root)))
+            if path is not None else None)
 
     @property
     def selections(self) -> list[Selection]:

@@ -68,17 +68,30 @@ class BaselineEntry:
 
 
 class Fingerprinter:
-    """Computes fingerprints, reading (and splitting) each SQL file once."""
+    """Computes fingerprints, reading (and splitting) each SQL file once.
 
-    def __init__(self) -> None:
+    ``root`` is the services root: its directory is removed from messages (a symbolic link's
+    target, say), so a baseline written on a laptop holds in CI's checkout elsewhere.
+    """
+
+    def __init__(self, root: Path | None = None) -> None:
         self._statements: dict[Path, list[Statement]] = {}
+        self._anchors: list[str] = []
+        if root is not None:
+            top = Path(root).parent
+            self._anchors = sorted({str(top), str(top.resolve())}, key=len, reverse=True)
+
+    def _message(self, message: str) -> str:
+        for anchor in self._anchors:
+            message = message.replace(anchor, "")
+        return _NUMBER.sub("#", message)
 
     def __call__(self, finding: Finding) -> str:
         statement = self._statement(finding)
         parts = [finding.code, finding.service or "", finding.migration or "",
                  finding.environment or "", finding.file.name if finding.file else "",
                  " ".join(statement.text.split()) if statement is not None else "",
-                 _NUMBER.sub("#", finding.message)]
+                 self._message(finding.message)]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
     def _statement(self, finding: Finding) -> Statement | None:
@@ -112,10 +125,11 @@ class Baseline:
     entries: list[BaselineEntry] = field(default_factory=list)
 
     @classmethod
-    def of(cls, path: Path, findings: Iterable[Finding], relative_to: Path | None = None
-           ) -> Baseline:
-        """A baseline recording every finding a baseline may hide."""
-        fingerprint = Fingerprinter()
+    def of(cls, path: Path, findings: Iterable[Finding], relative_to: Path | None = None,
+           root: Path | None = None) -> Baseline:
+        """A baseline recording every finding a baseline may hide (``root``: the services
+        root, see :class:`Fingerprinter`)."""
+        fingerprint = Fingerprinter(root)
         return cls(path, [fingerprint.entry(f, relative_to) for f in sort_findings(findings)
                           if f.family not in ALWAYS_SHOWN])
 
