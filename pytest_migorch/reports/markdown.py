@@ -91,11 +91,26 @@ def render_markdown(changed: Sequence[ChangedMigration], findings: Iterable[Find
                 "| --- | --- | --- | --- | --- | --- |"]
         out += [_plan_row(c) for c in changed]
         out.append("")
-    if shown:
-        out += ["### Findings", ""]
-        out += [_finding_line(f, relative_to) for f in shown[:FINDINGS_SHOWN]]
-        if len(shown) > FINDINGS_SHOWN:
-            out.append(f"- … and {len(shown) - FINDINGS_SHOWN} more (see the job log)")
-        out.append("")
+    out += _finding_sections(changed, shown[:FINDINGS_SHOWN], relative_to)
+    if len(shown) > FINDINGS_SHOWN:
+        out += [f"… and {len(shown) - FINDINGS_SHOWN} more finding(s): see the job log.", ""]
     out += [f"_{_cell(line)}_" for line in history]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _finding_sections(changed: Sequence[ChangedMigration], shown: Sequence[Finding],
+                      relative_to: Path | None) -> list[str]:
+    """One section per changed migration with findings, then the findings of no such one."""
+    out: list[str] = []
+    rest = list(shown)
+    for item in changed:
+        key = (item.migration.service, item.migration.id)
+        own = [f for f in rest if (f.service, f.migration) == key]
+        if own:
+            out += [f"### `{item.migration.qualified_id}`", ""]
+            out += [_finding_line(f, relative_to) for f in own] + [""]
+            rest = [f for f in rest if f not in own]
+    if rest:
+        out += ["### Other findings" if out else "### Findings", ""]
+        out += [_finding_line(f, relative_to) for f in rest] + [""]
+    return out

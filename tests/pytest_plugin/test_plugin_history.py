@@ -173,6 +173,7 @@ def test_markdown_report_renders_with_table_and_findings(
     assert "RSK003 drop-column (line 2)" in html
     assert f"<code>{SVC}/000003_c.up.sql:2</code>" in html
     assert "<li>" in html and "RSK028" in html
+    assert "<h3><code>svc:000003_c</code></h3>" in html  # its findings under its own heading
     assert "<em>" in html and "released migration not shown" in html
 
 
