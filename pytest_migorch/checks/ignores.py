@@ -1,21 +1,31 @@
 """``-- migorch:ignore`` comments: which findings they silence, and which silence nothing.
 
+Two kinds exist: ``-- migorch:ignore CODE reason`` silences ``CODE`` at one statement (parsed
+with the statements, :func:`pytest_migorch.sql.split.parse_ignore`), and
+``-- migorch:ignore-file CODE reason`` at the top of a file silences ``CODE`` in the whole file
+(parsed here, :func:`file_ignores`), for a historical file that breaks one rule everywhere.
+
 A migration's checks (:mod:`pytest_migorch.checks.migration`) ask one :class:`Silencer` per
 migration whether a code is silenced at a statement; it remembers every use, so that afterwards
 :meth:`Silencer.unused` can report each comment (or code in one) that silenced nothing
-(``SQL005``): a stale ignore hides the next real finding at that statement.
+(``SQL005``): a stale ignore hides the next real finding at that statement. An ignore without a
+reason is a warning too (``SQL009``, :meth:`Silencer.reasonless`): the next reader must learn why
+the rule does not apply without asking the author.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_migorch.findings import Family, Finding, Rule, Severity
 from pytest_migorch.sql.analysis import SqlAnalysis, StatementAnalysis
+from pytest_migorch.sql.split import IgnoreComment, parse_ignore
 
-__all__ = ["UNUSED_IGNORE", "RULES", "Silencer", "silenceable"]
+__all__ = ["UNUSED_IGNORE", "IGNORE_WITHOUT_REASON", "RULES", "Silencer", "silenceable",
+           "file_ignores"]
 
 UNUSED_IGNORE = Rule(
     code="SQL005", name="unused-ignore", severity=Severity.WARNING, family=Family.SQL,
@@ -24,7 +34,34 @@ UNUSED_IGNORE = Rule(
     hint="Remove the comment or fix the code in it.",
 )
 
-RULES: tuple[Rule, ...] = (UNUSED_IGNORE,)
+IGNORE_WITHOUT_REASON = Rule(
+    code="SQL009", name="ignore-without-reason", severity=Severity.WARNING, family=Family.SQL,
+    summary="A `-- migorch:ignore` or `-- migorch:ignore-file` comment gives no reason after "
+    "its codes.",
+    hint="Say why the rule does not apply, e.g. `-- migorch:ignore RSK003 unused since v2.3`.",
+)
+
+RULES: tuple[Rule, ...] = (UNUSED_IGNORE, IGNORE_WITHOUT_REASON)
+
+_FILE_IGNORE = re.compile(r"^--\s*migorch:ignore-file(?![\w-])(?P<rest>.*)$", re.IGNORECASE)
+#: ``Silencer.used`` records a file-wide use under this statement index.
+_WHOLE_FILE = -1
+
+
+def file_ignores(text: str) -> list[IgnoreComment]:
+    """Every ``-- migorch:ignore-file CODE[, CODE] [reason]`` line of ``text`` (1-based lines).
+
+    Whether one stands at the top (before the first statement) is decided by the caller, which
+    knows where the first statement is.
+    """
+    found: list[IgnoreComment] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _FILE_IGNORE.match(line.strip())
+        if match is not None:
+            parsed = parse_ignore("-- migorch:ignore" + match.group("rest"))
+            if parsed is not None:
+                found.append(IgnoreComment(parsed[0], number, parsed[1]))
+    return found
 
 
 def silenceable(rules: Iterable[Rule]) -> dict[str, str]:
@@ -38,12 +75,38 @@ class Silencer:
     def __init__(self, known: Mapping[str, str]) -> None:
         self.known = known
         self.used: set[tuple[str, int, str]] = set()
+        #: ``ignore-file`` comments at the top of each file, and those below its first statement.
+        self.file_wide: dict[str, list[IgnoreComment]] = {}
+        self.misplaced: dict[str, list[IgnoreComment]] = {}
+
+    def read_file_ignores(self, file_key: str, text: str, analysis: SqlAnalysis) -> None:
+        """Register the ``ignore-file`` comments of one file (those at its top apply)."""
+        first = analysis.statements[0].line if analysis.statements else None
+        for ignore in file_ignores(text):
+            above = first is None or ignore.line < first
+            (self.file_wide if above else self.misplaced).setdefault(file_key, []).append(ignore)
 
     def silenced(self, file_key: str, statement: StatementAnalysis, code: str) -> bool:
         if code in self.codes(statement):
             self.used.add((file_key, statement.index, code))
             return True
+        if code in {self.known.get(c, c) for i in self.file_wide.get(file_key, ())
+                    for c in i.codes}:
+            self.used.add((file_key, _WHOLE_FILE, code))
+            return True
         return False
+
+    def reasonless(self, file_key: str, analysis: SqlAnalysis, file: Path,
+                   where: dict[str, Any]) -> list[Finding]:
+        """``SQL009`` for each ignore that names codes but gives no reason (one that names
+        no code is already ``SQL005``)."""
+        comments = [*self.file_wide.get(file_key, ()), *analysis.orphan_ignores,
+                    *(i for st in analysis.statements for i in st.ignores)]
+        return [IGNORE_WITHOUT_REASON.finding(
+                    f"`-- migorch:ignore{'-file' if i in self.file_wide.get(file_key, ()) else ''}"
+                    f" {', '.join(i.codes)}` gives no reason", file=file, line=i.line, **where)
+                for i in sorted(set(comments), key=lambda i: i.line)
+                if i.codes and not i.reason]
 
     def codes(self, statement: StatementAnalysis) -> set[str]:
         """The rule codes the statement's ignore comments name (rule names resolved)."""
@@ -63,6 +126,25 @@ class Silencer:
             findings.append(UNUSED_IGNORE.finding(
                 "`-- migorch:ignore` stands after the last statement and applies to none",
                 file=file, line=ignore.line, **where))
+        return findings + self._unused_file_wide(file_key, file, where, risk_checked)
+
+    def _unused_file_wide(self, file_key: str, file: Path, where: dict[str, Any],
+                          risk_checked: bool) -> list[Finding]:
+        findings: list[Finding] = []
+        for ignore in self.file_wide.get(file_key, ()):
+            idle = [c for c in ignore.codes
+                    if (file_key, _WHOLE_FILE, self.known.get(c, "")) not in self.used]
+            if idle or not ignore.codes:
+                message = self._message(idle, risk_checked).replace(
+                    "migorch:ignore", "migorch:ignore-file").replace("at this statement",
+                                                                     "in this file")
+                findings.append(UNUSED_IGNORE.finding(message, file=file, line=ignore.line,
+                                                      **where))
+        for ignore in self.misplaced.get(file_key, ()):
+            findings.append(UNUSED_IGNORE.finding(
+                "`-- migorch:ignore-file` stands below the first statement and applies to "
+                "nothing; move it to the top of the file", file=file, line=ignore.line,
+                **where))
         return findings
 
     def _message(self, idle: list[str], risk_checked: bool) -> str:

@@ -100,6 +100,9 @@ class MigrationReport:
     down_not_analysed: list[tuple[str, int]] = field(default_factory=list)
     #: Up-file statements that make the derived risk unknown (not analysed, not reviewed).
     opaque: list[tuple[str, int]] = field(default_factory=list)
+    #: Lint of the ignore comments themselves (SQL009, an ignore without a reason): reported by
+    #: ``validate`` and the plugin (:func:`migration_analyser`), not part of the SQL verdict.
+    comment_findings: list[Finding] = field(default_factory=list)
 
     @property
     def risk_unknown(self) -> bool:
@@ -212,8 +215,8 @@ def check_migration(migration: Migration, service_schema: str,
                              declared_level=migration.meta.risk_level if migration.meta else None)
     where = {"service": migration.service, "migration": migration.id}
     silencer = Silencer(_SILENCEABLE)
-    up = _analyse(migration.up, cache)
-    down = _analyse(migration.down, cache)
+    up = _analyse(migration.up, cache, silencer)
+    down = _analyse(migration.down, cache, silencer)
     if down is not None and migration.down is not None:
         report.findings += _file_findings(down, migration.down.path, migration, silencer, where)
         report.down_not_analysed = down.not_analysed
@@ -225,6 +228,8 @@ def check_migration(migration: Migration, service_schema: str,
         if analysis is not None and file is not None:
             report.findings += silencer.unused(str(file.path), analysis, file.path, where,
                                                risk_checked=file is migration.up)
+            report.comment_findings += silencer.reasonless(str(file.path), analysis,
+                                                           file.path, where)
     return report
 
 
@@ -250,7 +255,8 @@ def _check_up(report: MigrationReport, up: SqlAnalysis, path: Path, migration: M
         report.findings.append(too_low)
 
 
-def _analyse(file: MigrationFile | None, cache: AnalysisCache | None) -> SqlAnalysis | None:
+def _analyse(file: MigrationFile | None, cache: AnalysisCache | None,
+             silencer: Silencer) -> SqlAnalysis | None:
     if file is None:
         return None
     try:
@@ -258,7 +264,9 @@ def _analyse(file: MigrationFile | None, cache: AnalysisCache | None) -> SqlAnal
     except OSError as exc:  # discovery reports unreadable files; nothing to analyse here
         logger.debug("cannot read %s: %s", file.path, exc)
         return None
-    return analyse_sql(text, cache)
+    analysis = analyse_sql(text, cache)
+    silencer.read_file_ignores(str(file.path), text, analysis)
+    return analysis
 
 
 def _file_findings(analysis: SqlAnalysis, path: Path, migration: Migration,
@@ -310,7 +318,8 @@ def migration_analyser(cache: AnalysisCache | None = None, *, lock_timeout_assum
     """A ``validation.MigrationAnalyser``: the findings of :func:`check_migration`."""
 
     def analyse(service: Service, migration: Migration) -> list[Finding]:
-        return check_migration(migration, service.schema, cache,
-                               lock_timeout_assumed=lock_timeout_assumed).findings
+        report = check_migration(migration, service.schema, cache,
+                                 lock_timeout_assumed=lock_timeout_assumed)
+        return report.findings + report.comment_findings
 
     return analyse

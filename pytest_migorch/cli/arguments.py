@@ -71,14 +71,42 @@ def build_parser() -> argparse.ArgumentParser:
                           help="treat warnings (e.g. missing JSON files) as errors")
     validate.add_argument("--base", metavar="REF",
                           help="git revision of the last release: editing or deleting a "
-                          "migration that existed there is an error")
+                          "migration that existed there is an error, and findings are shown "
+                          "only for new or changed migrations (the rest are counted)")
+    validate.add_argument("--baseline", type=Path, metavar="PATH",
+                          help="show only findings not recorded in this baseline file "
+                          "(default: migorch-baseline.json beside the root, when present)")
+    validate.add_argument("--all-findings", action="store_true",
+                          help="show every finding, ignoring --base selection and the baseline")
+    validate.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                          help="text (default), json (like --json) or a Markdown report of "
+                          "the change for a pull request comment")
     validate.add_argument("--no-cache", action="store_true",
                           help="analyse every file again instead of reusing results cached by "
                           "content ($MIGORCH_CACHE_DIR or ~/.cache/pytest-migorch)")
     validate.set_defaults(handler=handlers.cmd_validate)
+    _add_baseline(commands)
     add_runner_commands(commands)
     add_squash_command(commands, _add_common)
     return parser
+
+
+def _add_baseline(commands: Any) -> None:
+    baseline = commands.add_parser(
+        "baseline", help="record the current findings so that later runs show only new ones",
+        description="Write every current finding to migorch-baseline.json (beside the root by "
+        "default). `migorch validate` and the pytest plugin then show only findings that are "
+        "not in it and count the rest. Commit the file; shrink it as you fix findings.",
+    )
+    _add_common(baseline)
+    baseline.add_argument("--output", type=Path, metavar="PATH",
+                          help="where to write it (default: migorch-baseline.json beside the "
+                          "root)")
+    baseline.add_argument("--update", action="store_true",
+                          help="only remove the entries that no longer occur; add nothing")
+    baseline.add_argument("--no-cache", action="store_true",
+                          help="analyse every file again instead of reusing cached results")
+    baseline.set_defaults(handler=handlers.cmd_baseline)
 
 
 def _add_connection(parser: argparse.ArgumentParser, *, lock: bool = True) -> None:

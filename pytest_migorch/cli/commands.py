@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import AnalysisCache
 
 __all__ = ["root_of", "selected_services", "cmd_validate", "cmd_init", "cmd_up", "cmd_down",
-           "cmd_status", "cmd_list", "cmd_force", "cmd_graph", "cmd_new"]
+           "cmd_status", "cmd_list", "cmd_force", "cmd_graph", "cmd_new", "cmd_baseline"]
 
 
 def root_of(args: argparse.Namespace) -> Path:
@@ -72,6 +72,7 @@ def _analysis_cache(args: argparse.Namespace) -> AnalysisCache:
 def cmd_validate(args: argparse.Namespace) -> int:
     from pytest_migorch.checks.custom import load_custom_checks
     from pytest_migorch.checks.migration import migration_analyser
+    from pytest_migorch.cli.adoption import history_lines, select_findings
     from pytest_migorch.project.validation import validate_project
     from pytest_migorch.reports.text import render_json, render_text, summary_line
     from pytest_migorch.vcs.integrity import check_against_base
@@ -86,13 +87,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
         project, strict=args.strict, services=services,
         analyser=custom.analyser(migration_analyser(cache)),
         checks=[custom, *([lambda project: check_against_base(project, base)] if base else [])])
-    if _wants_json(args):
-        print_json(render_json(result.findings, root=root, services=services))
+    shown = select_findings(args, project, result.findings, services)
+    findings, history = shown.split.shown, history_lines(shown)
+    output = "json" if _wants_json(args) else args.format
+    if output == "json":
+        document = render_json(findings, root=root, services=services)
+        if shown.selected:  # only then: the documented shape stays as it was without history
+            document["not_shown"] = shown.split.to_json()
+            document["stale_baseline"] = [entry.to_json() for entry in shown.stale]
+        print_json(document)
+    elif output == "markdown":
+        from pytest_migorch.reports.markdown import changed_migrations, render_markdown
+
+        keys = shown.changed if shown.changed is not None else {
+            (f.service or "", f.migration) for f in findings if f.migration}
+        sys.stdout.write(render_markdown(changed_migrations(project, keys, cache), findings,
+                                         history=history))
     else:
-        if result.findings:
-            print(render_text(result.findings))
-        print(summary_line(result.findings, len(services)), file=sys.stderr)
-    return 1 if result.errors else 0
+        if findings:
+            print(render_text(findings))
+        for line in history:
+            print(line, file=sys.stderr)
+        print(summary_line(findings, len(services)), file=sys.stderr)
+    return 1 if any(f.is_error for f in findings) else 0
 
 
 # --- deploy runner commands (SPEC section 5; docs/runner.md) ------------------------------------
@@ -172,6 +189,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(r.render_list(root) for r in reports))
     return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from pytest_migorch.cli.adoption import cmd_baseline as run
+
+    return run(args)
 
 
 # --- commands without a database ----------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 
 from pytest_migorch.catalogue import all_rules
 from pytest_migorch.findings import Finding, Rule
+from pytest_migorch.pytest_plugin.history import HIDDEN_ATTRIBUTE, hidden_count_line
 from pytest_migorch.pytest_plugin.keys import FINDINGS_ATTRIBUTE, SETTINGS_KEY
 from pytest_migorch.reports.ci import (
     codequality_report,
@@ -63,10 +64,13 @@ class CiReporter:
         self.findings: list[Finding] = []
         self.written: list[tuple[str, Path]] = []
         self.annotations: list[str] = []
+        #: What the items held back as history (--migorch-base, the baseline): counted only.
+        self.hidden: list[dict[str, Any]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for data in getattr(report, FINDINGS_ATTRIBUTE, None) or ():
             self.findings.append(Finding.from_json(data))
+        self.hidden.extend(getattr(report, HIDDEN_ATTRIBUTE, None) or ())
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.config.stash.get(SETTINGS_KEY, None)
@@ -83,7 +87,7 @@ class CiReporter:
             self._write(session, "SARIF report", settings.sarif_path,
                         sarif_report(findings, rules_for_reports(), root=root))
         if os.environ.get("GITHUB_ACTIONS") == "true" and settings.roots:
-            self._github(findings, invocation_dir)
+            self._github(findings, invocation_dir, hidden_count_line(self.hidden, settings))
 
     def _write(self, session: pytest.Session, what: str, path: Path, document: Any) -> None:
         try:
@@ -95,7 +99,8 @@ class CiReporter:
             return
         self.written.append((what, path))
 
-    def _github(self, findings: list[Finding], invocation_dir: Path) -> None:
+    def _github(self, findings: list[Finding], invocation_dir: Path,
+                history: str | None = None) -> None:
         """Workflow commands for stdout (GitHub turns them into annotations on the diff) and a
         Markdown table for the job summary page."""
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or repository_root(invocation_dir))
@@ -108,6 +113,8 @@ class CiReporter:
             try:
                 with open(summary_file, "a", encoding="utf-8") as stream:
                     stream.write(github_step_summary(findings, workspace=workspace))
+                    if history:
+                        stream.write(f"\n_{history}_\n")
             except OSError as exc:
                 self._line(f"migorch: cannot append to $GITHUB_STEP_SUMMARY ({summary_file}): "
                            f"{exc.strerror}", red=True)

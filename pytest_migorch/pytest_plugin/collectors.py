@@ -27,6 +27,7 @@ from pytest_migorch.findings import Family, Finding, Severity
 from pytest_migorch.model import Migration, Project, Service, schema_name
 from pytest_migorch.postgres.servers import PostgresServer, ServerOptions, start_server
 from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
+from pytest_migorch.pytest_plugin.history import RootHistory, root_history
 from pytest_migorch.pytest_plugin.keys import ANALYSIS_CACHE_KEY, SERVER_KEY, SETTINGS_KEY
 from pytest_migorch.pytest_plugin.settings import MigorchSettings
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan, files_block, plan_environments
@@ -96,6 +97,8 @@ class ServicesRoot(pytest.Directory):
             result = validate_project(
                 project, strict=settings.strict, checks=[self.custom]
                 + ([lambda project: check_against_base(project, base)] if base else []))
+            #: What the items show and what they count (--migorch-base, the baseline file).
+            self.history = RootHistory.for_project(project, settings)
         except MigorchError as exc:
             raise self.CollectError(str(exc)) from exc
         #: Services whose database tests run (None: all); see --migorch-changed-only.
@@ -245,6 +248,7 @@ class MigorchItem(pytest.Item):
         super().__init__(**kwargs)
         self.result = result
         self.reported_findings: list[Finding] = []
+        self.hidden_findings: list[dict[str, Any]] = []
         self.add_marker(pytest.mark.migorch)
 
     @property
@@ -256,6 +260,10 @@ class MigorchItem(pytest.Item):
 
     def runtest(self) -> None:
         findings = self.findings()
+        history = root_history(self)
+        if history is not None:
+            split, self.hidden_findings = history.split(findings)
+            findings = split.shown
         if self.settings.strict:
             findings = [f.escalated() for f in findings]
         self.reported_findings = findings
@@ -311,7 +319,8 @@ class MigrationCheckItem(MigorchItem):
     def findings(self) -> list[Finding]:
         parent = self.parent
         assert isinstance(parent, ServiceCollector)
-        analysed = parent.report(self.migration).findings
+        report = parent.report(self.migration)
+        analysed = report.findings + report.comment_findings
         custom = getattr(parent.parent, "custom", None)
         if custom:
             analysed = custom.without_used_ignores(analysed)

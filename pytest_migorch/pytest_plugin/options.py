@@ -79,6 +79,13 @@ OPTIONS: tuple[Option, ...] = (
            help="write a GitLab Code Quality report of all findings"),
     Option("--migorch-sarif", "migorch_sarif", "string", metavar="PATH",
            help="write a SARIF 2.1.0 report of all findings"),
+    Option("--migorch-baseline", "migorch_baseline", "string", metavar="PATH",
+           help="show only findings not recorded in this baseline file (default: "
+           "migorch-baseline.json beside each root, when present; `migorch baseline` writes it)"),
+    Option("--migorch-all-findings", "migorch_all_findings", "bool", ini_default=False,
+           help="show every finding: no --migorch-base selection, no baseline"),
+    Option("--migorch-markdown", "migorch_markdown", "string", metavar="PATH",
+           help="write a Markdown report of the change (for a pull request comment)"),
 )
 
 
@@ -134,7 +141,13 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         changed_only=bool(option_value(config, "migorch_changed_only")),
         codequality_path=_path(config, "migorch_codequality"),
         sarif_path=_path(config, "migorch_sarif"),
+        baseline_path=_path(config, "migorch_baseline"),
+        all_findings=bool(option_value(config, "migorch_all_findings")),
+        markdown_path=_path(config, "migorch_markdown"),
     )
     if settings.changed_only and not settings.base_ref:
         raise pytest.UsageError("--migorch-changed-only needs --migorch-base REF")
+    if settings.baseline_path is not None and not settings.baseline_path.is_file():
+        raise pytest.UsageError(f"--migorch-baseline {settings.baseline_path}: no such file "
+                                "(write it with `migorch baseline`)")
     return settings

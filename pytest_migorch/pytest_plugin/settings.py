@@ -46,6 +46,12 @@ class MigorchSettings:
     #: Where to write a GitLab Code Quality report / a SARIF 2.1.0 report.
     codequality_path: Path | None = None
     sarif_path: Path | None = None
+    #: A baseline file (None: ``migorch-baseline.json`` beside each root, when present).
+    baseline_path: Path | None = None
+    #: Show every finding: no selection by ``base_ref`` or baseline.
+    all_findings: bool = False
+    #: Where to write the Markdown report of the change.
+    markdown_path: Path | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def wants_environment(self, name: str) -> bool:

@@ -73,7 +73,8 @@ _ESTRING_BODY = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _QIDENT_BODY = re.compile(r'(?:[^"]|"")*"', re.DOTALL)
 _BLOCK_PARTS = re.compile(r"/\*|\*/")
 _NEWLINE = re.compile(r"\r\n|\n|\r")
-_IGNORE_RE = re.compile(r"^--\s*migorch:ignore\b(?P<rest>.*)$", re.IGNORECASE)
+# Not `ignore-file` (checks/ignores.py parses that one: it applies to a whole file).
+_IGNORE_RE = re.compile(r"^--\s*migorch:ignore(?![\w-])(?P<rest>.*)$", re.IGNORECASE)
 _IGNORE_ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*")
 
 

@@ -89,7 +89,8 @@ def test_findings_are_custom_and_placed(tmp_path: Path) -> None:
 
 def test_an_ignore_comment_silences_a_team_code(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    root, _ = team_repo(tmp_path, up="-- migorch:ignore TEAM001\nCREATE TABLE t (id int);\n")
+    root, _ = team_repo(tmp_path, up="-- migorch:ignore TEAM001 reviewed: a scratch table\n"
+                                     "CREATE TABLE t (id int);\n")
     findings = load_custom_checks(root)(load_project(root))
     assert [f.code for f in findings] == ["TEAM002"]
     # ... and the built-in analysis does not call the comment unused (SQL005).

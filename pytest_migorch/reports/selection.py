@@ -1,0 +1,171 @@
+"""Which findings a run reports: those about the change, with the history only counted.
+
+A team that adopts pytest-migorch on two hundred released migrations must not read every
+historical finding again on each pull request: the few about the change drown. A
+:class:`Selection` splits findings into those shown and those held back (counted in one line,
+:func:`hidden_line`). Two selections exist:
+
+- :class:`ChangeSelection` (a git base): static findings only for migrations that are new or
+  changed against the merge base, and for configuration entries that changed. Integrity and
+  database findings are always shown: they are about the change by definition.
+- :class:`~pytest_migorch.reports.baseline.BaselineSelection` (a baseline file): findings that
+  are not recorded in it.
+
+The selection only decides what is printed; every check still runs (the round-trip included).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Protocol
+
+from pytest_migorch.findings import Family, Finding
+from pytest_migorch.model import Project, Service
+from pytest_migorch.vcs.git import GitRepository
+from pytest_migorch.vcs.integrity import verify_base_ref
+
+__all__ = [
+    "Selection", "Split", "ChangeSelection", "MigrationKey", "hidden_line", "split_all",
+    "ALWAYS_SHOWN",
+]
+
+#: ``(service, migration id)``.
+MigrationKey = tuple[str, str]
+
+#: Families never held back: they are about the change (integrity) or from running it (database).
+ALWAYS_SHOWN = frozenset({Family.INTEGRITY, Family.DATABASE})
+
+CONFIG_FILES = ("dependencies.json", "environments.json")
+
+
+class Selection(Protocol):
+    """Decides whether a finding is shown or held back as history."""
+
+    def shows(self, finding: Finding) -> bool: ...
+
+
+@dataclass
+class Split:
+    """Findings shown, and those held back (counted, not printed)."""
+
+    shown: list[Finding] = field(default_factory=list)
+    hidden: list[Finding] = field(default_factory=list)
+
+    @property
+    def hidden_migrations(self) -> set[MigrationKey]:
+        return {(f.service or "", f.migration) for f in self.hidden if f.migration}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"findings": len(self.hidden), "migrations": len(self.hidden_migrations)}
+
+
+def split_all(findings: Iterable[Finding], selections: Iterable[Selection]) -> Split:
+    """Findings every selection shows, and the rest. Every selection sees every finding (no
+    short cut): a baseline counts what it matched, to name the entries that matched nothing."""
+    chosen = list(selections)
+    split = Split()
+    for finding in findings:
+        if all([selection.shows(finding) for selection in chosen]):
+            split.shown.append(finding)
+        else:
+            split.hidden.append(finding)
+    return split
+
+
+def hidden_line(count: int, migrations: int, *, what: str = "released",
+                flag: str = "--all-findings") -> str:
+    """``425 findings in 149 released migrations not shown (--all-findings shows them)``."""
+    noun = "finding" if count == 1 else "findings"
+    where = f" in {migrations} {what} migration{'' if migrations == 1 else 's'}" \
+        if migrations else ""
+    return f"{count} {noun}{where} not shown ({flag} shows them)"
+
+
+@dataclass
+class ChangeSelection:
+    """Shows findings of migrations that are new or changed against a git base.
+
+    ``changed`` are the migrations with an added or edited file; ``changed_entries`` the
+    migrations whose dependencies.json entry differs from the base; ``changed_files`` every
+    changed path under the services root (for findings about a whole file).
+    """
+
+    changed: set[MigrationKey] = field(default_factory=set)
+    changed_entries: set[MigrationKey] = field(default_factory=set)
+    changed_files: set[Path] = field(default_factory=set)
+    touched_services: set[str] = field(default_factory=set)
+
+    @classmethod
+    def against(cls, project: Project, base_ref: str) -> ChangeSelection:
+        """Compare the working tree under ``project.root`` with the merge base of ``base_ref``.
+
+        Raises UsageError (via :mod:`pytest_migorch.vcs`) outside a git work tree or for a
+        ref that names no commit.
+        """
+        root = Path(project.root)
+        merge_base = verify_base_ref(root, base_ref).merge_base
+        repo = GitRepository.containing(root)
+        root_rel = repo.relative(root)
+        selection = cls()
+        top = repo.toplevel.resolve()
+        for path in repo.changed_paths(merge_base, root_rel):
+            selection.changed_files.add(top / PurePosixPath(path))
+        for service in project.services.values():
+            selection._add_service(repo, merge_base, top, service)
+        return selection
+
+    def _add_service(self, repo: GitRepository, merge_base: str, top: Path,
+                     service: Service) -> None:
+        migrations_dir = service.migrations_dir.resolve()
+        if any(migrations_dir in path.parents for path in self.changed_files):
+            self.touched_services.add(service.name)
+        for migration in service.migrations.values():
+            files = [f.path.resolve() for f in (migration.up, migration.down) if f is not None]
+            if any(path in self.changed_files for path in files):
+                self.changed.add((service.name, migration.id))
+        dependencies = migrations_dir / CONFIG_FILES[0]
+        if dependencies in self.changed_files:
+            old = _entries_at(repo, merge_base, dependencies.relative_to(top).as_posix())
+            new = _entries(_read(dependencies))
+            ids = {m.version: m.id for m in service.migrations.values()}
+            for version in set(old) | set(new):
+                if old.get(version) != new.get(version) and version in ids:
+                    self.changed_entries.add((service.name, ids[version]))
+
+    def shows(self, finding: Finding) -> bool:
+        if finding.family in ALWAYS_SHOWN or finding.service is None:
+            return True
+        if finding.migration is not None:
+            # A changed entry is a changed migration: its declared tables and risk are checked
+            # against its SQL, so SQL and risk findings may come from the entry alone.
+            key = (finding.service, finding.migration)
+            return key in self.changed or key in self.changed_entries
+        if finding.file is not None:
+            return finding.file.resolve() in self.changed_files
+        return finding.service in self.touched_services
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _entries_at(repo: GitRepository, commit: str, path: str) -> dict[int, Any]:
+    blobs = repo.list_tree(commit, path)
+    contents = repo.read_blobs(blobs.values())
+    return _entries(contents.get(blobs.get(path, ""), b""))
+
+
+def _entries(content: bytes) -> dict[int, Any]:
+    """``{version: raw entry}`` of a dependencies.json (empty when it does not parse: the
+    configuration checks report that, and every entry then counts as changed)."""
+    try:
+        document = json.loads(content.decode("utf-8-sig"))
+        migrations = document.get("migrations", {}) if isinstance(document, dict) else {}
+        return {int(key): value for key, value in migrations.items() if key.isdigit()}
+    except (ValueError, AttributeError):
+        return {}
