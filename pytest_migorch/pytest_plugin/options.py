@@ -76,6 +76,9 @@ OPTIONS: tuple[Option, ...] = (
            help="write a GitLab Code Quality report of all findings"),
     Option("--migorch-sarif", "migorch_sarif", "string", metavar="PATH",
            help="write a SARIF 2.1.0 report of all findings"),
+    Option("--migorch-html", "migorch_html", "string", metavar="PATH",
+           help="write a self-contained HTML report: migrations, findings, the graph and "
+           "every generated test's outcome"),
 )
 
 
@@ -130,6 +133,7 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         changed_only=bool(option_value(config, "migorch_changed_only")),
         codequality_path=_path(config, "migorch_codequality"),
         sarif_path=_path(config, "migorch_sarif"),
+        html_path=_path(config, "migorch_html"),
     )
     if settings.changed_only and not settings.base_ref:
         raise pytest.UsageError("--migorch-changed-only needs --migorch-base REF")

@@ -44,6 +44,8 @@ class MigorchSettings:
     #: Where to write a GitLab Code Quality report / a SARIF 2.1.0 report.
     codequality_path: Path | None = None
     sarif_path: Path | None = None
+    #: Where to write the HTML report (:mod:`pytest_migorch.reports.html`).
+    html_path: Path | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def wants_environment(self, name: str) -> bool:

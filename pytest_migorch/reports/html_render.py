@@ -50,6 +50,8 @@ def render_page(report: HtmlReport) -> str:
 def _header(report: HtmlReport) -> str:
     live = (f" &middot; live state of environment <b>{e(report.live_environment)}</b>"
             if report.live_environment else "")
+    if report.live_error:
+        live += f' &middot; <b>live state unavailable: {e(report.live_error)}</b>'
     return (f"<header><h1>migorch report: {e(report.title)}</h1>"
             f"<p>root <code>{e(report.root)}</code> &middot; generated "
             f"{e(report.generated_at)}{live}</p></header>\n<main>")
