@@ -91,6 +91,13 @@ SCRIPT = """
       el.classList.toggle('filtered-out', !keep);
       if (keep && el.matches('tr.migration-row')) { shown += 1; }
     });
+    // A table, or a whole service, with nothing left to show goes too.
+    document.querySelectorAll('.environment, section.service').forEach(function (box) {
+      if (box.classList.contains('filtered-out')) { return; }
+      var rows = box.querySelectorAll('tr.migration-row');
+      var left = box.querySelectorAll('tr.migration-row:not(.filtered-out)');
+      if (rows.length > 0 && left.length === 0) { box.classList.add('filtered-out'); }
+    });
     var count = document.getElementById('shown-count');
     if (count) { count.textContent = shown + ' row(s) shown'; }
   }
