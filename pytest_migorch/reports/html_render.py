@@ -118,8 +118,11 @@ def _node_svg(report: HtmlReport, key: Key, x: int, y: int) -> str:
         classes.append("other")
     tip = f"{key[0]}:{label}" + (f" (risk {risk})" if risk else "")
     href = f"#{anchor(key)}" if view is not None else ""
+    dim = (f' data-dim data-service="{tokens([key[0]])}" '
+           f'data-env="{tokens(view.environments)}" '
+           f'data-risk="{tokens(view.risk_tokens.split())}"' if view is not None else "")
     return (f'<a href="{e(href)}" class="node-link"><g class="{" ".join(classes)}" '
-            f'data-key="{e(tip)}" transform="translate({x},{y})">'
+            f'data-key="{e(tip)}"{dim} transform="translate({x},{y})">'
             f"<title>{e(tip)}</title>"
             f'<rect width="{NODE_WIDTH}" height="{NODE_HEIGHT}" rx="5"></rect>'
             f'<text class="service" x="8" y="16">{e(_clip(key[0], 30))}</text>'

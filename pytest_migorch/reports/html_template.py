@@ -2,8 +2,9 @@
 
 Both are inlined into the page (a CI artifact is often opened offline, and a CDN is one more
 thing to trust). The script only hides and shows elements by their ``data-service``,
-``data-env`` and ``data-risk`` attributes; with scripts off the filter form stays hidden and
-everything is shown. No user text is ever placed in here.
+``data-env`` and ``data-risk`` attributes (graph nodes fade instead, as the edges need them);
+with scripts off the filter form stays hidden and everything is shown. No user text is ever
+placed in here.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ pre { background: #f4f5f7; padding: 8px; overflow-x: auto; white-space: pre-wrap
 #filters label { font-weight: 600; }
 #filters select { margin-left: 4px; }
 .filtered-out { display: none !important; }
+svg .node.dimmed { opacity: 0.25; }
 article.migration { border-top: 1px solid var(--line); padding: 6px 0 4px; }
 article.migration:target { background: #fff8d6; }
 .graph { overflow-x: auto; border: 1px solid #eceef1; background: #fbfcfd; }
@@ -90,6 +92,11 @@ SCRIPT = """
       var keep = fields.every(function (name) { return matches(el, name, wanted[name]); });
       el.classList.toggle('filtered-out', !keep);
       if (keep && el.matches('tr.migration-row')) { shown += 1; }
+    });
+    // Graph nodes stay in place (the edges need them) and fade instead.
+    document.querySelectorAll('[data-dim]').forEach(function (el) {
+      var keep = fields.every(function (name) { return matches(el, name, wanted[name]); });
+      el.classList.toggle('dimmed', !keep);
     });
     // A table, or a whole service, with nothing left to show goes too.
     document.querySelectorAll('.environment, section.service').forEach(function (box) {

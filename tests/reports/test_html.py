@@ -243,6 +243,9 @@ def test_browser_filters_by_service_and_risk(chromium: str, tmp_path: Path) -> N
     dom = browse(chromium, tmp_path, target.as_uri() + "?service=order-service", "--dump-dom")
     assert 'class="service filtered-out" id="svc-user-service"' in dom
     assert 'class="service" id="svc-order-service"' in dom
+    classes = {service: cls for cls, service in re.findall(
+        r'<g class="([^"]*)" data-key="([^":]+):', dom)}
+    assert "dimmed" in classes["user-service"] and "dimmed" not in classes["order-service"]
     dom = browse(chromium, tmp_path, target.as_uri() + "?risk=high", "--dump-dom")
     shown = re.findall(r'<tr class="migration-row" [^>]*>.*?</tr>', dom)
     assert shown and all("000004_drop_legacy_status" in row for row in shown)
