@@ -10,7 +10,7 @@ kept. Pure and deterministic: the same graph always gives the same picture.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, Hashable, Sequence, TypeVar
+from typing import Generic, Hashable, Sequence, TypeVar, cast
 
 __all__ = ["Layout", "layered_layout", "crossings", "NODE_WIDTH", "NODE_HEIGHT"]
 
@@ -30,6 +30,8 @@ class Layout(Generic[N]):
 
     layers: list[list[N]]
     position: dict[N, tuple[int, int]]
+    #: The top-left corners of the slots a long edge passes through, left to right.
+    routes: dict[tuple[N, N], list[tuple[int, int]]]
     width: int
     height: int
 
@@ -99,32 +101,64 @@ def _sweep(layers: list[list[N]], preds: dict[N, list[N]], succs: dict[N, list[N
     return out
 
 
+@dataclass(frozen=True)
+class _Bend:
+    """A slot that an edge spanning several layers passes through, so that it runs between the
+    nodes of the layers it crosses instead of through them."""
+
+    edge: tuple[Hashable, Hashable]
+    layer: int
+
+
+def _split_long_edges(nodes: Sequence[N], edges: Sequence[tuple[N, N]], layer_of: dict[N, int]
+                      ) -> tuple[list[list[Hashable]], list[tuple[Hashable, Hashable]]]:
+    """The layers with a bend slot per crossed layer, and the edges cut into one-layer hops."""
+    count = max(layer_of.values(), default=-1) + 1
+    layers: list[list[Hashable]] = [[] for _ in range(count)]
+    for node in nodes:
+        layers[layer_of[node]].append(node)
+    hops: list[tuple[Hashable, Hashable]] = []
+    for a, b in edges:
+        if a not in layer_of or b not in layer_of or layer_of[a] >= layer_of[b]:
+            continue
+        previous: Hashable = a
+        for layer in range(layer_of[a] + 1, layer_of[b]):
+            bend = _Bend((a, b), layer)
+            layers[layer].append(bend)
+            hops.append((previous, bend))
+            previous = bend
+        hops.append((previous, b))
+    return layers, hops
+
+
 def layered_layout(nodes: Sequence[N], edges: Sequence[tuple[N, N]]) -> Layout[N]:
     """Layers left to right in dependency order; crossings reduced by barycentre sweeps."""
     layer_of = _layers(nodes, edges)
-    count = max(layer_of.values(), default=-1) + 1
-    layers: list[list[N]] = [[] for _ in range(count)]
-    for node in nodes:
-        layers[layer_of[node]].append(node)
-    preds: dict[N, list[N]] = {n: [] for n in nodes}
-    succs: dict[N, list[N]] = {n: [] for n in nodes}
-    for a, b in edges:
-        if a in preds and b in preds:
-            preds[b].append(a)
-            succs[a].append(b)
-    best, best_crossings = layers, crossings(layers, edges)
+    layers, hops = _split_long_edges(nodes, edges, layer_of)
+    preds: dict[Hashable, list[Hashable]] = {n: [] for layer in layers for n in layer}
+    succs: dict[Hashable, list[Hashable]] = {n: [] for layer in layers for n in layer}
+    for a, b in hops:
+        preds[b].append(a)
+        succs[a].append(b)
+    best, best_crossings = layers, crossings(layers, hops)
     current = layers
     for sweep in range(SWEEPS):
         current = _sweep(current, preds, succs, downward=sweep % 2 == 0)
-        found = crossings(current, edges)
+        found = crossings(current, hops)
         if found < best_crossings:
             best, best_crossings = current, found
-    position = {
+    slots = {
         node: (MARGIN + i * (NODE_WIDTH + LAYER_GAP), MARGIN + j * (NODE_HEIGHT + ROW_GAP))
         for i, layer in enumerate(best) for j, node in enumerate(layer)
     }
+    routes: dict[tuple[N, N], list[tuple[int, int]]] = {}
+    for node, slot in slots.items():
+        if isinstance(node, _Bend):
+            routes.setdefault(cast(tuple[N, N], node.edge), []).append(slot)
     rows = max((len(layer) for layer in best), default=0)
-    width = 2 * MARGIN + max(count, 1) * (NODE_WIDTH + LAYER_GAP) - LAYER_GAP
+    width = 2 * MARGIN + max(len(best), 1) * (NODE_WIDTH + LAYER_GAP) - LAYER_GAP
     height = 2 * MARGIN + max(rows, 1) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
-    return Layout(layers=[list(layer) for layer in best], position=position,
+    real = set(nodes)
+    return Layout(layers=[[n for n in layer if n in real] for layer in best],
+                  position={n: slots[n] for n in nodes}, routes=routes,
                   width=width, height=height)

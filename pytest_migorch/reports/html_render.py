@@ -129,14 +129,23 @@ def _node_svg(report: HtmlReport, key: Key, x: int, y: int) -> str:
             f'<text x="8" y="34">{e(_clip(label, 27))}</text></g></a>')
 
 
-def _edge_svg(a: tuple[int, int], b: tuple[int, int], cross: bool) -> str:
-    x1, y1 = a[0] + NODE_WIDTH, a[1] + NODE_HEIGHT // 2
-    x2, y2 = b[0] - 4, b[1] + NODE_HEIGHT // 2
-    mid = (x1 + x2) // 2
+def _edge_svg(a: tuple[int, int], b: tuple[int, int], bends: Sequence[tuple[int, int]],
+              cross: bool) -> str:
+    """A curve from the right of ``a`` to the left of ``b``, running straight through the
+    bend slots of the layers in between (where no node is)."""
+    half = NODE_HEIGHT // 2
+    x, y = a[0] + NODE_WIDTH, a[1] + half
+    path = [f"M{x},{y}"]
+    for bx, by in [*bends, (b[0] - 4, b[1])]:
+        mid = (x + bx) // 2
+        path.append(f"C{mid},{y} {mid},{by + half} {bx},{by + half}")
+        x, y = bx, by + half
+        if (bx, by) in bends:
+            x = bx + NODE_WIDTH
+            path.append(f"L{x},{y}")
     cls = "edge cross" if cross else "edge"
     marker = "arrow-cross" if cross else "arrow"
-    return (f'<path class="{cls}" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" '
-            f'marker-end="url(#{marker})"></path>')
+    return f'<path class="{cls}" d="{" ".join(path)}" marker-end="url(#{marker})"></path>'
 
 
 def _graph_section(report: HtmlReport) -> str:
@@ -144,7 +153,8 @@ def _graph_section(report: HtmlReport) -> str:
         return '<section><h2>Dependency graph</h2><p class="muted">No migrations.</p></section>'
     layout = layered_layout(report.nodes, report.edges)
     pos = {key: layout.position[key] for key in report.nodes}
-    edges = [_edge_svg(pos[a], pos[b], a[0] != b[0]) for a, b in report.edges]
+    edges = [_edge_svg(pos[a], pos[b], layout.routes.get((a, b), []), a[0] != b[0])
+             for a, b in report.edges]
     nodes = [_node_svg(report, key, *pos[key]) for key in report.nodes]
     markers = "".join(
         f'<marker id="{name}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '

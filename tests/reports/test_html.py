@@ -55,6 +55,15 @@ def test_barycentre_ordering_removes_crossings() -> None:
     assert crossings(layout.layers, edges) == 0
 
 
+def test_a_long_edge_passes_between_the_nodes_of_the_layers_it_crosses() -> None:
+    layout = layered_layout(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("a", "c"),
+                                                   ("c", "d"), ("a", "d")])
+    assert len(layout.routes[("a", "c")]) == 1 and len(layout.routes[("a", "d")]) == 2
+    bends = [slot for route in layout.routes.values() for slot in route]
+    assert not set(bends) & set(layout.position.values())
+    assert layout.routes[("a", "c")][0][0] == layout.position["b"][0]  # in b's layer
+
+
 def test_a_cycle_still_draws() -> None:
     layout = layered_layout(["a", "b", "c"], [("a", "b"), ("b", "a"), ("b", "c")])
     assert set(layout.position) == {"a", "b", "c"}
