@@ -175,6 +175,7 @@ def build_report(
     lines of every migration of ``services`` (default: all), in each of their environments."""
     from pytest_migorch.checks.migration import migration_analyser
 
+    cache = cache if cache is not None else AnalysisCache()  # each file analysed once
     names = sorted(services) if services is not None else sorted(project.services)
     result = validate_project(project, strict=strict, services=names, checks=checks,
                               analyser=analyser or migration_analyser(cache))

@@ -22,6 +22,8 @@ LAYER_GAP = 70
 ROW_GAP = 18
 MARGIN = 12
 SWEEPS = 8
+#: Columns of the grid of nodes without edges (at least; more when the drawing is wider).
+GRID_COLUMNS = 5
 
 
 @dataclass
@@ -131,10 +133,28 @@ def _split_long_edges(nodes: Sequence[N], edges: Sequence[tuple[N, N]], layer_of
     return layers, hops
 
 
+def _grid(nodes: Sequence[Hashable], columns: int, top: int) -> dict[Hashable, tuple[int, int]]:
+    """Slots in reading order, ``columns`` wide, starting at ``top``."""
+    out = {}
+    for index, node in enumerate(nodes):
+        row, column = divmod(index, columns)
+        out[node] = (MARGIN + column * (NODE_WIDTH + LAYER_GAP),
+                     top + row * (NODE_HEIGHT + ROW_GAP))
+    return out
+
+
 def layered_layout(nodes: Sequence[N], edges: Sequence[tuple[N, N]]) -> Layout[N]:
-    """Layers left to right in dependency order; crossings reduced by barycentre sweeps."""
-    layer_of = _layers(nodes, edges)
-    layers, hops = _split_long_edges(nodes, edges, layer_of)
+    """Layers left to right in dependency order; crossings reduced by barycentre sweeps.
+
+    Nodes without any edge (a service without dependencies.json, say) would all land in the
+    first layer, one tall column; they go in a grid below the drawing instead. ``layers`` lists
+    the connected nodes only.
+    """
+    known = set(nodes)
+    linked = {n for edge in edges if edge[0] != edge[1] and set(edge) <= known for n in edge}
+    connected = [n for n in nodes if n in linked]
+    layer_of = _layers(connected, edges)
+    layers, hops = _split_long_edges(connected, edges, layer_of)
     preds: dict[Hashable, list[Hashable]] = {n: [] for layer in layers for n in layer}
     succs: dict[Hashable, list[Hashable]] = {n: [] for layer in layers for n in layer}
     for a, b in hops:
@@ -156,9 +176,14 @@ def layered_layout(nodes: Sequence[N], edges: Sequence[tuple[N, N]]) -> Layout[N
         if isinstance(node, _Bend):
             routes.setdefault(cast(tuple[N, N], node.edge), []).append(slot)
     rows = max((len(layer) for layer in best), default=0)
-    width = 2 * MARGIN + max(len(best), 1) * (NODE_WIDTH + LAYER_GAP) - LAYER_GAP
+    top = MARGIN + rows * (NODE_HEIGHT + ROW_GAP)
+    columns = max(len(best), GRID_COLUMNS)
+    lonely = [n for n in nodes if n not in linked]
+    slots.update(_grid(lonely, columns, top))
+    rows += -(-len(lonely) // columns)
+    used = max(len(best), min(len(lonely), columns), 1)
+    width = 2 * MARGIN + used * (NODE_WIDTH + LAYER_GAP) - LAYER_GAP
     height = 2 * MARGIN + max(rows, 1) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
-    real = set(nodes)
-    return Layout(layers=[[n for n in layer if n in real] for layer in best],
+    return Layout(layers=[[n for n in layer if n in known] for layer in best],
                   position={n: slots[n] for n in nodes}, routes=routes,
                   width=width, height=height)

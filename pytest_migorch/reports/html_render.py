@@ -163,7 +163,8 @@ def _graph_section(report: HtmlReport) -> str:
     return ("<section><h2>Dependency graph</h2>"
             '<p class="legend muted"><span>an arrow a &rarr; b: b depends on a</span>'
             '<span style="color:#1565c0">dashed blue: across services</span>'
-            "<span>red border: high risk; dashed border: environment-only</span>"
+            "<span>red border: high risk; purple: risk unknown; dashed border: "
+            "environment-only</span>"
             "<span>click a migration for its details</span></p>"
             f'<div class="graph"><svg xmlns="http://www.w3.org/2000/svg" id="graph" '
             f'width="{layout.width}" height="{layout.height}" '

@@ -64,6 +64,16 @@ def test_a_long_edge_passes_between_the_nodes_of_the_layers_it_crosses() -> None
     assert layout.routes[("a", "c")][0][0] == layout.position["b"][0]  # in b's layer
 
 
+def test_nodes_without_edges_go_in_a_grid_below() -> None:
+    lonely = [f"n{i}" for i in range(12)]
+    layout = layered_layout(["a", "b", *lonely], [("a", "b")])
+    rows = {layout.position[n][1] for n in lonely}
+    assert len(rows) == 3  # 5 a row, not one column of 12
+    assert min(rows) > layout.position["a"][1]
+    assert len(set(layout.position.values())) == 14
+    assert layout.height < 5 * 46 + 4 * 18 + 30
+
+
 def test_a_cycle_still_draws() -> None:
     layout = layered_layout(["a", "b", "c"], [("a", "b"), ("b", "a"), ("b", "c")])
     assert set(layout.position) == {"a", "b", "c"}
