@@ -134,8 +134,10 @@ def _version_arg(text: str) -> int:
 
 
 def add_runner_commands(commands: Any) -> None:
-    """``init``, ``up``, ``down``, ``status``, ``list``, ``force``, ``graph`` and ``new``."""
-    for add in (_add_init, _add_up, _add_down, _add_reports, _add_force, _add_graph, _add_new):
+    """``init``, ``up``, ``down``, ``status``, ``list``, ``force``, ``graph``, ``new`` and
+    ``report``."""
+    for add in (_add_init, _add_up, _add_down, _add_reports, _add_force, _add_graph, _add_new,
+                _add_report):
         add(commands)
 
 
@@ -255,3 +257,28 @@ def _add_new(commands: Any) -> None:
     new.add_argument("--description", help="the description (default: from the name)")
     add_template_options(new)
     new.set_defaults(handler=handlers.cmd_new)
+
+
+def _add_report(commands: Any) -> None:
+    report = commands.add_parser(
+        "report", help="write a self-contained HTML page of the migrations (a CI artifact)",
+        description="Write one HTML file (no network needed to view it): per service and "
+        "environment every migration in run order with its risk, tables, estimate and "
+        "findings, and the dependency graph. With --database-url also the live state and the "
+        "last runs (read-only; takes no lock).",
+    )
+    _add_common(report)
+    _add_service_selection(report, required=False)
+    report.add_argument("--html", type=Path, required=True, metavar="PATH",
+                        help="where to write the page")
+    report.add_argument("--database-url", metavar="URL",
+                        help="also show the live state of this database (postgres://...)")
+    report.add_argument("--env", metavar="NAME",
+                        help="environment of the live state (default: $APP_ENV)")
+    report.add_argument("--strict", action="store_true",
+                        help="show warnings as errors, as `validate --strict` does")
+    report.add_argument("--base", metavar="REF",
+                        help="git revision of the last release, as for `validate --base`")
+    report.add_argument("--no-cache", action="store_true",
+                        help="analyse every file again instead of reusing cached results")
+    report.set_defaults(handler=handlers.cmd_report, uses_database=True)

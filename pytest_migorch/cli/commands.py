@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from pytest_migorch.cli.output import TextReporter, print_json, print_result
-from pytest_migorch.errors import UsageError
+from pytest_migorch.errors import MigorchError, UsageError
 
 if TYPE_CHECKING:
     from pytest_migorch.deploy.runner import Runner
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import AnalysisCache
 
 __all__ = ["root_of", "selected_services", "cmd_validate", "cmd_init", "cmd_up", "cmd_down",
-           "cmd_status", "cmd_list", "cmd_force", "cmd_graph", "cmd_new", "cmd_baseline"]
+           "cmd_status", "cmd_list", "cmd_force", "cmd_graph", "cmd_new", "cmd_baseline",
+           "cmd_report"]
 
 
 def root_of(args: argparse.Namespace) -> Path:
@@ -223,3 +224,42 @@ def cmd_new(args: argparse.Namespace) -> int:
     from pytest_migorch.cli.new import run_new
 
     return run_new(args, root_of(args), _analysis_cache(args))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``migorch report --html PATH``: the one-file web page (docs/runner.md). Exits 0 once the
+    page is written, whatever it shows (``validate`` and ``status`` are the gates); 1 when the
+    live state was asked for and could not be read (the page says why)."""
+    from pytest_migorch.reports.html import LiveState, attach_live, build_report, write_report
+    from pytest_migorch.vcs.integrity import check_against_base
+
+    root = root_of(args)
+    project = _load(args)
+    services = selected_services(args, list(project.services))
+    base = args.base
+    report = build_report(project, services=services, cache=_analysis_cache(args),
+                          strict=args.strict,
+                          checks=[lambda project: check_against_base(project, base)] if base
+                          else [])
+    code = 0
+    if args.database_url is not None:
+        try:
+            live = _runner(args, project, quiet=True).status(services, args.env)
+            env = live[0].state.environment if live else (args.env or "")
+            attach_live(report, env, [LiveState(r.to_json(root), r.migration_rows(root))
+                                      for r in live])
+        except MigorchError as exc:
+            report.live_error = str(exc)
+            print(f"migorch: error: the live state could not be read: {exc}", file=sys.stderr)
+            code = 1
+    try:
+        write_report(report, args.html)
+    except OSError as exc:
+        raise UsageError(f"cannot write the HTML report to {args.html}: {exc.strerror}; "
+                         "pass --html with a writable path") from exc
+    if _wants_json(args):
+        print_json({"ok": code == 0, "command": "report", "html": str(args.html),
+                    "live_error": report.live_error})
+    else:
+        print(f"wrote {args.html}")
+    return code

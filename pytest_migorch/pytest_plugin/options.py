@@ -86,6 +86,9 @@ OPTIONS: tuple[Option, ...] = (
            help="show every finding: no --migorch-base selection, no baseline"),
     Option("--migorch-markdown", "migorch_markdown", "string", metavar="PATH",
            help="write a Markdown report of the change (for a pull request comment)"),
+    Option("--migorch-html", "migorch_html", "string", metavar="PATH",
+           help="write a self-contained HTML report: migrations, findings, the graph and "
+           "every generated test's outcome"),
 )
 
 
@@ -144,6 +147,7 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         baseline_path=_path(config, "migorch_baseline"),
         all_findings=bool(option_value(config, "migorch_all_findings")),
         markdown_path=_path(config, "migorch_markdown"),
+        html_path=_path(config, "migorch_html"),
     )
     if settings.changed_only and not settings.base_ref:
         raise pytest.UsageError("--migorch-changed-only needs --migorch-base REF")

@@ -52,6 +52,8 @@ class MigorchSettings:
     all_findings: bool = False
     #: Where to write the Markdown report of the change.
     markdown_path: Path | None = None
+    #: Where to write the HTML report (:mod:`pytest_migorch.reports.html`).
+    html_path: Path | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def wants_environment(self, name: str) -> bool:
