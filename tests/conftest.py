@@ -31,6 +31,15 @@ from pytest_migorch.postgres.servers import (
 REQUIRE_ENV_VAR = "MIGORCH_TEST_REQUIRE_DB"
 
 
+@pytest.fixture(autouse=True)
+def _inner_sessions_print_as_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest prints whole failure messages in its short summary when ``CI`` is set (as our CI
+    does), so an inner pytester session's output would differ from a developer's run; tests
+    that count lines of that output must see the same text everywhere."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_analysis_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep `migorch validate`'s analysis cache of our tests out of the user's home."""
