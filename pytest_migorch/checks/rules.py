@@ -234,12 +234,21 @@ class _State:
     created_indexes: set[tuple[str, str]] = field(default_factory=set)
     created_schemas: set[str] = field(default_factory=set)
     lock_timeout: bool = False
+    #: Tables that existed before the migration, from the schema model (None: unknown).
+    existing: frozenset[tuple[str, str]] | None = None
+    dropped_tables: set[tuple[str, str]] = field(default_factory=set)
 
     def key(self, op: Op) -> tuple[str, str]:
         return (op.schema or self.schema, op.name or "")
 
     def is_new(self, op: Op) -> bool:
         return self.key(op) in self.created_tables
+
+    def existed(self, key: tuple[str, str]) -> bool:
+        """True when the model knows ``key`` existed before and the migration did not drop it
+        (so ``CREATE TABLE IF NOT EXISTS`` of it creates nothing new)."""
+        return (self.existing is not None and key in self.existing
+                and key not in self.dropped_tables)
 
 
 #: Ops that lock an existing table in a mode that blocks writes (for the lock_timeout rule).
@@ -254,9 +263,14 @@ _LOCKING_OPS: frozenset[OpKind] = frozenset({
 
 
 def evaluate(statements: Iterable[StatementAnalysis], *, schema: str, transactional: bool,
-             lock_timeout_assumed: bool = False) -> list[Hit]:
-    """Every rule hit of a migration's (up) statements, in file order."""
-    state = _State(schema=schema, lock_timeout=lock_timeout_assumed)
+             lock_timeout_assumed: bool = False,
+             existing: frozenset[tuple[str, str]] | None = None) -> list[Hit]:
+    """Every rule hit of a migration's (up) statements, in file order.
+
+    ``existing`` are the tables the schema model knows existed before the migration: a
+    ``CREATE TABLE IF NOT EXISTS`` of one of them does not make it new, so the rules about
+    locking and rewriting a table with data still apply to it."""
+    state = _State(schema=schema, lock_timeout=lock_timeout_assumed, existing=existing)
     hits: list[Hit] = []
     for statement in statements:
         if not statement.analysed:
@@ -286,7 +300,10 @@ def _locked_name(op: Op) -> str:
 def _record(op: Op, state: _State) -> None:
     """Remember what the statement created (and whether lock_timeout is now set)."""
     if op.op is OpKind.CREATE_TABLE:
-        state.created_tables.add(state.key(op))
+        if not state.existed(state.key(op)):
+            state.created_tables.add(state.key(op))
+    elif op.op is OpKind.DROP_TABLE:
+        state.dropped_tables.add(state.key(op))
     elif op.op is OpKind.CREATE_INDEX and op.detail:
         state.created_indexes.add((op.schema or state.schema, op.detail))
     elif op.op is OpKind.CREATE_SCHEMA and op.name:
