@@ -6,7 +6,9 @@ really happened:
 
 - which objects the migration's DDL touched, recorded by event triggers on ``ddl_command_end``
   and ``sql_drop`` into a log table in a private schema (``migorch_probe``);
-- which tables it wrote rows to (``pg_stat_xact_user_tables`` counts the current transaction);
+- which tables it wrote rows to (``pg_stat_xact_user_tables`` counts the current transaction),
+  or meant to: a ``RowExclusiveLock`` on an existing table is an UPDATE or DELETE that matched no
+  row of the (nearly empty) throwaway database but will change rows in production;
 - which tables that existed before it holds ``ACCESS EXCLUSIVE`` or ``SHARE`` locks on just
   before it commits, and which of them were rewritten (their ``relfilenode`` changed).
 
@@ -114,7 +116,7 @@ _LOCKS = """
 SELECT 'l'::text, l.relation::bigint, l.mode, NULL::text, NULL::text, NULL::bigint
 FROM pg_locks l
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-  AND l.mode IN ('AccessExclusiveLock', 'ShareLock')
+  AND l.mode IN ('AccessExclusiveLock', 'ShareLock', 'RowExclusiveLock')
 """
 
 _DDL_LOG = f"""
@@ -205,7 +207,11 @@ def _parse_truth(
             if n > before.writes.get(a, 0):
                 truth.written_tables.add(a)
         elif kind == "l":
-            if oid in before.tables:
+            if oid in before.tables and a == "RowExclusiveLock":
+                # INSERT/UPDATE/DELETE/MERGE/COPY hold it: the table is written even when no
+                # row of the throwaway database matched.
+                truth.written_tables.add(before.tables[oid][0])
+            elif oid in before.tables:
                 name = before.tables[oid][0]
                 if truth.locks.get(name) != "AccessExclusiveLock":
                     truth.locks[name] = a

@@ -88,6 +88,13 @@ def test_row_writes_count_only_what_the_migration_wrote(conn: psycopg.Connection
     assert quiet.touched_tables == set()
 
 
+def test_a_write_that_matched_no_row_still_counts(conn: psycopg.Connection) -> None:
+    truth = _migrate(conn, "UPDATE app.users SET email = '' WHERE id = 42;"
+                           " DELETE FROM app.\"Odd.Name\" WHERE id = 1")
+    assert truth.written_tables == {"app.users", "app.Odd.Name"}
+    assert truth.locks == {}
+
+
 def test_locks_and_rewrites_of_existing_tables(conn: psycopg.Connection) -> None:
     truth = _migrate(conn, "ALTER TABLE app.users ALTER COLUMN id TYPE bigint")
     assert truth.locks == {"app.users": "AccessExclusiveLock"}
