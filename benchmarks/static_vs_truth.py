@@ -13,8 +13,10 @@ which tables PostgreSQL saw each up file change. The static side is ``tables_tou
 :func:`pytest_migorch.checks.migration.check_migration`, given the schema model of the
 migrations before it in the same order (:mod:`pytest_migorch.checks.schema_history`).
 
-A file agrees when both sets are equal. Every disagreement is printed with the tables only one
-side saw, then the agreement rate per root and overall.
+A file agrees when both sets are equal, a renamed table counting under its new name (PostgreSQL
+names it so; the ``affects_tables`` cross-check accepts either). Every disagreement is printed
+with the tables only one side saw, then the agreement rate per root and overall.
+``--without-model`` checks each migration without the schema model, for comparison.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from pytest_migorch.postgres.servers import (  # noqa: E402
 from pytest_migorch.project.graph import ProjectGraph  # noqa: E402
 from pytest_migorch.project.validation import load_project  # noqa: E402
 from pytest_migorch.roundtrip.engine import RoundTrip  # noqa: E402
-from pytest_migorch.sql.analysis import AnalysisCache  # noqa: E402
+from pytest_migorch.sql.analysis import AnalysisCache, analyse_sql  # noqa: E402
+from pytest_migorch.sql.facts import Role  # noqa: E402
 
 try:  # the schema model; absent on revisions before it existed (for "before" numbers)
     from pytest_migorch.checks.schema_history import models_before
@@ -71,11 +74,35 @@ def qualified(tables: list[str], service: str) -> set[str]:
     return {t.lower() if "." in t else f"{default}.{t.lower()}" for t in tables}
 
 
+def renames(migration: Migration, cache: AnalysisCache) -> dict[str, str]:
+    """``schema.old`` -> ``schema.new`` for the tables the up file renames."""
+    if migration.up is None:
+        return {}
+    default = schema_name(migration.service)
+    found: dict[str, str] = {}
+    for st in analyse_sql(migration.up.read_text(), cache).statements:
+        for obj in st.objects_of("table", Role.RENAMED):
+            old = f"{obj.schema or default}.{obj.name}"
+            found[old] = f"{obj.new_schema or obj.schema or default}.{obj.new_name or obj.name}"
+    return found
+
+
+def final_names(tables: set[str], moved: dict[str, str]) -> set[str]:
+    result = set()
+    for table in tables:
+        seen = {table}
+        while table in moved and moved[table] not in seen:
+            table = moved[table]
+            seen.add(table)
+        result.add(table)
+    return result
+
+
 def static_tables(project: Project, graph: ProjectGraph, environment: str, service: str,
-                  cache: AnalysisCache) -> dict[int, set[str]]:
+                  cache: AnalysisCache, use_model: bool = True) -> dict[int, set[str]]:
     """version -> the static tables of each of ``service``'s migrations in ``environment``."""
     order = graph.order_all(environment, [service])
-    models = models_before(order, cache) if models_before is not None else {}
+    models = models_before(order, cache) if models_before is not None and use_model else {}
     found: dict[int, set[str]] = {}
     for migration in order:
         if migration.service != service:
@@ -83,17 +110,19 @@ def static_tables(project: Project, graph: ProjectGraph, environment: str, servi
         model = models.get(migration.key)
         extra = {"model": model} if model is not None else {}
         report = check_migration(migration, schema_name(service), cache, **extra)
-        found[migration.version] = qualified(report.tables_touched, service)
+        found[migration.version] = final_names(qualified(report.tables_touched, service),
+                                               renames(migration, cache))
     return found
 
 
-def measure_root(server: PostgresServer, root: Path, tally: Tally, quiet: bool) -> None:
+def measure_root(server: PostgresServer, root: Path, tally: Tally, quiet: bool,
+                 use_model: bool = True) -> None:
     project = load_project(root)
     graph = ProjectGraph(project)
     cache = AnalysisCache()
     for name, service in sorted(project.services.items()):
         for environment in service.environment_names():
-            static = static_tables(project, graph, environment, name, cache)
+            static = static_tables(project, graph, environment, name, cache, use_model)
             roundtrip = RoundTrip(server, project, graph, name, environment)
             try:
                 for migration in roundtrip.migrations():
@@ -127,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="*", type=Path)
     parser.add_argument("--quiet", action="store_true", help="only the rates")
+    parser.add_argument("--without-model", action="store_true",
+                        help="check each migration without the schema model of earlier ones")
     args = parser.parse_args(argv)
     roots = args.roots or default_roots()
     server = start_server(ServerOptions(provider="local", die_with_parent=True))
@@ -135,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         for root in roots:
             print(f"{root}:")
             tally = Tally()
-            measure_root(server, root, tally, args.quiet)
+            measure_root(server, root, tally, args.quiet, not args.without_model)
             print(f"  {tally.agreeing}/{tally.files} files agree")
             total.files += tally.files
             total.disagreements += tally.disagreements
