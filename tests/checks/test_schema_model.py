@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import write_service
@@ -12,6 +13,7 @@ from pytest_migorch.checks.migration import MigrationReport, check_migration, mi
 from pytest_migorch.checks.schema_history import models_before, service_models
 from pytest_migorch.checks.schema_model import SchemaModel
 from pytest_migorch.model import Service
+from pytest_migorch.postgres.servers import PostgresServer
 from pytest_migorch.project.validation import load_project
 from pytest_migorch.sql.schema_facts import schema_details
 
@@ -186,3 +188,52 @@ def test_schema_details_read_foreign_keys_and_sequences() -> None:
     assert detail.owned_sequences == ((("s", "t_id_seq"), ("s", "t")),)
     assert detail.foreign_keys == (("t_u_fkey", (None, "u")),)
     assert schema_details("not sql at all").table is None
+
+
+# --- against PostgreSQL: the static tables equal what the probes saw ---------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: One migration per case of the model, each after the schema the ones before it built.
+AGREEMENT_CASES = (
+    "CREATE TABLE users (id serial PRIMARY KEY, email text);\n"
+    "CREATE TABLE orders (id int PRIMARY KEY, user_id int REFERENCES users (id));\n"
+    "CREATE TABLE items (order_id int REFERENCES orders (id));\n"
+    "CREATE INDEX users_email ON users (email);\nCREATE INDEX orders_user ON orders (user_id);\n"
+    "CREATE TABLE kv (k text);\n"
+    "INSERT INTO users (email) VALUES ('a');\nINSERT INTO orders VALUES (1, 1);\n"
+    "INSERT INTO items VALUES (1);\n",
+    "DROP INDEX users_email;\n",
+    "ALTER SEQUENCE users_id_seq RESTART WITH 100;\n",
+    "ALTER INDEX orders_user RENAME TO orders_by_user;\n",
+    "DROP INDEX orders_by_user;\n",
+    "CREATE TABLE IF NOT EXISTS kv (k text);\nDROP TABLE IF EXISTS legacy;\n"
+    "ALTER TABLE IF EXISTS legacy ADD COLUMN x int;\n",
+    "ALTER TABLE items DROP CONSTRAINT items_order_id_fkey;\n",
+    "ALTER TABLE items ADD CONSTRAINT items_order FOREIGN KEY (order_id) REFERENCES orders (id);\n",
+    "TRUNCATE users CASCADE;\n",
+    "ALTER TABLE kv RENAME TO settings;\nCREATE INDEX settings_k ON settings (k);\n",
+)
+
+
+@pytest.fixture
+def static_vs_truth(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``benchmarks.static_vs_truth``, importable however pytest was started."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks import static_vs_truth as module
+
+    return module
+
+
+def test_static_tables_agree_with_postgresql(tmp_path: Path, pg_server: PostgresServer,
+                                             static_vs_truth: Any) -> None:
+    service(tmp_path, *AGREEMENT_CASES)
+    tally = static_vs_truth.Tally()
+    static_vs_truth.measure_root(pg_server, tmp_path, tally, quiet=True)
+    assert tally.files == len(AGREEMENT_CASES)
+    assert tally.disagreements == []
+    without = static_vs_truth.Tally()
+    static_vs_truth.measure_root(pg_server, tmp_path, without, quiet=True, use_model=False)
+    assert [line.split(":")[1].split(" ")[0] for line in without.disagreements] == [
+        "000002_m2", "000003_m3", "000004_m4", "000005_m5", "000006_m6", "000007_m7",
+        "000009_m9"]
