@@ -217,15 +217,17 @@ def check_migration(migration: Migration, service_schema: str,
                              declared_level=migration.meta.risk_level if migration.meta else None)
     where = {"service": migration.service, "migration": migration.id}
     silencer = Silencer(_SILENCEABLE)
-    up = _analyse(migration.up, cache)
+    up_text = read_up(migration.up)
+    up = analyse_sql(up_text, cache) if up_text is not None else None
     down = _analyse(migration.down, cache)
     if down is not None and migration.down is not None:
         report.findings += _file_findings(down, migration.down.path, migration, silencer, where)
         report.down_not_analysed = down.not_analysed
     if up is not None and migration.up is not None:
         report.findings += _file_findings(up, migration.up.path, migration, silencer, where)
+        effects = _effects(up, up_text or "", service_schema, model)
         _check_up(report, up, migration.up.path, migration, service_schema, silencer, where,
-                  lock_timeout_assumed, model)
+                  lock_timeout_assumed, model, effects)
     for analysis, file in ((down, migration.down), (up, migration.up)):
         if analysis is not None and file is not None:
             report.findings += silencer.unused(str(file.path), analysis, file.path, where,
@@ -235,13 +237,13 @@ def check_migration(migration: Migration, service_schema: str,
 
 def _check_up(report: MigrationReport, up: SqlAnalysis, path: Path, migration: Migration,
               schema: str, silencer: Silencer, where: dict[str, Any],
-              lock_timeout_assumed: bool, model: SchemaModel | None) -> None:
+              lock_timeout_assumed: bool, model: SchemaModel | None,
+              effects: list[Effect]) -> None:
     """The checks only the up file gets: risk rules and level, affects_tables."""
     report.statements_total = up.statements_total
     report.statements_analysed = up.statements_analysed
     report.not_analysed = up.not_analysed
     report.opaque = opaque_statements(up)
-    effects = _effects(up, migration, schema, model)
     existing = frozenset(model.tables) if model is not None else None
     hits = evaluate(up.statements, schema=schema, transactional=migration.transactional,
                     lock_timeout_assumed=lock_timeout_assumed, existing=existing)
@@ -258,13 +260,10 @@ def _check_up(report: MigrationReport, up: SqlAnalysis, path: Path, migration: M
         report.findings.append(too_low)
 
 
-def _effects(up: SqlAnalysis, migration: Migration, schema: str,
+def _effects(up: SqlAnalysis, text: str, schema: str,
              model: SchemaModel | None) -> list[Effect]:
     """The up file replayed into a copy of ``model`` (an empty one: only the file is known)."""
-    text = read_up(migration.up)
     start = model.copy() if model is not None else SchemaModel(exact=False)
-    if text is None:
-        return [Effect() for _ in up.statements]
     return file_effects(start, up, text, schema)
 
 
