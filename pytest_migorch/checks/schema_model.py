@@ -20,7 +20,7 @@ nobody can see into may have created anything. The model is pure data, no databa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
 from pytest_migorch.sql.analysis import StatementAnalysis
@@ -68,12 +68,13 @@ class SchemaModel:
         """True when the model knows ``key`` is no table (so a change to it is a no-op)."""
         return self.exact and key[0] in self.known_schemas and key not in self.tables
 
-    def resolve(self, qname: QName, schema: str, known: object) -> Key:
-        """The key an unqualified name resolves to: the service's schema, then public."""
+    def resolve(self, qname: QName, schema: str, known: Container[Key]) -> Key:
+        """The key an unqualified name resolves to among ``known`` objects: the service's
+        schema, then public (the round-trip's and the runner's search_path)."""
         if qname[0] is not None:
             return (qname[0], qname[1])
         for candidate in ((schema, qname[1]), ("public", qname[1])):
-            if candidate in known:  # type: ignore[operator]
+            if candidate in known:
                 return candidate
         return (schema, qname[1])
 
