@@ -12,12 +12,13 @@ Names are compared the way PostgreSQL resolves them with the service's schema fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_migorch.checks.ignores import Silencer
+from pytest_migorch.checks.schema_model import Effect
 from pytest_migorch.findings import Family, Finding, Rule, Severity
 from pytest_migorch.model import Migration
 from pytest_migorch.sql.analysis import SqlAnalysis, StatementAnalysis
@@ -63,11 +64,15 @@ class _Touches:
     temporary: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _collect_touches(analysis: SqlAnalysis, schema: str) -> _Touches:
+def _collect_touches(analysis: SqlAnalysis, schema: str,
+                     effects: Sequence[Effect] | None = None) -> _Touches:
     touches = _Touches()
-    for st in analysis.statements:
+    for position, st in enumerate(analysis.statements):
         if not st.analysed:
             continue
+        effect = effects[position] if effects is not None else Effect()
+        for key, role in effect.extra:
+            touches.tables.setdefault(key, []).append((st, role))
         for op in st.ops:
             if op.op is OpKind.CREATE_TABLE and op.has("temporary") and op.name:
                 touches.temporary.add(_table_key(op.schema, op.name, schema))
@@ -75,7 +80,7 @@ def _collect_touches(analysis: SqlAnalysis, schema: str) -> _Touches:
             key = _table_key(obj.schema, obj.name, schema)
             if obj.kind in ("view", "materialized view") and obj.role in AFFECTING_ROLES:
                 touches.views.add(key)
-            if obj.kind != "table":
+            if obj.kind != "table" or key in effect.void:
                 continue
             if obj.role not in AFFECTING_ROLES:
                 touches.read[key] = None
@@ -100,9 +105,13 @@ class TableUse:
 
 
 def cross_check_tables(analysis: SqlAnalysis, path: Path, migration: Migration, schema: str,
-                       silencer: Silencer, where: dict[str, Any]) -> TableUse:
-    """The tables ``analysis`` (the up file) touches, and SQL003/SQL004 against affects_tables."""
-    touches = _collect_touches(analysis, schema)
+                       silencer: Silencer, where: dict[str, Any],
+                       effects: Sequence[Effect] | None = None) -> TableUse:
+    """The tables ``analysis`` (the up file) touches, and SQL003/SQL004 against affects_tables.
+
+    ``effects`` (one per statement, from replaying the file into the schema model) add the
+    tables the facts do not name and take away the ones a statement does not change."""
+    touches = _collect_touches(analysis, schema, effects)
     use = TableUse(touched=[_show(k, schema) for k in touches.tables],
                    read=[_show(k, schema) for k in touches.read if k not in touches.tables])
     if migration.meta is not None:

@@ -45,6 +45,8 @@ from pytest_migorch.checks.risk_level import (
     opaque_statements,
 )
 from pytest_migorch.checks.rules import RISK_RULES, evaluate
+from pytest_migorch.checks.schema_history import file_effects, read_migration_file, service_models
+from pytest_migorch.checks.schema_model import Effect, SchemaModel
 from pytest_migorch.checks.transactions import OWN_TRANSACTION, UNCLOSED_TRANSACTION
 from pytest_migorch.findings import Finding, Rule
 from pytest_migorch.model import Migration, MigrationFile, RiskLevel, Service
@@ -204,26 +206,31 @@ class PlanEntry:
 
 def check_migration(migration: Migration, service_schema: str,
                     cache: AnalysisCache | None = None, *,
-                    lock_timeout_assumed: bool = False) -> MigrationReport:
+                    lock_timeout_assumed: bool = False,
+                    model: SchemaModel | None = None) -> MigrationReport:
     """Analyse ``migration`` (up file fully, down file for unreadable statements).
 
     ``service_schema`` is the schema first on the search_path (``user_service`` for
     ``user-service``). ``lock_timeout_assumed`` turns off the missing-lock_timeout rule for a
-    runner that sets lock_timeout itself.
+    runner that sets lock_timeout itself. ``model`` is the schema as the migrations before this
+    one left it (:mod:`pytest_migorch.checks.schema_history`); it is not changed. Without it
+    only the migration's own statements are known.
     """
     report = MigrationReport(service=migration.service, migration_id=migration.id,
                              declared_level=migration.meta.risk_level if migration.meta else None)
     where = {"service": migration.service, "migration": migration.id}
     silencer = Silencer(_SILENCEABLE)
-    up = _analyse(migration.up, cache, silencer)
-    down = _analyse(migration.down, cache, silencer)
+    up_text = read_migration_file(migration.up)
+    up = _analyse(migration.up, up_text, cache, silencer)
+    down = _analyse(migration.down, read_migration_file(migration.down), cache, silencer)
     if down is not None and migration.down is not None:
         report.findings += _file_findings(down, migration.down.path, migration, silencer, where)
         report.down_not_analysed = down.not_analysed
     if up is not None and migration.up is not None:
         report.findings += _file_findings(up, migration.up.path, migration, silencer, where)
+        effects = _effects(up, up_text or "", service_schema, model)
         _check_up(report, up, migration.up.path, migration, service_schema, silencer, where,
-                  lock_timeout_assumed)
+                  lock_timeout_assumed, model, effects)
     for analysis, file in ((down, migration.down), (up, migration.up)):
         if analysis is not None and file is not None:
             report.findings += silencer.unused(str(file.path), analysis, file.path, where,
@@ -235,19 +242,22 @@ def check_migration(migration: Migration, service_schema: str,
 
 def _check_up(report: MigrationReport, up: SqlAnalysis, path: Path, migration: Migration,
               schema: str, silencer: Silencer, where: dict[str, Any],
-              lock_timeout_assumed: bool) -> None:
+              lock_timeout_assumed: bool, model: SchemaModel | None,
+              effects: list[Effect]) -> None:
     """The checks only the up file gets: risk rules and level, affects_tables."""
     report.statements_total = up.statements_total
     report.statements_analysed = up.statements_analysed
     report.not_analysed = up.not_analysed
     report.opaque = opaque_statements(up)
+    existing = frozenset(model.tables) if model is not None else None
     hits = evaluate(up.statements, schema=schema, transactional=migration.transactional,
-                    lock_timeout_assumed=lock_timeout_assumed)
+                    lock_timeout_assumed=lock_timeout_assumed, existing=existing)
     derived = apply_hits(hits, path, migration, silencer, where)
     report.fired, report.ignored = derived.fired, derived.ignored
     report.derived_level = derived.level
     report.findings += derived.findings
-    use = affected_tables.cross_check_tables(up, path, migration, schema, silencer, where)
+    use = affected_tables.cross_check_tables(up, path, migration, schema, silencer, where,
+                                             effects)
     report.tables_touched, report.tables_read = use.touched, use.read
     report.findings += use.findings
     too_low = declared_level_finding(report.declared_level, derived, path, migration, where)
@@ -255,14 +265,16 @@ def _check_up(report: MigrationReport, up: SqlAnalysis, path: Path, migration: M
         report.findings.append(too_low)
 
 
-def _analyse(file: MigrationFile | None, cache: AnalysisCache | None,
+def _effects(up: SqlAnalysis, text: str, schema: str,
+             model: SchemaModel | None) -> list[Effect]:
+    """The up file replayed into a copy of ``model`` (an empty one: only the file is known)."""
+    start = model.copy() if model is not None else SchemaModel(exact=False)
+    return file_effects(start, up, text, schema)
+
+
+def _analyse(file: MigrationFile | None, text: str | None, cache: AnalysisCache | None,
              silencer: Silencer) -> SqlAnalysis | None:
-    if file is None:
-        return None
-    try:
-        text = file.read_text()
-    except OSError as exc:  # discovery reports unreadable files; nothing to analyse here
-        logger.debug("cannot read %s: %s", file.path, exc)
+    if file is None or text is None:  # unreadable files are discovery's findings
         return None
     analysis = analyse_sql(text, cache)
     silencer.read_file_ignores(str(file.path), text, analysis)
@@ -315,11 +327,16 @@ def plan_entry(migration: Migration, report: MigrationReport) -> PlanEntry:
 
 def migration_analyser(cache: AnalysisCache | None = None, *, lock_timeout_assumed: bool = False
                        ) -> Callable[[Service, Migration], list[Finding]]:
-    """A ``validation.MigrationAnalyser``: the findings of :func:`check_migration`."""
+    """A ``validation.MigrationAnalyser``: the findings of :func:`check_migration`, each with
+    the schema model its service's earlier migrations (by version) leave."""
+    models: dict[str, dict[tuple[str, int], SchemaModel]] = {}
 
     def analyse(service: Service, migration: Migration) -> list[Finding]:
+        if service.name not in models:
+            models[service.name] = service_models(service, cache)
         report = check_migration(migration, service.schema, cache,
-                                 lock_timeout_assumed=lock_timeout_assumed)
+                                 lock_timeout_assumed=lock_timeout_assumed,
+                                 model=models[service.name].get(migration.key))
         return report.findings + report.comment_findings
 
     return analyse

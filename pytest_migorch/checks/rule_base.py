@@ -71,9 +71,18 @@ class State:
     at_last_statement: bool = False
     #: indexes dropped with IF EXISTS (a retry-safe rebuild follows)
     dropped_guarded: set[tuple[str, str]] = field(default_factory=set)
+    #: Tables that existed before the migration, from the schema model (None: unknown).
+    existing: frozenset[tuple[str, str]] | None = None
+    dropped_tables: set[tuple[str, str]] = field(default_factory=set)
 
     def key(self, op: Op) -> tuple[str, str]:
         return (op.schema or self.schema, op.name or "")
 
     def is_new(self, op: Op) -> bool:
         return self.key(op) in self.created_tables
+
+    def existed(self, key: tuple[str, str]) -> bool:
+        """True when the model knows ``key`` existed before and the migration did not drop it
+        (so ``CREATE TABLE IF NOT EXISTS`` of it creates nothing new)."""
+        return (self.existing is not None and key in self.existing
+                and key not in self.dropped_tables)

@@ -210,14 +210,18 @@ _LOCKING_OPS: frozenset[OpKind] = frozenset({
 
 
 def evaluate(statements: Iterable[StatementAnalysis], *, schema: str, transactional: bool,
-             lock_timeout_assumed: bool = False) -> list[Hit]:
+             lock_timeout_assumed: bool = False,
+             existing: frozenset[tuple[str, str]] | None = None) -> list[Hit]:
     """Every rule hit of a migration's (up) statements, in file order.
 
     ``lock_timeout_assumed`` means the runner sets its own timeouts: it turns off both the
-    missing lock_timeout and the missing statement_timeout rule.
+    missing lock_timeout and the missing statement_timeout rule. ``existing`` are the tables the
+    schema model knows existed before the migration: a ``CREATE TABLE IF NOT EXISTS`` of one of
+    them does not make it new, so the rules about locking and rewriting a table with data still
+    apply to it.
     """
     state = State(schema=schema, transactional=transactional, lock_timeout=lock_timeout_assumed,
-                  statement_timeout=lock_timeout_assumed)
+                  statement_timeout=lock_timeout_assumed, existing=existing)
     hits: list[Hit] = []
     analysed = [s for s in statements if s.analysed]
     for position, statement in enumerate(analysed):
@@ -261,7 +265,10 @@ def _locked_name(op: Op) -> str:
 def _record(op: Op, state: State) -> None:
     """Remember what the statement created (and whether lock_timeout is now set)."""
     if op.op is OpKind.CREATE_TABLE:
-        state.created_tables.add(state.key(op))
+        if not state.existed(state.key(op)):
+            state.created_tables.add(state.key(op))
+    elif op.op is OpKind.DROP_TABLE:
+        state.dropped_tables.add(state.key(op))
     elif op.op is OpKind.CREATE_INDEX and op.detail:
         state.created_indexes.add((op.schema or state.schema, op.detail))
     elif op.op is OpKind.CREATE_SCHEMA and op.name:

@@ -5,8 +5,12 @@ the server three things, so declared metadata and the static analysis can be che
 really happened:
 
 - which objects the migration's DDL touched, recorded by event triggers on ``ddl_command_end``
-  and ``sql_drop`` into a log table in a private schema (``migorch_probe``);
-- which tables it wrote rows to (``pg_stat_xact_user_tables`` counts the current transaction);
+  and ``sql_drop`` into a log table in a private schema (``migorch_probe``), with the table an
+  index is on and the table that owns a sequence (a dropped index's table comes from the state
+  before the migration);
+- which tables it wrote rows to (``pg_stat_xact_user_tables`` counts the current transaction),
+  or meant to: a ``RowExclusiveLock`` on an existing table is an UPDATE or DELETE that matched no
+  row of the (nearly empty) throwaway database but will change rows in production;
 - which tables that existed before it holds ``ACCESS EXCLUSIVE`` or ``SHARE`` locks on just
   before it commits, and which of them were rewritten (their ``relfilenode`` changed).
 
@@ -50,6 +54,7 @@ CREATE TABLE IF NOT EXISTS {PROBE_SCHEMA}.ddl_log (
     table_identity text,
     dropped boolean NOT NULL DEFAULT false
 );
+ALTER TABLE {PROBE_SCHEMA}.ddl_log ADD COLUMN IF NOT EXISTS objid oid;
 CREATE OR REPLACE FUNCTION {PROBE_SCHEMA}.log_ddl() RETURNS event_trigger
 LANGUAGE plpgsql AS $probe$
 DECLARE r record;
@@ -61,7 +66,13 @@ BEGIN
             VALUES (r.command_tag, r.object_type, r.schema_name, r.object_identity,
                     CASE WHEN r.object_type = 'index' THEN
                         (SELECT (pg_identify_object('pg_class'::regclass, i.indrelid, 0)).identity
-                         FROM pg_index i WHERE i.indexrelid = r.objid) END);
+                         FROM pg_index i WHERE i.indexrelid = r.objid)
+                    WHEN r.object_type = 'sequence' THEN
+                        (SELECT (pg_identify_object('pg_class'::regclass, d.refobjid, 0)).identity
+                         FROM pg_depend d
+                         WHERE d.classid = 'pg_class'::regclass AND d.objid = r.objid
+                           AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                         LIMIT 1) END);
         END IF;
     END LOOP;
 END $probe$;
@@ -72,8 +83,8 @@ BEGIN
     FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
         IF r.schema_name IS DISTINCT FROM '{PROBE_SCHEMA}' AND NOT r.is_temporary THEN
             INSERT INTO {PROBE_SCHEMA}.ddl_log
-                (command_tag, object_type, schema_name, object_identity, dropped)
-            VALUES (tg_tag, r.object_type, r.schema_name, r.object_identity, true);
+                (command_tag, object_type, schema_name, object_identity, dropped, objid)
+            VALUES (tg_tag, r.object_type, r.schema_name, r.object_identity, true, r.objid);
         END IF;
     END LOOP;
 END $probe$;
@@ -86,7 +97,7 @@ CREATE EVENT TRIGGER migorch_probe_drop ON sql_drop EXECUTE FUNCTION {PROBE_SCHE
 # Every ground-truth query is one SELECT of rows ``(kind, oid, a, b, c, n)``, so that the state
 # before a migration and the truth after it each cost one round trip; the kinds are:
 #
-# - ``t``: a table (``oid``, ``a`` = schema, ``b`` = name, ``n`` = relfilenode);
+# - ``t``: a table (``oid``, ``a`` = schema, ``b`` = name, ``c`` = relkind, ``n`` = relfilenode);
 # - ``w``: row-write counter of the current transaction (``a`` = ``schema.table``, ``n``); they
 #   may still include earlier transactions of the same backend that were not flushed to the
 #   shared statistics yet, so only the growth during the migration counts;
@@ -97,10 +108,20 @@ CREATE EVENT TRIGGER migorch_probe_drop ON sql_drop EXECUTE FUNCTION {PROBE_SCHE
 # migration on the same connection.
 _TABLE_STATE = f"""
 SELECT 't'::text AS kind, c.oid::bigint AS oid, n.nspname::text AS a, c.relname::text AS b,
-       NULL::text AS c, c.relfilenode::bigint AS n
+       c.relkind::text AS c, c.relfilenode::bigint AS n
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', '{PROBE_SCHEMA}')
+  AND n.nspname NOT LIKE 'pg\\_%'
+"""
+
+# ``i``: an index (``oid``) and its table (``a`` = ``schema.table``), so that a dropped index,
+# which the drop event no longer knows the table of, is still put on its table.
+_INDEXES = f"""
+SELECT 'i'::text, i.indexrelid::bigint, n.nspname || '.' || c.relname, NULL::text, NULL::text,
+       NULL::bigint
+FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{PROBE_SCHEMA}')
   AND n.nspname NOT LIKE 'pg\\_%'
 """
 
@@ -114,11 +135,11 @@ _LOCKS = """
 SELECT 'l'::text, l.relation::bigint, l.mode, NULL::text, NULL::text, NULL::bigint
 FROM pg_locks l
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-  AND l.mode IN ('AccessExclusiveLock', 'ShareLock')
+  AND l.mode IN ('AccessExclusiveLock', 'ShareLock', 'RowExclusiveLock')
 """
 
 _DDL_LOG = f"""
-SELECT 'd'::text, NULL::bigint, object_type, object_identity, table_identity, NULL::bigint
+SELECT 'd'::text, objid::bigint, object_type, object_identity, table_identity, NULL::bigint
 FROM {PROBE_SCHEMA}.ddl_log
 """
 
@@ -126,7 +147,7 @@ FROM {PROBE_SCHEMA}.ddl_log
 #: creates new files for the table each time, which costs more than the rest of the capture.
 RESET_DDL_LOG = f"DELETE FROM {PROBE_SCHEMA}.ddl_log"
 
-_BEFORE = f"{_TABLE_STATE} UNION ALL {_WRITES}"
+_BEFORE = f"{_TABLE_STATE} UNION ALL {_WRITES} UNION ALL {_INDEXES}"
 
 #: Object types whose identity names a table, or ends in "on <table>".
 _TABLE_TYPES = {"table", "table column", "foreign table"}
@@ -156,17 +177,28 @@ class TableState:
 
     tables: dict[int, tuple[str, int]]
     writes: dict[str, int]
+    #: index oid -> ``schema.table`` it is on.
+    indexes: dict[int, str] = field(default_factory=dict)
+    #: oids of materialized views (their refresh replaces their storage but writes no table).
+    materialized: frozenset[int] = frozenset()
 
 
 def _parse_state(rows: list[tuple[Any, ...]]) -> TableState:
     tables: dict[int, tuple[str, int]] = {}
     writes: dict[str, int] = {}
-    for kind, oid, a, b, _c, n in rows:
+    indexes: dict[int, str] = {}
+    materialized: set[int] = set()
+    for kind, oid, a, b, c, n in rows:
         if kind == "t":
             tables[oid] = (f"{a}.{b}", n)
+            if c == "m":
+                materialized.add(oid)
         elif kind == "w":
             writes[a] = n
-    return TableState(tables=tables, writes=writes)
+        elif kind == "i":
+            indexes[oid] = a
+    return TableState(tables=tables, writes=writes, indexes=indexes,
+                      materialized=frozenset(materialized))
 
 
 def capture_table_state(conn: psycopg.Connection[Any]) -> TableState:
@@ -199,13 +231,19 @@ def _parse_truth(
     for kind, oid, a, b, c, n in rows:
         if kind == "d":
             table = _table_of(a, b, c)
+            if table is None and a == "index":
+                table = before.indexes.get(oid)
             if table is not None:
                 truth.ddl_tables.add(table)
         elif kind == "w":
             if n > before.writes.get(a, 0):
                 truth.written_tables.add(a)
         elif kind == "l":
-            if oid in before.tables:
+            if oid in before.tables and a == "RowExclusiveLock":
+                # INSERT/UPDATE/DELETE/MERGE/COPY hold it: the table is written even when no
+                # row of the throwaway database matched.
+                truth.written_tables.add(before.tables[oid][0])
+            elif oid in before.tables:
                 name = before.tables[oid][0]
                 if truth.locks.get(name) != "AccessExclusiveLock":
                     truth.locks[name] = a
@@ -215,6 +253,8 @@ def _parse_truth(
         now = filenodes.get(oid)
         if now is not None and now != filenode:
             truth.rewritten.add(name)
+            if oid not in before.materialized:  # TRUNCATE: no DDL event, no row counter
+                truth.written_tables.add(name)
     return truth
 
 
@@ -234,7 +274,7 @@ def collect_truth(
 
 def _table_of(object_type: str, identity: str, table_identity: str | None) -> str | None:
     """The table an event-trigger record concerns, as ``schema.table`` (unquoted)."""
-    if object_type == "index":
+    if object_type in ("index", "sequence"):
         return _unquote(table_identity) if table_identity else None
     if object_type in _TABLE_TYPES:
         parts = _split_identity(identity)

@@ -22,6 +22,8 @@ import pytest
 
 from pytest_migorch.checks.custom import load_custom_checks
 from pytest_migorch.checks.migration import MigrationReport, check_migration
+from pytest_migorch.checks.schema_history import service_models
+from pytest_migorch.checks.schema_model import SchemaModel
 from pytest_migorch.errors import ConfigurationError, MigorchError, ServerUnavailable
 from pytest_migorch.findings import Family, Finding, Severity
 from pytest_migorch.model import Migration, Project, Service, schema_name
@@ -125,13 +127,17 @@ class ServiceCollector(pytest.Directory):
         self.service = service
         self.result = result
         self._reports: dict[int, MigrationReport] = {}
+        self._models: dict[tuple[str, int], SchemaModel] | None = None
 
     def report(self, migration: Migration) -> MigrationReport:
         """The SQL analysis of one migration, computed once for its sql and risk items."""
         found = self._reports.get(migration.version)
         if found is None:
-            found = check_migration(migration, self.service.schema,
-                                    self.config.stash[ANALYSIS_CACHE_KEY])
+            cache = self.config.stash[ANALYSIS_CACHE_KEY]
+            if self._models is None:
+                self._models = service_models(self.service, cache)
+            found = check_migration(migration, self.service.schema, cache,
+                                    model=self._models.get(migration.key))
             self._reports[migration.version] = found
         return found
 

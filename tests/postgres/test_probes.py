@@ -88,6 +88,33 @@ def test_row_writes_count_only_what_the_migration_wrote(conn: psycopg.Connection
     assert quiet.touched_tables == set()
 
 
+def test_a_dropped_index_and_an_altered_sequence_are_put_on_their_table(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute("CREATE INDEX users_email_idx ON app.users (email);"
+                 " CREATE TABLE app.orders (id serial); CREATE SEQUENCE app.loose")
+    dropped = _migrate(conn, "DROP INDEX app.users_email_idx")
+    assert dropped.ddl_tables == {"app.users"}
+    sequence = _migrate(conn, "ALTER SEQUENCE app.orders_id_seq RESTART WITH 10;"
+                              " ALTER SEQUENCE app.loose RESTART")
+    assert sequence.ddl_tables == {"app.orders"}
+
+
+def test_truncate_counts_as_writing_every_table_it_empties(conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TABLE app.orders (user_id int REFERENCES app.users (id));"
+                 " INSERT INTO app.orders VALUES (1)")
+    truth = _migrate(conn, "TRUNCATE app.users CASCADE")
+    assert truth.written_tables == {"app.users", "app.orders"}
+    assert truth.rewritten == {"app.users", "app.orders"}
+
+
+def test_a_write_that_matched_no_row_still_counts(conn: psycopg.Connection) -> None:
+    truth = _migrate(conn, "UPDATE app.users SET email = '' WHERE id = 42;"
+                           " DELETE FROM app.\"Odd.Name\" WHERE id = 1")
+    assert truth.written_tables == {"app.users", "app.Odd.Name"}
+    assert truth.locks == {}
+
+
 def test_locks_and_rewrites_of_existing_tables(conn: psycopg.Connection) -> None:
     truth = _migrate(conn, "ALTER TABLE app.users ALTER COLUMN id TYPE bigint")
     assert truth.locks == {"app.users": "AccessExclusiveLock"}
