@@ -31,6 +31,7 @@ __all__ = [
     "database_error",
     "SecretFilter",
     "mask_secret",
+    "mask_dsn",
     "DB_VARIABLES",
 ]
 
@@ -47,6 +48,10 @@ _URL_SCHEMES = ("postgres", "postgresql")
 #: that libpq would reject as unknown.
 _DROPPED_QUERY_KEYS = ("search_path",)
 _KV_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+#: ``scheme://user:`` then everything up to the LAST ``@``: the password of a URL, even one whose
+#: reserved characters (``/ ? # @``) were not percent-encoded, so URL parsing would split it.
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:@/?#\s]*:)(.*)@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
 
 # Every password seen by this process, so log records and error texts can be scrubbed of it.
 _SECRETS: set[str] = set()
@@ -150,14 +155,23 @@ def _from_text(text: str, source: str) -> ConnectionSettings:
 
 
 def _from_url(text: str, source: str) -> ConnectionSettings:
+    parts = urlsplit(text)
+    if "@" in text.split("://", 1)[1] and "@" not in parts.netloc:
+        # An '@' after the host part: the password holds an unencoded / ? or #, so the URL
+        # splits inside it. Name the problem, never the text of the password.
+        raise ConfigurationError(
+            f"{source} is not a valid URL ({mask_dsn(text)}): its password contains reserved "
+            "characters (/ ? # @ :) that are not percent-encoded; encode them (e.g. / as %2F, "
+            "# as %23) or use the DB_* variables")
     try:
-        parts = urlsplit(text)
         password = unquote(parts.password) if parts.password else None
         _ = parts.port  # raises ValueError on a non-numeric port
-    except ValueError as exc:
+    except ValueError:
+        # The "port" may be the start of a password with an unencoded character: never echo it.
         raise ConfigurationError(
-            f"{source} is not a valid URL ({exc}); expected "
-            "postgres://user:password@host:port/dbname, with reserved characters percent-encoded"
+            f"{source} is not a valid URL ({mask_dsn(text)}): its port is not a number; "
+            "expected postgres://user:password@host:port/dbname, with reserved characters "
+            "percent-encoded"
         ) from None
     _remember(password)
     query = []
@@ -205,12 +219,26 @@ def _remember(password: str | None) -> None:
         _SECRETS.add(password)
 
 
+def mask_dsn(text: str) -> str:
+    """``text`` with every password written in it replaced by ``***``: a URL's (whatever stands
+    between ``//user:`` and the last ``@``), ``?password=`` and ``password=`` of key/value strings.
+
+    It rather masks too much than too little, and works on text that does not even parse: that
+    is exactly when the password would otherwise be printed in an error message.
+    """
+    masked = _URL_PASSWORD.sub(r"\1***@", text)
+    masked = _QUERY_PASSWORD.sub(r"\1***", masked)
+    return re.sub(r"((?<![?&])\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", masked,
+                  flags=re.IGNORECASE)
+
+
 def mask_secret(text: str, password: str | None = None) -> str:
-    """``text`` without ``password`` nor any password this process has seen."""
+    """``text`` without ``password``, any password this process has seen, or any password
+    written in it (:func:`mask_dsn`). The one masking function every message goes through."""
     for secret in sorted(_SECRETS | ({password} if password else set()), key=len, reverse=True):
         if secret:
             text = text.replace(secret, "***")
-    return _KV_PASSWORD.sub("password=***", text)
+    return mask_dsn(text)
 
 
 class SecretFilter(logging.Filter):

@@ -26,6 +26,7 @@ from psycopg import sql
 
 from pytest_migorch.errors import DatabaseError, UsageError
 from pytest_migorch.postgres.binaries import SUPERUSER
+from pytest_migorch.postgres.connection import mask_dsn, mask_secret
 
 __all__ = [
     "DSN_ENV_VAR",
@@ -37,7 +38,7 @@ __all__ = [
     "THROWAWAY_SETTINGS",
     "UNIX_PORT",
     "mask_dsn",
-    "scrub_secret",
+    "mask_secret",
     "unique_database_name",
     "version_text",
 ]
@@ -104,24 +105,6 @@ class ServerOptions:
             raise UsageError(f"provider 'dsn' needs a DSN (e.g. through {DSN_ENV_VAR})")
         if min(self.connect_timeout, self.docker_timeout, self.start_timeout) <= 0:
             raise UsageError("server timeouts must be positive")
-
-
-def mask_dsn(dsn: str) -> str:
-    """``dsn`` with any password replaced by ``***``, for messages and logs.
-
-    Handles URLs (userinfo and ``?password=``) and key/value strings, and rather masks too much
-    than too little: text that does not even parse is still shown without its secret.
-    """
-    masked = re.sub(r"(://[^:@/?#]*:)(.*)@", r"\1***@", dsn)
-    masked = re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.I)
-    return re.sub(
-        r"((?<![?&])\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", masked, flags=re.I
-    )
-
-
-def scrub_secret(text: str, secret: str | None) -> str:
-    """Remove a known secret from an error text (libpq rarely echoes one; be sure)."""
-    return text.replace(secret, "***") if secret else text
 
 
 def version_text(num: int) -> str:

@@ -26,7 +26,7 @@ from pytest_migorch.postgres.servers.base import (
     THROWAWAY_SETTINGS,
     PostgresServer,
     ServerOptions,
-    scrub_secret,
+    mask_secret,
     version_text,
 )
 
@@ -212,7 +212,7 @@ def start_docker(options: ServerOptions) -> DockerServer:
             container.stop()
         raise ServerUnavailable(
             f"could not start {options.docker_image} through testcontainers: "
-            f"{scrub_secret(str(exc), password)}"
+            f"{mask_secret(str(exc), password)}"
         ) from None
     server = DockerServer(container, params, admin)
     log.info("started %s", server.describe())

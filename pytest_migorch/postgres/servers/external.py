@@ -17,7 +17,7 @@ from pytest_migorch.errors import DatabaseError, ServerUnavailable, UsageError
 from pytest_migorch.postgres.servers.base import (
     PostgresServer,
     mask_dsn,
-    scrub_secret,
+    mask_secret,
     version_text,
 )
 
@@ -62,7 +62,7 @@ class ExternalServer(PostgresServer):
         except psycopg.Error as exc:
             raise ServerUnavailable(
                 f"could not connect to the test database server {shown} "
-                f"({time.monotonic() - started:.1f} s): {scrub_secret(str(exc).strip(), secret)}"
+                f"({time.monotonic() - started:.1f} s): {mask_secret(str(exc).strip(), secret)}"
             ) from None
         try:
             row = admin.execute(
@@ -71,7 +71,7 @@ class ExternalServer(PostgresServer):
             ).fetchone()
         except psycopg.Error as exc:
             admin.close()
-            raise ServerUnavailable(f"{shown}: {scrub_secret(str(exc), secret)}") from None
+            raise ServerUnavailable(f"{shown}: {mask_secret(str(exc), secret)}") from None
         if not row or not row[0]:
             admin.close()
             raise ServerUnavailable(
