@@ -158,6 +158,9 @@ def _add_down(commands: Any) -> None:
     how.add_argument("--steps", type=int, metavar="N", help="roll back the N newest (default 1)")
     how.add_argument("--version", type=_version_arg, metavar="V", dest="target_version",
                      help="roll back everything newer than version V (0: everything)")
+    how.add_argument("--only", type=_version_arg, metavar="VERSION",
+                     help="roll back exactly this applied migration, not the newer ones "
+                     "(refused while applied migrations depend on it, unless --cascade)")
     down.add_argument("--cascade", action="store_true",
                       help="also roll back applied dependents in any service (dependents first)")
     down.add_argument("--dry-run", action="store_true",

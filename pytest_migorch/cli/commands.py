@@ -132,7 +132,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     project = _load(args)
     result = _runner(args, project).down(
         _one_service(args, project), args.env, steps=args.steps, version=args.target_version,
-        cascade=args.cascade, dry_run=args.dry_run, confirmed=args.yes,
+        cascade=args.cascade, dry_run=args.dry_run, confirmed=args.yes, only=args.only,
     )
     return print_result(result, root_of(args), as_json=_wants_json(args))
 

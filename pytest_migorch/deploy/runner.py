@@ -44,6 +44,7 @@ from pytest_migorch.deploy.planning import (
 from pytest_migorch.deploy.preparing import ServicePreparation
 from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.results import Refused, RunResult
+from pytest_migorch.deploy.rollback import check_down_options, chosen_for_down
 from pytest_migorch.deploy.session import Session, executed_by
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.deploy.tracking import (
@@ -338,17 +339,11 @@ class Runner(ServicePreparation):
     def down(
         self, service: str, environment: str | None = None, *, steps: int | None = None,
         version: int | None = None, cascade: bool = False, dry_run: bool = False,
-        confirmed: bool = False,
+        confirmed: bool = False, only: int | None = None,
     ) -> RunResult:
-        """Roll back the newest applied migrations of ``service`` (one by default)."""
-        if steps is not None and version is not None:
-            raise UsageError("pass --steps or --version, not both")
-        if steps is not None and steps < 1:
-            raise UsageError("--steps must be at least 1")
-        if version is not None and version != 0 and \
-                version not in self.project.services[service].migrations:
-            raise UsageError(f"{service} has no migration with version {version} "
-                             "(use 0 to roll back everything)")
+        """Roll back the newest applied migrations of ``service`` (one by default), or with
+        ``only`` exactly that one migration (and, with ``cascade``, what depends on it)."""
+        check_down_options(self.project, service, steps, version, only)
         env = self.environment([service], environment)
         own = [m.key for m in self.graph.order(service, env)]
         involved = sorted({service} | {k[0] for k in self.graph.dependents(own, env)})
@@ -362,7 +357,8 @@ class Runner(ServicePreparation):
                                         writable=name == service and not dry_run)
                       for name in involved}
             self._check_ready(states[service], allow_drift=True, result=result)
-            plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade)
+            plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade,
+                                                only)
             result.plan = plan
             self.reporter.plan(plan)
             if dry_run:
@@ -377,15 +373,10 @@ class Runner(ServicePreparation):
         return result
 
     def _down_plan(self, states: dict[str, ServiceState], service: str, env: str,
-                   steps: int | None, version: int | None,
-                   cascade: bool) -> tuple[Plan, dict[str, str]]:
+                   steps: int | None, version: int | None, cascade: bool,
+                   only: int | None = None) -> tuple[Plan, dict[str, str]]:
         """What to roll back, newest first; refuse on applied dependents or irreversibility."""
-        state = states[service]
-        applied = state.applied
-        if version is not None:
-            chosen = [m for m in applied if m.version > version]
-        else:
-            chosen = list(reversed(applied))[: steps or 1]
+        chosen = chosen_for_down(states[service], env, steps, version, only)
         keys = {m.key for m in chosen}
         dependents = sorted(
             key for key in self.graph.dependents(keys, env)
