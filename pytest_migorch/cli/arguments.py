@@ -135,6 +135,9 @@ def _add_up(commands: Any) -> None:
     _add_service_selection(up, required=True)
     _add_connection(up)
     up.add_argument("--count", type=int, metavar="N", help="apply only the first N pending")
+    up.add_argument("--jobs", type=int, metavar="N", default=1,
+                    help="apply migrations that do not depend on each other on up to N "
+                    "connections at once (default 1: one after the other)")
     up.add_argument("--dry-run", action="store_true",
                     help="show the plan and the SQL; change nothing")
     up.add_argument("--allow-drift", action="store_true",

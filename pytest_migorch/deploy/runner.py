@@ -31,6 +31,7 @@ from pytest_migorch.deploy.applying import (
 )
 from pytest_migorch.deploy.locks import lock_wait_timeout
 from pytest_migorch.deploy.lost import connection_lost
+from pytest_migorch.deploy.parallel import ParallelApplier, step_prerequisites
 from pytest_migorch.deploy.planning import (
     Plan,
     PlanStep,
@@ -282,11 +283,14 @@ class Runner(ServicePreparation):
     def up(
         self, services: Sequence[str], environment: str | None = None, *,
         count: int | None = None, dry_run: bool = False, allow_drift: bool = False,
-        allow_high_risk: bool = False,
+        allow_high_risk: bool = False, jobs: int = 1,
     ) -> RunResult:
-        """Apply the pending migrations of ``services`` in resolved order."""
+        """Apply the pending migrations of ``services`` in resolved order; with ``jobs`` > 1,
+        independent ones at the same time on up to ``jobs`` connections."""
         if count is not None and count < 1:
             raise UsageError("--count must be at least 1")
+        if jobs < 1:
+            raise UsageError("--jobs must be at least 1")
         env = self.environment(services, environment)
         self.check_static(services)
         result = RunResult("up", env, list(services), dry_run=dry_run)
@@ -314,8 +318,24 @@ class Runner(ServicePreparation):
                 result.sql = _plan_sql(plan)
                 return result
             self._risk_gate(plan, allow_high_risk)
-            self._execute(session, plan, states, result)
+            if jobs > 1 and len({step.migration.service for step in plan.steps}) > 1:
+                self._execute_parallel(plan, states, result, jobs)
+            else:
+                self._execute(session, plan, states, result)
         return result
+
+    def _execute_parallel(self, plan: Plan, states: dict[str, ServiceState],
+                          result: RunResult, jobs: int) -> None:
+        """``--jobs N``: worker connections apply independent steps side by side, while this
+        run's session keeps holding every lock (:mod:`pytest_migorch.deploy.parallel`)."""
+        prerequisites = step_prerequisites(plan, self.graph.graph(plan.environment).predecessors)
+
+        def open_session() -> Session:
+            conn = connect(self.settings, purpose="migorch worker")
+            return Session(conn, self.settings, self.lock_timeout)
+
+        ParallelApplier(plan, states, prerequisites, open_session, self.project.root,
+                        self.executed_by, self.reporter, jobs).run(result)
 
     def _check_prerequisites(self, pending: list[Migration], selected: set[str],
                              env: str) -> None:
