@@ -144,6 +144,8 @@ def _add_up(commands: Any) -> None:
                     help="run even though applied files changed since they were applied")
     up.add_argument("--yes", "--allow-high-risk", dest="yes", action="store_true",
                     help="confirm high-risk migrations in a protected environment")
+    up.add_argument("--no-hooks", action="store_true",
+                    help="skip the environment's hooks (environments.json), with a warning")
     up.set_defaults(handler=handlers.cmd_up)
 
 
@@ -170,6 +172,8 @@ def _add_down(commands: Any) -> None:
                       help="show the plan and the SQL; change nothing")
     down.add_argument("--yes", action="store_true",
                       help="confirm a rollback in a protected environment")
+    down.add_argument("--no-hooks", action="store_true",
+                      help="skip the environment's hooks (environments.json), with a warning")
     down.set_defaults(handler=handlers.cmd_down)
 
 

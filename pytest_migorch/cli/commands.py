@@ -122,6 +122,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     project = _load(args)
     services = selected_services(args, list(project.services))
     runner = _runner(args, project)
+    runner.run_hooks = not args.no_hooks
     if args.jobs > 1 and isinstance(runner.reporter, TextReporter):
         runner.reporter.live = False  # one live line cannot show several running migrations
     result = runner.up(
@@ -133,7 +134,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     project = _load(args)
-    result = _runner(args, project).down(
+    runner = _runner(args, project)
+    runner.run_hooks = not args.no_hooks
+    result = runner.down(
         _one_service(args, project), args.env, steps=args.steps, version=args.target_version,
         cascade=args.cascade, dry_run=args.dry_run, confirmed=args.yes, only=args.only,
     )

@@ -104,7 +104,8 @@ class ParallelApplier:
 
     def __init__(self, plan: Plan, states: Mapping[str, ServiceState],
                  prerequisites: Mapping[Key, set[Key]], open_session: Callable[[], Session],
-                 root: Path, executed_by: str, reporter: Reporter, jobs: int) -> None:
+                 root: Path, executed_by: str, reporter: Reporter, jobs: int,
+                 after_step: Callable[[Session, PlanStep], None] | None = None) -> None:
         self.plan = plan
         self.states = states
         self.prerequisites = prerequisites
@@ -113,6 +114,8 @@ class ParallelApplier:
         self.executed_by = executed_by
         self.reporter = LockedReporter(reporter)
         self.jobs = jobs
+        #: The service's after-each hooks, run on the worker's session after a step succeeded.
+        self.after_step = after_step
         self._board = _Board(list(enumerate(plan.steps, 1)))
         self._began = time.monotonic()
 
@@ -155,7 +158,9 @@ class ParallelApplier:
             while (job := self._next()) is not None:
                 if session is None:
                     session = self.open_session()
-                self._run_one(Applier(session, self.root, self.executed_by), *job, result)
+                if self._run_one(Applier(session, self.root, self.executed_by), *job, result) \
+                        and self.after_step is not None:
+                    self.after_step(session, job[1])
         except BaseException as exc:  # connecting failed, or the connection died
             with self._board.cond:
                 self._board.errors.append(exc)
@@ -165,7 +170,8 @@ class ParallelApplier:
                 with suppress(psycopg.Error):
                     session.close()
 
-    def _run_one(self, applier: Applier, index: int, step: PlanStep, result: RunResult) -> None:
+    def _run_one(self, applier: Applier, index: int, step: PlanStep, result: RunResult) -> bool:
+        """Apply one step and record how it ended; True when it succeeded."""
         total = len(self.plan.steps)
         state = self.states[step.migration.service]
         self.reporter.step_started(step, index, total)
@@ -188,6 +194,7 @@ class ParallelApplier:
                 board.done.add(step.migration.key)
             board.cond.notify_all()
         self.reporter.step_finished(outcome, index, total)
+        return outcome.status != Status.FAILED
 
     @staticmethod
     def _failure(board: _Board, result: RunResult) -> MigorchError:

@@ -23,15 +23,15 @@ import psycopg
 
 from pytest_migorch.checks.custom import load_custom_checks
 from pytest_migorch.deploy.applying import (
-    Applier,
     NullReporter,
     Reporter,
     StepOutcome,
     force_advice,
 )
+from pytest_migorch.deploy.executing import Executor, hook_notes
+from pytest_migorch.deploy.hooks import HookRunner
 from pytest_migorch.deploy.locks import lock_wait_timeout
 from pytest_migorch.deploy.lost import connection_lost
-from pytest_migorch.deploy.parallel import ParallelApplier, step_prerequisites
 from pytest_migorch.deploy.planning import (
     Plan,
     PlanStep,
@@ -52,7 +52,7 @@ from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
     golang_migrate_table,
 )
-from pytest_migorch.errors import ConfigurationError, MigorchError, MigrationFailed, UsageError
+from pytest_migorch.errors import ConfigurationError, MigorchError, UsageError
 from pytest_migorch.findings import Family
 from pytest_migorch.model import Migration, Project
 from pytest_migorch.postgres.connection import ConnectionSettings, connect, database_error
@@ -99,6 +99,8 @@ class Runner(ServicePreparation):
         self.environ = os.environ if environ is None else environ
         self.graph = ProjectGraph(project)
         self.executed_by = executed_by()
+        #: False (``--no-hooks``): environments.json hooks are skipped, with a warning.
+        self.run_hooks = True
 
     # --- shared steps -----------------------------------------------------------------------
 
@@ -238,28 +240,24 @@ class Runner(ServicePreparation):
                 "--yes (or --allow-high-risk) to apply it."
             )
 
-    def _execute(self, session: Session, plan: Plan, states: dict[str, ServiceState],
-                 result: RunResult, rollback_to: Mapping[str, str] | None = None) -> None:
-        applier = Applier(session, self.project.root, self.executed_by)
-        total = len(plan.steps)
-        for index, step in enumerate(plan.steps, 1):
-            state = states[step.migration.service]
-            self.reporter.step_started(step, index, total)
-            result.running = step
-            try:
-                if step.direction == "up":
-                    outcome = applier.apply_up(state, step)
-                else:
-                    assert rollback_to is not None
-                    outcome = applier.apply_down(state, step, rollback_to[state.service.name])
-            except MigrationFailed as exc:
-                outcome = StepOutcome(step, Status.FAILED, 0.0, str(exc))
-                result.outcomes.append(outcome)
-                self.reporter.step_finished(outcome, index, total)
-                raise
-            result.running = None
-            result.outcomes.append(outcome)
-            self.reporter.step_finished(outcome, index, total)
+    def _executor(self, environment: str) -> Executor:
+        def open_session() -> Session:
+            return Session(connect(self.settings, purpose="migorch worker"), self.settings,
+                           self.lock_timeout)
+
+        hooks = HookRunner(self.project, environment, self.settings, self.executed_by,
+                           enabled=self.run_hooks)
+        return Executor(self.project.root, self.executed_by, self.reporter, self.graph, hooks,
+                        open_session)
+
+    def _show_plan(self, plan: Plan, result: RunResult, dry_run: bool) -> None:
+        """Print the plan, and what it says about hooks (``--dry-run`` lists them)."""
+        result.plan = plan
+        self.reporter.plan(plan)
+        hooks = HookRunner(self.project, plan.environment, self.settings, self.executed_by,
+                           enabled=self.run_hooks)
+        for line in hook_notes(hooks, plan, dry_run=dry_run):
+            self._note(result, line)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -312,30 +310,13 @@ class Runner(ServicePreparation):
             plan = Plan("up", env, is_protected(self.project, services, env),
                         [plan_step(m, "up", states[m.service].schema, self.analysis_cache)
                          for m in todo])
-            result.plan = plan
-            self.reporter.plan(plan)
+            self._show_plan(plan, result, dry_run)
             if dry_run:
                 result.sql = _plan_sql(plan)
                 return result
             self._risk_gate(plan, allow_high_risk)
-            if jobs > 1 and len({step.migration.service for step in plan.steps}) > 1:
-                self._execute_parallel(plan, states, result, jobs)
-            else:
-                self._execute(session, plan, states, result)
+            self._executor(env).execute(session, plan, states, result, jobs=jobs)
         return result
-
-    def _execute_parallel(self, plan: Plan, states: dict[str, ServiceState],
-                          result: RunResult, jobs: int) -> None:
-        """``--jobs N``: worker connections apply independent steps side by side, while this
-        run's session keeps holding every lock (:mod:`pytest_migorch.deploy.parallel`)."""
-        prerequisites = step_prerequisites(plan, self.graph.graph(plan.environment).predecessors)
-
-        def open_session() -> Session:
-            conn = connect(self.settings, purpose="migorch worker")
-            return Session(conn, self.settings, self.lock_timeout)
-
-        ParallelApplier(plan, states, prerequisites, open_session, self.project.root,
-                        self.executed_by, self.reporter, jobs).run(result)
 
     def _check_prerequisites(self, pending: list[Migration], selected: set[str],
                              env: str) -> None:
@@ -379,8 +360,7 @@ class Runner(ServicePreparation):
             self._check_ready(states[service], allow_drift=True, result=result)
             plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade,
                                                 only)
-            result.plan = plan
-            self.reporter.plan(plan)
+            self._show_plan(plan, result, dry_run)
             if dry_run:
                 result.sql = _plan_sql(plan)
                 return result
@@ -389,7 +369,7 @@ class Runner(ServicePreparation):
                               "data; review the plan, then pass --yes to roll back")
             for name in {s.migration.service for s in plan.steps}:
                 self._check_dirty(states[name])
-            self._execute(session, plan, states, result, rollback_to)
+            self._executor(env).execute(session, plan, states, result, rollback_to)
         return result
 
     def _down_plan(self, states: dict[str, ServiceState], service: str, env: str,
