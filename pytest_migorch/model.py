@@ -198,6 +198,27 @@ class Migration:
         return found
 
 
+#: When a deploy hook runs (environments.json ``hooks``; docs/runner.md "Hooks").
+HOOK_EVENTS = ("before_run", "after_each", "after_run",
+               "before_down", "after_each_down", "after_down")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One deploy hook: a SQL file run in the migration session, or a command (no shell).
+
+    Paths (the SQL file, a relative command) are relative to the service directory."""
+
+    event: str
+    sql: str | None = None
+    command: tuple[str, ...] = ()
+    timeout: float = 300.0
+
+    @property
+    def label(self) -> str:
+        return f"sql {self.sql}" if self.sql else "command " + " ".join(self.command)
+
+
 @dataclass
 class Environment:
     """An environment of environments.json and the environment-only versions it adds."""
@@ -206,6 +227,8 @@ class Environment:
     versions: tuple[int, ...] = ()
     protected: bool = False
     line: int | None = None
+    #: Deploy hooks by event (``HOOK_EVENTS``), in declaration order.
+    hooks: dict[str, tuple[Hook, ...]] = field(default_factory=dict)
 
 
 @dataclass

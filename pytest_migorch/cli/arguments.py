@@ -165,12 +165,17 @@ def _add_up(commands: Any) -> None:
     _add_service_selection(up, required=True)
     _add_connection(up)
     up.add_argument("--count", type=int, metavar="N", help="apply only the first N pending")
+    up.add_argument("--jobs", type=int, metavar="N", default=1,
+                    help="apply migrations that do not depend on each other on up to N "
+                    "connections at once (default 1: one after the other)")
     up.add_argument("--dry-run", action="store_true",
                     help="show the plan and the SQL; change nothing")
     up.add_argument("--allow-drift", action="store_true",
                     help="run even though applied files changed since they were applied")
     up.add_argument("--yes", "--allow-high-risk", dest="yes", action="store_true",
                     help="confirm high-risk migrations in a protected environment")
+    up.add_argument("--no-hooks", action="store_true",
+                    help="skip the environment's hooks (environments.json), with a warning")
     up.set_defaults(handler=handlers.cmd_up)
 
 
@@ -188,12 +193,17 @@ def _add_down(commands: Any) -> None:
     how.add_argument("--steps", type=int, metavar="N", help="roll back the N newest (default 1)")
     how.add_argument("--version", type=_version_arg, metavar="V", dest="target_version",
                      help="roll back everything newer than version V (0: everything)")
+    how.add_argument("--only", type=_version_arg, metavar="VERSION",
+                     help="roll back exactly this applied migration, not the newer ones "
+                     "(refused while applied migrations depend on it, unless --cascade)")
     down.add_argument("--cascade", action="store_true",
                       help="also roll back applied dependents in any service (dependents first)")
     down.add_argument("--dry-run", action="store_true",
                       help="show the plan and the SQL; change nothing")
     down.add_argument("--yes", action="store_true",
                       help="confirm a rollback in a protected environment")
+    down.add_argument("--no-hooks", action="store_true",
+                      help="skip the environment's hooks (environments.json), with a warning")
     down.set_defaults(handler=handlers.cmd_down)
 
 

@@ -139,18 +139,24 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     project = _load(args)
     services = selected_services(args, list(project.services))
-    result = _runner(args, project).up(
+    runner = _runner(args, project)
+    runner.run_hooks = not args.no_hooks
+    if args.jobs > 1 and isinstance(runner.reporter, TextReporter):
+        runner.reporter.live = False  # one live line cannot show several running migrations
+    result = runner.up(
         services, args.env, count=args.count, dry_run=args.dry_run,
-        allow_drift=args.allow_drift, allow_high_risk=args.yes,
+        allow_drift=args.allow_drift, allow_high_risk=args.yes, jobs=args.jobs,
     )
     return print_result(result, root_of(args), as_json=_wants_json(args))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     project = _load(args)
-    result = _runner(args, project).down(
+    runner = _runner(args, project)
+    runner.run_hooks = not args.no_hooks
+    result = runner.down(
         _one_service(args, project), args.env, steps=args.steps, version=args.target_version,
-        cascade=args.cascade, dry_run=args.dry_run, confirmed=args.yes,
+        cascade=args.cascade, dry_run=args.dry_run, confirmed=args.yes, only=args.only,
     )
     return print_result(result, root_of(args), as_json=_wants_json(args))
 

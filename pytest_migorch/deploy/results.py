@@ -37,6 +37,9 @@ class RunResult:
     running: PlanStep | None = None
     #: Set when the connection died mid-run: what ran, what the records say now.
     connection_lost: dict[str, Any] | None = None
+    #: ``--jobs N``: per service, its first start and last end (seconds from the start of the
+    #: run) and the seconds its migrations took.
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -59,4 +62,17 @@ class RunResult:
             "error": str(self.error) if self.error else None,
             "exit_code": self.error.exit_code if self.error else 0,
             "connection_lost": self.connection_lost,
+            "service_timings": self.service_timings(),
         }
+
+    def service_timings(self) -> dict[str, dict[str, float]]:
+        """Per service: the seconds its migrations took (and, for a parallel run, when its
+        first started and its last ended, in seconds from the start of the run)."""
+        out: dict[str, dict[str, float]] = {}
+        for outcome in self.outcomes:
+            entry = out.setdefault(outcome.step.migration.service, {"seconds": 0.0})
+            entry["seconds"] = round(entry["seconds"] + outcome.seconds, 3)
+        for service, timing in self.timings.items():
+            out.setdefault(service, {}).update(
+                {"started": round(timing["started"], 3), "finished": round(timing["finished"], 3)})
+        return out

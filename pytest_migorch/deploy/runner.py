@@ -23,12 +23,13 @@ import psycopg
 
 from pytest_migorch.checks.custom import load_custom_checks
 from pytest_migorch.deploy.applying import (
-    Applier,
     NullReporter,
     Reporter,
     StepOutcome,
     force_advice,
 )
+from pytest_migorch.deploy.executing import Executor, hook_notes
+from pytest_migorch.deploy.hooks import HookRunner
 from pytest_migorch.deploy.locks import lock_wait_timeout
 from pytest_migorch.deploy.lost import connection_lost
 from pytest_migorch.deploy.planning import (
@@ -44,13 +45,14 @@ from pytest_migorch.deploy.planning import (
 from pytest_migorch.deploy.preparing import ServicePreparation
 from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.results import Refused, RunResult
+from pytest_migorch.deploy.rollback import check_down_options, chosen_for_down
 from pytest_migorch.deploy.session import Session, executed_by
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.deploy.tracking import (
     GOLANG_MIGRATE_SCHEMA,
     golang_migrate_table,
 )
-from pytest_migorch.errors import ConfigurationError, MigorchError, MigrationFailed, UsageError
+from pytest_migorch.errors import ConfigurationError, MigorchError, UsageError
 from pytest_migorch.findings import Family
 from pytest_migorch.model import Migration, Project
 from pytest_migorch.postgres.connection import ConnectionSettings, connect, database_error
@@ -97,6 +99,8 @@ class Runner(ServicePreparation):
         self.environ = os.environ if environ is None else environ
         self.graph = ProjectGraph(project)
         self.executed_by = executed_by()
+        #: False (``--no-hooks``): environments.json hooks are skipped, with a warning.
+        self.run_hooks = True
 
     # --- shared steps -----------------------------------------------------------------------
 
@@ -236,28 +240,24 @@ class Runner(ServicePreparation):
                 "--yes (or --allow-high-risk) to apply it."
             )
 
-    def _execute(self, session: Session, plan: Plan, states: dict[str, ServiceState],
-                 result: RunResult, rollback_to: Mapping[str, str] | None = None) -> None:
-        applier = Applier(session, self.project.root, self.executed_by)
-        total = len(plan.steps)
-        for index, step in enumerate(plan.steps, 1):
-            state = states[step.migration.service]
-            self.reporter.step_started(step, index, total)
-            result.running = step
-            try:
-                if step.direction == "up":
-                    outcome = applier.apply_up(state, step)
-                else:
-                    assert rollback_to is not None
-                    outcome = applier.apply_down(state, step, rollback_to[state.service.name])
-            except MigrationFailed as exc:
-                outcome = StepOutcome(step, Status.FAILED, 0.0, str(exc))
-                result.outcomes.append(outcome)
-                self.reporter.step_finished(outcome, index, total)
-                raise
-            result.running = None
-            result.outcomes.append(outcome)
-            self.reporter.step_finished(outcome, index, total)
+    def _executor(self, environment: str) -> Executor:
+        def open_session() -> Session:
+            return Session(connect(self.settings, purpose="migorch worker"), self.settings,
+                           self.lock_timeout)
+
+        hooks = HookRunner(self.project, environment, self.settings, self.executed_by,
+                           enabled=self.run_hooks)
+        return Executor(self.project.root, self.executed_by, self.reporter, self.graph, hooks,
+                        open_session)
+
+    def _show_plan(self, plan: Plan, result: RunResult, dry_run: bool) -> None:
+        """Print the plan, and what it says about hooks (``--dry-run`` lists them)."""
+        result.plan = plan
+        self.reporter.plan(plan)
+        hooks = HookRunner(self.project, plan.environment, self.settings, self.executed_by,
+                           enabled=self.run_hooks)
+        for line in hook_notes(hooks, plan, dry_run=dry_run):
+            self._note(result, line)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -281,11 +281,14 @@ class Runner(ServicePreparation):
     def up(
         self, services: Sequence[str], environment: str | None = None, *,
         count: int | None = None, dry_run: bool = False, allow_drift: bool = False,
-        allow_high_risk: bool = False,
+        allow_high_risk: bool = False, jobs: int = 1,
     ) -> RunResult:
-        """Apply the pending migrations of ``services`` in resolved order."""
+        """Apply the pending migrations of ``services`` in resolved order; with ``jobs`` > 1,
+        independent ones at the same time on up to ``jobs`` connections."""
         if count is not None and count < 1:
             raise UsageError("--count must be at least 1")
+        if jobs < 1:
+            raise UsageError("--jobs must be at least 1")
         env = self.environment(services, environment)
         self.check_static(services)
         result = RunResult("up", env, list(services), dry_run=dry_run)
@@ -307,13 +310,12 @@ class Runner(ServicePreparation):
             plan = Plan("up", env, is_protected(self.project, services, env),
                         [plan_step(m, "up", states[m.service].schema, self.analysis_cache)
                          for m in todo])
-            result.plan = plan
-            self.reporter.plan(plan)
+            self._show_plan(plan, result, dry_run)
             if dry_run:
                 result.sql = _plan_sql(plan)
                 return result
             self._risk_gate(plan, allow_high_risk)
-            self._execute(session, plan, states, result)
+            self._executor(env).execute(session, plan, states, result, jobs=jobs)
         return result
 
     def _check_prerequisites(self, pending: list[Migration], selected: set[str],
@@ -338,17 +340,11 @@ class Runner(ServicePreparation):
     def down(
         self, service: str, environment: str | None = None, *, steps: int | None = None,
         version: int | None = None, cascade: bool = False, dry_run: bool = False,
-        confirmed: bool = False,
+        confirmed: bool = False, only: int | None = None,
     ) -> RunResult:
-        """Roll back the newest applied migrations of ``service`` (one by default)."""
-        if steps is not None and version is not None:
-            raise UsageError("pass --steps or --version, not both")
-        if steps is not None and steps < 1:
-            raise UsageError("--steps must be at least 1")
-        if version is not None and version != 0 and \
-                version not in self.project.services[service].migrations:
-            raise UsageError(f"{service} has no migration with version {version} "
-                             "(use 0 to roll back everything)")
+        """Roll back the newest applied migrations of ``service`` (one by default), or with
+        ``only`` exactly that one migration (and, with ``cascade``, what depends on it)."""
+        check_down_options(self.project, service, steps, version, only)
         env = self.environment([service], environment)
         own = [m.key for m in self.graph.order(service, env)]
         involved = sorted({service} | {k[0] for k in self.graph.dependents(own, env)})
@@ -362,9 +358,9 @@ class Runner(ServicePreparation):
                                         writable=name == service and not dry_run)
                       for name in involved}
             self._check_ready(states[service], allow_drift=True, result=result)
-            plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade)
-            result.plan = plan
-            self.reporter.plan(plan)
+            plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade,
+                                                only)
+            self._show_plan(plan, result, dry_run)
             if dry_run:
                 result.sql = _plan_sql(plan)
                 return result
@@ -373,19 +369,14 @@ class Runner(ServicePreparation):
                               "data; review the plan, then pass --yes to roll back")
             for name in {s.migration.service for s in plan.steps}:
                 self._check_dirty(states[name])
-            self._execute(session, plan, states, result, rollback_to)
+            self._executor(env).execute(session, plan, states, result, rollback_to)
         return result
 
     def _down_plan(self, states: dict[str, ServiceState], service: str, env: str,
-                   steps: int | None, version: int | None,
-                   cascade: bool) -> tuple[Plan, dict[str, str]]:
+                   steps: int | None, version: int | None, cascade: bool,
+                   only: int | None = None) -> tuple[Plan, dict[str, str]]:
         """What to roll back, newest first; refuse on applied dependents or irreversibility."""
-        state = states[service]
-        applied = state.applied
-        if version is not None:
-            chosen = [m for m in applied if m.version > version]
-        else:
-            chosen = list(reversed(applied))[: steps or 1]
+        chosen = chosen_for_down(states[service], env, steps, version, only)
         keys = {m.key for m in chosen}
         dependents = sorted(
             key for key in self.graph.dependents(keys, env)

@@ -7,6 +7,7 @@
 # Variables (set them on the command line, in the environment, or before the include):
 #   SERVICE_NAME   one service (a directory under MIGORCH_ROOT); empty: every service (--all)
 #   COUNT          db-migrate-up: apply only the first COUNT pending migrations
+#   JOBS           db-migrate-up: apply independent services' migrations on JOBS connections
 #   STEPS          db-migrate-down: roll back the STEPS newest applied migrations (default 1)
 #   VERSION        db-migrate-force: the version to record (see `migorch force --help`)
 #   APP_ENV        the environment, declared in each service's environments.json
@@ -26,6 +27,7 @@ MIGORCH ?= migorch
 MIGORCH_ROOT ?= services
 SERVICE_NAME ?=
 COUNT ?=
+JOBS ?=
 STEPS ?= 1
 VERSION ?=
 MIGORCH_FLAGS ?=
@@ -38,9 +40,10 @@ MIGORCH_COMMON = --root $(MIGORCH_ROOT) $(MIGORCH_ENV_FLAG) $(MIGORCH_FLAGS)
         db-migrate-status-orchestrator db-migrate-list-orchestrator \
         db-migrate-init-orchestrator db-migrate-validate-orchestrator db-migrate-force
 
-## Apply pending migrations (SERVICE_NAME=svc, or every service in cross-service order; COUNT=n)
+## Apply pending migrations (SERVICE_NAME=svc, or every service in cross-service order; COUNT=n;
+## JOBS=n: independent services side by side)
 db-migrate-up:
-	$(MIGORCH) up $(MIGORCH_SELECTION) $(if $(strip $(COUNT)),--count $(COUNT),) $(MIGORCH_COMMON)
+	$(MIGORCH) up $(MIGORCH_SELECTION) $(if $(strip $(COUNT)),--count $(COUNT),) $(if $(strip $(JOBS)),--jobs $(JOBS),) $(MIGORCH_COMMON)
 
 ## Roll back the STEPS newest applied migrations of SERVICE_NAME (required)
 db-migrate-down:

@@ -23,6 +23,7 @@ from pytest_migorch.model import (
     TRANSACTIONAL_BY_DEFAULT,
     DependencyRef,
     Environment,
+    Hook,
     Migration,
     MigrationMeta,
     RiskLevel,
@@ -377,8 +378,15 @@ def _build_environment(
     protected = body.get("protected", is_protected_by_default(name))
     return Environment(
         name=name, versions=tuple(sorted(set(versions))), protected=bool(protected),
-        line=document.line_of(("environments", name)),
+        line=document.line_of(("environments", name)), hooks=_hooks(body.get("hooks", {})),
     )
+
+
+def _hooks(body: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[Hook, ...]]:
+    """The ``hooks`` of one environment (the schema has checked their shape)."""
+    return {event: tuple(Hook(event, item.get("sql"), tuple(item.get("command", ())),
+                              float(item.get("timeout", 300))) for item in items)
+            for event, items in body.items()}
 
 
 def _report_unlisted_environment_files(service: Service, listed: set[int]) -> None:

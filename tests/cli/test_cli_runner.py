@@ -256,6 +256,8 @@ def test_progress_line_on_a_terminal(services: Path) -> None:
     ("db-migrate-up", ["SERVICE_NAME=user-service", "COUNT=2", "APP_ENV=staging"],
      "migorch up user-service --count 2 --root services --env staging"),
     ("db-migrate-up", [], "migorch up --all --root services"),
+    ("db-migrate-up", ["JOBS=4", "APP_ENV=staging"],
+     "migorch up --all --jobs 4 --root services --env staging"),
     ("db-migrate-down", ["SERVICE_NAME=user-service", "STEPS=3"],
      "migorch down user-service --steps 3 --root services"),
     ("db-migrate-status", ["MIGORCH_ROOT=svc"], "migorch status --all --root svc"),
