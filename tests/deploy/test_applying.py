@@ -86,7 +86,7 @@ class Harness:
                                 "shop.migration_executions WHERE migration_id = %s",
                       (migration_id,))
         assert len(found) == 1, found
-        return found[0]
+        return tuple(found[0])
 
     def golang_migrate(self) -> list[tuple[int, bool]]:
         return [(int(v), bool(d)) for v, d in
