@@ -66,8 +66,13 @@ class ServiceReport:
 
     @property
     def has_problems(self) -> bool:
-        """Drift, a dirty state or a failed migration: ``status`` exits 1."""
-        return bool(self.drift or self.dirty or self.state.failed)
+        """Drift, a dirty state, a failed migration or no tracking table: ``status`` exits 1.
+
+        A database never initialised is a problem too: a deploy script must be able to tell
+        "not set up" from "all good" by the exit code alone.
+        """
+        return bool(self.drift or self.dirty or self.state.failed or not self.state.initialised
+                    or self.state.other_environments)
 
     def migration_rows(self, root: Path | None = None) -> list[dict[str, Any]]:
         """One entry per migration of the environment, then applied rows with no file."""
@@ -165,8 +170,13 @@ class ServiceReport:
     def render_status(self) -> str:
         state = self.state
         lines = [f"{self.name} (schema {state.schema}, environment {state.environment!r})"]
+        if state.other_environments:
+            lines.append("  deployed in this database as environment "
+                         + ", ".join(repr(e) for e in state.other_environments)
+                         + f", not {state.environment!r}: check --env / APP_ENV")
         if not state.initialised:
-            lines.append("  not initialised: run `migorch init` (or `up`, which does it)")
+            lines.append("  Migration tracking table does not exist: this database was never "
+                         "initialised; run `migorch init` (or `up`, which does it)")
         gm = state.schema_version
         lines.append(f"  golang-migrate {GOLANG_MIGRATE_SCHEMA}."
                      f"{golang_migrate_table(state.schema)}: {gm.describe()}")

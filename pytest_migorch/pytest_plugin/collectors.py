@@ -83,6 +83,18 @@ class LazyServer:
 
 
 
+def child_id(parent: pytest.Collector, name: str) -> dict[str, str]:
+    """The ``nodeid`` keyword for a non-file child of ``parent`` named ``name``.
+
+    pytest 9 matches ``--lf``/``--ff`` by parsing the ids in its cache, which reads the first
+    ``[...]`` of a name as parameters (``sql[000001_x]`` is ``sql`` with params ``000001_x``).
+    A node built with ``parent.id.child(name)`` keeps the bracket in its name and is never equal
+    to that parse, so every failed item was "not in selected tests". Giving the id as a string
+    makes pytest parse it the same way it parses its cache; on pytest 8 the string is the id.
+    """
+    return {"name": name, "nodeid": f"{parent.nodeid}::{name}"}
+
+
 # --- collectors ---------------------------------------------------------------------------------
 
 
@@ -109,7 +121,7 @@ class ServicesRoot(pytest.Directory):
             self.database_services = with_dependents(
                 project, changed_services(project, settings.base_ref))
         if any(f.service not in project.services for f in result.findings):
-            yield ProjectItem.from_parent(self, name="project", result=result)
+            yield ProjectItem.from_parent(self, **child_id(self, "project"), result=result)
         for _, service in sorted(project.services.items()):
             yield ServiceCollector.from_parent(
                 self, path=service.migrations_dir.parent, service=service, result=result
@@ -152,21 +164,23 @@ class ServiceCollector(pytest.Directory):
         common = {"service": self.service, "result": self.result}
         families = SERVICE_CHECKS + ((Family.INTEGRITY,) if settings.base_ref else ())
         for family in families:
-            yield ServiceCheckItem.from_parent(self, name=family.value, family=family, **common)
+            yield ServiceCheckItem.from_parent(self, **child_id(self, family.value), family=family,
+                                               **common)
         declared = bool(getattr(self.parent, "custom", None))
         if declared or self.ihook.pytest_migorch_check_service.get_hookimpls():
-            yield CustomServiceItem.from_parent(self, name="custom", **common)
+            yield CustomServiceItem.from_parent(self, **child_id(self, "custom"), **common)
         has_custom = declared or bool(self.ihook.pytest_migorch_check_migration.get_hookimpls())
         for _, migration in sorted(self.service.migrations.items()):
             if migration.up is None:
                 continue
             for family in MIGRATION_CHECKS:
                 yield MigrationCheckItem.from_parent(
-                    self, name=f"{family.value}[{migration.id}]", family=family,
+                    self, **child_id(self, f"{family.value}[{migration.id}]"), family=family,
                     migration=migration, **common)
             if has_custom:
                 yield CustomMigrationItem.from_parent(
-                    self, name=f"custom[{migration.id}]", migration=migration, **common)
+                    self, **child_id(self, f"custom[{migration.id}]"), migration=migration,
+                    **common)
         if settings.no_db:
             return
         wanted = getattr(self.parent, "database_services", None)
@@ -177,13 +191,13 @@ class ServiceCollector(pytest.Directory):
         blocked = files_block(self.result.findings, self.service.name)
         if blocked is not None and environments:
             yield RoundTripBlockedItem.from_parent(
-                self, name="roundtrip", reason=blocked, environment=", ".join(environments),
-                **common)
+                self, **child_id(self, "roundtrip"), reason=blocked,
+                environment=", ".join(environments), **common)
             return
         plans = plan_environments(self.result.graph, self.service.name, environments)
         for environment in environments:
             yield RoundTripCollector.from_parent(
-                self, name=f"roundtrip[{environment}]", environment=environment,
+                self, **child_id(self, f"roundtrip[{environment}]"), environment=environment,
                 plan=plans[environment], **common)
 
 
@@ -209,12 +223,14 @@ class RoundTripCollector(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         common = {"service": self.service, "result": self.result, "environment": self.environment}
         if self.plan.error is not None:
-            yield RoundTripBlockedItem.from_parent(self, name="order", reason=self.plan.error,
+            yield RoundTripBlockedItem.from_parent(self, **child_id(self, "order"),
+                                                   reason=self.plan.error,
                                                    **common)
             return
         group = pytest.mark.xdist_group(f"migorch:{self.service.name}:{self.environment}")
         for migration in self.plan.tested:
-            item = RoundTripItem.from_parent(self, name=migration.id, migration=migration,
+            item = RoundTripItem.from_parent(self, **child_id(self, migration.id),
+                                             migration=migration,
                                              **common)
             item.add_marker(group)
             yield item
