@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -457,3 +458,35 @@ def test_corpora_are_checked_without_crash_or_false_error() -> None:
         ("SQL007", "19_add-split-node-id-field.down.sql", 3),
         ("SQL007", "20_add-shard-doc-mapping-uid-field.down.sql", 1),
     }
+
+
+# --- execution mode (golang-migrate's way of running a file) -------------------------------------
+
+
+def test_an_undeclared_lone_concurrently_warns_to_declare_it(tmp_path: Path) -> None:
+    migration = make_migration(tmp_path, "CREATE INDEX CONCURRENTLY i ON users (a);",
+                               tables=("users",), level="low")
+    assert migration.meta is not None
+    migration.meta = dataclasses.replace(migration.meta, transactional=None)
+    report = check_migration(migration, SCHEMA, AnalysisCache())
+    assert codes(report) == [("SQL009", 1)]
+    assert report.findings[0].severity is Severity.WARNING
+    assert '"transactional": false' in report.findings[0].message
+
+
+def test_a_concurrently_in_a_multi_statement_down_is_golang_migrates_error(tmp_path: Path) -> None:
+    down = "DROP INDEX CONCURRENTLY i;\nALTER TABLE users DROP COLUMN a;\n"
+    migration = make_migration(tmp_path, "ALTER TABLE users ADD COLUMN a int;", down,
+                               tables=("users",), level="low")
+    assert migration.meta is not None
+    migration.meta = dataclasses.replace(migration.meta, transactional=None)
+    report = check_migration(migration, SCHEMA, AnalysisCache())
+    found = only(report, "SQL010")
+    assert found.severity is Severity.ERROR and found.line == 1
+    assert "DROP INDEX CONCURRENTLY cannot run inside a transaction block" in found.message
+
+
+def test_a_declared_true_with_create_database_is_an_error(tmp_path: Path) -> None:
+    report = check(tmp_path, "CREATE DATABASE other;\nSELECT 1;", tables=(), level="low")
+    found = only(report, "SQL010")
+    assert found.severity is Severity.ERROR and 'declared "transactional": true' in found.message
