@@ -38,7 +38,8 @@ Direction = Literal["up", "down"]
 DEFAULT_ENVIRONMENT = "default"
 
 #: A migration without a ``transactional`` / ``reversible`` entry (or without any entry) runs in
-#: one transaction and must have a down file; every reader of the metadata uses these.
+#: one transaction (unless its SQL cannot, see :mod:`pytest_migorch.sql.execution_mode`) and
+#: must have a down file; every reader of the metadata uses these.
 TRANSACTIONAL_BY_DEFAULT = True
 REVERSIBLE_BY_DEFAULT = True
 
@@ -131,7 +132,9 @@ class MigrationMeta:
     risk_level: RiskLevel = RiskLevel.LOW
     estimated_duration: str = ""
     estimated_seconds: float = 0.0
-    transactional: bool = TRANSACTIONAL_BY_DEFAULT
+    #: dependencies.json's ``transactional``: None when it does not say (the SQL decides, see
+    #: :mod:`pytest_migorch.sql.execution_mode`).
+    transactional: bool | None = None
     reversible: bool = REVERSIBLE_BY_DEFAULT
     #: Where the entry stands in dependencies.json, for findings that concern it.
     file: Path | None = None
@@ -166,8 +169,16 @@ class Migration:
 
     @property
     def transactional(self) -> bool:
-        """Whether the migration runs in one transaction (the default without metadata)."""
-        return self.meta.transactional if self.meta else TRANSACTIONAL_BY_DEFAULT
+        """The declared mode, the default applied when undeclared. How a file actually runs is
+        :func:`pytest_migorch.sql.execution_mode.execution_mode` of it and
+        :attr:`declared_transactional`."""
+        declared = self.declared_transactional
+        return TRANSACTIONAL_BY_DEFAULT if declared is None else declared
+
+    @property
+    def declared_transactional(self) -> bool | None:
+        """dependencies.json's ``transactional``: True, False, or None when not declared."""
+        return self.meta.transactional if self.meta else None
 
     @property
     def reversible(self) -> bool:

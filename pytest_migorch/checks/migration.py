@@ -59,6 +59,7 @@ from pytest_migorch.sql.analysis import (
     analyse_sql,
 )
 from pytest_migorch.sql.analysis import RULES as ANALYSIS_RULES
+from pytest_migorch.sql.execution_mode import file_execution_mode
 
 __all__ = [
     "RULES",
@@ -249,8 +250,10 @@ def _check_up(report: MigrationReport, up: SqlAnalysis, path: Path, migration: M
     report.statements_analysed = up.statements_analysed
     report.not_analysed = up.not_analysed
     report.opaque = opaque_statements(up)
+    assert migration.up is not None
+    mode = file_execution_mode(migration, migration.up)
     existing = frozenset(model.tables) if model is not None else None
-    hits = evaluate(up.statements, schema=schema, transactional=migration.transactional,
+    hits = evaluate(up.statements, schema=schema, transactional=mode.transactional,
                     lock_timeout_assumed=lock_timeout_assumed, existing=existing)
     derived = apply_hits(hits, path, migration, silencer, where)
     report.fired, report.ignored = derived.fired, derived.ignored
@@ -284,7 +287,7 @@ def _analyse(file: MigrationFile | None, text: str | None, cache: AnalysisCache 
 def _file_findings(analysis: SqlAnalysis, path: Path, migration: Migration,
                    silencer: Silencer, where: dict[str, Any]) -> list[Finding]:
     """SQL001 (unterminated), SQL002 (not analysed), SQL007 (certainly invalid) and the
-    transaction findings (SQL006, SQL008) of a file."""
+    transaction findings (SQL006, SQL008, SQL011, SQL012) of a file."""
     findings: list[Finding] = []
     key = str(path)
     if analysis.unterminated_comment_line is not None:
@@ -302,7 +305,11 @@ def _file_findings(analysis: SqlAnalysis, path: Path, migration: Migration,
             findings.append(NOT_ANALYSED.finding(
                 f"{st.kind} at line {st.line} was not analysed: {st.reason} ({st.summary})",
                 file=path, line=st.line, **where))
-    findings += transactions.transaction_findings(analysis, path, migration, silencer, where)
+    up = migration.up
+    file = up if up is not None and up.path == path else migration.down
+    mode = file_execution_mode(migration, file) if file is not None else None
+    findings += transactions.transaction_findings(analysis, path, migration, silencer, where,
+                                                  mode=mode)
     return findings
 
 

@@ -304,8 +304,8 @@ def _op_rules(op: Op, state: State, transactional: bool) -> list[tuple[RiskRule,
     found: list[tuple[RiskRule, str]] = []
     if transactional and (op.has("concurrently") or op.op is OpKind.VACUUM and op.name is None):
         what = "VACUUM" if op.op is OpKind.VACUUM else f"{op.op.label} CONCURRENTLY"
-        found.append((NEEDS_NO_TRANSACTION, f"{what} cannot run inside the transaction this "
-                                            "migration runs in"))
+        found.append((NEEDS_NO_TRANSACTION, f"{what} cannot run inside a transaction block, "
+                                            "and this file runs in one"))
     table = display_name(op.schema, op.name) if op.name else "?"
     if op.op is OpKind.DROP_SCHEMA:
         if op.name not in state.created_schemas:

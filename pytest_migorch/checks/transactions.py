@@ -17,9 +17,11 @@ from pytest_migorch.checks.ignores import Silencer
 from pytest_migorch.findings import Family, Finding, Rule, Severity
 from pytest_migorch.model import Migration
 from pytest_migorch.sql.analysis import SqlAnalysis, StatementAnalysis
+from pytest_migorch.sql.execution_mode import ExecutionMode
 from pytest_migorch.sql.facts import OpKind
 
-__all__ = ["OWN_TRANSACTION", "UNCLOSED_TRANSACTION", "RULES", "transaction_findings"]
+__all__ = ["OWN_TRANSACTION", "UNCLOSED_TRANSACTION", "RUNS_OUTSIDE_TRANSACTION",
+           "GOLANG_MIGRATE_FAILS", "RULES", "transaction_findings"]
 
 OWN_TRANSACTION = Rule(
     code="SQL006", name="transaction-control-in-transaction", severity=Severity.ERROR,
@@ -38,17 +40,67 @@ UNCLOSED_TRANSACTION = Rule(
     hint="End the transaction with COMMIT at the end of the file, or remove the BEGIN.",
 )
 
-RULES: tuple[Rule, ...] = (OWN_TRANSACTION, UNCLOSED_TRANSACTION)
+RUNS_OUTSIDE_TRANSACTION = Rule(
+    code="SQL011", name="runs-outside-transaction", severity=Severity.WARNING, family=Family.SQL,
+    summary="dependencies.json does not declare \"transactional\", and the file cannot run in "
+    "one transaction (a lone statement that cannot run in a transaction block, or transaction "
+    "control of its own): it runs statement by statement as golang-migrate runs it, with the "
+    "dirty flag set until it completes.",
+    hint="Declare \"transactional\": false for the migration in dependencies.json.",
+)
+
+GOLANG_MIGRATE_FAILS = Rule(
+    code="SQL012", name="no-transaction-statement-in-transaction", severity=Severity.ERROR,
+    family=Family.SQL,
+    summary="The file has a statement PostgreSQL refuses inside a transaction block (CREATE "
+    "INDEX CONCURRENTLY, VACUUM, ...) but runs in one: golang-migrate sends a file of several "
+    "statements as one implicit transaction, and a declared \"transactional\": true runs it in "
+    "migorch's.",
+    hint="Put the statement in a migration of its own, or declare \"transactional\": false.",
+)
+
+RULES: tuple[Rule, ...] = (OWN_TRANSACTION, UNCLOSED_TRANSACTION, RUNS_OUTSIDE_TRANSACTION,
+                           GOLANG_MIGRATE_FAILS)
 
 
 def transaction_findings(analysis: SqlAnalysis, path: Path, migration: Migration,
-                         silencer: Silencer, where: dict[str, Any]) -> list[Finding]:
-    """SQL006 (transactional migrations only) and SQL008 of one file."""
+                         silencer: Silencer, where: dict[str, Any],
+                         mode: ExecutionMode | None = None) -> list[Finding]:
+    """SQL006 (files run in a transaction only), SQL008, SQL011 and SQL012 of one file.
+
+    ``mode`` is the file's :func:`~pytest_migorch.sql.execution_mode.execution_mode`."""
     findings: list[Finding] = []
-    if migration.transactional:
+    transactional = mode.transactional if mode is not None else migration.transactional
+    if transactional:
         findings += _transaction_control(analysis, path, migration, silencer, where)
     findings += _unclosed(analysis, path, silencer, where)
+    if mode is not None:
+        findings += _mode_findings(mode, path, where)
     return findings
+
+
+def _mode_findings(mode: ExecutionMode, path: Path, where: dict[str, Any]) -> list[Finding]:
+    """SQL011 when the SQL made the file run outside a transaction; SQL012 (down files and
+    statements RSK010 does not see) where it runs in one but cannot."""
+    if mode.derived:
+        first = (mode.control[0] if mode.control else mode.no_transaction[0][0])
+        return [RUNS_OUTSIDE_TRANSACTION.finding(
+            f"the file runs outside a transaction: {mode.reason()}; declare "
+            "\"transactional\": false in dependencies.json to say so",
+            file=path, line=first.line, **where)]
+    if not mode.transactional or not mode.no_transaction:
+        return []
+    is_down = path.name.endswith(".down.sql")
+    missed = [(s, n) for s, n in mode.no_transaction
+              if is_down or "CONCURRENTLY" not in n and n != "VACUUM"]
+    if not missed:
+        return []  # RSK010 reports it on the up file, with the risk rules
+    statement, name = missed[0]
+    runs = ("golang-migrate runs this file of several statements as one implicit transaction"
+            if mode.declared is None else "it is declared \"transactional\": true")
+    return [GOLANG_MIGRATE_FAILS.finding(
+        f"{name} cannot run inside a transaction block (line {statement.line}): {runs}",
+        file=path, line=statement.line, **where)]
 
 
 def _unclosed(analysis: SqlAnalysis, path: Path, silencer: Silencer,

@@ -42,10 +42,9 @@ from pytest_migorch.model import Migration, MigrationFile
 from pytest_migorch.postgres.connection import database_error
 from pytest_migorch.postgres.statements import (
     MigrationSqlError,
-    open_transaction_error,
     prepared_statements,
     run_migration_file,
-    run_statement,
+    run_outside_transaction,
 )
 from pytest_migorch.sql.split import Statement
 
@@ -119,7 +118,8 @@ class Applier:
             "affects_tables": list(meta.affects_tables) if meta else [],
             "estimated_duration": meta.estimated_duration if meta else "",
             "estimated_seconds": meta.estimated_seconds if meta else 0.0,
-            "transactional": migration.transactional,
+            "transactional": (step.transactional if step is not None
+                              else migration.transactional),
             "environment_only": migration.environment,
             "file": display_path(file, self.root),
             "runner": f"migorch {__version__}",
@@ -163,7 +163,7 @@ class Applier:
         assert record is not None, f"{migration.qualified_id} is not recorded"
         metadata = {"action": Action.DOWN, "backend_pid": self.session.conn.info.backend_pid,
                     "down_file": display_path(migration.down.path, self.root),
-                    "transactional": migration.transactional,
+                    "transactional": step.transactional,
                     # the up's counts must not survive into the rollback's row: a crash
                     # before its first statement would read as "all statements done"
                     "statements_done": 0, "statements_total": None}
@@ -257,25 +257,13 @@ class Applier:
 
     def _run_in_autocommit(self, tracking: Tracking, record_id: int,
                            statements: list[Statement], path: Path) -> None:
-        """Each statement in autocommit; after each, the session's transaction status says
-        whether it took effect. Inside a transaction block the file opened, nothing is
-        committed yet, so progress is recorded only when the block ends; a block still open
-        (or aborted) at the end of the file is an error, never a success."""
-        conn = self.session.conn
-        opened_by: Statement | None = None
-        for done, statement in enumerate(statements, 1):
-            run_statement(conn, statement, path)
-            status = conn.info.transaction_status
-            if status == psycopg.pq.TransactionStatus.IDLE:
-                opened_by = None
-                tracking.note_progress(record_id, {"statements_done": done,
-                                                   "last_line": statement.end_line})
-            elif opened_by is None:
-                opened_by = statement
-        status = conn.info.transaction_status
-        if status != psycopg.pq.TransactionStatus.IDLE:
-            raise open_transaction_error(
-                path, opened_by, failed=status == psycopg.pq.TransactionStatus.INERROR)
+        """The shared golang-migrate-style execution, recording progress after each committed
+        statement (inside a block the file opened, only when the block ends)."""
+        def committed(done: int, statement: Statement) -> None:
+            tracking.note_progress(record_id, {"statements_done": done,
+                                               "last_line": statement.end_line})
+
+        run_outside_transaction(self.session.conn, statements, path, committed)
 
     @staticmethod
     def _refresh(state: ServiceState, tracking: Tracking, record: ExecutionRecord | None,

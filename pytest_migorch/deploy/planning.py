@@ -28,6 +28,7 @@ from pytest_migorch.model import (
 )
 from pytest_migorch.project.discovery import SCHEMA_COLLISION
 from pytest_migorch.project.squashed import is_squashed_title, squashed_ids
+from pytest_migorch.sql.execution_mode import file_execution_mode
 
 if TYPE_CHECKING:
     from pytest_migorch.sql.analysis import AnalysisCache
@@ -141,6 +142,8 @@ class PlanStep:
     estimated_duration: str
     transactional: bool
     file: Path
+    #: Why the file runs outside a transaction when its SQL (not dependencies.json) decided it.
+    execution: str = ""
 
     @property
     def high_risk(self) -> bool:
@@ -165,6 +168,7 @@ class PlanStep:
             "estimated_duration": self.estimated_duration or None,
             "estimated_seconds": self.estimated_seconds,
             "transactional": self.transactional,
+            "execution": self.execution or None,
             "file": display_path(self.file, root),
         }
 
@@ -216,6 +220,9 @@ class Plan:
             )
             for reason in step.reasons:
                 lines.append(f"        - {reason}")
+            if step.execution:
+                lines.append(f"        - outside a transaction: {step.execution} "
+                             '(declare "transactional": false to say so)')
         lines.append(f"Total estimated duration: {format_seconds(self.total_seconds)}")
         return "\n".join(lines)
 
@@ -240,10 +247,12 @@ def plan_step(
         if analysed is not None:
             risk, reasons, found_tables = analysed
             tables = found_tables or tables
+    mode = file_execution_mode(migration, file)
     return PlanStep(
         migration=migration, direction=direction, risk_level=risk, declared_risk=declared,
         reasons=reasons, tables=tables, estimated_seconds=estimated,
-        estimated_duration=estimated_text, transactional=migration.transactional, file=file.path,
+        estimated_duration=estimated_text, transactional=mode.transactional, file=file.path,
+        execution=mode.reason() if mode.derived else "",
     )
 
 

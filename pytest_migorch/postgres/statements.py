@@ -12,27 +12,19 @@ end our transaction before the tracking rows are written.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 
 from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.model import MigrationFile
+from pytest_migorch.sql.execution_mode import drop_wrapper, is_transaction_control
 from pytest_migorch.sql.split import Statement, split_statements
 
 __all__ = ["run_migration_file", "run_sql_text", "run_statement", "prepared_statements",
-           "open_transaction_error", "MigrationSqlError"]
-
-_BEGIN = re.compile(r"(?is)\s*(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION)\b.*)?\s*")
-_COMMIT = re.compile(r"(?is)\s*(COMMIT|END)(\s+(WORK|TRANSACTION))?\s*")
-_TRANSACTION_CONTROL = re.compile(
-    r"(?is)\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|"
-    r"PREPARE\s+TRANSACTION|COMMIT\s+PREPARED)\b"
-)
-
+           "open_transaction_error", "run_outside_transaction", "MigrationSqlError"]
 
 class MigrationSqlError(MigrationFailed):
     """A statement of a migration file failed; carries where and PostgreSQL's diagnostics."""
@@ -63,12 +55,9 @@ def prepared_statements(text: str, *, in_transaction: bool, path: Path) -> list[
     statements = [s for s in split_statements(text) if s.text.strip()]
     if not in_transaction:
         return statements
-    if statements and _BEGIN.fullmatch(statements[0].text):
-        statements = statements[1:]
-        if statements and _COMMIT.fullmatch(statements[-1].text):
-            statements = statements[:-1]
+    statements = drop_wrapper(statements)
     for statement in statements:
-        if _TRANSACTION_CONTROL.match(statement.text):
+        if is_transaction_control(statement.text):
             raise MigrationSqlError(
                 path, statement.line,
                 f"{statement.text.split()[0].upper()} inside a transactional migration would end "
@@ -85,12 +74,16 @@ def run_sql_text(
     """Execute ``text`` statement by statement; return the seconds it took.
 
     ``in_transaction`` says whether the caller holds a transaction open (transactional
-    migrations); otherwise the connection must be in autocommit mode.
+    migrations); otherwise the connection must be in autocommit mode and the file runs as
+    :func:`run_outside_transaction` runs it (a transaction it leaves open is an error).
     """
     statements = prepared_statements(text, in_transaction=in_transaction, path=path)
     started = time.perf_counter()
-    for statement in statements:
-        run_statement(conn, statement, path)
+    if in_transaction:
+        for statement in statements:
+            run_statement(conn, statement, path)
+    else:
+        run_outside_transaction(conn, statements, path)
     return time.perf_counter() - started
 
 
@@ -117,6 +110,32 @@ def open_transaction_error(path: Path, opened_by: Statement | None, *,
         hint="end the transaction with COMMIT in the file, or remove BEGIN and mark the "
              "migration transactional",
         statement=opened_by.text if opened_by is not None else None)
+
+
+def run_outside_transaction(
+    conn: psycopg.Connection[Any], statements: list[Statement], path: Path,
+    committed: Callable[[int, Statement], None] | None = None,
+) -> None:
+    """Run ``statements`` on an autocommit connection as golang-migrate's PostgreSQL would,
+    honouring the file's own BEGIN/COMMIT; the runner and the round-trip both use this.
+
+    After each statement the session's transaction status says whether it took effect: idle
+    means committed, and ``committed(done, statement)`` is told (the runner records progress).
+    Inside a transaction block the file opened nothing is committed yet; a block still open (or
+    aborted) at the end of the file is an error naming the file, never a success."""
+    opened_by: Statement | None = None
+    for done, statement in enumerate(statements, 1):
+        run_statement(conn, statement, path)
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            opened_by = None
+            if committed is not None:
+                committed(done, statement)
+        elif opened_by is None:
+            opened_by = statement
+    status = conn.info.transaction_status
+    if status != psycopg.pq.TransactionStatus.IDLE:
+        raise open_transaction_error(
+            path, opened_by, failed=status == psycopg.pq.TransactionStatus.INERROR)
 
 
 def run_migration_file(

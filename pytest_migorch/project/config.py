@@ -20,7 +20,6 @@ import jsonschema
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.model import (
     REVERSIBLE_BY_DEFAULT,
-    TRANSACTIONAL_BY_DEFAULT,
     DependencyRef,
     Environment,
     Hook,
@@ -472,7 +471,7 @@ def _build_meta(
         risk_level=RiskLevel(body["risk_level"]),
         estimated_duration=body["estimated_duration"],
         estimated_seconds=parse_duration(body["estimated_duration"]),
-        transactional=body.get("transactional", TRANSACTIONAL_BY_DEFAULT),
+        transactional=body.get("transactional"),
         reversible=body.get("reversible", REVERSIBLE_BY_DEFAULT),
         file=path,
         line=document.line_of(("migrations", key)),

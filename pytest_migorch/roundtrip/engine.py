@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -65,6 +66,7 @@ from pytest_migorch.roundtrip.rules import (
     UP_FAILED,
 )
 from pytest_migorch.roundtrip.truth import truth_findings
+from pytest_migorch.sql.execution_mode import file_execution_mode
 
 __all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables", "apply_migrations"]
 
@@ -360,7 +362,8 @@ class RoundTrip:
         conn = self.conn
         setup: list[sql.Composable] = [sql.SQL("SET search_path TO {}, public").format(
             sql.Identifier(schema_name(migration.service)))]
-        if migration.transactional:
+        transactional = file_execution_mode(migration, file).transactional
+        if transactional:
             setup.append(sql.SQL("BEGIN"))
         if want_truth and self._probes:
             setup.append(sql.SQL(RESET_DDL_LOG))
@@ -369,11 +372,11 @@ class RoundTrip:
         try:
             conn.execute(sql.SQL(";\n").join(setup), prepare=False)
             before = capture_table_state(conn) if want_truth else None
-            run_migration_file(conn, file, in_transaction=migration.transactional)
+            run_migration_file(conn, file, in_transaction=transactional)
             if before is not None:
                 truth = collect_truth(conn, before, ddl_available=self._probes,
-                                      in_transaction=migration.transactional)
-            if migration.transactional:
+                                      in_transaction=transactional)
+            if transactional:
                 conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -490,10 +493,8 @@ def apply_migrations(
             assert migration.up is not None
             conn.execute(sql.SQL("SET search_path TO {}, public").format(
                 sql.Identifier(schema_name(migration.service))))
-            if migration.transactional:
-                with conn.transaction():
-                    run_migration_file(conn, migration.up, in_transaction=True)
-            else:
-                run_migration_file(conn, migration.up, in_transaction=False)
+            in_tx = file_execution_mode(migration, migration.up).transactional
+            with conn.transaction() if in_tx else nullcontext():
+                run_migration_file(conn, migration.up, in_transaction=in_tx)
             applied.append(migration)
     return applied

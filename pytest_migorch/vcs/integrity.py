@@ -146,7 +146,7 @@ def _entry(meta: MigrationMeta) -> Entry:
         "affects_tables": list(meta.affects_tables),
         "risk_level": meta.risk_level.value,
         "estimated_duration": meta.estimated_duration,
-        "transactional": meta.transactional,
+        "transactional": meta.transactional is not False,  # undeclared: the default
         "reversible": meta.reversible,
     }
 

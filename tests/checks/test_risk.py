@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -207,7 +208,10 @@ def test_concurrently_needs_a_non_transactional_migration(tmp_path: Path) -> Non
     assert codes(report) == [("RSK010", 1)]
     assert report.findings[0].severity is Severity.ERROR
     assert check(tmp_path, sql, tables=("users",), level="low", transactional=False).findings == []
-    assert codes(check(tmp_path, "VACUUM users;", tables=None)) == [("RSK010", 1)]
+    # without dependencies.json a lone VACUUM runs outside a transaction, as golang-migrate runs
+    # it (SQL011 says so); among other statements it runs in golang-migrate's implicit one
+    assert codes(check(tmp_path, "VACUUM users;", tables=None)) == [("SQL011", 1)]
+    assert codes(check(tmp_path, "VACUUM users;\nSELECT 1;", tables=None)) == [("RSK010", 1)]
 
 
 def test_missing_lock_timeout_is_one_warning_that_does_not_raise_the_level(tmp_path: Path) -> None:
@@ -371,8 +375,9 @@ def test_other_transaction_control_in_a_transactional_migration(tmp_path: Path, 
     assert codes(report) == [("SQL006", line)]
     assert report.findings[0].severity is Severity.ERROR
     assert check(tmp_path, sql, tables=("users",), level="low", transactional=False).findings == []
-    no_metadata = check(tmp_path, sql, tables=None)
-    assert [f.severity for f in no_metadata.findings if f.code == "SQL006"] == [Severity.WARNING]
+    no_metadata = check(tmp_path, sql, tables=None)  # runs as written, as golang-migrate does
+    assert [(f.code, f.severity) for f in no_metadata.findings
+            if f.code in ("SQL006", "SQL011")] == [("SQL011", Severity.WARNING)]
 
 
 # --- plan ---------------------------------------------------------------------------------------
@@ -453,3 +458,35 @@ def test_corpora_are_checked_without_crash_or_false_error() -> None:
         ("SQL007", "19_add-split-node-id-field.down.sql", 3),
         ("SQL007", "20_add-shard-doc-mapping-uid-field.down.sql", 1),
     }
+
+
+# --- execution mode (golang-migrate's way of running a file) -------------------------------------
+
+
+def test_an_undeclared_lone_concurrently_warns_to_declare_it(tmp_path: Path) -> None:
+    migration = make_migration(tmp_path, "CREATE INDEX CONCURRENTLY i ON users (a);",
+                               tables=("users",), level="low")
+    assert migration.meta is not None
+    migration.meta = dataclasses.replace(migration.meta, transactional=None)
+    report = check_migration(migration, SCHEMA, AnalysisCache())
+    assert codes(report) == [("SQL011", 1)]
+    assert report.findings[0].severity is Severity.WARNING
+    assert '"transactional": false' in report.findings[0].message
+
+
+def test_a_concurrently_in_a_multi_statement_down_is_golang_migrates_error(tmp_path: Path) -> None:
+    down = "DROP INDEX CONCURRENTLY i;\nALTER TABLE users DROP COLUMN a;\n"
+    migration = make_migration(tmp_path, "ALTER TABLE users ADD COLUMN a int;", down,
+                               tables=("users",), level="low")
+    assert migration.meta is not None
+    migration.meta = dataclasses.replace(migration.meta, transactional=None)
+    report = check_migration(migration, SCHEMA, AnalysisCache())
+    found = only(report, "SQL012")
+    assert found.severity is Severity.ERROR and found.line == 1
+    assert "DROP INDEX CONCURRENTLY cannot run inside a transaction block" in found.message
+
+
+def test_a_declared_true_with_create_database_is_an_error(tmp_path: Path) -> None:
+    report = check(tmp_path, "CREATE DATABASE other;\nSELECT 1;", tables=(), level="low")
+    found = only(report, "SQL012")
+    assert found.severity is Severity.ERROR and 'declared "transactional": true' in found.message
