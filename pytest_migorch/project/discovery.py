@@ -203,6 +203,9 @@ def _check_schema_collisions(project: Project) -> None:
                 file=service.migrations_dir, service=service.name,
             ))
 
+#: ``migrations/testdata/<version>.sql``: rows the round-trip loads before that up.
+TESTDATA_DIR = "testdata"
+
 
 def discover_service(root: Path, name: str, source: FileSource = DISK) -> Service:
     """Parse one service's migration files; configuration is attached later by :mod:`config`."""
@@ -210,8 +213,8 @@ def discover_service(root: Path, name: str, source: FileSource = DISK) -> Servic
     service = Service(name=name, root=root, migrations_dir=migrations_dir)
     files: list[MigrationFile] = []
     for entry in _list_directory(service, migrations_dir, None, source):
-        if entry.name.startswith(".") or entry.name == SQUASHED_DIR:
-            continue  # migrations/squashed/ keeps squashed files for the record only
+        if entry.name.startswith(".") or entry.name in (SQUASHED_DIR, TESTDATA_DIR):
+            continue  # squashed/ keeps files for the record; testdata/ rows for the round-trip
         if source.is_dir(entry):
             files.extend(_scan_environment_dir(service, entry, source))
         elif entry.name not in CONFIG_FILES:

@@ -243,7 +243,7 @@ class RoundTripCollector(pytest.Collector):
                 server, self.result.project, self.result.graph, self.service.name,
                 self.environment, static_tables=service_collector.static_tables,
                 strict_column_order=self.config.stash[SETTINGS_KEY].strict_column_order,
-                plan=self.plan)
+                plan=self.plan, seed_data=self.config.stash[SETTINGS_KEY].seed_data)
         return self._roundtrip
 
     def teardown(self) -> None:

@@ -60,6 +60,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--migorch-strict-column-order", "migorch_strict_column_order", "bool",
            ini_default=False, help="a down that leaves a table's columns in another order is "
            "an error (DB010), not a warning"),
+    Option("--migorch-seed-data", "migorch_seed_data", "bool", ini_default=False,
+           help="put generated rows (or migrations/testdata/<version>.sql) in the tables before "
+           "each up of the round-trip, and probe lock waits (DB011 to DB014)"),
     Option("--migorch-dsn", "migorch_dsn", "string", metavar="URL",
            help=f"PostgreSQL server for database tests (or ${DSN_ENV_VAR})"),
     Option("--migorch-provider", "migorch_provider", "string", choices=PROVIDERS,
@@ -136,6 +139,7 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         environments=tuple(option_value(config, "migorch_envs") or ()),
         strict=bool(option_value(config, "migorch_strict")),
         strict_column_order=bool(option_value(config, "migorch_strict_column_order")),
+        seed_data=bool(option_value(config, "migorch_seed_data")),
         dsn=option_value(config, "migorch_dsn") or os.environ.get(DSN_ENV_VAR) or None,
         provider=provider,
         pg_bindir=Path(bindir) if bindir else None,

@@ -33,6 +33,8 @@ class MigorchSettings:
     strict: bool = False
     #: A down that leaves a table's columns in another order is an error, not a warning (DB010).
     strict_column_order: bool = False
+    #: Rows in the tables before each up of the round-trip (DB011, DB012).
+    seed_data: bool = False
     #: An explicit PostgreSQL server for database tests (never printed with its password).
     dsn: str | None = None
     provider: str = "auto"

@@ -55,6 +55,8 @@ from pytest_migorch.postgres.statements import MigrationSqlError, run_migration_
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
+from pytest_migorch.roundtrip.data_checks import DataChecks
+from pytest_migorch.roundtrip.failures import describe_failure
 from pytest_migorch.roundtrip.rules import (
     COLUMN_ORDER,
     DOWN_FAILED,
@@ -106,10 +108,13 @@ class RoundTrip:
         self, server: PostgresServer, project: Project, graph: ProjectGraph, service: str,
         environment: str, *, static_tables: StaticTables | None = None,
         strict_column_order: bool = False, plan: EnvironmentPlan | None = None,
+        seed_data: bool = False,
     ) -> None:
         """``strict_column_order`` makes a column-order-only difference after down an error;
         ``plan`` (see :mod:`pytest_migorch.roundtrip.coverage`) names the migrations tested in
-        another environment (only applied here) and the environments each outcome covers."""
+        another environment (only applied here) and the environments each outcome covers;
+        ``seed_data``: rows in the tables before each up (:mod:`.data_checks`)."""
+        self.seed_data = seed_data
         self.server = server
         self.project = project
         self.service = service
@@ -264,16 +269,21 @@ class RoundTrip:
         assert migration.up is not None
         known, self._known_state = self._known_state, None
         before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
+        data = DataChecks(migration, [s.migration.service for s in self.steps], self._finding,
+                          self._sql_failure)
+        outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
             outcome.truth = self._apply(migration, migration.up, outcome, want_truth=True)
         except MigrationSqlError as exc:
-            outcome.findings.append(self._step_failure(UP_FAILED, migration, exc, "up"))
+            outcome.findings.append(data.fails_only_with_rows(self.conn, exc, self._apply)
+                                    or self._step_failure(UP_FAILED, migration, exc, "up"))
             self._failed[migration.key] = f"{migration.qualified_id} up failed"
             self._dirty = True
             return
         self._applied.append(migration)
         after_up = self._snapshot(outcome)
         self._check_truth(outcome)
+        outcome.findings.extend(data.after_up(self.conn, outcome.truth))
         if not migration.reversible:
             outcome.notes.append(
                 f'{migration.id} is marked "reversible": false: down and re-up not tested')
@@ -285,6 +295,7 @@ class RoundTrip:
             return
         if not self._down_is_clean(outcome, before_up):
             return
+        outcome.findings.extend(data.after_down(self.conn))
         self._reup(outcome, after_up)
 
     def _down_is_clean(self, outcome: MigrationOutcome, before_up: Snapshot) -> bool:
@@ -446,20 +457,9 @@ class RoundTrip:
 
     def _sql_failure(self, rule: Rule, migration: Migration, exc: MigrationSqlError,
                      step: str, *, because: str | None = None) -> Finding:
+        message, details = describe_failure(migration.id, exc, step, because)
         file = migration.file_for("down" if step == "down" else "up")
-        details = None
-        if exc.detail or exc.pg_hint:
-            details = "\n".join(filter(None, [
-                f"DETAIL: {exc.detail}" if exc.detail else None,
-                f"HINT: {exc.pg_hint}" if exc.pg_hint else None,
-            ]))
-        return self._finding(
-            rule, migration, file,
-            f"{step} of {migration.id} failed: {exc.pg_message}"
-            + (f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else "")
-            + (f", most likely because {because}" if because else ""),
-            line=exc.line, details=details,
-        )
+        return self._finding(rule, migration, file, message, line=exc.line, details=details)
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:

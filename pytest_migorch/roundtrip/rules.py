@@ -55,7 +55,34 @@ COLUMN_ORDER = Rule("DB010", "column-order-changed", W, D,
                     "Name the columns in SELECT, COPY and INSERT; --migorch-strict-column-order "
                     "makes this an error.")
 
+ROWS_BREAK_UP = Rule("DB011", "up-fails-with-rows", E, D,
+                     "The up fails on tables with rows (generated before each up, or loaded "
+                     "from migrations/testdata/<version>.sql) but passes on empty tables: it "
+                     "would fail in production (NOT NULL without a default, a new UNIQUE or "
+                     "CHECK, a type change without a cast, a foreign key on existing rows).",
+                     "Add a default or backfill before the constraint, or add the constraint "
+                     "NOT VALID and validate it after cleaning the data.")
+DOWN_LOSES_ROWS = Rule("DB012", "down-loses-rows", E, D,
+                       "Rows present before the up are gone (or their values changed) after up "
+                       "then down, in tables and columns that existed before the up.",
+                       "Make the down keep the data (or copy it back); if the loss is "
+                       "intended, say so with -- migorch:ignore DB012 reason.")
+INVALID_INDEX_LEFT = Rule("DB013", "invalid-index-left", E, D,
+                          "The up left an INVALID index (a CREATE INDEX CONCURRENTLY that "
+                          "failed): it costs every write and serves no read, and IF NOT EXISTS "
+                          "skips it on the retry.",
+                          "Make the build succeed on existing rows (e.g. remove duplicates "
+                          "before a unique index); drop the index with DROP INDEX "
+                          "CONCURRENTLY before retrying.")
+LOCK_STALL = Rule("DB014", "lock-wait-stalls", W, D,
+                  "With a conflicting ACCESS SHARE lock held by another session, the up waited "
+                  "for its lock without failing on lock_timeout: in production every query on "
+                  "the table would queue behind it.",
+                  "SET lock_timeout (e.g. '2s') at the top of the up file and retry the deploy "
+                  "when it fails with SQLSTATE 55P03.")
+
 RULES: tuple[Rule, ...] = (
     UP_FAILED, DOWN_FAILED, DOWN_RESIDUE, REUP_FAILED, REUP_DIFFERS, PREREQUISITE_FAILED,
     LOCKS_EXCEED_RISK, UNDECLARED_TABLE, ANALYSIS_BLIND, COLUMN_ORDER,
+    ROWS_BREAK_UP, DOWN_LOSES_ROWS, INVALID_INDEX_LEFT, LOCK_STALL,
 )

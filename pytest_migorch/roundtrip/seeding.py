@@ -1,0 +1,280 @@
+"""Rows in the tables before each up of the round-trip, and what up then down did to them.
+
+An empty table hides the defects that matter in production: ``ADD COLUMN ... NOT NULL`` without
+a default, ``SET NOT NULL``, a new UNIQUE or CHECK constraint, a type change without a cast or a
+foreign key all pass on an empty table and fail on the first row. So before each up every empty
+table of the database is given a few rows, generated from the catalogue (types, NOT NULL,
+defaults, identity, enum labels, foreign keys filled in dependency order), or first from the
+team's fixture ``migrations/testdata/<version>.sql`` when there is one. The values are derived
+from the migration's id, so a failure reproduces. A table that cannot be filled (a CHECK the
+generator cannot satisfy, a NOT NULL self reference) is noted, never an error.
+
+The same rows let the round-trip see a down that loses data: :func:`capture_rows` fingerprints
+every table's row count and column values before up, :func:`lost_rows` compares after down.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["ROWS_PER_TABLE", "SeedResult", "seed_tables", "capture_rows", "lost_rows",
+           "testdata_file", "truncate_tables", "RowPrint"]
+
+#: Rows given to each empty table: enough for a UNIQUE to bite, few enough to cost nothing.
+ROWS_PER_TABLE = 3
+
+_COLUMNS = """
+SELECT c.oid::int, n.nspname, c.relname, a.attname, a.attnotnull, a.atthasdef,
+       a.attidentity <> '' OR a.attgenerated <> '',
+       COALESCE(bt.typcategory, t.typcategory)::text, COALESCE(bt.typname, t.typname)::text,
+       a.atttypmod,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e
+             WHERE e.enumtypid = COALESCE(bt.oid, t.oid) ORDER BY e.enumsortorder)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s)
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+
+_FOREIGN_KEYS = """
+SELECT c.conrelid::int, c.confrelid::int, rn.nspname, r.relname, a.attname, ra.attname
+FROM pg_constraint c
+JOIN pg_class r ON r.oid = c.confrelid
+JOIN pg_namespace rn ON rn.oid = r.relnamespace
+CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(col, refcol)
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.col
+JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = k.refcol
+WHERE c.contype = 'f'
+"""
+
+
+@dataclass
+class _Column:
+    name: str
+    not_null: bool
+    has_default: bool
+    generated: bool
+    category: str
+    type_name: str
+    typmod: int
+    labels: list[str]
+    #: ``(schema, table, column)`` this column references, if it is part of a foreign key.
+    references: tuple[str, str, str] | None = None
+
+
+@dataclass
+class _Table:
+    oid: int
+    schema: str
+    name: str
+    columns: list[_Column] = field(default_factory=list)
+    parents: set[int] = field(default_factory=set)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+
+@dataclass
+class SeedResult:
+    """What seeding did: rows given to each table, and the tables it could not fill (why)."""
+
+    filled: dict[str, int] = field(default_factory=dict)
+    unfilled: dict[str, str] = field(default_factory=dict)
+    fixture: Path | None = None
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.fixture is not None:
+            out.append(f"rows loaded from {self.fixture.name} before up")
+        if self.filled:
+            out.append("generated rows before up: " + ", ".join(
+                f"{table} {count}" for table, count in sorted(self.filled.items())))
+        for table, why in sorted(self.unfilled.items()):
+            out.append(f"could not fill {table} with generated rows: {why}")
+        return out
+
+
+def testdata_file(up_file: Path, version: int) -> Path | None:
+    """The team's fixture for this migration: ``migrations/testdata/<version>.sql``."""
+    directory = up_file.parent
+    if directory.name != "migrations":  # an environment directory: migrations/<env>/
+        directory = directory.parent
+    path = directory / "testdata" / f"{version}.sql"
+    return path if path.is_file() else None
+
+
+def seed_tables(conn: psycopg.Connection[Any], schemas: list[str], seed_text: str,
+                fixture: Path | None = None) -> SeedResult:
+    """Load ``fixture`` (if any), then give every still-empty table of ``schemas`` a few
+    generated rows. ``conn`` is in autocommit: each row is its own statement, so one that a
+    constraint refuses costs only that table's remaining rows."""
+    result = SeedResult(fixture=fixture)
+    if fixture is not None:
+        conn.execute(fixture.read_text(encoding="utf-8").encode(), prepare=False)
+    seed = zlib.crc32(seed_text.encode()) % 7
+    for table in _in_dependency_order(_read_tables(conn, schemas)):
+        if conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(
+                table.identifier)).fetchone() == (True,):
+            continue
+        inserted, why = _fill(conn, table, seed)
+        if inserted:
+            result.filled[table.qualified] = inserted
+        if why is not None:
+            result.unfilled[table.qualified] = why
+    return result
+
+
+def _read_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> list[_Table]:
+    tables: dict[int, _Table] = {}
+    for oid, schema, name, column, *rest in conn.execute(_COLUMNS, [schemas]).fetchall():
+        table = tables.setdefault(oid, _Table(oid, schema, name))
+        table.columns.append(_Column(column, *rest[:7]))
+    for child, parent, schema, name, column, refcol in conn.execute(_FOREIGN_KEYS).fetchall():
+        if child not in tables:
+            continue
+        if parent != child:
+            tables[child].parents.add(parent)
+        for col in tables[child].columns:
+            if col.name == column:
+                col.references = (schema, name, refcol)
+    return list(tables.values())
+
+
+def _in_dependency_order(tables: list[_Table]) -> list[_Table]:
+    """Referenced tables first; a cycle is broken by taking the rest in catalogue order."""
+    pending = {t.oid: t for t in tables}
+    ordered: list[_Table] = []
+    while pending:
+        ready = [t for t in pending.values() if not (t.parents & pending.keys())]
+        for table in ready or list(pending.values()):
+            ordered.append(pending.pop(table.oid))
+    return ordered
+
+
+def _fill(conn: psycopg.Connection[Any], table: _Table, seed: int) -> tuple[int, str | None]:
+    """Insert the rows; a refused row is retried with its nullable columns left NULL."""
+    inserted = 0
+    for row in range(ROWS_PER_TABLE):
+        error: str | None = None
+        for sparse in (False, True):
+            try:
+                conn.execute(_insert(table, row, seed, sparse=sparse))
+                inserted += 1
+                error = None
+                break
+            except psycopg.Error as exc:
+                error = (exc.diag.message_primary or str(exc)).strip()
+        if error is not None:
+            return inserted, error
+    return inserted, None
+
+
+def _insert(table: _Table, row: int, seed: int, *, sparse: bool) -> sql.Composed:
+    names: list[sql.Composable] = []
+    values: list[sql.Composable] = []
+    for column in table.columns:
+        if column.generated or column.has_default or (sparse and not column.not_null):
+            continue
+        value = _value(column, row, seed)
+        if value is None:
+            continue
+        names.append(sql.Identifier(column.name))
+        values.append(value)
+    if not names:
+        return sql.SQL("INSERT INTO {} DEFAULT VALUES").format(table.identifier)
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        table.identifier, sql.SQL(", ").join(names), sql.SQL(", ").join(values))
+
+
+def _value(column: _Column, row: int, seed: int) -> sql.Composable | None:
+    """A value for ``column`` in row ``row``, or None to leave the column to NULL."""
+    if column.references is not None:
+        schema, name, refcol = column.references
+        return sql.SQL("(SELECT {} FROM {} ORDER BY ctid LIMIT 1 OFFSET {} % GREATEST("
+                       "(SELECT count(*) FROM {}), 1))").format(
+            sql.Identifier(refcol), sql.Identifier(schema, name), sql.Literal(row),
+            sql.Identifier(schema, name))
+    text = _text(column, row, row + 1 + seed)
+    return None if text is None else sql.Literal(text)
+
+
+def _text(column: _Column, row: int, n: int) -> str | None:
+    """The value as text, which PostgreSQL casts to the column's type (sent untyped)."""
+    category, name = column.category, column.type_name
+    if column.labels:
+        return column.labels[row % len(column.labels)]
+    if category == "N":
+        return str(n)
+    if category == "S":
+        limit = column.typmod - 4 if column.typmod > 4 else 0
+        text = f"m{n}"
+        return text[-limit:] if limit else text
+    if category == "B":
+        return "true" if row % 2 == 0 else "false"
+    if category == "D":
+        return f"12:00:{n:02d}" if name in ("time", "timetz") else f"2024-01-{n:02d} 12:00:00"
+    if category == "T":
+        return f"{n} days"
+    if category == "I":
+        return f"10.0.0.{n}"
+    if category == "A":
+        return "{}"
+    return {"uuid": f"00000000-0000-4000-8000-{n:012d}", "json": f'{{"n": {n}}}',
+            "jsonb": f'{{"n": {n}}}', "bytea": f"\\x{n:02x}"}.get(name)
+
+
+def truncate_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> None:
+    """Empty every table of ``schemas``: the state in which an up is re-run to prove that only
+    the rows made it fail."""
+    tables = [t.identifier for t in _read_tables(conn, schemas)]
+    if tables:
+        conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(tables)))
+
+
+#: ``table -> (row count, {column: fingerprint of its values})``
+RowPrint = dict[str, tuple[int, dict[str, str | None]]]
+
+
+def capture_rows(conn: psycopg.Connection[Any], schemas: list[str]) -> RowPrint:
+    """Row count and a fingerprint of each column's values, per table with rows."""
+    found: RowPrint = {}
+    for table in _read_tables(conn, schemas):
+        prints = [sql.SQL("md5(string_agg({0}::text, ',' ORDER BY {0}::text))").format(
+            sql.Identifier(c.name)) for c in table.columns]
+        row = conn.execute(sql.SQL("SELECT count(*), {} FROM {}").format(
+            sql.SQL(", ").join([*prints, sql.SQL("NULL")]), table.identifier)).fetchone()
+        assert row is not None
+        if row[0]:
+            found[table.qualified] = (row[0], {
+                c.name: value for c, value in zip(table.columns, row[1:])})
+    return found
+
+
+def lost_rows(before: RowPrint, after: RowPrint) -> list[str]:
+    """What up then down lost of the rows present before the up, one line per table."""
+    lost = []
+    for table, (count, columns) in sorted(before.items()):
+        now_count, now_columns = after.get(table, (0, {}))
+        if now_count < count:
+            lost.append(f"{count - now_count} of {count} rows of {table} are gone")
+            continue
+        changed = sorted(c for c, value in columns.items()
+                         if c in now_columns and now_columns[c] != value)
+        if changed:
+            lost.append(f"the values of {table}.{', '.join(changed)} are not those of before "
+                        "the up")
+    return lost
