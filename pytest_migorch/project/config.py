@@ -413,6 +413,9 @@ def _load_dependencies(service: Service, source: FileSource) -> None:
     if document is None or not isinstance(entries, dict):
         return
     service.has_metadata = True
+    table = document.value.get("migrations_table")
+    if isinstance(table, str) and ("migrations_table",) not in error_paths:
+        service.declared_migrations_table = table
     seen: dict[str, str] = {}  # version without leading zeros -> key as written
     for key, body in entries.items():
         if not _VERSION.fullmatch(key):
