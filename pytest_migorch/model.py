@@ -264,10 +264,23 @@ class Service:
     #: ``migrations``): what golang-migrate would see, for the released-migration comparison.
     files: list[MigrationFile] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    #: ``migrations_table`` as declared in dependencies.json (None: the default).
+    declared_migrations_table: str | None = None
 
     @property
     def schema(self) -> str:
         return schema_name(self.name)
+
+    @property
+    def migrations_table(self) -> tuple[str, str]:
+        """golang-migrate's table of this service as (schema, table): the declared one, so a
+        set whose migrations touch golang-migrate's own table runs against that table, else
+        ``public.<schema>_schema_migrations``. An unqualified name is in ``public``."""
+        declared = self.declared_migrations_table
+        if not declared:
+            return "public", f"{self.schema}_schema_migrations"
+        schema, _, table = declared.rpartition(".")
+        return schema or "public", table
 
     def environment_names(self) -> list[str]:
         """Declared environments, or the implicit default one when none are declared."""

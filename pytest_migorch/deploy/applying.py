@@ -30,7 +30,6 @@ from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.session import Session
 from pytest_migorch.deploy.tracking import (
-    GOLANG_MIGRATE_SCHEMA,
     ExecutionRecord,
     SchemaVersion,
     Tracking,
@@ -337,7 +336,7 @@ def records_gone(step: PlanStep, tracking: Tracking) -> MigrationFailed:
         f"{migration.qualified_id} destroyed migorch's records: {tracking.schema}."
         "migration_executions no longer exists after its statements ran (it dropped its own "
         f"schema or the tracking tables). golang-migrate's table "
-        f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} keeps the dirty flag. Nothing more "
+        f"{tracking.gm_schema}.{tracking.gm_table} keeps the dirty flag. Nothing more "
         "runs, and the next run refuses until a person checks what the schema holds and "
         f"records it with `migorch force {migration.service} <version>`.")
 

@@ -22,7 +22,6 @@ from pytest_migorch.deploy.recovery import Resolution, decide_recovery
 from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.session import Session
 from pytest_migorch.deploy.tracking import (
-    GOLANG_MIGRATE_SCHEMA,
     Tracking,
     file_checksum,
 )
@@ -132,7 +131,7 @@ class ServicePreparation:
             return False
         tracking = session.tracking(state.schema)
         applier = Applier(session, self.project.root, self.executed_by)
-        source = f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} version {gm.describe()}"
+        source = f"{tracking.gm_schema}.{tracking.gm_table} version {gm.describe()}"
         with session.conn.transaction():
             for migration in adopt:
                 self._record_applied_without_running(
@@ -207,7 +206,7 @@ def refuse_destroyed_records(tracking: Tracking, name: str) -> None:
         return
     raise Refused(
         f"{name}: migorch's records are gone: {tracking.schema}.migration_executions does not "
-        f"exist, but golang-migrate's table {GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table}, which "
+        f"exist, but golang-migrate's table {tracking.gm_schema}.{tracking.gm_table}, which "
         f"migorch kept, says version {version.describe()}. Something (a migration dropping "
         "its own schema or the tracking tables, or a person) destroyed them; what that "
         "version's migrations created may be gone too, so nothing is adopted or run. Check "

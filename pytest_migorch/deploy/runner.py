@@ -48,10 +48,6 @@ from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.rollback import check_down_options, chosen_for_down
 from pytest_migorch.deploy.session import Session, executed_by
 from pytest_migorch.deploy.status import ServiceReport, collect_report
-from pytest_migorch.deploy.tracking import (
-    GOLANG_MIGRATE_SCHEMA,
-    golang_migrate_table,
-)
 from pytest_migorch.errors import ConfigurationError, MigorchError, UsageError
 from pytest_migorch.findings import Family
 from pytest_migorch.model import Migration, Project
@@ -132,6 +128,8 @@ class Runner(ServicePreparation):
         conn = connect(self.settings)
         try:
             session = Session(conn, self.settings, self.lock_timeout)
+            session.gm_tables = {s.schema: s.migrations_table
+                                 for s in self.project.services.values()}
         except psycopg.Error as exc:
             conn.close()
             raise database_error(exc, "reading the database name") from exc
@@ -186,8 +184,8 @@ class Runner(ServicePreparation):
         recorded = state.prefix()
         if gm.exists and not gm.dirty and gm.version < recorded:
             raise Refused(
-                f"{name}: golang-migrate's table {GOLANG_MIGRATE_SCHEMA}."
-                f"{golang_migrate_table(state.schema)} says version {gm.version}, but migorch "
+                f"{name}: golang-migrate's table {'.'.join(state.service.migrations_table)}"
+                f" says version {gm.version}, but migorch "
                 f"recorded every base migration up to {recorded} as applied: something rolled "
                 "back or forced golang-migrate's table outside migorch. Check the schema, then "
                 f"run `migorch force {name} <version>` to record the version it is at."
@@ -223,8 +221,8 @@ class Runner(ServicePreparation):
         if gm.dirty:
             raise Refused(
                 f"Dirty database version {gm.version}. Fix and force version.\n"
-                f"({name}: golang-migrate's table {GOLANG_MIGRATE_SCHEMA}."
-                f"{golang_migrate_table(state.schema)} was left dirty by a run migorch has no "
+                f"({name}: golang-migrate's table {'.'.join(state.service.migrations_table)}"
+                f" was left dirty by a run migorch has no "
                 "record of, most likely golang-migrate's own. Fix the schema by hand, then run "
                 f"`migorch force {name} <version>` or golang-migrate's `force`.)"
             )
@@ -436,7 +434,7 @@ class Runner(ServicePreparation):
                     self._force_literal(session, tracking, state, version, result)
                 after = self._read_state(tracking, service, env)
                 tracking.write_schema_version(after.prefix(), False)
-            result.changes.append(f"{GOLANG_MIGRATE_SCHEMA}.{tracking.gm_table} set to "
+            result.changes.append(f"{tracking.gm_schema}.{tracking.gm_table} set to "
                                   f"version {after.prefix()}, clean")
         for change in result.changes:
             self.reporter.note(change)

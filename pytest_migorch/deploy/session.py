@@ -61,6 +61,9 @@ class Session:
         #: a bounded wait for the row and table locks the write needs.
         self.guard: sql.Composed | None = tracking_guard(lock_timeout)
         self.locks: list[AdvisoryLock] = []
+        #: golang-migrate's (schema, table) per service schema, when the service declares
+        #: ``migrations_table``; others use :func:`golang_migrate_table`'s default.
+        self.gm_tables: dict[str, tuple[str, str]] = {}
         self._trackings: dict[str, Tracking] = {}
         self._check_interval: bool | None = None
         # The lock keys come from what the server says, never from how the URL spells the
@@ -74,13 +77,18 @@ class Session:
 
     def tracking(self, schema: str) -> Tracking:
         if schema not in self._trackings:
-            self._trackings[schema] = Tracking(self.conn, schema, guard=self.guard)
+            self._trackings[schema] = Tracking(self.conn, schema, guard=self.guard,
+                                               gm_table=self.gm_table_of(schema))
         return self._trackings[schema]
+
+    def gm_table_of(self, schema: str) -> tuple[str, str]:
+        """golang-migrate's (schema, table) of a service schema: declared, or the default."""
+        return self.gm_tables.get(schema, (GOLANG_MIGRATE_SCHEMA, golang_migrate_table(schema)))
 
     def locks_for(self, schema: str) -> list[AdvisoryLock]:
         """The keys golang-migrate may lock for this service, in the order runs take them."""
-        table = golang_migrate_table(schema)
-        return [AdvisoryLock(self.conn, lock_key(name, GOLANG_MIGRATE_SCHEMA, table),
+        gm_schema, table = self.gm_table_of(schema)
+        return [AdvisoryLock(self.conn, lock_key(name, gm_schema, table),
                              f"service schema {schema}")
                 for name in self.lock_database_names]
 

@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_migorch.deploy.planning import Drift, ServiceState, format_seconds
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.tracking import (
-    GOLANG_MIGRATE_SCHEMA,
     ExecutionRecord,
     HistoryRecord,
-    golang_migrate_table,
 )
 from pytest_migorch.findings import display_path
 
@@ -148,7 +146,7 @@ class ServiceReport:
             "environment": state.environment,
             "initialised": state.initialised,
             "golang_migrate": {
-                "table": f"{GOLANG_MIGRATE_SCHEMA}.{golang_migrate_table(state.schema)}",
+                "table": ".".join(state.service.migrations_table),
                 "exists": gm.exists, "version": gm.version if gm.exists else None,
                 "dirty": gm.dirty,
             },
@@ -178,8 +176,8 @@ class ServiceReport:
             lines.append("  Migration tracking table does not exist: this database was never "
                          "initialised; run `migorch init` (or `up`, which does it)")
         gm = state.schema_version
-        lines.append(f"  golang-migrate {GOLANG_MIGRATE_SCHEMA}."
-                     f"{golang_migrate_table(state.schema)}: {gm.describe()}")
+        lines.append(f"  golang-migrate {'.'.join(state.service.migrations_table)}"
+                     f": {gm.describe()}")
         lines.append(f"  applied {len(state.applied)}, pending {len(state.pending)}, "
                      f"failed {len(state.failed)}, drift {len(self.drift)}")
         if self.lock_holder:

@@ -146,16 +146,19 @@ class Tracking:
     """
 
     def __init__(self, conn: psycopg.Connection[Any], schema: str, *,
-                 guard: sql.Composed | None = None) -> None:
+                 guard: sql.Composed | None = None,
+                 gm_table: tuple[str, str] | None = None) -> None:
         self.conn = conn
         self.schema = schema
         #: Parameterless ``SET LOCAL`` statements sent ahead of every write (the runner's
         #: identity and lock wait bound, see :func:`pytest_migorch.deploy.applying.tracking_guard`).
         self.guard = guard
-        self.gm_table = golang_migrate_table(schema)
+        #: golang-migrate's table: the service's declared ``migrations_table`` or the default.
+        self.gm_schema, self.gm_table = gm_table or (GOLANG_MIGRATE_SCHEMA,
+                                                     golang_migrate_table(schema))
         self._executions = sql.Identifier(schema, EXECUTIONS_TABLE)
         self._history = sql.Identifier(schema, HISTORY_TABLE)
-        self._gm = sql.Identifier(GOLANG_MIGRATE_SCHEMA, self.gm_table)
+        self._gm = sql.Identifier(self.gm_schema, self.gm_table)
         self._seen: set[tuple[str, str]] = set()
 
     @contextmanager
@@ -204,7 +207,7 @@ class Tracking:
                         self.conn.execute(statement)
                     created.append(f"{self.schema}.{HISTORY_TABLE}")
                 if self.ensure_schema_version_table():
-                    created.append(f"{GOLANG_MIGRATE_SCHEMA}.{self.gm_table}")
+                    created.append(f"{self.gm_schema}.{self.gm_table}")
                 self.mark_schema_version_table()
         except psycopg.Error as exc:
             raise database_error(exc, f"creating the tracking tables of {self.schema}") from exc
@@ -212,7 +215,7 @@ class Tracking:
 
     def ensure_schema_version_table(self) -> bool:
         """golang-migrate's ``ensureVersionTable``: check, then create only when missing."""
-        if self._exists(GOLANG_MIGRATE_SCHEMA, self.gm_table):
+        if self._exists(self.gm_schema, self.gm_table):
             return False
         self.conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (version bigint not null primary key, "
@@ -238,11 +241,11 @@ class Tracking:
         """golang-migrate's version when migorch's tables are gone although migorch kept
         records for this service (the marker on golang-migrate's table) and that table says
         something was applied or is dirty; None otherwise. Asks the server, not the cache."""
-        if self.still_initialised() or not self._exists(GOLANG_MIGRATE_SCHEMA, self.gm_table):
+        if self.still_initialised() or not self._exists(self.gm_schema, self.gm_table):
             return None
         row = self.conn.execute(
             "SELECT obj_description(to_regclass(format('%%I.%%I', %s::text, %s::text)), "
-            "'pg_class')", (GOLANG_MIGRATE_SCHEMA, self.gm_table)).fetchone()
+            "'pg_class')", (self.gm_schema, self.gm_table)).fetchone()
         if not row or not str(row[0] or "").startswith(MARKER):
             return None
         version = self.read_schema_version()
@@ -252,7 +255,7 @@ class Tracking:
 
     def read_schema_version(self) -> SchemaVersion:
         """golang-migrate's ``Version()``: (-1, false) for an empty or missing table."""
-        if not self._exists(GOLANG_MIGRATE_SCHEMA, self.gm_table):
+        if not self._exists(self.gm_schema, self.gm_table):
             return SchemaVersion()
         row = self.conn.execute(
             sql.SQL("SELECT version, dirty FROM {} LIMIT 1").format(self._gm)

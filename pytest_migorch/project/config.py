@@ -168,7 +168,6 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return validator
 
 
-
 _VERSION = re.compile(r"[0-9]+")
 #: Versions with more significant digits than this do not fit in uint64, so no file has them.
 _UINT64_DIGITS = 20
@@ -420,6 +419,8 @@ def _load_dependencies(service: Service, source: FileSource) -> None:
     if document is None or not isinstance(entries, dict):
         return
     service.has_metadata = True
+    if ("migrations_table",) not in error_paths:  # a bad value is the schema's finding
+        service.declared_migrations_table = document.value.get("migrations_table")
     seen: dict[str, str] = {}  # version without leading zeros -> key as written
     for key, body in entries.items():
         if not _VERSION.fullmatch(key):

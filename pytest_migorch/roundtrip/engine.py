@@ -68,6 +68,7 @@ from pytest_migorch.roundtrip.rules import (
     UP_FAILED,
 )
 from pytest_migorch.roundtrip.truth import truth_findings
+from pytest_migorch.roundtrip.version_table import prepare_database
 from pytest_migorch.sql.execution_mode import file_execution_mode
 
 __all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables", "apply_migrations"]
@@ -199,13 +200,11 @@ class RoundTrip:
     def _new_database(self) -> None:
         self._drop_database()
         self._dbname = self.server.create_database(unique_database_name("migorch_rt"))
-        self._conn = psycopg.connect(self.server.conninfo(self._dbname), autocommit=True)
-        schemas = {schema_name(step.migration.service) for step in self.steps}
-        for schema in sorted(schemas):
-            self._conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
-        self._probes = install_probes(self._conn)
+        self._conn = conn = psycopg.connect(self.server.conninfo(self._dbname), autocommit=True)
+        served = {step.migration.service for step in self.steps}
+        prepare_database(conn, [self.project.services[n] for n in served
+                                if n in self.project.services])
+        self._probes = install_probes(conn)
 
     def _rebuild(self) -> None:
         """A fresh database with every up that is in effect replayed in order."""

@@ -510,3 +510,42 @@ def test_production_is_protected_by_default_in_any_case(tmp_path: Path) -> None:
     envs = validate(tmp_path).project.services["svc"].environments
     assert {name: env.protected for name, env in envs.items()} == {
         "Production": True, "PROD": True, "dev": False}
+
+
+# --- migrations_table ------------------------------------------------------------------------
+
+
+def _with_table(root: Path, value: object) -> None:
+    files = service_files(["000001_a"])
+    doc = json.loads(files["dependencies.json"])
+    doc["migrations_table"] = value
+    files["dependencies.json"] = json.dumps(doc, indent=2)
+    write_service(root, "svc", files)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("schema_migrations", ("public", "schema_migrations")),
+    ("audit.gm_versions", ("audit", "gm_versions")),
+])
+def test_migrations_table_is_loaded(tmp_path: Path, value: str,
+                                    expected: tuple[str, str]) -> None:
+    _with_table(tmp_path, value)
+    result = validate(tmp_path)
+    assert result.findings == []
+    assert result.project.services["svc"].migrations_table == expected
+
+
+def test_migrations_table_defaults_to_the_service_table(tmp_path: Path) -> None:
+    write_service(tmp_path, "svc", service_files(["000001_a"]))
+    assert validate(tmp_path).project.services["svc"].migrations_table == (
+        "public", "svc_schema_migrations")
+
+
+@pytest.mark.parametrize("value", ["a.b.c", "schema migrations", "1table", "", 7, "x;drop"])
+def test_bad_migrations_table_is_a_clear_cfg002(tmp_path: Path, value: object) -> None:
+    _with_table(tmp_path, value)
+    result = validate(tmp_path)
+    finding = only(result.findings, "CFG002")
+    assert finding.file == deps_path(tmp_path)
+    assert finding.message.startswith("$.migrations_table in dependencies.json")
+    assert result.project.services["svc"].migrations_table == ("public", "svc_schema_migrations")
