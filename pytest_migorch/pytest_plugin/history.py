@@ -120,7 +120,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     return report
 
 
-@dataclass
+@dataclass(eq=False)  # a registered plugin: pluggy keeps plugins in sets, so hashable by identity
 class HistoryReporter:
     """Controller side: counts what was held back, names stale entries, writes Markdown."""
 

@@ -99,6 +99,20 @@ def test_marker_selection(basic: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, deselected=len(BASIC_ITEMS))
 
 
+def test_a_conftest_elsewhere_in_the_tree_does_not_break_the_session(
+        basic: pytest.Pytester) -> None:
+    """From a repository's root, its tests' conftest.py does not apply to the services root, so
+    pytest computes a hook subset without it, which needs every registered plugin (our
+    reporters included) to be hashable: the README's command crashed with INTERNALERROR here."""
+    (basic.path / "tests").mkdir()
+    (basic.path / "tests" / "conftest.py").write_text("")
+    result = basic.runpytest("--migorch", "services", "-m", "migorch", "--migorch-no-db",
+                             "-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert result.parseoutcomes()["passed"] > 0
+
+
 def test_ini_option_sets_the_roots(basic: pytest.Pytester) -> None:
     basic.makeini("[pytest]\nmigorch_paths = services\nmigorch_no_db = true\n")
     result = basic.runpytest("-q")
