@@ -50,7 +50,7 @@ class RunResult:
         return {
             "ok": self.ok,
             "command": self.command,
-            "environment": self.environment,
+            "environment": self.environment or None,  # None: `init` without one
             "services": self.services,
             "dry_run": self.dry_run,
             "plan": self.plan.to_json(root) if self.plan else None,

@@ -42,7 +42,7 @@ from pytest_migorch.deploy.planning import (
     plan_step,
     resolve_environment,
 )
-from pytest_migorch.deploy.preparing import ServicePreparation
+from pytest_migorch.deploy.preparing import ServicePreparation, refuse_uninitialised
 from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.rollback import check_down_options, chosen_for_down
@@ -102,14 +102,23 @@ class Runner(ServicePreparation):
 
     def environment(self, services: Sequence[str], requested: str | None) -> str:
         """``--env`` or ``APP_ENV``, declared by every selected service (else exit 2)."""
-        for name in services:
-            if name not in self.project.services:
-                raise UsageError(f"unknown service {name!r}")
-        check_schema_collisions(self.project, services)
+        self._check_services(services)
         check_environment_name(requested or self.environ.get("APP_ENV") or "")
         env = resolve_environment(self.project, services, requested, self.environ)
         check_environment_name(env)
         return env
+
+    def _no_environment(self, services: Sequence[str], requested: str | None) -> bool:
+        """No ``--env``/``APP_ENV`` while a selected service declares environments."""
+        self._check_services(services)
+        return not (requested or self.environ.get("APP_ENV")) and any(
+            self.project.services[s].has_environments for s in services)
+
+    def _check_services(self, services: Sequence[str]) -> None:
+        for name in services:
+            if name not in self.project.services:
+                raise UsageError(f"unknown service {name!r}")
+        check_schema_collisions(self.project, services)
 
     def check_static(self, services: Sequence[str]) -> None:
         """Refuse to deploy a tree whose files, configuration or graph have errors."""
@@ -260,13 +269,20 @@ class Runner(ServicePreparation):
     # --- commands ---------------------------------------------------------------------------
 
     def init(self, services: Sequence[str], environment: str | None = None) -> RunResult:
-        """Create schemas and tracking tables and adopt golang-migrate's records."""
-        env = self.environment(services, environment)
+        """Create schemas and tracking tables and adopt golang-migrate's records.
+
+        Without ``--env``/``APP_ENV`` where a service declares environments, only the tables
+        are created: the first command run with an environment adopts (docs/runner.md)."""
+        env = "" if self._no_environment(services, environment) else \
+            self.environment(services, environment)
         result = RunResult("init", env, list(services))
         with self._session(result) as session:
             session.lock([self.project.services[s].schema for s in services],
                          self.lock_timeout, self.reporter)
             for name in services:
+                if not env:
+                    self._create_tables_only(session, name, result)
+                    continue
                 state = self._prepare_service(session, name, env, writable=True, result=result)
                 if state.schema_version.dirty:
                     self._note(result, f"{name}: golang-migrate's table is dirty "
@@ -349,6 +365,8 @@ class Runner(ServicePreparation):
         self.check_static(involved)
         result = RunResult("down", env, [service], dry_run=dry_run)
         with self._session(result) as session:
+            refuse_uninitialised(session.tracking(self.project.services[service].schema),
+                                 service)
             if not dry_run:
                 session.lock([self.project.services[s].schema for s in involved],
                              self.lock_timeout, self.reporter)

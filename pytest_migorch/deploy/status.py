@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_migorch.deploy.adoption import adoptable, adoption_line
 from pytest_migorch.deploy.planning import Drift, ServiceState, format_seconds
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.tracking import (
@@ -18,6 +19,7 @@ from pytest_migorch.deploy.tracking import (
     HistoryRecord,
 )
 from pytest_migorch.findings import display_path
+from pytest_migorch.model import Migration
 
 if TYPE_CHECKING:
     from pytest_migorch.deploy.session import Session
@@ -63,6 +65,24 @@ class ServiceReport:
         return None
 
     @property
+    def adoptable(self) -> list[Migration]:
+        """Pending base migrations golang-migrate already applied: the next ``init`` (or
+        ``up``) records them as applied without running them. None while the service is
+        deployed as another environment: that is refused, nothing would be adopted."""
+        state = self.state
+        if state.other_environments:
+            return []
+        return adoptable(state.service, state.schema_version, state.applied_versions())
+
+    def _adoption_lines(self) -> list[str]:
+        waiting = self.adoptable
+        if not waiting:
+            return []
+        by = "`migorch init`" if not self.state.initialised else "the next `migorch up`"
+        return ["  " + adoption_line(self.state.service, self.state.schema_version, waiting,
+                                     by=by)]
+
+    @property
     def has_problems(self) -> bool:
         """Drift, a dirty state, a failed migration or no tracking table: ``status`` exits 1.
 
@@ -76,6 +96,7 @@ class ServiceReport:
         """One entry per migration of the environment, then applied rows with no file."""
         state = self.state
         drift = {d.version: d for d in self.drift}
+        waiting = {m.version for m in self.adoptable}
         rows = []
         for migration in state.order:
             record = state.record(migration)
@@ -97,6 +118,7 @@ class ServiceReport:
                 "depends_on": [d.text for d in migration.depends_on],
                 "transactional": migration.transactional,
                 "adopted": bool(record and record.metadata.get("adopted")),
+                "adoptable": migration.version in waiting,
                 "drift": drift[migration.version_text].kind
                 if migration.version_text in drift else None,
                 "error": record.error_message if record and status != Status.COMPLETED else None,
@@ -112,7 +134,7 @@ class ServiceReport:
                     "applied_at": _iso(record.completed_at), "duration_ms": record.duration_ms,
                     "estimated_duration": None, "risk_level": None, "tables": [],
                     "depends_on": [], "transactional": record.transactional,
-                    "adopted": bool(record.metadata.get("adopted")),
+                    "adopted": bool(record.metadata.get("adopted")), "adoptable": False,
                     "drift": None if squash else "missing",
                     "error": record.error_message, "file": None,
                     **({"squashed_into": squash.id} if squash else {}),
@@ -152,6 +174,7 @@ class ServiceReport:
             },
             "applied": [m.id for m in state.applied],
             "pending": [m.id for m in state.pending],
+            "adoptable": [m.id for m in self.adoptable],
             "failed": [{"migration": r.migration_id, "error": r.error_message}
                        for r in state.failed],
             "running": [{"migration": r.migration_id, "state": self.running_state(r),
@@ -182,8 +205,12 @@ class ServiceReport:
                      f"failed {len(state.failed)}, drift {len(self.drift)}")
         if self.lock_holder:
             lines.append(f"  lock held by {self.lock_holder}")
+        lines += self._adoption_lines()
+        waiting = {m.version for m in self.adoptable}
         for migration in state.pending:
-            lines.append(f"  pending: {migration.id}")
+            lines.append(f"  pending: {migration.id}" + (
+                "  (applied by golang-migrate: adopted, not run)"
+                if migration.version in waiting else ""))
         for record in state.failed:
             first = (record.error_message or "").splitlines()[0:1]
             lines.append(f"  failed: {record.migration_id}: {first[0] if first else ''}")
@@ -212,7 +239,8 @@ class ServiceReport:
 
     def render_list(self, root: Path | None = None) -> str:
         rows = self.migration_rows(root)
-        lines = [f"{self.name} (environment {self.state.environment!r})"]
+        lines = [f"{self.name} (environment {self.state.environment!r})",
+                 *self._adoption_lines()]
         if not rows:
             lines.append("  no migrations")
         width = max((len(r["migration"]) for r in rows), default=10)
@@ -224,6 +252,8 @@ class ServiceReport:
                 flags.append(f"DRIFT {row['drift']}")
             if row["adopted"]:
                 flags.append("adopted")
+            if row["adoptable"]:
+                flags.append("applied by golang-migrate: init/up adopts it")
             if row.get("squashed_into"):
                 flags.append(f"squashed into {row['squashed_into']}")
             if not row["transactional"]:
