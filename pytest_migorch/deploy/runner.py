@@ -30,7 +30,7 @@ from pytest_migorch.deploy.applying import (
 )
 from pytest_migorch.deploy.executing import Executor, hook_notes
 from pytest_migorch.deploy.hooks import HookRunner
-from pytest_migorch.deploy.locks import lock_wait_timeout
+from pytest_migorch.deploy.locks import MIGRATE_INSTANCE, lock_wait_timeout
 from pytest_migorch.deploy.lost import connection_lost
 from pytest_migorch.deploy.planning import (
     Plan,
@@ -48,7 +48,7 @@ from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.rollback import check_down_options, chosen_for_down
 from pytest_migorch.deploy.session import Session, executed_by
 from pytest_migorch.deploy.status import ServiceReport, collect_report
-from pytest_migorch.errors import ConfigurationError, MigorchError, UsageError
+from pytest_migorch.errors import ConfigurationError, DatabaseError, MigorchError, UsageError
 from pytest_migorch.findings import Family
 from pytest_migorch.model import Migration, Project
 from pytest_migorch.postgres.connection import ConnectionSettings, connect, database_error
@@ -134,7 +134,10 @@ class Runner(ServicePreparation):
 
     @contextmanager
     def _session(self, result: RunResult | None = None) -> Iterator[Session]:
-        conn = connect(self.settings)
+        try:
+            conn = connect(self.settings)
+        except DatabaseError as exc:  # golang-migrate's words for it, then ours
+            raise DatabaseError(f"{MIGRATE_INSTANCE}: {exc}") from None
         try:
             session = Session(conn, self.settings, self.lock_timeout)
             session.gm_tables = {s.schema: s.migrations_table

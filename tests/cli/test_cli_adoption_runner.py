@@ -128,3 +128,31 @@ def test_down_on_a_database_never_initialised_refuses(
     assert code == 1 and doc["ok"] is False and doc["exit_code"] == 1
     assert query(fresh_db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'user_service'"
                  ) == [(0,)]
+
+
+# --- the design's messages, first, then the detail ----------------------------------------------
+
+
+def test_unreachable_server_says_failed_to_create_migrate_instance(
+        services: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "init", "user-service", "--root", str(services),
+                       "--database-url", "postgres://app:pw@127.0.0.1:1/app?connect_timeout=3")
+    assert code == 1
+    assert err.startswith("migorch: error: Failed to create migrate instance: cannot connect to "
+                          "postgres://app:***@127.0.0.1:1/app")
+
+
+def test_no_right_to_create_the_tracking_tables_says_failed_to_create_migrate_instance(
+        services: Path, fresh_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    role = f"migorch_ro_{abs(hash(fresh_db)) % 10**8}"
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        code, _, err = run(capsys, "init", "user-service", "--env", "staging", "--root",
+                           str(services), "--database-url", f"{fresh_db} user={role}")
+        assert code == 1
+        assert err.startswith("migorch: error: Failed to create migrate instance: creating the "
+                              "tracking tables of user_service: permission denied")
+    finally:
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE "{role}"')
