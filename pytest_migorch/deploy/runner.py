@@ -45,7 +45,11 @@ from pytest_migorch.deploy.planning import (
 from pytest_migorch.deploy.preparing import ServicePreparation, refuse_uninitialised
 from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.results import Refused, RunResult
-from pytest_migorch.deploy.rollback import check_down_options, chosen_for_down
+from pytest_migorch.deploy.rollback import (
+    check_down_options,
+    chosen_for_down,
+    protected_rollback_refusal,
+)
 from pytest_migorch.deploy.session import Session, executed_by
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.errors import ConfigurationError, DatabaseError, MigorchError, UsageError
@@ -384,8 +388,7 @@ class Runner(ServicePreparation):
                 result.sql = _plan_sql(plan)
                 return result
             if plan.steps and plan.protected and not confirmed:
-                raise Refused(f"environment {env!r} is protected: rolling back there loses "
-                              "data; review the plan, then pass --yes to roll back")
+                raise Refused(protected_rollback_refusal(plan))
             for name in {s.migration.service for s in plan.steps}:
                 self._check_dirty(states[name])
             self._executor(env).execute(session, plan, states, result, rollback_to)
