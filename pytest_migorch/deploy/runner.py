@@ -460,9 +460,7 @@ class Runner(ServicePreparation):
                 tracking.write_schema_version(after.prefix(), False)
             result.changes.append(f"{tracking.gm_schema}.{tracking.gm_table} set to "
                                   f"version {after.prefix()}, clean")
-        for change in result.changes:
-            self.reporter.note(change)
-        return result
+        return result  # the front end prints result.changes, once
 
     def status(self, services: Sequence[str], environment: str | None = None, *,
                history: int = 10) -> list[ServiceReport]:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_migorch.deploy.adoption import adoptable, adoption_line
+from pytest_migorch.deploy.advice import without_force_commands
+from pytest_migorch.deploy.applying import force_advice
 from pytest_migorch.deploy.planning import Drift, ServiceState, format_seconds
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.tracking import (
@@ -52,10 +54,12 @@ class ServiceReport:
 
     @property
     def dirty(self) -> str | None:
-        """Why golang-migrate's dirty flag is (or will be) set, or None."""
+        """Why golang-migrate's dirty flag is (or will be) set, or None (the commands that
+        resolve it are :attr:`recovery`, printed once)."""
         state = self.state
         for record in state.dirty_records:
-            return f"{record.migration_id} did not finish: {record.error_message or 'running'}"
+            error = without_force_commands(record.error_message) or "running"
+            return f"{record.migration_id} did not finish: {error}"
         interrupted = [r for r in state.running
                        if not r.transactional and self.running_state(r) == "interrupted"]
         if interrupted:
@@ -63,6 +67,17 @@ class ServiceReport:
         if state.schema_version.dirty:
             return f"golang-migrate's table is dirty at version {state.schema_version.version}"
         return None
+
+    @property
+    def recovery(self) -> list[str]:
+        """The ``migorch force`` commands that resolve the dirty state, once."""
+        state = self.state
+        if state.dirty_records:
+            advice = force_advice(state, state.dirty_records[0].version)
+            return [line.strip() for line in advice.splitlines() if line.strip()]
+        if self.dirty:
+            return [f"migorch force {self.name} <version>   # the version the schema is at"]
+        return []
 
     @property
     def adoptable(self) -> list[Migration]:
@@ -121,7 +136,8 @@ class ServiceReport:
                 "adoptable": migration.version in waiting,
                 "drift": drift[migration.version_text].kind
                 if migration.version_text in drift else None,
-                "error": record.error_message if record and status != Status.COMPLETED else None,
+                "error": without_force_commands(record.error_message)
+                if record and status != Status.COMPLETED else None,
                 "file": display_path(migration.main_file.path, root),
             })
         known = {m.version for m in state.order}
@@ -136,7 +152,7 @@ class ServiceReport:
                     "depends_on": [], "transactional": record.transactional,
                     "adopted": bool(record.metadata.get("adopted")), "adoptable": False,
                     "drift": None if squash else "missing",
-                    "error": record.error_message, "file": None,
+                    "error": without_force_commands(record.error_message), "file": None,
                     **({"squashed_into": squash.id} if squash else {}),
                 })
         return rows
@@ -154,7 +170,7 @@ class ServiceReport:
                 "duration_ms": event.duration_ms,
                 "estimated_seconds": estimate,
                 "executed_by": event.executed_by,
-                "error": event.error_message,
+                "error": without_force_commands(event.error_message),
             })
         return out
 
@@ -175,13 +191,15 @@ class ServiceReport:
             "applied": [m.id for m in state.applied],
             "pending": [m.id for m in state.pending],
             "adoptable": [m.id for m in self.adoptable],
-            "failed": [{"migration": r.migration_id, "error": r.error_message}
+            "failed": [{"migration": r.migration_id,
+                        "error": without_force_commands(r.error_message)}
                        for r in state.failed],
             "running": [{"migration": r.migration_id, "state": self.running_state(r),
                          "started_at": _iso(r.started_at), "backend_pid": r.backend_pid,
                          "executed_by": r.executed_by} for r in state.running],
             "drift": [d.to_json(root) for d in self.drift],
             "dirty": self.dirty,
+            "recovery": self.recovery,
             "lock_holder": self.lock_holder,
             "other_environments": state.other_environments,
             "last_runs": self.last_runs(),
@@ -222,6 +240,7 @@ class ServiceReport:
             lines.append(f"  drift: {item.message}")
         if self.dirty:
             lines.append(f"  DIRTY: {self.dirty}")
+            lines += [f"    {command}" for command in self.recovery]
         if state.other_environments:
             lines.append("  also deployed as: " + ", ".join(state.other_environments))
         runs = [e for e in self.history
