@@ -8,6 +8,7 @@ reporter and identity), split out so the command facade stays readable.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pytest_migorch.deploy.adoption import ALREADY_APPLIED, adoptable, adoption_line
@@ -30,6 +31,8 @@ from pytest_migorch.model import Migration, Project
 from pytest_migorch.project.graph import ProjectGraph
 
 __all__ = ["ServicePreparation", "refuse_destroyed_records", "refuse_uninitialised", "self_user"]
+
+log = logging.getLogger(__name__)
 
 
 class ServicePreparation:
@@ -123,6 +126,13 @@ class ServicePreparation:
         decisions = [(record, decide_recovery(
             record, backend_alive=record.backend_pid in alive,
             schema_dirty=state.schema_version.dirty)) for record in state.running]
+        for record, decision in decisions:
+            log.debug("recovery of %s:%s row %d (backend pid %s %s, %stransactional, "
+                      "golang-migrate dirty: %s): %s -> %s", state.service.name,
+                      record.migration_id, record.id, record.backend_pid,
+                      "alive" if record.backend_pid in alive else "gone",
+                      "" if record.transactional else "non-", state.schema_version.dirty,
+                      decision.resolution.value, decision.status or "left alone")
         live = [(r, d) for r, d in decisions if not d.proceeds]
         if live:
             raise Refused("\n".join(f"{state.service.name}: {r.migration_id} is {d.message}"
@@ -151,6 +161,9 @@ class ServicePreparation:
         table says are applied (up to its version; below it when it is dirty)."""
         gm = state.schema_version
         adopt = adoptable(state.service, gm, state.applied_versions())
+        log.debug("adoption for %s in %r: golang-migrate's table says %s; %s",
+                  state.service.name, state.environment, gm.describe(),
+                  ", ".join(m.id for m in adopt) or "nothing to adopt")
         if not adopt:
             return False
         tracking = session.tracking(state.schema)

@@ -28,6 +28,7 @@ from pytest_migorch.deploy.applying import (
     StepOutcome,
     force_advice,
 )
+from pytest_migorch.deploy.debug_log import log_resolution
 from pytest_migorch.deploy.executing import Executor, hook_notes
 from pytest_migorch.deploy.hooks import HookRunner
 from pytest_migorch.deploy.locks import MIGRATE_INSTANCE, lock_wait_timeout
@@ -328,6 +329,7 @@ class Runner(ServicePreparation):
             pending = [m for m in order if not states[m.service].is_applied(m)]
             self._check_prerequisites(pending, selected, env)
             todo = [m for m in pending if m.service in selected][:count]
+            log_resolution("up", env, order, states, selected, todo)
             plan = Plan("up", env, is_protected(self.project, services, env),
                         [plan_step(m, "up", states[m.service].schema, self.analysis_cache)
                          for m in todo])
@@ -383,6 +385,8 @@ class Runner(ServicePreparation):
             self._check_ready(states[service], allow_drift=True, result=result)
             plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade,
                                                 only)
+            log_resolution("down", env, states[service].order, states, {service},
+                           [step.migration for step in plan.steps])
             self._show_plan(plan, result, dry_run)
             if dry_run:
                 result.sql = _plan_sql(plan)
