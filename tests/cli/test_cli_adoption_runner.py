@@ -5,6 +5,10 @@ a database that was never initialised (real PostgreSQL)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +160,18 @@ def test_no_right_to_create_the_tracking_tables_says_failed_to_create_migrate_in
     finally:
         with psycopg.connect(fresh_db, autocommit=True) as conn:
             conn.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_designs_make_init_runs_as_written(services: Path, fresh_db: str) -> None:
+    """`make db-migrate-init-orchestrator SERVICE_NAME=user-service`, no APP_ENV."""
+    makefile = Path(__file__).resolve().parents[2] / "pytest_migorch" / "make" / "migorch.mk"
+    (services.parent / "Makefile").write_text(f"include {makefile}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("APP_ENV", "SERVICE_NAME")}
+    env["DATABASE_URL"] = fresh_db
+    done = subprocess.run(["make", "-s", "db-migrate-init-orchestrator",
+                           "SERVICE_NAME=user-service", f"MIGORCH={sys.executable} -m "
+                           "pytest_migorch"], cwd=services.parent, capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "created user_service.migration_executions" in done.stdout
