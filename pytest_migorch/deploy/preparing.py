@@ -183,6 +183,17 @@ class ServicePreparation:
         return True
 
 
+    def _would_adopt(self, state: ServiceState, result: RunResult) -> set[int]:
+        """What a real ``up`` would adopt before planning (see :meth:`_adopt`), for a dry run,
+        which writes nothing: noted, and left out of the plan as the real run leaves it out."""
+        if state.other_environments:
+            return set()
+        adopt = adoptable(state.service, state.schema_version, state.applied_versions())
+        if adopt:
+            self._note(result, f"{state.service.name}: " + adoption_line(
+                state.service, state.schema_version, adopt, by="`up`"))
+        return {m.version for m in adopt}
+
     def _force_dirty(self, tracking: Tracking, state: ServiceState, version: int,
                      result: RunResult) -> None:
         for record in state.dirty_records:

@@ -326,7 +326,10 @@ class Runner(ServicePreparation):
                       for name in involved}
             for name in services:
                 self._check_ready(states[name], allow_drift=allow_drift, result=result)
-            pending = [m for m in order if not states[m.service].is_applied(m)]
+            adopting = {name: self._would_adopt(states[name], result)
+                        for name in services} if dry_run else {}
+            pending = [m for m in order if not states[m.service].is_applied(m)
+                       and m.version not in adopting.get(m.service, ())]
             self._check_prerequisites(pending, selected, env)
             todo = [m for m in pending if m.service in selected][:count]
             log_resolution("up", env, order, states, selected, todo)

@@ -175,3 +175,24 @@ def test_the_designs_make_init_runs_as_written(services: Path, fresh_db: str) ->
                           text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "created user_service.migration_executions" in done.stdout
+
+
+def test_a_dry_run_before_init_leaves_out_what_up_would_adopt(
+        services: Path, fresh_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The dry run plans what the real run does: golang-migrate's applied migrations are
+    adopted by ``up``, not run again, so they are not steps of its plan either."""
+    golang_migrate_applied(services, fresh_db)
+    common = ["--root", str(services), "--database-url", fresh_db, "--env", "production"]
+    code, doc = run_json(capsys, "up", "user-service", "--dry-run", *common)
+    assert code == 0, doc
+    planned = [step["migration"] for step in doc["plan"]["steps"]]
+    assert "000001_create_users" not in planned and "000002_add_profiles" not in planned
+    assert "000004_add_users_email_lower_index" in planned
+    assert any("Migration already applied by golang-migrate" in note and "`up` records 2" in note
+               for note in doc["notes"])
+    assert query(fresh_db, "SELECT to_regclass('user_service.migration_executions')") == [(None,)]
+
+    code, doc = run_json(capsys, "up", "user-service", *common)  # the real run agrees
+    assert code == 0, doc
+    applied = [step["migration"] for step in doc["plan"]["steps"]]
+    assert applied == planned
