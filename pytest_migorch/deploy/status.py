@@ -20,6 +20,7 @@ from pytest_migorch.deploy.tracking import (
 from pytest_migorch.findings import display_path
 
 if TYPE_CHECKING:
+    from pytest_migorch.deploy.invalid_indexes import InvalidIndex
     from pytest_migorch.deploy.session import Session
 
 __all__ = ["ServiceReport", "collect_report"]
@@ -38,6 +39,8 @@ class ServiceReport:
     history: list[HistoryRecord]
     alive_pids: set[int] = field(default_factory=set)
     lock_holder: str | None = None
+    #: INVALID indexes in the service's schema: a failed or killed concurrent build's.
+    invalid_indexes: list[InvalidIndex] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -70,7 +73,7 @@ class ServiceReport:
         "not set up" from "all good" by the exit code alone.
         """
         return bool(self.drift or self.dirty or self.state.failed or not self.state.initialised
-                    or self.state.other_environments)
+                    or self.state.other_environments or self.invalid_indexes)
 
     def migration_rows(self, root: Path | None = None) -> list[dict[str, Any]]:
         """One entry per migration of the environment, then applied rows with no file."""
@@ -159,6 +162,7 @@ class ServiceReport:
                          "executed_by": r.executed_by} for r in state.running],
             "drift": [d.to_json(root) for d in self.drift],
             "dirty": self.dirty,
+            "invalid_indexes": [{"name": i.name, "drop": i.drop} for i in self.invalid_indexes],
             "lock_holder": self.lock_holder,
             "other_environments": state.other_environments,
             "last_runs": self.last_runs(),
@@ -195,6 +199,9 @@ class ServiceReport:
             lines.append(f"  drift: {item.message}")
         if self.dirty:
             lines.append(f"  DIRTY: {self.dirty}")
+        for index in self.invalid_indexes:
+            lines.append(f"  INVALID index {index.name} (a failed or killed CREATE INDEX "
+                         f"CONCURRENTLY): run {index.drop} before retrying")
         if state.other_environments:
             lines.append("  also deployed as: " + ", ".join(state.other_environments))
         runs = [e for e in self.history
@@ -236,7 +243,10 @@ class ServiceReport:
 
 
 def collect_report(session: Session, state: ServiceState, *, history: int) -> ServiceReport:
-    """Add the live facts (sessions alive, lock holder) and recent history to a state."""
+    """Add the live facts (sessions alive, lock holder, INVALID indexes) and recent history
+    to a state."""
+    from pytest_migorch.deploy.invalid_indexes import find_invalid_indexes
+
     tracking = session.tracking(state.schema)
     pids = [r.backend_pid for r in state.running if r.backend_pid is not None]
     alive = session.alive_backends(pids)
@@ -246,4 +256,6 @@ def collect_report(session: Session, state: ServiceState, *, history: int) -> Se
         history=tracking.history(state.environment, history * 2),
         alive_pids=alive,
         lock_holder=session.lock_holder(state.schema),
+        invalid_indexes=find_invalid_indexes(session.conn, state.schema)
+        if state.initialised else [],
     )
