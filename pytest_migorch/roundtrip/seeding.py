@@ -16,6 +16,7 @@ every table's row count and column values before up, :func:`lost_rows` compares 
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 __all__ = ["ROWS_PER_TABLE", "SeedResult", "seed_tables", "capture_rows", "lost_rows",
-           "testdata_file", "truncate_tables", "RowPrint"]
+           "testdata_file", "truncate_tables", "RowPrint", "ROWS_COMPARED"]
 
 #: Rows given to each empty table: enough for a UNIQUE to bite, few enough to cost nothing.
 ROWS_PER_TABLE = 3
@@ -245,36 +246,57 @@ def truncate_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> None:
         conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(tables)))
 
 
-#: ``table -> (row count, {column: fingerprint of its values})``
-RowPrint = dict[str, tuple[int, dict[str, str | None]]]
+#: Rows of a table kept to compare, beyond which only the row count is compared.
+ROWS_COMPARED = 10_000
+
+#: ``table -> (row count, column names, rows as tuples of md5s of each value)``; the rows are
+#: empty when the table has more than :data:`ROWS_COMPARED`.
+RowPrint = dict[str, tuple[int, tuple[str, ...], list[tuple[str | None, ...]]]]
 
 
 def capture_rows(conn: psycopg.Connection[Any], schemas: list[str]) -> RowPrint:
-    """Row count and a fingerprint of each column's values, per table with rows."""
+    """Every table's row count and rows (a hash of each value, columns in name order, so a
+    re-added column that comes last compares the same), in one query for all tables."""
+    tables = [t for t in _read_tables(conn, schemas) if t.columns]
+    if not tables:
+        return {}
+    parts = []
+    for number, table in enumerate(tables):
+        names = sorted(c.name for c in table.columns)
+        values = sql.SQL(", ").join(sql.SQL("md5({}::text)").format(sql.Identifier(n))
+                                    for n in names)
+        parts.append(sql.SQL(
+            "(SELECT {n}, count(*) OVER (), ARRAY[{values}] FROM {table} LIMIT {limit})").format(
+            n=sql.Literal(number), values=values, table=table.identifier,
+            limit=sql.Literal(ROWS_COMPARED + 1)))
     found: RowPrint = {}
-    for table in _read_tables(conn, schemas):
-        prints = [sql.SQL("md5(string_agg({0}::text, ',' ORDER BY {0}::text))").format(
-            sql.Identifier(c.name)) for c in table.columns]
-        row = conn.execute(sql.SQL("SELECT count(*), {} FROM {}").format(
-            sql.SQL(", ").join([*prints, sql.SQL("NULL")]), table.identifier)).fetchone()
-        assert row is not None
-        if row[0]:
-            found[table.qualified] = (row[0], {
-                c.name: value for c, value in zip(table.columns, row[1:])})
+    for number, count, row in conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall():
+        table = tables[number]
+        _, _, rows = found.setdefault(table.qualified, (count, tuple(
+            sorted(c.name for c in table.columns)), []))
+        if count <= ROWS_COMPARED:
+            rows.append(tuple(row))
     return found
 
 
 def lost_rows(before: RowPrint, after: RowPrint) -> list[str]:
-    """What up then down lost of the rows present before the up, one line per table."""
+    """What up then down lost of the rows present before the up, one line per table: rows
+    gone, or values no longer there. Rows the up (or down) added are no loss."""
     lost = []
-    for table, (count, columns) in sorted(before.items()):
-        now_count, now_columns = after.get(table, (0, {}))
+    for table, (count, names, rows) in sorted(before.items()):
+        now_count, now_names, now_rows = after.get(table, (0, names, []))
         if now_count < count:
             lost.append(f"{count - now_count} of {count} rows of {table} are gone")
             continue
-        changed = sorted(c for c, value in columns.items()
-                         if c in now_columns and now_columns[c] != value)
+        if not rows or not now_rows or now_names != names:
+            continue  # too many rows to compare, or no longer the same columns (DB003's)
+        missing = Counter(rows) - Counter(now_rows)
+        # A value is lost when it was not NULL before: a NULL the up filled in and the down
+        # kept (a backfill) destroys nothing.
+        changed = [f"{table}.{name}" for i, name in enumerate(names)
+                   if Counter(r[i] for r in missing if r[i] is not None)
+                   - Counter(r[i] for r in now_rows)]
         if changed:
-            lost.append(f"the values of {table}.{', '.join(changed)} are not those of before "
-                        "the up")
+            lost.append(f"values of {', '.join(changed)} present before the up are gone "
+                        f"({sum(missing.values())} of {count} rows of {table} differ)")
     return lost
