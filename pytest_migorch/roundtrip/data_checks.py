@@ -50,8 +50,8 @@ from pytest_migorch.roundtrip.scans import (
     scanned_tables,
 )
 from pytest_migorch.roundtrip.seeding import (
+    RowCapture,
     RowPrint,
-    capture_rows,
     lost_rows,
     seed_tables,
     testdata_file,
@@ -137,6 +137,7 @@ class DataChecks:
         self._transactional = migration.up is not None and file_execution_mode(
             migration, migration.up).transactional
         self._before: RowPrint = {}
+        self._rows: RowCapture | None = None  # before the up, the same after a clean down
         self._counters: dict[str, int] | None = None
         self._invalid_before: set[str] = set()
         self._locked: list[str] = []
@@ -153,7 +154,8 @@ class DataChecks:
         fixture = testdata_file(self.migration.up.path, self.migration.version)
         result = seed_tables(conn, self.schemas, self.migration.qualified_id, fixture)
         self._team_rows = fixture is not None
-        self._before = capture_rows(conn, self.schemas)
+        self._rows = RowCapture(conn, result.tables)
+        self._before = self._rows.capture(conn)
         if self._before and self._transactional and SCAN_BELOW_RISK.code not in self._ignored \
                 and self.migration.meta is not None and prepare_scan_log(conn):
             self._counters = read_counters(conn, self.schemas)
@@ -254,11 +256,11 @@ class DataChecks:
         """DB012 for the rows up then down lost; then, with the database back in the state
         before the up, DB014 if the up would wait for its lock behind a reader."""
         found: list[Finding] = []
-        if self._before and DOWN_LOSES_ROWS.code not in self._ignored:
+        if self._before and self._rows is not None and DOWN_LOSES_ROWS.code not in self._ignored:
             found += [self._finding(
                 DOWN_LOSES_ROWS, self.migration, self.migration.down,
                 f"after up then down of {self.migration.id}, {lost}: the down loses data")
-                for lost in lost_rows(self._before, capture_rows(conn, self.schemas))]
+                for lost in lost_rows(self._before, self._rows.capture(conn))]
         if self._locked and LOCK_STALL.code not in self._ignored and self.migration.up:
             stall = probe_lock_wait(conn, self.migration.up, self.migration.service,
                                     self._locked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from helpers import dependencies_json, entry, write_service
@@ -161,3 +162,21 @@ def test_a_backfill_whose_down_keeps_the_values_loses_nothing(pg_server: Postgre
         "INSERT INTO parent (name) VALUES ('p');\n"
         "INSERT INTO child (parent_id, amount, at) SELECT id, 1, now() FROM parent;\n")
     assert codes(run(pg_server, root)[2]) == []
+
+
+def test_a_unique_column_with_a_constant_default_gets_generated_values(
+        pg_server: PostgresServer, tmp_path: Path) -> None:
+    # Every row left to DEFAULT '' would collide under the UNIQUE: the generator fills it.
+    root = make(tmp_path, "SET lock_timeout = '50ms';\n"
+                "ALTER TABLE parent ADD COLUMN code varchar(8) NOT NULL DEFAULT '' UNIQUE;",
+                "ALTER TABLE parent DROP COLUMN code;")
+    write = root / "svc" / "migrations"
+    (write / "000003_more.up.sql").write_text("SET lock_timeout = '50ms';\n"
+                                              "ALTER TABLE parent ADD COLUMN note text;")
+    (write / "000003_more.down.sql").write_text("ALTER TABLE parent DROP COLUMN note;")
+    deps = json.loads((write / "dependencies.json").read_text())
+    deps["migrations"]["000003"] = entry("more", affects_tables=["parent"])
+    (write / "dependencies.json").write_text(json.dumps(deps))
+    outcome = run(pg_server, root)[3]
+    assert codes(outcome) == []
+    assert not [n for n in outcome.notes if "could not fill" in n]  # type: ignore[attr-defined]
