@@ -93,7 +93,7 @@ def ignored_codes(migration: Migration) -> set[str]:
 def invalid_indexes(conn: psycopg.Connection[Any], schemas: list[str]) -> list[str]:
     """INVALID indexes (``pg_index.indisvalid = false``) of ``schemas``, qualified and quoted
     as SQL wants them (``schema.name``)."""
-    return [row[0] for row in conn.execute(_INVALID_INDEXES, [schemas]).fetchall()]
+    return [row[0] for row in conn.execute(_INVALID_INDEXES, [schemas], prepare=True).fetchall()]
 
 
 def rows_certainly_break(exc: MigrationSqlError, *, team_rows: bool) -> bool:

@@ -103,7 +103,8 @@ def prepare_scan_log(conn: psycopg.Connection[Any]) -> bool:
 
 def read_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> dict[str, int]:
     """The sequential scans of every table of ``schemas`` so far, in one query."""
-    return {table: int(n or 0) for table, n in conn.execute(_COUNTERS, [schemas]).fetchall()}
+    rows = conn.execute(_COUNTERS, [schemas], prepare=True).fetchall()
+    return {table: int(n or 0) for table, n in rows}
 
 
 def read_scan_log(conn: psycopg.Connection[Any], schemas: list[str],
@@ -112,7 +113,7 @@ def read_scan_log(conn: psycopg.Connection[Any], schemas: list[str],
     commands: dict[int, dict[str, tuple[int, bool]]] = {}
     for command, table, scans, exclusive in conn.execute(
             f"SELECT command, relation, scans, exclusive FROM {PROBE_SCHEMA}.scan_log "
-            "ORDER BY command").fetchall():
+            "ORDER BY command", prepare=True).fetchall():
         commands.setdefault(command, {})[table] = (int(scans), bool(exclusive))
     return ScanLog(before, [commands[n] for n in sorted(commands)],
                    read_counters(conn, schemas))

@@ -162,11 +162,12 @@ def _empty_tables(conn: psycopg.Connection[Any], tables: list[_Table]) -> set[in
 
 def _read_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> list[_Table]:
     tables: dict[int, _Table] = {}
-    for oid, schema, name, column, *rest in conn.execute(_COLUMNS, [schemas]).fetchall():
+    columns = conn.execute(_COLUMNS, [schemas], prepare=True).fetchall()
+    for oid, schema, name, column, *rest in columns:
         table = tables.setdefault(oid, _Table(oid, schema, name))
         table.columns.append(_Column(column, *rest[:7]))
     for child, parent, schema, name, column, refcol in conn.execute(
-            _FOREIGN_KEYS, [schemas]).fetchall():
+            _FOREIGN_KEYS, [schemas], prepare=True).fetchall():
         if child not in tables:
             continue
         if parent != child:
