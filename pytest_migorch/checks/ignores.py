@@ -25,7 +25,14 @@ from pytest_migorch.sql.analysis import SqlAnalysis, StatementAnalysis
 from pytest_migorch.sql.split import IgnoreComment, parse_ignore
 
 __all__ = ["UNUSED_IGNORE", "IGNORE_WITHOUT_REASON", "RULES", "Silencer", "silenceable",
-           "file_ignores"]
+           "file_ignores", "ROUND_TRIP_SILENCEABLE"]
+
+#: The codes an ignore comment in an up file silences in the round-trip, which the static
+#: checks neither run nor judge: whether such an ignore silences anything is known only in the
+#: database (``pytest_migorch.roundtrip.data_checks.SILENCEABLE``, which a test keeps equal).
+ROUND_TRIP_SILENCEABLE = frozenset({"DB011", "DB012", "DB013", "DB014", "DB015"})
+#: Every round-trip code: the others (DB001 to DB010) no comment silences.
+_ROUND_TRIP_CODE = re.compile(r"^DB\d{3}$")
 
 UNUSED_IGNORE = Rule(
     code="SQL005", name="unused-ignore", severity=Severity.WARNING, family=Family.SQL,
@@ -117,8 +124,8 @@ class Silencer:
         findings: list[Finding] = []
         for statement in analysis.statements:
             for ignore in statement.ignores:
-                idle = [c for c in ignore.codes
-                        if (file_key, statement.index, self.known.get(c, "")) not in self.used]
+                idle = [c for c in ignore.codes if c not in ROUND_TRIP_SILENCEABLE
+                        and (file_key, statement.index, self.known.get(c, "")) not in self.used]
                 if idle or not ignore.codes:
                     findings.append(UNUSED_IGNORE.finding(
                         self._message(idle, risk_checked), file=file, line=ignore.line, **where))
@@ -132,8 +139,8 @@ class Silencer:
                           risk_checked: bool) -> list[Finding]:
         findings: list[Finding] = []
         for ignore in self.file_wide.get(file_key, ()):
-            idle = [c for c in ignore.codes
-                    if (file_key, _WHOLE_FILE, self.known.get(c, "")) not in self.used]
+            idle = [c for c in ignore.codes if c not in ROUND_TRIP_SILENCEABLE
+                    and (file_key, _WHOLE_FILE, self.known.get(c, "")) not in self.used]
             if idle or not ignore.codes:
                 message = self._message(idle, risk_checked).replace(
                     "migorch:ignore", "migorch:ignore-file").replace("at this statement",
@@ -150,8 +157,12 @@ class Silencer:
     def _message(self, idle: list[str], risk_checked: bool) -> str:
         if not idle:
             return "`-- migorch:ignore` names no code"
-        unknown = [c for c in idle if c not in self.known]
+        unknown = [c for c in idle if c not in self.known and not _ROUND_TRIP_CODE.match(c)]
+        fixed = [c for c in idle if _ROUND_TRIP_CODE.match(c)]
         text = f"`-- migorch:ignore {', '.join(idle)}` silences nothing at this statement"
+        if fixed:
+            text += (f" ({', '.join(fixed)}: a round-trip finding no comment silences; only "
+                     f"{', '.join(sorted(ROUND_TRIP_SILENCEABLE))} can be)")
         if unknown:
             text += f" ({', '.join(unknown)}: not a SQL or risk rule)"
         elif not risk_checked and any(self.known[c].startswith("RSK") for c in idle):

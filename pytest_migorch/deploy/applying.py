@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import psycopg
 
 from pytest_migorch import __version__
+from pytest_migorch.deploy.invalid_indexes import drop_advice, find_invalid_indexes
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.session import Session
@@ -232,8 +233,8 @@ class Applier:
             self._run_in_autocommit(tracking, record_id, statements, file.path)
         except (MigrationSqlError, psycopg.Error) as exc:
             seconds = time.perf_counter() - started
-            failure = self.failure(step, exc, dirty=True, state=state)
             _end_open_transaction(conn)
+            failure = self.failure(step, exc, dirty=True, state=state)
             if not tracking.still_initialised():
                 raise records_gone(step, tracking) from None
             tracking.update(record_id, action=step.direction, status=Status.FAILED,
@@ -288,6 +289,15 @@ class Applier:
         except Exception as exc:  # the row stays 'running'; the next run resolves it
             log.debug("could not record the interruption: %s", exc)
 
+    def _invalid_indexes(self, schema: str) -> str:
+        """What to say of the INVALID indexes a failed non-transactional migration left in
+        the service's schema (a concurrent build that failed), or ""."""
+        try:
+            return drop_advice(find_invalid_indexes(self.session.conn, schema))
+        except psycopg.Error as exc:  # the failure is the message; this is only advice
+            log.debug("could not look for invalid indexes: %s", exc)
+            return ""
+
     def failure(self, step: PlanStep, exc: Exception, *, dirty: bool = False,
                 state: ServiceState | None = None) -> MigrationFailed:
         """PostgreSQL's message, the file and line, and what state it left."""
@@ -310,7 +320,7 @@ class Applier:
                 "\nIt is not transactional: the statements before the failing one are in "
                 "effect and golang-migrate's dirty flag is set. Finish or undo them by hand, "
                 "then record which:" + (force_advice(state, migration.version) if state else "")
-            )
+            ) + (self._invalid_indexes(state.schema) if state else "")
         elif step.direction == "up":
             message += "\nNothing of it was applied: its transaction was rolled back."
         else:

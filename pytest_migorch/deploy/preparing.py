@@ -20,6 +20,7 @@ from pytest_migorch.deploy.planning import (
     ServiceState,
 )
 from pytest_migorch.deploy.records import Action, Status
+from pytest_migorch.deploy.invalid_indexes import drop_advice, find_invalid_indexes
 from pytest_migorch.deploy.recovery import Resolution, decide_recovery
 from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.session import Session
@@ -123,9 +124,12 @@ class ServicePreparation:
         tracking = session.tracking(state.schema)
         alive = session.alive_backends(
             [r.backend_pid for r in state.running if r.backend_pid is not None])
+        left = drop_advice(find_invalid_indexes(session.conn, state.schema)) if any(
+            not r.transactional for r in state.running) else ""
         decisions = [(record, decide_recovery(
             record, backend_alive=record.backend_pid in alive,
-            schema_dirty=state.schema_version.dirty)) for record in state.running]
+            schema_dirty=state.schema_version.dirty, invalid_indexes=left))
+            for record in state.running]
         for record, decision in decisions:
             log.debug("recovery of %s:%s row %d (backend pid %s %s, %stransactional, "
                       "golang-migrate dirty: %s): %s -> %s", state.service.name,

@@ -14,11 +14,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Status", "Action", "ExecutionRecord", "HistoryRecord", "SchemaVersion",
+__all__ = ["TextEnum", "Status", "Action", "ExecutionRecord", "HistoryRecord", "SchemaVersion",
            "STATUSES", "ACTIONS", "file_checksum"]
 
 
-class _Text(str, Enum):
+class TextEnum(str, Enum):
     """A ``str`` enum that prints as its value on every supported Python (``enum.StrEnum``
     is 3.11+; the package supports 3.10)."""
 
@@ -34,7 +34,7 @@ def file_checksum(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class Status(_Text):
+class Status(TextEnum):
     """The ``status`` column of both tracking tables."""
 
     PENDING = "pending"
@@ -44,7 +44,7 @@ class Status(_Text):
     ROLLED_BACK = "rolled_back"
 
 
-class Action(_Text):
+class Action(TextEnum):
     """What a history row records: a migration run up or down, adopted from golang-migrate's
     table, resolved by ``force``, or an interrupted run found and resolved by the next one."""
 

@@ -9,14 +9,13 @@ backend is alive belongs to a live run and is never touched, whatever lock this 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-from pytest_migorch.deploy.records import Action, ExecutionRecord, Status
+from pytest_migorch.deploy.records import Action, ExecutionRecord, Status, TextEnum
 
 __all__ = ["Resolution", "RecoveryDecision", "decide_recovery"]
 
 
-class Resolution(StrEnum):
+class Resolution(TextEnum):
     """How a ``running`` row is resolved."""
 
     #: Its backend is alive: another run is executing it. Leave it alone; refuse to proceed.
@@ -46,9 +45,12 @@ class RecoveryDecision:
 
 
 def decide_recovery(record: ExecutionRecord, *, backend_alive: bool,
-                    schema_dirty: bool) -> RecoveryDecision:
+                    schema_dirty: bool, invalid_indexes: str = "") -> RecoveryDecision:
     """The decision for one ``running`` row: ``backend_alive`` says whether the session that
-    wrote it still exists, ``schema_dirty`` whether golang-migrate's dirty flag is set."""
+    wrote it still exists, ``schema_dirty`` whether golang-migrate's dirty flag is set;
+    ``invalid_indexes`` is what to say of the INVALID indexes in the service's schema
+    (:func:`pytest_migorch.deploy.invalid_indexes.drop_advice`), added to a partial run's
+    message: an interrupted concurrent index build leaves one."""
     down = record.action == Action.DOWN
     what = "rollback" if down else "migration"
     when = (f" (started {record.started_at:%Y-%m-%d %H:%M:%S %Z} by {record.executed_by})"
@@ -80,5 +82,5 @@ def decide_recovery(record: ExecutionRecord, *, backend_alive: bool,
         Resolution.PARTIAL,
         f"interrupted: the run{when} ended during this non-transactional {what}, after "
         f"{done} of {total if total is not None else '?'} statement(s) had completed: those "
-        f"are in effect, the rest are not. {flag}",
+        f"are in effect, the rest are not. {flag}{invalid_indexes}",
         status=Status.FAILED, dirty=True)

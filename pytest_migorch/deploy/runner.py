@@ -31,6 +31,7 @@ from pytest_migorch.deploy.applying import (
 from pytest_migorch.deploy.debug_log import log_resolution
 from pytest_migorch.deploy.executing import Executor, hook_notes
 from pytest_migorch.deploy.hooks import HookRunner
+from pytest_migorch.deploy.invalid_indexes import recorded_advice
 from pytest_migorch.deploy.locks import MIGRATE_INSTANCE, lock_wait_timeout
 from pytest_migorch.deploy.lost import connection_lost
 from pytest_migorch.deploy.planning import (
@@ -233,7 +234,7 @@ class Runner(ServicePreparation):
                 f"golang-migrate's table says {gm.describe()}.\n"
                 "To recover: look at what its statements did (e.g. an INVALID index left by "
                 "CREATE INDEX CONCURRENTLY), finish or undo them by hand, then record which:"
-                + force_advice(state, record.version)
+                + force_advice(state, record.version) + recorded_advice(record.error_message)
             )
         if gm.dirty:
             raise Refused(

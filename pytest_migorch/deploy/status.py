@@ -24,6 +24,7 @@ from pytest_migorch.findings import display_path
 from pytest_migorch.model import Migration
 
 if TYPE_CHECKING:
+    from pytest_migorch.deploy.invalid_indexes import InvalidIndex
     from pytest_migorch.deploy.session import Session
 
 __all__ = ["ServiceReport", "collect_report"]
@@ -42,6 +43,8 @@ class ServiceReport:
     history: list[HistoryRecord]
     alive_pids: set[int] = field(default_factory=set)
     lock_holder: str | None = None
+    #: INVALID indexes in the service's schema: a failed or killed concurrent build's.
+    invalid_indexes: list[InvalidIndex] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -105,7 +108,7 @@ class ServiceReport:
         "not set up" from "all good" by the exit code alone.
         """
         return bool(self.drift or self.dirty or self.state.failed or not self.state.initialised
-                    or self.state.other_environments)
+                    or self.state.other_environments or self.invalid_indexes)
 
     def migration_rows(self, root: Path | None = None) -> list[dict[str, Any]]:
         """One entry per migration of the environment, then applied rows with no file."""
@@ -200,6 +203,7 @@ class ServiceReport:
             "drift": [d.to_json(root) for d in self.drift],
             "dirty": self.dirty,
             "recovery": self.recovery,
+            "invalid_indexes": [{"name": i.name, "drop": i.drop} for i in self.invalid_indexes],
             "lock_holder": self.lock_holder,
             "other_environments": state.other_environments,
             "last_runs": self.last_runs(),
@@ -241,6 +245,9 @@ class ServiceReport:
         if self.dirty:
             lines.append(f"  DIRTY: {self.dirty}")
             lines += [f"    {command}" for command in self.recovery]
+        for index in self.invalid_indexes:
+            lines.append(f"  INVALID index {index.name} (a failed or killed CREATE INDEX "
+                         f"CONCURRENTLY): run {index.drop} before retrying")
         if state.other_environments:
             lines.append("  also deployed as: " + ", ".join(state.other_environments))
         runs = [e for e in self.history
@@ -285,7 +292,10 @@ class ServiceReport:
 
 
 def collect_report(session: Session, state: ServiceState, *, history: int) -> ServiceReport:
-    """Add the live facts (sessions alive, lock holder) and recent history to a state."""
+    """Add the live facts (sessions alive, lock holder, INVALID indexes) and recent history
+    to a state."""
+    from pytest_migorch.deploy.invalid_indexes import find_invalid_indexes
+
     tracking = session.tracking(state.schema)
     pids = [r.backend_pid for r in state.running if r.backend_pid is not None]
     alive = session.alive_backends(pids)
@@ -295,4 +305,6 @@ def collect_report(session: Session, state: ServiceState, *, history: int) -> Se
         history=tracking.history(state.environment, history * 2),
         alive_pids=alive,
         lock_holder=session.lock_holder(state.schema),
+        invalid_indexes=find_invalid_indexes(session.conn, state.schema)
+        if state.initialised else [],
     )

@@ -60,9 +60,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--migorch-strict-column-order", "migorch_strict_column_order", "bool",
            ini_default=False, help="a down that leaves a table's columns in another order is "
            "an error (DB010), not a warning"),
-    Option("--migorch-seed-data", "migorch_seed_data", "bool", ini_default=False,
-           help="put generated rows (or migrations/testdata/<version>.sql) in the tables before "
-           "each up of the round-trip, and probe lock waits (DB011 to DB014)"),
+    Option("--migorch-no-seed-data", "migorch_no_seed_data", "bool", ini_default=False,
+           help="round-trip on empty tables: no generated rows (or migrations/testdata/"
+           "<version>.sql) before each up, no lock-wait probe (DB011, DB012, DB014, DB015)"),
+    Option("--migorch-seed-data", "migorch_seed_data", "bool", ini_default=True,
+           help="rows in the tables before each up of the round-trip, and the lock-wait probe "
+           "(the default; the ini `migorch_seed_data = false` turns them off)"),
     Option("--migorch-dsn", "migorch_dsn", "string", metavar="URL",
            help=f"PostgreSQL server for database tests (or ${DSN_ENV_VAR})"),
     Option("--migorch-provider", "migorch_provider", "string", choices=PROVIDERS,
@@ -117,6 +120,14 @@ def _path(config: pytest.Config, dest: str) -> Path | None:
     return Path(config.invocation_params.dir, value) if value else None
 
 
+def _seed_data(config: pytest.Config) -> bool:
+    """Seeding is on unless turned off: ``--migorch-no-seed-data`` (or its ini twin) wins, then
+    ``--migorch-seed-data`` on the command line, then the ini ``migorch_seed_data``."""
+    if option_value(config, "migorch_no_seed_data"):
+        return False
+    return bool(config.getoption("migorch_seed_data") or config.getini("migorch_seed_data"))
+
+
 def build_settings(config: pytest.Config) -> MigorchSettings:
     """Resolve command line, ini and environment into one frozen settings object."""
     cli_roots = config.getoption("migorch_paths")
@@ -139,7 +150,7 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         environments=tuple(option_value(config, "migorch_envs") or ()),
         strict=bool(option_value(config, "migorch_strict")),
         strict_column_order=bool(option_value(config, "migorch_strict_column_order")),
-        seed_data=bool(option_value(config, "migorch_seed_data")),
+        seed_data=_seed_data(config),
         dsn=option_value(config, "migorch_dsn") or os.environ.get(DSN_ENV_VAR) or None,
         provider=provider,
         pg_bindir=Path(bindir) if bindir else None,

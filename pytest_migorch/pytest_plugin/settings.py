@@ -33,8 +33,9 @@ class MigorchSettings:
     strict: bool = False
     #: A down that leaves a table's columns in another order is an error, not a warning (DB010).
     strict_column_order: bool = False
-    #: Rows in the tables before each up of the round-trip (DB011, DB012).
-    seed_data: bool = False
+    #: Rows in the tables before each up of the round-trip, and the lock probe (DB011 to DB015);
+    #: on unless ``--migorch-no-seed-data`` (or ini ``migorch_seed_data = false``).
+    seed_data: bool = True
     #: An explicit PostgreSQL server for database tests (never printed with its password).
     dsn: str | None = None
     provider: str = "auto"

@@ -109,7 +109,7 @@ class RoundTrip:
         self, server: PostgresServer, project: Project, graph: ProjectGraph, service: str,
         environment: str, *, static_tables: StaticTables | None = None,
         strict_column_order: bool = False, plan: EnvironmentPlan | None = None,
-        seed_data: bool = False,
+        seed_data: bool = True,
     ) -> None:
         """``strict_column_order`` makes a column-order-only difference after down an error;
         ``plan`` (see :mod:`pytest_migorch.roundtrip.coverage`) names the migrations tested in
@@ -269,13 +269,13 @@ class RoundTrip:
         known, self._known_state = self._known_state, None
         before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
         data = DataChecks(migration, [s.migration.service for s in self.steps], self._finding,
-                          self._sql_failure)
+                          self._sql_failure, self._rebuild)
         outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
-            outcome.truth = self._apply(migration, migration.up, outcome, want_truth=True)
+            outcome.truth = data.run_up(self.conn, self._apply, outcome)
         except MigrationSqlError as exc:
-            outcome.findings.append(data.fails_only_with_rows(self.conn, exc, self._apply)
-                                    or self._step_failure(UP_FAILED, migration, exc, "up"))
+            outcome.findings.extend(data.up_failed(self.conn, exc, self._apply, lambda: (
+                self._step_failure(UP_FAILED, migration, exc, "up"))))
             self._failed[migration.key] = f"{migration.qualified_id} up failed"
             self._dirty = True
             return

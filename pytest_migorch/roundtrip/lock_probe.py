@@ -7,11 +7,19 @@ table stalls until the longest reader ends. ``SET lock_timeout`` turns that into
 
 1. a second session holds ACCESS SHARE on each table the up locked (``BEGIN; SELECT 1 FROM t
    LIMIT 0``), as any reader in production does;
-2. a third session runs the up in a transaction that is always rolled back;
-3. the round-trip's own session polls ``pg_stat_activity`` for that backend: once it waits on a
-   ``Lock`` for longer than :data:`WAIT_BOUND` (longer when the file sets a ``lock_timeout``
-   itself, so that it can fire), it is a stall: the backend is cancelled (``pg_cancel_backend``)
-   and the statement it waited in is reported. A 55P03 is the proof that the up is safe.
+2. a third session runs the up in a transaction that is always rolled back, with PostgreSQL
+   itself timing the wait: the session's ``lock_timeout`` is :data:`WAIT_BOUND`, and each
+   ``SET lock_timeout`` of the file is run with a tiny value (:data:`OWN_TIMEOUT`) when it sets
+   one, or the bound when it sets none (``0``): the file's own timeout fires at once, so the
+   probe never waits the seconds a file allows itself;
+3. the up failing with 55P03 is the answer: when the ``SET lock_timeout`` in effect at the
+   failing statement was the file's own, the up is safe (proof: it fails fast and the deploy
+   can retry); when none was, it waited :data:`WAIT_BOUND` and would stall all traffic.
+
+No polling, no sleep. A file that sets ``lock_timeout`` some other way (``set_config``, a
+``DO`` block) is run as it is, with the round-trip's session polling ``pg_stat_activity`` for
+the backend instead, with a bound long enough for the file's timeout to fire
+(:data:`OWN_TIMEOUT_BOUND`).
 
 It runs with the database in the state before the up (after the round-trip's down), so the
 probe sees the same tables the up found; its transaction never commits.
@@ -30,7 +38,8 @@ import psycopg.conninfo
 from psycopg import sql
 
 from pytest_migorch.model import MigrationFile, schema_name
-from pytest_migorch.postgres.statements import MigrationSqlError, run_migration_file
+from pytest_migorch.postgres.statements import MigrationSqlError, run_sql_text
+from pytest_migorch.sql.split import split_statements
 
 __all__ = ["LOCK_MODES", "WAIT_BOUND", "Stall", "probe_lock_wait"]
 
@@ -40,8 +49,42 @@ LOCK_MODES = ("AccessExclusiveLock", "ShareLock")
 WAIT_BOUND = 0.2
 #: The bound when the file sets its own lock_timeout: long enough for one of seconds to fire.
 OWN_TIMEOUT_BOUND = 10.0
+#: What the file's own non-zero ``lock_timeout`` becomes in the probe.
+OWN_TIMEOUT = "10ms"
 _POLL = 0.002
 _SETS_LOCK_TIMEOUT = re.compile(r"(?i)\block_timeout\b")
+_SET_LOCK_TIMEOUT = re.compile(
+    r"(?is)^(SET\s+(?:SESSION\s+|LOCAL\s+)?lock_timeout\s*(?:=|\bTO\b)\s*)"
+    r"('[^']*'|[0-9.]+\s*[a-z]*|DEFAULT)\s*$")
+_ZERO = re.compile(r"(?i)^'?\s*(0+(\.0*)?\s*[a-z]*|DEFAULT)\s*'?$")
+
+
+@dataclass(frozen=True)
+class _Rewritten:
+    """The up's text for the probe, and the lines of its ``SET lock_timeout`` statements with
+    whether each sets one (a zero or DEFAULT sets none)."""
+
+    text: str
+    sets: list[tuple[int, bool]]
+
+
+def _rewrite(text: str) -> _Rewritten | None:
+    """The text with each ``SET lock_timeout`` at :data:`OWN_TIMEOUT` (or the bound for a
+    zero), or None when the file names lock_timeout in a way this cannot follow."""
+    out, last, sets = [], 0, []
+    for statement in split_statements(text):
+        if not _SETS_LOCK_TIMEOUT.search(statement.text):
+            continue
+        match = _SET_LOCK_TIMEOUT.match(statement.text.strip())
+        if match is None:
+            return None
+        own = not _ZERO.match(match.group(2))
+        value = OWN_TIMEOUT if own else f"{WAIT_BOUND * 1000:.0f}ms"
+        out += [text[last:statement.start], f"{match.group(1)}'{value}'"]
+        last = statement.end
+        sets.append((statement.line, own))
+    out.append(text[last:])
+    return _Rewritten("".join(out), sets)
 _WAITING = "SELECT wait_event_type = 'Lock', query FROM pg_stat_activity WHERE pid = %s"
 
 
@@ -53,8 +96,28 @@ class Stall:
     line: int | None
 
 
+def _run_up(conn: psycopg.Connection[Any], text: str, up: MigrationFile,
+            service: str) -> MigrationSqlError | None:
+    """Run ``text`` (the up's) in a transaction that is always rolled back; its error."""
+    try:
+        conn.execute(sql.SQL("SET search_path TO {}, public").format(
+            sql.Identifier(schema_name(service))))
+        conn.execute("BEGIN")
+        run_sql_text(conn, text, path=up.path, in_transaction=True)
+    except MigrationSqlError as exc:
+        return exc
+    except psycopg.Error:  # the probe proves nothing then; the up ran before
+        pass
+    finally:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+    return None
+
+
 class _Runner(threading.Thread):
-    """Runs the up in its own session, in a transaction that is always rolled back."""
+    """Runs the up in its own session while the round-trip's session watches it."""
 
     def __init__(self, conn: psycopg.Connection[Any], up: MigrationFile, service: str) -> None:
         super().__init__(daemon=True)
@@ -62,20 +125,7 @@ class _Runner(threading.Thread):
         self.error: MigrationSqlError | None = None
 
     def run(self) -> None:
-        try:
-            self.conn.execute(sql.SQL("SET search_path TO {}, public").format(
-                sql.Identifier(schema_name(self.service))))
-            self.conn.execute("BEGIN")
-            run_migration_file(self.conn, self.up, in_transaction=True)
-        except MigrationSqlError as exc:
-            self.error = exc
-        except psycopg.Error:  # noqa: S110 - the probe proves nothing then; the up ran before
-            pass
-        finally:
-            try:
-                self.conn.execute("ROLLBACK")
-            except psycopg.Error:
-                pass
+        self.error = _run_up(self.conn, self.up.read_text(), self.up, self.service)
 
 
 def _connect(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
@@ -90,21 +140,43 @@ def probe_lock_wait(conn: psycopg.Connection[Any], up: MigrationFile, service: s
                     tables: list[str]) -> Stall | None:
     """Run ``up`` behind a reader of each of ``tables``; a :class:`Stall` when it waited on
     its lock beyond the bound without failing with ``lock_timeout``, else None."""
+    rewritten = _rewrite(up.read_text())
     with _connect(conn) as blocker, _connect(conn) as migrator:
         blocker.execute("BEGIN")
         for table in tables:
             schema, _, name = table.partition(".")
             blocker.execute(sql.SQL("SELECT 1 FROM {} LIMIT 0").format(
                 sql.Identifier(schema, name)))
+        if rewritten is not None:
+            migrator.execute(f"SET lock_timeout = '{WAIT_BOUND * 1000:.0f}ms'")
+            error = _run_up(migrator, rewritten.text, up, service)
+            blocker.execute("ROLLBACK")
+            return _verdict(error, rewritten, up, tables)
         runner = _Runner(migrator, up, service)
         runner.start()
-        bound = OWN_TIMEOUT_BOUND if _SETS_LOCK_TIMEOUT.search(up.read_text()) else WAIT_BOUND
-        query = _watch(conn, migrator.info.backend_pid, runner, bound)
+        query = _watch(conn, migrator.info.backend_pid, runner, OWN_TIMEOUT_BOUND)
         runner.join()
         blocker.execute("ROLLBACK")
     if query is None:
         return None  # it never waited that long, or lock_timeout ended the wait (55P03)
-    line = runner.error.line if runner.error is not None else None
+    return _stall(up, tables, OWN_TIMEOUT_BOUND, query,
+                  runner.error.line if runner.error is not None else None)
+
+
+def _verdict(error: MigrationSqlError | None, rewritten: _Rewritten, up: MigrationFile,
+             tables: list[str]) -> Stall | None:
+    """The fast path's answer: a lock timeout at a statement where the file had set none is
+    the probe's own bound, a stall; where the file had set one, the proof it is safe."""
+    if error is None or error.sqlstate != "55P03" or "lock timeout" not in error.pg_message:
+        return None  # no wait on a lock (or a NOWAIT): nothing to say
+    own = [sets for line, sets in rewritten.sets if line <= error.line]
+    if own and own[-1]:
+        return None
+    return _stall(up, tables, WAIT_BOUND, error.statement or "", error.line)
+
+
+def _stall(up: MigrationFile, tables: list[str], bound: float, query: str,
+           line: int | None) -> Stall:
     statement = " ".join(query.split())
     return Stall(
         f"up of {up.name} waited more than {bound * 1000:.0f} ms for its lock on "

@@ -56,10 +56,11 @@ COLUMN_ORDER = Rule("DB010", "column-order-changed", W, D,
                     "makes this an error.")
 
 ROWS_BREAK_UP = Rule("DB011", "up-fails-with-rows", E, D,
-                     "The up fails on tables with rows (generated before each up, or loaded "
-                     "from migrations/testdata/<version>.sql) but passes on empty tables: it "
-                     "would fail in production (NOT NULL without a default, a new UNIQUE or "
-                     "CHECK, a type change without a cast, a foreign key on existing rows).",
+                     "The up fails on tables with rows but passes on empty tables: it would "
+                     "fail in production. With generated rows only a NOT NULL violation (a "
+                     "column added NOT NULL without a default, SET NOT NULL) counts, which "
+                     "any row causes; with the team's rows (migrations/testdata/<version>.sql) "
+                     "every failure does (a new UNIQUE or CHECK, a cast, a foreign key).",
                      "Add a default or backfill before the constraint, or add the constraint "
                      "NOT VALID and validate it after cleaning the data.")
 DOWN_LOSES_ROWS = Rule("DB012", "down-loses-rows", E, D,
@@ -81,8 +82,17 @@ LOCK_STALL = Rule("DB014", "lock-wait-stalls", W, D,
                   "SET lock_timeout (e.g. '2s') at the top of the up file and retry the deploy "
                   "when it fails with SQLSTATE 55P03.")
 
+SCAN_BELOW_RISK = Rule("DB015", "scan-exceeds-risk", E, D,
+                       "The up read every row of a table that had rows (PostgreSQL's seq_scan "
+                       "counter: validating SET NOT NULL, a CHECK or a foreign key, an UPDATE "
+                       "or DELETE without a usable index) while holding its locks, and the "
+                       "declared risk_level is below high (a rewrite or index build is DB007).",
+                       "Raise risk_level to high, or avoid the scan under lock: add the "
+                       "constraint NOT VALID and VALIDATE it in a later migration, a CHECK "
+                       "(col IS NOT NULL) NOT VALID before SET NOT NULL, batched updates.")
+
 RULES: tuple[Rule, ...] = (
     UP_FAILED, DOWN_FAILED, DOWN_RESIDUE, REUP_FAILED, REUP_DIFFERS, PREREQUISITE_FAILED,
     LOCKS_EXCEED_RISK, UNDECLARED_TABLE, ANALYSIS_BLIND, COLUMN_ORDER,
-    ROWS_BREAK_UP, DOWN_LOSES_ROWS, INVALID_INDEX_LEFT, LOCK_STALL,
+    ROWS_BREAK_UP, DOWN_LOSES_ROWS, INVALID_INDEX_LEFT, LOCK_STALL, SCAN_BELOW_RISK,
 )

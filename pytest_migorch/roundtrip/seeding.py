@@ -16,6 +16,7 @@ every table's row count and column values before up, :func:`lost_rows` compares 
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,21 @@ import psycopg
 from psycopg import sql
 
 __all__ = ["ROWS_PER_TABLE", "SeedResult", "seed_tables", "capture_rows", "lost_rows",
-           "testdata_file", "truncate_tables", "RowPrint"]
+           "testdata_file", "truncate_tables", "RowPrint", "ROWS_COMPARED", "RowCapture"]
 
 #: Rows given to each empty table: enough for a UNIQUE to bite, few enough to cost nothing.
 ROWS_PER_TABLE = 3
 
 _COLUMNS = """
-SELECT c.oid::int, n.nspname, c.relname, a.attname, a.attnotnull, a.atthasdef,
+SELECT c.oid::int, n.nspname, c.relname, a.attname, a.attnotnull,
+       -- a default counts unless the column is unique and the default is no sequence: every
+       -- row would get the same value (DEFAULT '' under a UNIQUE), so it is generated instead
+       a.atthasdef AND NOT (
+           EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique
+                   AND a.attnum = ANY(i.indkey))
+           AND COALESCE((SELECT pg_get_expr(d.adbin, d.adrelid) NOT LIKE 'nextval(%%'
+                         FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = a.attnum),
+                        false)),
        a.attidentity <> '' OR a.attgenerated <> '',
        COALESCE(bt.typcategory, t.typcategory)::text, COALESCE(bt.typname, t.typname)::text,
        a.atttypmod,
@@ -53,7 +62,7 @@ JOIN pg_namespace rn ON rn.oid = r.relnamespace
 CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(col, refcol)
 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.col
 JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = k.refcol
-WHERE c.contype = 'f'
+WHERE c.contype = 'f' AND c.connamespace IN (SELECT oid FROM pg_namespace WHERE nspname = ANY(%s))
 """
 
 
@@ -95,6 +104,8 @@ class SeedResult:
     filled: dict[str, int] = field(default_factory=dict)
     unfilled: dict[str, str] = field(default_factory=dict)
     fixture: Path | None = None
+    #: The tables as the catalogue had them, for :func:`capture_rows` to reuse.
+    tables: list[_Table] = field(default_factory=list)
 
     def notes(self) -> list[str]:
         out = []
@@ -126,9 +137,10 @@ def seed_tables(conn: psycopg.Connection[Any], schemas: list[str], seed_text: st
     if fixture is not None:
         conn.execute(fixture.read_text(encoding="utf-8").encode(), prepare=False)
     seed = zlib.crc32(seed_text.encode()) % 7
-    for table in _in_dependency_order(_read_tables(conn, schemas)):
-        if conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(
-                table.identifier)).fetchone() == (True,):
+    result.tables = _read_tables(conn, schemas)
+    empty = _empty_tables(conn, result.tables)
+    for table in _in_dependency_order(result.tables):
+        if table.oid not in empty:
             continue
         inserted, why = _fill(conn, table, seed)
         if inserted:
@@ -138,12 +150,24 @@ def seed_tables(conn: psycopg.Connection[Any], schemas: list[str], seed_text: st
     return result
 
 
+def _empty_tables(conn: psycopg.Connection[Any], tables: list[_Table]) -> set[int]:
+    """The oids of the tables without a row, in one query for all."""
+    if not tables:
+        return set()
+    found = conn.execute(sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}::int WHERE NOT EXISTS (SELECT FROM {})").format(
+            sql.Literal(t.oid), t.identifier) for t in tables)).fetchall()
+    return {row[0] for row in found}
+
+
 def _read_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> list[_Table]:
     tables: dict[int, _Table] = {}
-    for oid, schema, name, column, *rest in conn.execute(_COLUMNS, [schemas]).fetchall():
+    columns = conn.execute(_COLUMNS, [schemas], prepare=True).fetchall()
+    for oid, schema, name, column, *rest in columns:
         table = tables.setdefault(oid, _Table(oid, schema, name))
         table.columns.append(_Column(column, *rest[:7]))
-    for child, parent, schema, name, column, refcol in conn.execute(_FOREIGN_KEYS).fetchall():
+    for child, parent, schema, name, column, refcol in conn.execute(
+            _FOREIGN_KEYS, [schemas], prepare=True).fetchall():
         if child not in tables:
             continue
         if parent != child:
@@ -245,36 +269,67 @@ def truncate_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> None:
         conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(tables)))
 
 
-#: ``table -> (row count, {column: fingerprint of its values})``
-RowPrint = dict[str, tuple[int, dict[str, str | None]]]
+#: Rows of a table kept to compare, beyond which only the row count is compared.
+ROWS_COMPARED = 10_000
+
+#: ``table -> (row count, column names, rows as tuples of md5s of each value)``; the rows are
+#: empty when the table has more than :data:`ROWS_COMPARED`.
+RowPrint = dict[str, tuple[int, tuple[str, ...], list[tuple[str | None, ...]]]]
 
 
-def capture_rows(conn: psycopg.Connection[Any], schemas: list[str]) -> RowPrint:
-    """Row count and a fingerprint of each column's values, per table with rows."""
-    found: RowPrint = {}
-    for table in _read_tables(conn, schemas):
-        prints = [sql.SQL("md5(string_agg({0}::text, ',' ORDER BY {0}::text))").format(
-            sql.Identifier(c.name)) for c in table.columns]
-        row = conn.execute(sql.SQL("SELECT count(*), {} FROM {}").format(
-            sql.SQL(", ").join([*prints, sql.SQL("NULL")]), table.identifier)).fetchone()
-        assert row is not None
-        if row[0]:
-            found[table.qualified] = (row[0], {
-                c.name: value for c, value in zip(table.columns, row[1:])})
-    return found
+class RowCapture:
+    """The query that reads every table's row count and rows (a hash of each value, columns
+    in name order, so a re-added column that comes last compares the same), one query for all
+    tables, composed once: the same before the up and after a clean down."""
+
+    def __init__(self, conn: psycopg.Connection[Any], tables: list[_Table]) -> None:
+        self.tables = [t for t in tables if t.columns]
+        self.names = [tuple(sorted(c.name for c in t.columns)) for t in self.tables]
+        parts = [sql.SQL(
+            "(SELECT {n}, count(*) OVER (), ARRAY[{values}] FROM {table} LIMIT {limit})").format(
+            n=sql.Literal(number), table=table.identifier, limit=sql.Literal(ROWS_COMPARED + 1),
+            values=sql.SQL(", ").join(sql.SQL("md5({}::text)").format(sql.Identifier(n))
+                                      for n in names))
+            for number, (table, names) in enumerate(zip(self.tables, self.names))]
+        self.query = sql.SQL(" UNION ALL ").join(parts).as_string(conn) if parts else ""
+
+    def capture(self, conn: psycopg.Connection[Any]) -> RowPrint:
+        found: RowPrint = {}
+        if not self.query:
+            return found
+        for number, count, row in conn.execute(self.query.encode(), prepare=False).fetchall():
+            _, _, rows = found.setdefault(self.tables[number].qualified,
+                                          (count, self.names[number], []))
+            if count <= ROWS_COMPARED:
+                rows.append(tuple(row))
+        return found
+
+
+def capture_rows(conn: psycopg.Connection[Any], schemas: list[str],
+                 tables: list[_Table] | None = None) -> RowPrint:
+    """:class:`RowCapture` of ``tables`` (read from the catalogue when not given)."""
+    return RowCapture(conn, tables if tables is not None else _read_tables(conn, schemas)
+                      ).capture(conn)
 
 
 def lost_rows(before: RowPrint, after: RowPrint) -> list[str]:
-    """What up then down lost of the rows present before the up, one line per table."""
+    """What up then down lost of the rows present before the up, one line per table: rows
+    gone, or values no longer there. Rows the up (or down) added are no loss."""
     lost = []
-    for table, (count, columns) in sorted(before.items()):
-        now_count, now_columns = after.get(table, (0, {}))
+    for table, (count, names, rows) in sorted(before.items()):
+        now_count, now_names, now_rows = after.get(table, (0, names, []))
         if now_count < count:
             lost.append(f"{count - now_count} of {count} rows of {table} are gone")
             continue
-        changed = sorted(c for c, value in columns.items()
-                         if c in now_columns and now_columns[c] != value)
+        if not rows or not now_rows or now_names != names:
+            continue  # too many rows to compare, or no longer the same columns (DB003's)
+        missing = Counter(rows) - Counter(now_rows)
+        # A value is lost when it was not NULL before: a NULL the up filled in and the down
+        # kept (a backfill) destroys nothing.
+        changed = [f"{table}.{name}" for i, name in enumerate(names)
+                   if Counter(r[i] for r in missing if r[i] is not None)
+                   - Counter(r[i] for r in now_rows)]
         if changed:
-            lost.append(f"the values of {table}.{', '.join(changed)} are not those of before "
-                        "the up")
+            lost.append(f"values of {', '.join(changed)} present before the up are gone "
+                        f"({sum(missing.values())} of {count} rows of {table} differ)")
     return lost

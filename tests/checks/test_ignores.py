@@ -81,3 +81,33 @@ def test_statement_ignores_do_not_take_ignore_file_comments() -> None:
     assert parse_ignore("-- migorch:ignore RSK003 reason") == (("RSK003",), "reason")
     found = file_ignores("-- MIGORCH:IGNORE-FILE rsk003, drop-column why\nSELECT 1;\n")
     assert [(i.codes, i.line, i.reason) for i in found] == [(("RSK003", "drop-column"), 1, "why")]
+
+
+def test_ignore_of_a_round_trip_code_is_not_judged_by_the_static_checks(tmp_path: Path) -> None:
+    # DB012 is the round-trip's: whether the comment silences anything is known only there.
+    report = check(tmp_path, "-- migorch:ignore DB012 the rows are sample data\n"
+                   "DELETE FROM users WHERE id = 1;\n")
+    assert [c for c, _ in codes(report) if c == "SQL005"] == []
+
+
+def test_ignore_naming_a_round_trip_and_an_idle_static_code_judges_only_the_static_one(
+        tmp_path: Path) -> None:
+    report = check(tmp_path, "-- migorch:ignore DB011, RSK003 reviewed\n"
+                   "ALTER TABLE users ADD COLUMN a int;\n")
+    (unused,) = [f for f in report.findings if f.code == "SQL005"]
+    assert "`-- migorch:ignore RSK003` silences nothing" in unused.message
+    assert "DB011" not in unused.message
+
+
+def test_ignore_of_a_round_trip_code_no_comment_silences_says_so(tmp_path: Path) -> None:
+    report = check(tmp_path, "-- migorch:ignore DB003 the down is known to leave it\n"
+                   "ALTER TABLE users ADD COLUMN a int;\n")
+    (unused,) = [f for f in report.findings if f.code == "SQL005"]
+    assert "DB003: a round-trip finding no comment silences" in unused.message
+    assert "not a SQL or risk rule" not in unused.message
+
+
+def test_the_static_list_of_round_trip_codes_is_the_round_trip_s_own() -> None:
+    from pytest_migorch.checks.ignores import ROUND_TRIP_SILENCEABLE
+    from pytest_migorch.roundtrip.data_checks import SILENCEABLE
+    assert ROUND_TRIP_SILENCEABLE == frozenset(SILENCEABLE)

@@ -46,3 +46,16 @@ def test_dead_non_transactional_run_is_finished_or_partial_by_its_progress() -> 
     unflagged = decide_recovery(running(transactional=False), backend_alive=False,
                                 schema_dirty=False)
     assert unflagged.dirty and "should be set but is not" in unflagged.message
+
+
+def test_a_partial_run_names_the_invalid_indexes_it_left() -> None:
+    advice = "\nIt left 1 INVALID index(es) ...\n  DROP INDEX CONCURRENTLY s.i;"
+    partial = decide_recovery(running(transactional=False, statements_total=2,
+                                      statements_done=0),
+                              backend_alive=False, schema_dirty=True, invalid_indexes=advice)
+    assert partial.resolution is Resolution.PARTIAL
+    assert partial.message.endswith("DROP INDEX CONCURRENTLY s.i;")
+    # A finished run had no statement interrupted: nothing to say of indexes.
+    done = decide_recovery(running(transactional=False, statements_total=2, statements_done=2),
+                           backend_alive=False, schema_dirty=True, invalid_indexes=advice)
+    assert "INVALID" not in done.message

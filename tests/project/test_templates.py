@@ -118,8 +118,12 @@ def test_add_index_is_non_transactional_and_rename_contract_irreversible(
     assert found["000002"]["transactional"] is False
     assert "CREATE INDEX CONCURRENTLY orders_created_at_idx ON orders (created_at);" in (
         migrations / "000002_index_created.up.sql").read_text()
-    assert found["000004"]["reversible"] is False and found["000004"]["risk_level"] == "high"
-    assert not (migrations / "000004_rename_contract.down.sql").exists()
+    assert found["000005"]["reversible"] is False and found["000005"]["risk_level"] == "high"
+    assert not (migrations / "000005_rename_contract.down.sql").exists()
+    # the backfill is its own migration, out of the expand's ACCESS EXCLUSIVE lock (DB015)
+    assert "UPDATE orders SET" not in (migrations / "000003_rename.up.sql").read_text()
+    assert "UPDATE orders SET placed_at" in (migrations / "000004_rename_backfill.up.sql"
+                                            ).read_text()
 
 
 @pytest.mark.parametrize(("kind", "value", "expected"), [

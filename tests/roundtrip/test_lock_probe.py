@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
 from test_seeding import codes, make, run
 
 from pytest_migorch.postgres.servers import PostgresServer
@@ -26,3 +28,35 @@ def test_locking_up_with_lock_timeout_fails_fast_and_is_safe(pg_server: Postgres
     root = make(tmp_path, "SET lock_timeout = '100ms';\nALTER TABLE child ADD COLUMN note text;",
                 "ALTER TABLE child DROP COLUMN note;")
     assert codes(run(pg_server, root)[2]) == []
+
+
+def test_a_long_own_lock_timeout_is_proven_without_waiting_for_it(pg_server: PostgresServer,
+                                                                  tmp_path: Path) -> None:
+    # The file allows itself 30 s; the probe runs its SET with a tiny value, so the proof
+    # (55P03 under the file's own timeout) costs milliseconds, not 30 s.
+    root = make(tmp_path, "SET lock_timeout TO '30s';\nALTER TABLE child ADD COLUMN note text;",
+                "ALTER TABLE child DROP COLUMN note;")
+    started = time.perf_counter()
+    outcome = run(pg_server, root)[2]
+    assert codes(outcome) == []
+    assert time.perf_counter() - started < 15
+
+
+@pytest.mark.parametrize("up", [
+    "SET lock_timeout = 0;\nALTER TABLE child ADD COLUMN note text;",
+    "ALTER TABLE child ADD COLUMN note text;\nSET lock_timeout = '2s';",
+])
+def test_no_lock_timeout_in_effect_at_the_locking_statement_would_stall(
+        pg_server: PostgresServer, tmp_path: Path, up: str) -> None:
+    root = make(tmp_path, up, "ALTER TABLE child DROP COLUMN note;")
+    (stall,) = [f for f in run(pg_server, root)[2].findings  # type: ignore[attr-defined]
+                if f.code == "DB014"]
+    assert "ALTER TABLE child ADD COLUMN note text" in stall.message
+    assert stall.line == (2 if up.startswith("SET") else 1)
+
+
+def test_a_lock_timeout_set_another_way_is_watched_until_it_fires(pg_server: PostgresServer,
+                                                                  tmp_path: Path) -> None:
+    root = make(tmp_path, "SELECT set_config('lock_timeout', '100ms', false);\n"
+                "ALTER TABLE child ADD COLUMN note text;", "ALTER TABLE child DROP COLUMN note;")
+    assert "DB014" not in codes(run(pg_server, root)[2])

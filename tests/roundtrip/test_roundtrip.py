@@ -65,7 +65,7 @@ def test_down_leaving_a_column_behind_is_reported(
         "000001_create.down.sql": "DROP TABLE accounts;",
         "000002_nickname.up.sql": "ALTER TABLE accounts ADD COLUMN nickname text;",
         "000002_nickname.down.sql": "SELECT 1;",
-        "000003_next.up.sql": "ALTER TABLE accounts ADD COLUMN email text;",
+        "000003_next.up.sql": "SET lock_timeout = '50ms';\nALTER TABLE accounts ADD COLUMN email text;",
         "000003_next.down.sql": "ALTER TABLE accounts DROP COLUMN email;",
     })
     outcomes = run(pg_server, tmp_path, "accounts")
@@ -97,7 +97,7 @@ def test_failing_down_reports_postgres_message_file_and_line(
         "1_items.up.sql": "CREATE TABLE items (id int);\nCREATE INDEX items_id ON items (id);\n",
         "1_items.down.sql":
             "DROP INDEX items_id;\n\nDROP INDEX does_not_exist;\nDROP TABLE items;\n",
-        "2_more.up.sql": "ALTER TABLE items ADD COLUMN name text;",
+        "2_more.up.sql": "SET lock_timeout = '50ms';\nALTER TABLE items ADD COLUMN name text;",
         "2_more.down.sql": "ALTER TABLE items DROP COLUMN name;",
     })
     outcomes = run(pg_server, tmp_path, "shop")
@@ -259,9 +259,11 @@ def test_real_migration_sets_report_their_broken_downs(
 REORDERING_DOWN = {
     "1_create.up.sql": "CREATE TABLE people (id int PRIMARY KEY, nick text, age int);",
     "1_create.down.sql": "DROP TABLE people;",
-    "2_drop_nick.up.sql": "ALTER TABLE people DROP COLUMN nick;",
+    # -- migorch:ignore DB012: re-adding the dropped column cannot bring its values back
+    "2_drop_nick.up.sql": "-- migorch:ignore DB012 the nicks are not kept\n"
+                          "SET lock_timeout = '50ms';\nALTER TABLE people DROP COLUMN nick;",
     "2_drop_nick.down.sql": "ALTER TABLE people ADD COLUMN nick text;",
-    "3_next.up.sql": "ALTER TABLE people ADD COLUMN email text;",
+    "3_next.up.sql": "SET lock_timeout = '50ms';\nALTER TABLE people ADD COLUMN email text;",
     "3_next.down.sql": "ALTER TABLE people DROP COLUMN email;",
 }
 
@@ -383,8 +385,9 @@ def test_a_base_migration_is_tested_once_for_the_environments_it_shares(
         "1_a.down.sql": "SELECT 1;",
         "2_b.up.sql": "CREATE TABLE b (id int);",
         "2_b.down.sql": "DROP TABLE b;",
-        "development/3_seed.up.sql": "INSERT INTO a VALUES (1);",
-        "development/3_seed.down.sql": "DELETE FROM a;",
+        # -1: no generated row has it, so the down deletes only the up's row (DB012 else)
+        "development/3_seed.up.sql": "INSERT INTO a VALUES (-1);",
+        "development/3_seed.down.sql": "DELETE FROM a WHERE id = -1;",
         "environments.json": environments_json({
             "development": ["development/3_seed.up.sql"], "production": [], "staging": []}),
     })
@@ -415,7 +418,7 @@ def test_a_migration_tested_elsewhere_is_only_applied(
         "1_a.down.sql": "SELECT 1;",
         "development/2_seed.up.sql": "INSERT INTO a VALUES (1);",
         "development/2_seed.down.sql": "DELETE FROM a;",
-        "3_b.up.sql": "ALTER TABLE a ADD COLUMN b int;",
+        "3_b.up.sql": "SET lock_timeout = '50ms';\nALTER TABLE a ADD COLUMN b int;",
         "3_b.down.sql": "ALTER TABLE a DROP COLUMN b;",
         "environments.json": environments_json({
             "development": ["development/2_seed.up.sql"], "production": []}),

@@ -14,7 +14,8 @@ from pytest_migorch.project.validation import load_project
 from pytest_migorch.roundtrip.engine import RoundTrip
 
 FILES = {
-    "000001_note.up.sql": "ALTER TABLE schema_migrations ADD COLUMN note text;",
+    "000001_note.up.sql": "SET lock_timeout = '50ms';\n"
+                          "ALTER TABLE schema_migrations ADD COLUMN note text;",
     "000001_note.down.sql": "ALTER TABLE schema_migrations DROP COLUMN note;",
     "000002_seed.up.sql": "INSERT INTO schema_migrations (version, dirty) VALUES (99, false);",
     "000002_seed.down.sql": "DELETE FROM schema_migrations WHERE version = 99;",

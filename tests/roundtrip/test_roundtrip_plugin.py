@@ -8,7 +8,8 @@ from helpers import environments_json, write_service
 REORDERING = {
     "1_create.up.sql": "CREATE TABLE people (id int PRIMARY KEY, nick text, age int);",
     "1_create.down.sql": "DROP TABLE people;",
-    "2_drop_nick.up.sql": "ALTER TABLE people DROP COLUMN nick;",
+    "2_drop_nick.up.sql": "-- migorch:ignore DB012 the nicks are not kept\n"
+                          "SET lock_timeout = '50ms';\nALTER TABLE people DROP COLUMN nick;",
     "2_drop_nick.down.sql": "ALTER TABLE people ADD COLUMN nick text;",
 }
 
@@ -50,8 +51,8 @@ def test_a_shared_base_migration_is_one_item_naming_every_environment(
 ) -> None:
     write_service(pytester.path / "services", "svc", {
         "1_a.up.sql": "CREATE TABLE a (id int);", "1_a.down.sql": "SELECT 1;",
-        "development/2_seed.up.sql": "INSERT INTO a VALUES (1);",
-        "development/2_seed.down.sql": "DELETE FROM a;",
+        "development/2_seed.up.sql": "INSERT INTO a VALUES (-1);",
+        "development/2_seed.down.sql": "DELETE FROM a WHERE id = -1;",
         "environments.json": environments_json({
             "development": ["development/2_seed.up.sql"], "production": [], "staging": []}),
     })
@@ -63,3 +64,30 @@ def test_a_shared_base_migration_is_one_item_naming_every_environment(
     assert out.count("error DB003") == 1
     result.stdout.fnmatch_lines(
         ["*the same in environments development, production, staging*"])
+
+
+NOT_NULL = {
+    "1_create.up.sql": "CREATE TABLE people (id int PRIMARY KEY);",
+    "1_create.down.sql": "DROP TABLE people;",
+    "2_email.up.sql": "SET lock_timeout = '50ms';\n"
+                      "ALTER TABLE people ADD COLUMN email text NOT NULL;",
+    "2_email.down.sql": "ALTER TABLE people DROP COLUMN email;",
+}
+
+
+def test_rows_are_seeded_by_default_and_the_option_or_ini_key_turns_them_off(
+    pytester: pytest.Pytester,
+) -> None:
+    write_service(pytester.path / "services", "people", NOT_NULL)
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*2_email.up.sql:2: error DB011 *passes on empty tables*"])
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db",
+                                           "--migorch-no-seed-data")
+    result.assert_outcomes(passed=2)
+    pytester.makeini("[pytest]\nmigorch_seed_data = false\n")
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db")
+    result.assert_outcomes(passed=2)
+    result = pytester.runpytest_subprocess("--migorch", "services", "-m", "migorch_db",
+                                           "--migorch-seed-data")
+    result.assert_outcomes(passed=1, failed=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from helpers import dependencies_json, entry, write_service
@@ -114,3 +115,68 @@ def test_testdata_fixture_is_loaded_before_the_up(pg_server: PostgresServer,
     outcome = run(pg_server, root)[2]
     assert codes(outcome) == ["DB011"]
     assert any("2.sql" in n for n in outcome.notes)  # type: ignore[attr-defined]
+
+
+def test_a_failure_the_generated_values_may_cause_is_a_note_not_db011(
+        pg_server: PostgresServer, tmp_path: Path) -> None:
+    # A text column the application fills with JSON: the generated text is not JSON, and
+    # saying the up would fail in production would be a false red.
+    root = make(tmp_path, "ALTER TABLE parent ADD COLUMN n int;\n"
+                "UPDATE parent SET n = (name::json ->> 'n')::int;",
+                "ALTER TABLE parent DROP COLUMN n;")
+    outcome = run(pg_server, root)[2]
+    assert [f.code for f in outcome.findings if f.is_error] == []  # type: ignore[attr-defined]
+    (note,) = [n for n in outcome.notes if "fails on the generated rows" in n]  # type: ignore
+    assert "invalid input syntax for type json" in note and "22P02" in note
+    assert "line 2" in note and "testdata/2.sql" in note
+
+
+def test_the_same_failure_on_the_team_s_rows_is_db011(pg_server: PostgresServer,
+                                                      tmp_path: Path) -> None:
+    root = make(tmp_path, "ALTER TABLE parent ADD COLUMN n int;\n"
+                "UPDATE parent SET n = (name::json ->> 'n')::int;",
+                "ALTER TABLE parent DROP COLUMN n;")
+    testdata = root / "svc" / "migrations" / "testdata"
+    testdata.mkdir()
+    (testdata / "2.sql").write_text("INSERT INTO parent (name) VALUES ('not json');\n")
+    finding = run(pg_server, root)[2].findings[0]  # type: ignore[attr-defined]
+    assert (finding.code, finding.line) == ("DB011", 2)
+
+
+def test_an_up_that_only_adds_rows_loses_nothing(pg_server: PostgresServer,
+                                                 tmp_path: Path) -> None:
+    # Up then a no-op down leave one row more than before, which is no loss.
+    root = make(tmp_path, "INSERT INTO child (parent_id, amount, at)\n"
+                "SELECT min(id), 1, now() FROM parent;", "SELECT 1;")
+    assert codes(run(pg_server, root)[2]) == []
+
+
+def test_a_backfill_whose_down_keeps_the_values_loses_nothing(pg_server: PostgresServer,
+                                                              tmp_path: Path) -> None:
+    # The NULLs the up fills in carried no data; the down keeping the values destroys none.
+    root = make(tmp_path, "UPDATE child SET tag = gen_random_uuid() WHERE tag IS NULL;",
+                "SELECT 1;")
+    seeding = root / "svc" / "migrations" / "testdata"
+    seeding.mkdir()
+    (seeding / "2.sql").write_text(
+        "INSERT INTO parent (name) VALUES ('p');\n"
+        "INSERT INTO child (parent_id, amount, at) SELECT id, 1, now() FROM parent;\n")
+    assert codes(run(pg_server, root)[2]) == []
+
+
+def test_a_unique_column_with_a_constant_default_gets_generated_values(
+        pg_server: PostgresServer, tmp_path: Path) -> None:
+    # Every row left to DEFAULT '' would collide under the UNIQUE: the generator fills it.
+    root = make(tmp_path, "SET lock_timeout = '50ms';\n"
+                "ALTER TABLE parent ADD COLUMN code varchar(8) NOT NULL DEFAULT '' UNIQUE;",
+                "ALTER TABLE parent DROP COLUMN code;")
+    write = root / "svc" / "migrations"
+    (write / "000003_more.up.sql").write_text("SET lock_timeout = '50ms';\n"
+                                              "ALTER TABLE parent ADD COLUMN note text;")
+    (write / "000003_more.down.sql").write_text("ALTER TABLE parent DROP COLUMN note;")
+    deps = json.loads((write / "dependencies.json").read_text())
+    deps["migrations"]["000003"] = entry("more", affects_tables=["parent"])
+    (write / "dependencies.json").write_text(json.dumps(deps))
+    outcome = run(pg_server, root)[3]
+    assert codes(outcome) == []
+    assert not [n for n in outcome.notes if "could not fill" in n]  # type: ignore[attr-defined]

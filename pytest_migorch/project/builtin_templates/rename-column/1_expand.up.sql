@@ -16,5 +16,3 @@ END
 $$;
 CREATE TRIGGER {sync} BEFORE INSERT OR UPDATE ON {table}
     FOR EACH ROW EXECUTE FUNCTION {sync}();
-SET statement_timeout = '15min';
-UPDATE {table} SET {to} = {column} WHERE {to} IS DISTINCT FROM {column};

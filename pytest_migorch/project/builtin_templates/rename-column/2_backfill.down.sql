@@ -1,0 +1,1 @@
+-- Nothing to undo: the copied values stay (the expand's down drops the column).

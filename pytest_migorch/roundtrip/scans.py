@@ -1,0 +1,150 @@
+"""Full scans of tables with rows under an ACCESS EXCLUSIVE lock: ``DB015``, from PostgreSQL.
+
+``SET NOT NULL``, a validated ``CHECK``, or an ``UPDATE`` after an ``ALTER TABLE`` in the same
+transaction read every row of the table while the up holds ACCESS EXCLUSIVE on it: no one can
+read or write the table for as long as the scan lasts, which on the throwaway database is no
+time and in production grows with the table. The static analysis guesses; the round-trip sees
+it. A rewrite or a SHARE lock (index build) is already ``DB007``; a scan under a weaker lock
+(``VALIDATE CONSTRAINT`` under SHARE UPDATE EXCLUSIVE, a backfill ``UPDATE`` alone, the builds
+of ``CREATE INDEX CONCURRENTLY``) blocks no reader and is not counted: those are the safe
+patterns the hints recommend.
+
+When a scan ran matters, not only that it did: ``VALIDATE CONSTRAINT`` then ``SET NOT NULL``
+(which a valid CHECK spares its scan) ends holding ACCESS EXCLUSIVE, yet scanned before taking
+it. So an event trigger on ``ddl_command_end`` records, after each DDL statement, the scan
+counter of every table the transaction has locked and whether that lock is ACCESS EXCLUSIVE
+(:data:`INSTALL`); a scan between two records counts when the lock was exclusive at the later
+one (a DDL statement takes its lock before it scans), and a scan after the last DDL statement
+when the lock was still exclusive at commit. The counters are the shared statistics plus what
+this backend has not flushed yet, so they add up across the commit. Only for transactional
+ups, on tables that had rows before the up (seeded, or the team's fixture), when the declared
+``risk_level`` is below high.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_migorch.model import Migration, RiskLevel
+from pytest_migorch.postgres.probes import PROBE_SCHEMA
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pytest_migorch.postgres.probes import MigrationTruth
+
+__all__ = ["ScanLog", "prepare_scan_log", "read_counters", "read_scan_log", "scanned_tables",
+           "scan_message"]
+
+log = logging.getLogger(__name__)
+
+_TOTAL = "s.seq_scan + COALESCE(x.seq_scan, 0)"
+_COUNTERS = f"""
+SELECT s.schemaname || '.' || s.relname, {_TOTAL}
+FROM pg_stat_user_tables s LEFT JOIN pg_stat_xact_user_tables x ON x.relid = s.relid
+WHERE s.schemaname = ANY(%s)
+"""
+
+#: The scan log and its trigger, in the probes' private schema (no snapshot sees it).
+INSTALL = f"""
+CREATE SCHEMA IF NOT EXISTS {PROBE_SCHEMA};
+CREATE TABLE IF NOT EXISTS {PROBE_SCHEMA}.scan_log (
+    command int NOT NULL, relation text NOT NULL, scans bigint NOT NULL, exclusive boolean NOT NULL
+);
+CREATE OR REPLACE FUNCTION {PROBE_SCHEMA}.log_scans() RETURNS event_trigger
+LANGUAGE plpgsql AS $probe$
+DECLARE n int := COALESCE((SELECT max(command) FROM {PROBE_SCHEMA}.scan_log), 0) + 1;
+BEGIN
+    INSERT INTO {PROBE_SCHEMA}.scan_log
+    SELECT n, s.schemaname || '.' || s.relname, {_TOTAL},
+           bool_or(l.mode = 'AccessExclusiveLock')
+    FROM pg_locks l
+    JOIN pg_stat_user_tables s ON s.relid = l.relation
+    LEFT JOIN pg_stat_xact_user_tables x ON x.relid = s.relid
+    WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+      AND s.schemaname <> '{PROBE_SCHEMA}'
+    GROUP BY 1, 2, 3;
+END $probe$;
+DROP EVENT TRIGGER IF EXISTS migorch_probe_scans;
+CREATE EVENT TRIGGER migorch_probe_scans ON ddl_command_end
+    EXECUTE FUNCTION {PROBE_SCHEMA}.log_scans();
+"""
+
+_READY = f"SELECT to_regclass('{PROBE_SCHEMA}.scan_log') IS NOT NULL"
+
+
+@dataclass(frozen=True)
+class ScanLog:
+    """Scan counters before the up, after each of its DDL statements, and after it."""
+
+    before: dict[str, int]
+    #: ``[{table: (scans, exclusive)}]``, one per DDL statement, in order.
+    commands: list[dict[str, tuple[int, bool]]]
+    after: dict[str, int]
+
+
+def prepare_scan_log(conn: psycopg.Connection[Any]) -> bool:
+    """Install the scan log on this database if needed and empty it; False when the server
+    allows no event trigger (then there is no ``DB015``)."""
+    import psycopg
+
+    try:
+        if conn.execute(_READY).fetchone() != (True,):
+            with conn.transaction():
+                conn.execute(INSTALL)
+        conn.execute(f"DELETE FROM {PROBE_SCHEMA}.scan_log")
+        return True
+    except psycopg.Error as exc:
+        log.info("no scan log (%s): DB015 is off", exc)
+        return False
+
+
+def read_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> dict[str, int]:
+    """The sequential scans of every table of ``schemas`` so far, in one query."""
+    rows = conn.execute(_COUNTERS, [schemas], prepare=True).fetchall()
+    return {table: int(n or 0) for table, n in rows}
+
+
+def read_scan_log(conn: psycopg.Connection[Any], schemas: list[str],
+                  before: dict[str, int]) -> ScanLog:
+    """The log the up's DDL statements left, and the counters now."""
+    commands: dict[int, dict[str, tuple[int, bool]]] = {}
+    for command, table, scans, exclusive in conn.execute(
+            f"SELECT command, relation, scans, exclusive FROM {PROBE_SCHEMA}.scan_log "
+            "ORDER BY command", prepare=True).fetchall():
+        commands.setdefault(command, {})[table] = (int(scans), bool(exclusive))
+    return ScanLog(before, [commands[n] for n in sorted(commands)],
+                   read_counters(conn, schemas))
+
+
+def _scanned_under_exclusive(table: str, scans: ScanLog, exclusive_at_commit: bool) -> bool:
+    last = scans.before.get(table, 0)
+    for command in scans.commands:
+        now, exclusive = command.get(table, (last, False))
+        if now > last and exclusive:
+            return True
+        last = now
+    return exclusive_at_commit and scans.after.get(table, 0) > last
+
+
+def scanned_tables(migration: Migration, truth: MigrationTruth | None, had_rows: set[str],
+                   scans: ScanLog, *, transactional: bool) -> list[str]:
+    """The tables ``DB015`` names for this up (sorted), or none when it does not apply."""
+    meta = migration.meta
+    if truth is None or meta is None or not meta.risk_level < RiskLevel.HIGH \
+            or not transactional:
+        return []
+    db007 = truth.rewritten | {t for t, mode in truth.locks.items() if mode == "ShareLock"}
+    return [table for table in sorted(had_rows - db007) if _scanned_under_exclusive(
+        table, scans, truth.locks.get(table) == "AccessExclusiveLock")]
+
+
+def scan_message(migration: Migration, tables: list[str]) -> str:
+    assert migration.meta is not None
+    return (f"{migration.id} is declared {migration.meta.risk_level.value} but PostgreSQL read "
+            f"every row of {', '.join(tables)} while the up held ACCESS EXCLUSIVE on it (e.g. "
+            "validating SET NOT NULL or a CHECK, or an UPDATE after an ALTER TABLE in the same "
+            "transaction): in production no one can read or write the table for as long as "
+            "the scan lasts, which grows with the table: high risk")

@@ -1,0 +1,95 @@
+"""DB015: an up that reads every row of a table with rows while declared below high risk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import dependencies_json, entry, write_service
+from test_seeding import BASE, codes, make, run
+
+from pytest_migorch.postgres.servers import PostgresServer
+
+LOCK = "SET lock_timeout = '50ms';\n"
+
+
+@pytest.mark.parametrize("up, down", [
+    ("ALTER TABLE child ALTER COLUMN code SET NOT NULL;",
+     "ALTER TABLE child ALTER COLUMN code DROP NOT NULL;"),
+    ("ALTER TABLE child ADD CONSTRAINT positive CHECK (amount > 0);",
+     "ALTER TABLE child DROP CONSTRAINT positive;"),
+    # NOT VALID then VALIDATE in one transaction: the ADD's ACCESS EXCLUSIVE covers the scan
+    ("ALTER TABLE child ADD CONSTRAINT c CHECK (code IS NOT NULL) NOT VALID;\n"
+     "ALTER TABLE child VALIDATE CONSTRAINT c;",
+     "ALTER TABLE child DROP CONSTRAINT c;"),
+    # the UPDATE reads every row while the ADD COLUMN's lock is held, to the commit
+    ("ALTER TABLE child ADD COLUMN note text;\nUPDATE child SET note = 'x';",
+     "ALTER TABLE child DROP COLUMN note;"),
+])
+def test_a_full_scan_of_a_table_with_rows_below_high_risk_is_db015(
+        pg_server: PostgresServer, tmp_path: Path, up: str, down: str) -> None:
+    root = make(tmp_path, LOCK + up, down, risk="medium")
+    outcome = run(pg_server, root)[2]
+    assert codes(outcome) == ["DB015"], outcome.findings  # type: ignore[attr-defined]
+    finding = outcome.findings[0]  # type: ignore[attr-defined]
+    assert "declared medium" in finding.message and "svc.child" in finding.message
+    assert "svc.parent" not in finding.message
+    assert finding.file.name == "000002_change.up.sql"
+
+
+def test_the_same_scan_declared_high_is_clean(pg_server: PostgresServer,
+                                              tmp_path: Path) -> None:
+    root = make(tmp_path, LOCK + "ALTER TABLE child ALTER COLUMN code SET NOT NULL;",
+                "ALTER TABLE child ALTER COLUMN code DROP NOT NULL;", risk="high")
+    assert codes(run(pg_server, root)[2]) == []
+
+
+@pytest.mark.parametrize("up, down", [
+    ("ALTER TABLE child ADD COLUMN note text;", "ALTER TABLE child DROP COLUMN note;"),
+    ("ALTER TABLE child ADD CONSTRAINT positive CHECK (amount > 0) NOT VALID;",
+     "ALTER TABLE child DROP CONSTRAINT positive;"),
+    ("UPDATE child SET amount = amount WHERE id = 2;", "SELECT 1;"),
+    # a backfill alone scans, but under row locks only: no reader waits
+    ("UPDATE child SET amount = amount + 0;", "SELECT 1;"),
+])
+def test_no_scan_of_existing_rows_is_no_db015(pg_server: PostgresServer, tmp_path: Path,
+                                              up: str, down: str) -> None:
+    root = make(tmp_path, LOCK + up, down, risk="low")
+    assert codes(run(pg_server, root)[2]) == []
+
+
+def test_without_rows_there_is_nothing_to_scan(pg_server: PostgresServer,
+                                               tmp_path: Path) -> None:
+    root = make(tmp_path, LOCK + "ALTER TABLE child ALTER COLUMN code SET NOT NULL;",
+                "ALTER TABLE child ALTER COLUMN code DROP NOT NULL;", risk="low")
+    assert codes(run(pg_server, root, seed_data=False)[2]) == []
+
+
+def test_ignore_comment_silences_db015(pg_server: PostgresServer, tmp_path: Path) -> None:
+    root = make(tmp_path, "-- migorch:ignore DB015 the table has ten rows\n" + LOCK
+                + "ALTER TABLE child ALTER COLUMN code SET NOT NULL;",
+                "ALTER TABLE child ALTER COLUMN code DROP NOT NULL;", risk="low")
+    assert codes(run(pg_server, root)[2]) == []
+
+
+def test_a_scan_before_the_exclusive_lock_is_no_db015(pg_server: PostgresServer,
+                                                      tmp_path: Path) -> None:
+    # VALIDATE scans under SHARE UPDATE EXCLUSIVE; SET NOT NULL then takes ACCESS EXCLUSIVE,
+    # held to the commit, but the valid CHECK spares it the scan (the add-column template).
+    write_service(tmp_path, "svc", {
+        "1_base.up.sql": BASE, "1_base.down.sql": "DROP TABLE child, parent;",
+        "2_check.up.sql": LOCK + "ALTER TABLE child ADD CONSTRAINT c CHECK (code IS NOT NULL) "
+                          "NOT VALID;",
+        "2_check.down.sql": "ALTER TABLE child DROP CONSTRAINT c;",
+        "3_not_null.up.sql": LOCK + "ALTER TABLE child VALIDATE CONSTRAINT c;\n"
+                             "ALTER TABLE child ALTER COLUMN code SET NOT NULL;",
+        "3_not_null.down.sql": "ALTER TABLE child ALTER COLUMN code DROP NOT NULL;\n"
+                               "ALTER TABLE child DROP CONSTRAINT c;\n"
+                               "ALTER TABLE child ADD CONSTRAINT c CHECK (code IS NOT NULL) "
+                               "NOT VALID;",
+        "dependencies.json": dependencies_json({
+            str(v): entry(risk_level="low", affects_tables=["parent", "child"])
+            for v in (1, 2, 3)}),
+    })
+    outcomes = run(pg_server, tmp_path)
+    assert codes(outcomes[3]) == [], outcomes[3].findings  # type: ignore[attr-defined]
