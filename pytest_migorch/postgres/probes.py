@@ -62,8 +62,8 @@ BEGIN
     FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
         IF r.schema_name IS DISTINCT FROM '{PROBE_SCHEMA}' THEN
             INSERT INTO {PROBE_SCHEMA}.ddl_log
-                (command_tag, object_type, schema_name, object_identity, table_identity)
-            VALUES (r.command_tag, r.object_type, r.schema_name, r.object_identity,
+                (command_tag, object_type, schema_name, object_identity, objid, table_identity)
+            VALUES (r.command_tag, r.object_type, r.schema_name, r.object_identity, r.objid,
                     CASE WHEN r.object_type = 'index' THEN
                         (SELECT (pg_identify_object('pg_class'::regclass, i.indrelid, 0)).identity
                          FROM pg_index i WHERE i.indexrelid = r.objid)
@@ -92,6 +92,8 @@ DROP EVENT TRIGGER IF EXISTS migorch_probe_ddl;
 DROP EVENT TRIGGER IF EXISTS migorch_probe_drop;
 CREATE EVENT TRIGGER migorch_probe_ddl ON ddl_command_end EXECUTE FUNCTION {PROBE_SCHEMA}.log_ddl();
 CREATE EVENT TRIGGER migorch_probe_drop ON sql_drop EXECUTE FUNCTION {PROBE_SCHEMA}.log_drop();
+ALTER EVENT TRIGGER migorch_probe_ddl ENABLE ALWAYS;
+ALTER EVENT TRIGGER migorch_probe_drop ENABLE ALWAYS;
 """
 
 # Every ground-truth query is one SELECT of rows ``(kind, oid, a, b, c, n)``, so that the state

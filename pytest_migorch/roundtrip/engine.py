@@ -45,12 +45,8 @@ from pytest_migorch.postgres.probes import (
 )
 from pytest_migorch.postgres.schema_diff import SchemaDifference, split_column_order
 from pytest_migorch.postgres.servers import PostgresServer, ServerGone, unique_database_name
-from pytest_migorch.postgres.snapshot import (
-    Snapshot,
-    diff_snapshots,
-    render_differences,
-    take_snapshot,
-)
+from pytest_migorch.postgres.snapshot import Snapshot, diff_snapshots, render_differences
+from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
 from pytest_migorch.postgres.statements import MigrationSqlError, run_migration_file
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
@@ -142,6 +138,7 @@ class RoundTrip:
         #: The snapshot of the database as it is now, when known: the state after one
         #: migration's round-trip is the state before the next one's, so it is taken once.
         self._known_state: Snapshot | None = None
+        self._tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])  # reads what changed
 
     # --- public -------------------------------------------------------------------------------
 
@@ -397,7 +394,7 @@ class RoundTrip:
 
     def _snapshot(self, outcome: MigrationOutcome) -> Snapshot:
         started = time.perf_counter()
-        snapshot = take_snapshot(self.conn, exclude_schemas=[PROBE_SCHEMA])
+        snapshot = self._tracker.snapshot(self.conn, events=self._probes)
         outcome.timings["snapshot"] = outcome.timings.get("snapshot", 0.0) + (
             time.perf_counter() - started)
         return snapshot
