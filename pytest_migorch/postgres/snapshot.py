@@ -300,14 +300,18 @@ def run_prepared(
     # Our own transaction ends with the statement and takes the search_path with it; in the
     # caller's transaction (a savepoint) the previous value has to be put back.
     restore = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    # With parameters PostgreSQL would plan each execution anew for the values given (custom
+    # plans), which costs more than running it: the generic plan is the one wanted.
+    mode = "force_generic_plan" if params else "auto"
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
         row = cur.execute(
-            "SELECT current_setting('search_path'),"
+            "SELECT current_setting('search_path'), current_setting('plan_cache_mode'),"
             " set_config('search_path', 'pg_catalog', true),"
+            " set_config('plan_cache_mode', %s, true),"
             " EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE name = %s)",
-            [statement], prepare=False).fetchone()
+            [mode, statement], prepare=False).fetchone()
         assert row is not None
-        previous_path, _, prepared = row
+        previous_path, previous_mode, _, _, prepared = row
         if not prepared:
             types = sql.SQL(f"({params})" if params else "")
             prepare = sql.SQL("PREPARE {}{} AS ").format(sql.Identifier(statement), types)
@@ -317,8 +321,9 @@ def run_prepared(
             call = sql.SQL("{}({})").format(call, args)
         result = cur.execute(call, prepare=False).fetchone()
         if restore:
-            cur.execute("SELECT set_config('search_path', %s, true)", [previous_path],
-                        prepare=False)
+            cur.execute("SELECT set_config('search_path', %s, true),"
+                        " set_config('plan_cache_mode', %s, true)",
+                        [previous_path, previous_mode], prepare=False)
     return result
 
 

@@ -34,11 +34,13 @@ triggers (no superuser), every snapshot is a full one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg import sql
 
 from pytest_migorch.errors import DatabaseError
@@ -49,8 +51,10 @@ from pytest_migorch.postgres.snapshot import Row, parse_rows, run_prepared, snap
 __all__ = ["SnapshotTracker"]
 
 # Catalogue rows -> the oid of what they describe, for the xmin net: every catalogue whose rows
-# the snapshot statement reads. Only user objects (oids from 16384, FirstNormalObjectId, read
-# through each catalogue's oid index) and the public schema can be in a snapshot.
+# the snapshot statement reads but pg_depend (it has no index to read user rows by, and what
+# changes a dependency is DDL the event triggers report). Only user objects (oids from 16384,
+# FirstNormalObjectId, read through each catalogue's index) and the public schema can be in a
+# snapshot.
 _WRITTEN = (
     ("pg_class", "oid", "oid"), ("pg_attribute", "attrelid", "attrelid"),
     ("pg_attrdef", "oid", "oid"), ("pg_constraint", "oid", "oid"),
@@ -58,7 +62,7 @@ _WRITTEN = (
     ("pg_type", "oid", "oid"), ("pg_proc", "oid", "oid"), ("pg_extension", "oid", "oid"),
     ("pg_description", "objoid", "objoid"), ("pg_enum", "oid", "enumtypid"),
     ("pg_inherits", "inhrelid", "inhrelid"), ("pg_sequence", "seqrelid", "seqrelid"),
-    ("pg_rewrite", "oid", "oid"), ("pg_depend", "objid", "objid"),
+    ("pg_rewrite", "oid", "oid"),
     ("pg_range", "rngtypid", "rngtypid"), ("pg_aggregate", "aggfnoid", "aggfnoid"),
     ("pg_collation", "oid", "oid"), ("pg_language", "oid", "oid"),
     ("pg_opclass", "oid", "oid"), ("pg_operator", "oid", "oid"),
@@ -202,6 +206,9 @@ class SnapshotTracker:
         tables = tuple((schema, table) for schema, table in exclude_tables)
         self._full = snapshot_statement(schemas, tables)
         self._scoped = snapshot_statement(schemas, tables, _scoped_parts())
+        #: encoding -> the full and the scoped statement, and the name the latter is prepared as
+        self._text: dict[str, tuple[bytes, bytes, str]] = {}
+        self._prepared_in: tuple[int, int, str] | None = None  # the session it is prepared in
         self._state: _State | None = None
         self.full_reads = 0
         self.partial_reads = 0
@@ -220,13 +227,22 @@ class SnapshotTracker:
             if not events:
                 self._state = None
                 return Snapshot(self._read_all(conn, watermarks=False).objects)
-            session = (id(conn), conn.info.backend_pid, conn.info.dbname)
-            if state is None or state.session != session or not self._refresh(conn, state):
+            if state is None or state.session != _session(conn) or not self._refresh(conn, state):
                 state = self._state = self._read_all(conn, watermarks=True)
             return Snapshot(dict(state.objects))
         except psycopg.Error as exc:
             self._state = None
             raise DatabaseError(f"could not take a schema snapshot: {exc}") from exc
+
+    def _statements(self, conn: psycopg.Connection[Any]) -> tuple[bytes, bytes, str]:
+        """Both statements as bytes, composed once (they are long), and the scoped one's name
+        (:func:`run_prepared` names a statement after its text)."""
+        encoding = conn.info.encoding
+        if encoding not in self._text:
+            scoped = self._scoped.as_bytes(conn)
+            digest = hashlib.sha256(scoped + _PARAMS.encode()).hexdigest()[:16]
+            self._text[encoding] = (self._full.as_bytes(conn), scoped, f"migorch_snapshot_{digest}")
+        return self._text[encoding]
 
     def _read_all(self, conn: psycopg.Connection[Any], *, watermarks: bool) -> _State:
         self.full_reads += 1
@@ -235,8 +251,8 @@ class SnapshotTracker:
             row = conn.execute(_WATERMARKS, prepare=False).fetchone()
             assert row is not None
             seq, xid = int(row[0]), int(row[1])
-        result = run_prepared(conn, self._full.as_bytes(conn))
-        state = _State((id(conn), conn.info.backend_pid, conn.info.dbname), seq, xid)
+        result = run_prepared(conn, self._statements(conn)[0])
+        state = _State(_session(conn), seq, xid)
         rows = parse_rows(result[0] if result else None)
         state.add(rows)
         self.last_read = len(rows)
@@ -245,13 +261,10 @@ class SnapshotTracker:
     def _refresh(self, conn: psycopg.Connection[Any], state: _State) -> bool:
         """Re-read what may have changed into ``state``; False when that cannot be trusted."""
         subs = list(state.owner_of)
-        args = sql.SQL(", ").join([
-            sql.Literal(state.seq), sql.Literal(state.xid),
-            sql.SQL("{}::oid[]").format(sql.Literal(subs)),
-            sql.SQL("{}::oid[]").format(sql.Literal([state.owner_of[s] for s in subs])),
-        ])
-        result = run_prepared(conn, self._scoped.as_bytes(conn), params=_PARAMS, args=args)
-        assert result is not None
+        owners = [state.owner_of[s] for s in subs]
+        args = (f"{int(state.seq)}, {int(state.xid)}, '{{{','.join(map(str, subs))}}}'::oid[],"
+                f" '{{{','.join(map(str, owners))}}}'::oid[]")
+        result = self._execute_scoped(conn, args)
         document, last_seq, newer, xid, scope = result
         if newer != last_seq - state.seq:  # events were lost: the log cannot be trusted
             return False
@@ -263,3 +276,38 @@ class SnapshotTracker:
         self.last_read = len(rows)
         state.seq, state.xid = int(last_seq), int(xid)
         return True
+
+    def _execute_scoped(self, conn: psycopg.Connection[Any], args: str) -> tuple[Any, ...]:
+        """The scoped statement's row. Once it is prepared in the session, with the connection
+        idle in autocommit (the round-trip's case), the transaction, its settings (those of
+        :func:`run_prepared`) and the statement go in one message: one round trip, not four."""
+        _, text, name = self._statements(conn)
+        session = _session(conn)
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if self._prepared_in == session and idle and conn.autocommit:
+            message = (f"BEGIN; SET LOCAL search_path TO pg_catalog;"
+                       f" SET LOCAL plan_cache_mode TO force_generic_plan;"
+                       f" EXECUTE {name}({args}); COMMIT")
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(message.encode(), prepare=False)
+                    while cur.description is None and cur.nextset():
+                        pass
+                    row = cur.fetchone()
+                assert row is not None
+                return row
+            except psycopg.errors.InvalidSqlStatementName:  # DEALLOCATE ALL: prepare again
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                raise
+        result = run_prepared(conn, text, params=_PARAMS, args=sql.SQL(args))
+        assert result is not None
+        self._prepared_in = session
+        return result
+
+
+def _session(conn: psycopg.Connection[Any]) -> tuple[int, int, str]:
+    """Which connection, backend and database: a tracked state holds for one of each."""
+    return id(conn), conn.info.backend_pid, conn.info.dbname

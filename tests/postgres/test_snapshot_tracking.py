@@ -127,6 +127,18 @@ def test_lost_events_mean_a_full_read(db: psycopg.Connection) -> None:
     assert tracker.full_reads == 3
 
 
+def test_a_deallocated_statement_is_prepared_again(db: psycopg.Connection) -> None:
+    tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])
+    tracker.snapshot(db)
+    tracker.snapshot(db)  # prepared now: the next read is one message
+    db.execute("DEALLOCATE ALL; ALTER TABLE app.users ADD COLUMN bio text")
+    assert dict(tracker.snapshot(db).objects) == _full(db)
+    db.execute("ALTER TABLE app.users DROP COLUMN bio")
+    assert dict(tracker.snapshot(db).objects) == _full(db)
+    assert (tracker.full_reads, tracker.partial_reads) == (1, 3)
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 def test_another_connection_means_a_full_read(db: psycopg.Connection, fresh_db: str) -> None:
     tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])
     tracker.snapshot(db)
