@@ -12,7 +12,8 @@ OIDs, so the same schema built in two databases gives equal snapshots.
 Design choices:
 
 - One catalogue query (a ``UNION ALL`` aggregated into one JSON document) keeps a snapshot in
-  the low milliseconds; it runs three times per migration. It is kept as a named server-side
+  the low milliseconds; the round-trip reads it whole once per database and then narrowed to
+  what changed (:mod:`pytest_migorch.postgres.snapshot_tracking`). It is kept as a named server-side
   prepared statement, so it is parsed and planned once per session (see :func:`take_snapshot`).
 - The query runs with ``search_path`` set to ``pg_catalog`` only, so every name PostgreSQL prints
   is schema-qualified and does not depend on the caller's session.
@@ -54,8 +55,8 @@ __all__ = [
     "take_snapshot",
 ]
 
-# One statement returning one JSON document: a list of ``[kind, *name parts, attributes]``
-# arrays. One document costs one JSON parse instead of one per object; nulls are dropped on the
+# One statement returning one JSON document: a list of ``[kind, *name parts, attributes, owner
+# oid, own oid]`` arrays (the oids, never part of a Snapshot, are for snapshot_tracking). One document costs one JSON parse instead of one per object; nulls are dropped on the
 # client (a missing attribute reads as None). Exclusions are inlined as literals (see
 # _snapshot_query), so the statement has no parameters and PostgreSQL plans it once, generically.
 # Comments, extension membership and column defaults are looked up per object through their

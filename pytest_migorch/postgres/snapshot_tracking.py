@@ -293,7 +293,7 @@ class SnapshotTracker:
                     cur.execute(message.encode(), prepare=False)
                     while cur.description is None and cur.nextset():
                         pass
-                    row = cur.fetchone()
+                    row: tuple[Any, ...] | None = cur.fetchone()
                 assert row is not None
                 return row
             except psycopg.errors.InvalidSqlStatementName:  # DEALLOCATE ALL: prepare again

@@ -197,8 +197,7 @@ class RoundTrip:
     def _new_database(self) -> None:
         self._drop_database()
         self._dbname = self.server.create_database(unique_database_name("migorch_rt"))
-        # No psycopg-prepared statements: psycopg would DEALLOCATE ALL after every DROP or ALTER,
-        # taking the snapshot's own prepared statement (15 ms to plan again) with them.
+        # No psycopg-prepared statements: psycopg would DEALLOCATE ALL after a DROP or ALTER.
         self._conn = conn = psycopg.connect(self.server.conninfo(self._dbname), autocommit=True,
                                             prepare_threshold=None)
         served = {step.migration.service for step in self.steps}
@@ -366,8 +365,8 @@ class RoundTrip:
         the commit, while its locks are still held.
 
         Round trips are most of what this costs beyond the file's statements, so ``SET
-        search_path``, ``BEGIN`` and emptying the DDL log go in one message, and the state
-        before and the truth after are one query each. Every file sets its own ``search_path``
+        search_path``, ``BEGIN``, emptying the DDL log and the state before go in one message,
+        and the truth after and the ``COMMIT`` in another. Every file sets its own ``search_path``
         and snapshots set theirs, so it is not reset afterwards."""
         conn = self.conn
         setup: list[sql.Composable] = [sql.SQL("SET search_path TO {}, public").format(
@@ -380,13 +379,15 @@ class RoundTrip:
         truth: MigrationTruth | None = None
         started = time.perf_counter()
         try:
-            conn.execute(sql.SQL(";\n").join(setup), prepare=False)
-            before = capture_table_state(conn) if want_truth else None
+            joined = sql.SQL(";\n").join(setup)
+            before = capture_table_state(conn, setup=joined) if want_truth else None
+            if before is None:
+                conn.execute(joined, prepare=False)
             run_migration_file(conn, file, in_transaction=transactional)
-            if before is not None:
+            if before is not None:  # with the COMMIT, in one message
                 truth = collect_truth(conn, before, ddl_available=self._probes,
-                                      in_transaction=transactional)
-            if transactional:
+                                      in_transaction=transactional, commit=transactional)
+            elif transactional:
                 conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
