@@ -110,7 +110,7 @@ def test_a_partial_read_costs_what_changed(db: psycopg.Connection) -> None:
     assert tracker.last_read == 0  # nothing changed, nothing read
     db.execute("CREATE TABLE app.lonely (id int)")
     tracker.snapshot(db)
-    assert tracker.last_read == 2  # the table and its column
+    assert tracker.last_read == 2  # the table and its column, of the ~60 objects
 
 
 def test_lost_events_mean_a_full_read(db: psycopg.Connection) -> None:
