@@ -16,17 +16,21 @@ really happened:
 
 Event triggers need a superuser, which the throwaway test server always provides; on a server
 where they cannot be installed, :func:`install_probes` returns False and the truth is only locks
-and writes.
+and writes. They fire ``ALWAYS``, also under ``session_replication_role = replica``, and log the
+oid of every object, which :mod:`pytest_migorch.postgres.snapshot_tracking` reads to re-read
+only what changed.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 __all__ = [
     "PROBE_SCHEMA",
@@ -62,8 +66,8 @@ BEGIN
     FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
         IF r.schema_name IS DISTINCT FROM '{PROBE_SCHEMA}' THEN
             INSERT INTO {PROBE_SCHEMA}.ddl_log
-                (command_tag, object_type, schema_name, object_identity, table_identity)
-            VALUES (r.command_tag, r.object_type, r.schema_name, r.object_identity,
+                (command_tag, object_type, schema_name, object_identity, objid, table_identity)
+            VALUES (r.command_tag, r.object_type, r.schema_name, r.object_identity, r.objid,
                     CASE WHEN r.object_type = 'index' THEN
                         (SELECT (pg_identify_object('pg_class'::regclass, i.indrelid, 0)).identity
                          FROM pg_index i WHERE i.indexrelid = r.objid)
@@ -92,6 +96,8 @@ DROP EVENT TRIGGER IF EXISTS migorch_probe_ddl;
 DROP EVENT TRIGGER IF EXISTS migorch_probe_drop;
 CREATE EVENT TRIGGER migorch_probe_ddl ON ddl_command_end EXECUTE FUNCTION {PROBE_SCHEMA}.log_ddl();
 CREATE EVENT TRIGGER migorch_probe_drop ON sql_drop EXECUTE FUNCTION {PROBE_SCHEMA}.log_drop();
+ALTER EVENT TRIGGER migorch_probe_ddl ENABLE ALWAYS;
+ALTER EVENT TRIGGER migorch_probe_drop ENABLE ALWAYS;
 """
 
 # Every ground-truth query is one SELECT of rows ``(kind, oid, a, b, c, n)``, so that the state
@@ -104,8 +110,7 @@ CREATE EVENT TRIGGER migorch_probe_drop ON sql_drop EXECUTE FUNCTION {PROBE_SCHE
 # - ``l``: a blocking lock held by this backend (``oid`` = relation, ``a`` = mode);
 # - ``d``: a DDL log record (``a`` = object type, ``b`` = identity, ``c`` = table identity).
 #
-# They are prepared: planning them costs more than running them, and they run for every
-# migration on the same connection.
+# Each is sent in one message with what comes before or after it in the migration's transaction.
 _TABLE_STATE = f"""
 SELECT 't'::text AS kind, c.oid::bigint AS oid, n.nspname::text AS a, c.relname::text AS b,
        c.relkind::text AS c, c.relfilenode::bigint AS n
@@ -201,10 +206,27 @@ def _parse_state(rows: list[tuple[Any, ...]]) -> TableState:
                       materialized=frozenset(materialized))
 
 
-def capture_table_state(conn: psycopg.Connection[Any]) -> TableState:
+def _rows(conn: psycopg.Connection[Any], statements: Sequence[sql.Composable]) -> list[Any]:
+    """Send ``statements`` as one message (one round trip); the rows of the one with rows.
+
+    They are not prepared: psycopg would then DEALLOCATE ALL after the next DROP or ALTER,
+    taking the snapshot's own prepared statement with them (see :func:`.snapshot.run_prepared`)."""
+    rows: list[Any] = []
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL(";\n").join(statements), prepare=False)
+        while True:
+            if cur.description is not None:
+                rows = cur.fetchall()
+            if not cur.nextset():
+                return rows
+
+
+def capture_table_state(conn: psycopg.Connection[Any], *,
+                        setup: sql.Composable | None = None) -> TableState:
     """Tables, relfilenodes and write counters, in one query; inside the migration's
-    transaction for a transactional one, since the write counters are the transaction's."""
-    return _parse_state(conn.execute(_BEFORE, prepare=True).fetchall())
+    transaction for a transactional one, since the write counters are the transaction's.
+    ``setup`` (``SET search_path``, ``BEGIN``...) goes first, in the same message."""
+    return _parse_state(_rows(conn, [*([setup] if setup else []), sql.SQL(_BEFORE)]))
 
 
 @dataclass
@@ -260,16 +282,19 @@ def _parse_truth(
 
 def collect_truth(
     conn: psycopg.Connection[Any], before: TableState, *, ddl_available: bool,
-    in_transaction: bool,
+    in_transaction: bool, commit: bool = False,
 ) -> MigrationTruth:
     """Read the ground truth, in one query; call it after the up ran and, if transactional,
-    before commit (the locks and write counters are the transaction's)."""
+    before commit (the locks and write counters are the transaction's). ``commit``: the
+    ``COMMIT`` goes in the same message (it runs only if the query succeeded)."""
     parts = [_DDL_LOG] if ddl_available else []
     if in_transaction:
         parts += [_WRITES, _LOCKS]
     parts.append(_TABLE_STATE)  # again, for rewrites
-    rows = conn.execute(" UNION ALL ".join(parts), prepare=True).fetchall()
-    return _parse_truth(rows, before, ddl_available=ddl_available)
+    query: list[sql.Composable] = [sql.SQL(" UNION ALL ".join(parts))]
+    if commit:
+        query.append(sql.SQL("COMMIT"))
+    return _parse_truth(_rows(conn, query), before, ddl_available=ddl_available)
 
 
 def _table_of(object_type: str, identity: str, table_identity: str | None) -> str | None:

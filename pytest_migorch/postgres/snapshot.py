@@ -12,7 +12,8 @@ OIDs, so the same schema built in two databases gives equal snapshots.
 Design choices:
 
 - One catalogue query (a ``UNION ALL`` aggregated into one JSON document) keeps a snapshot in
-  the low milliseconds; it runs three times per migration. It is kept as a named server-side
+  the low milliseconds; the round-trip reads it whole once per database and then narrowed to
+  what changed (:mod:`pytest_migorch.postgres.snapshot_tracking`). It is kept as a named server-side
   prepared statement, so it is parsed and planned once per session (see :func:`take_snapshot`).
 - The query runs with ``search_path`` set to ``pg_catalog`` only, so every name PostgreSQL prints
   is schema-qualified and does not depend on the caller's session.
@@ -54,15 +55,15 @@ __all__ = [
     "take_snapshot",
 ]
 
-# One statement returning one JSON document: a list of ``[kind, *name parts, attributes]``
-# arrays. One document costs one JSON parse instead of one per object; nulls are dropped on the
+# One statement returning one JSON document: a list of ``[kind, *name parts, attributes, owner
+# oid, own oid]`` arrays (the oids, never part of a Snapshot, are for snapshot_tracking). One document costs one JSON parse instead of one per object; nulls are dropped on the
 # client (a missing attribute reads as None). Exclusions are inlined as literals (see
 # _snapshot_query), so the statement has no parameters and PostgreSQL plans it once, generically.
 # Comments, extension membership and column defaults are looked up per object through their
 # catalogue indexes rather than joined in bulk: the schemas under test are small next to the
 # catalogue itself (pg_description alone describes thousands of built-in objects).
 _SNAPSHOT_SQL = r"""
-WITH nsp AS MATERIALIZED (
+WITH {scope_cte}nsp AS MATERIALIZED (
     SELECT n.oid, n.nspname FROM pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
@@ -80,7 +81,7 @@ WITH nsp AS MATERIALIZED (
     WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
       AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                       AND d.objid = c.oid AND d.deptype = 'e')
-      AND NOT EXISTS (SELECT FROM excluded_rel e WHERE e.oid = c.oid)
+      AND NOT EXISTS (SELECT FROM excluded_rel e WHERE e.oid = c.oid) AND {rel_scope}
       AND NOT EXISTS (SELECT FROM pg_depend d JOIN excluded_rel e ON e.oid = d.refobjid
                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                         AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
@@ -90,22 +91,24 @@ WITH nsp AS MATERIALIZED (
            (SELECT d.description FROM pg_description d WHERE d.objoid = t.oid
               AND d.classoid = 'pg_type'::regclass AND d.objsubid = 0) AS comment
     FROM pg_type t JOIN nsp n ON n.oid = t.typnamespace
-    WHERE t.typtype IN ('e', 'c', 'd', 'r')
+    WHERE t.typtype IN ('e', 'c', 'd', 'r') AND {typ_scope}
       AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
                       AND d.objid = t.oid AND d.deptype = 'e')
 )
-SELECT json_agg(o)::text FROM (
+SELECT json_agg(o)::text{meta} FROM (
 SELECT json_build_array('schema', n.nspname, json_build_object(
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = n.oid
-                   AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0)))
-FROM nsp n
+                   AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0)),
+       n.oid::bigint, NULL)
+FROM nsp n WHERE {nsp_scope}
 UNION ALL
 SELECT json_build_array('extension', e.extname, json_build_object(
        'schema', n.nspname, 'version', e.extversion,
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = e.oid
-                   AND d.classoid = 'pg_extension'::regclass AND d.objsubid = 0)))
+                   AND d.classoid = 'pg_extension'::regclass AND d.objsubid = 0)),
+       e.oid::bigint, NULL)
 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE NOT n.nspname LIKE ANY ({exclude_schemas})
+WHERE NOT n.nspname LIKE ANY ({exclude_schemas}) AND {ext_scope}
 UNION ALL
 SELECT json_build_array('table', r.nspname, r.relname, json_build_object(
        'kind', CASE r.relkind WHEN 'p' THEN 'partitioned' WHEN 'f' THEN 'foreign'
@@ -118,7 +121,7 @@ SELECT json_build_array('table', r.nspname, r.relname, json_build_object(
        'options', r.reloptions,
        'columns', (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
                    WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped),
-       'comment', r.comment))
+       'comment', r.comment), r.oid::bigint, NULL)
 FROM rel r WHERE r.relkind IN ('r', 'p', 'f')
 UNION ALL
 SELECT json_build_array('column', r.nspname, r.relname, a.attname, json_build_object(
@@ -131,7 +134,8 @@ SELECT json_build_array('column', r.nspname, r.relname, a.attname, json_build_ob
            (SELECT t.typcollation FROM pg_type t WHERE t.oid = a.atttypid) THEN
            (SELECT co.collname FROM pg_collation co WHERE co.oid = a.attcollation) END,
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = a.attrelid
-                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum)))
+                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum)),
+       r.oid::bigint, d.oid::bigint)
 FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE r.relkind IN ('r', 'p', 'f')
@@ -142,20 +146,23 @@ SELECT json_build_array('constraint', r.nspname, r.relname, c.conname, json_buil
                WHEN 't' THEN 'trigger' ELSE c.contype::text END,
        'definition', pg_get_constraintdef(c.oid),
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid
-                   AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0)))
+                   AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0)),
+       r.oid::bigint, c.oid::bigint)
 FROM rel r JOIN pg_constraint c ON c.conrelid = r.oid
 UNION ALL
 SELECT json_build_array('constraint', t.nspname, t.typname, c.conname, json_build_object(
        'type', 'check', 'definition', pg_get_constraintdef(c.oid),
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid
-                   AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0)))
+                   AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0)),
+       t.oid::bigint, c.oid::bigint)
 FROM typ t JOIN pg_constraint c ON c.contypid = t.oid WHERE t.typtype = 'd'
 UNION ALL
 SELECT json_build_array('index', r.nspname, r.relname, i.relname, json_build_object(
        'definition', pg_get_indexdef(x.indexrelid),
        'valid', x.indisvalid,
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = i.oid
-                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0)))
+                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0)),
+       r.oid::bigint, i.oid::bigint)
 FROM rel r JOIN pg_index x ON x.indrelid = r.oid JOIN pg_class i ON i.oid = x.indexrelid
 WHERE NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = x.indrelid
                   AND c.conindid = x.indexrelid AND c.contype IN ('p', 'u', 'x'))
@@ -172,12 +179,13 @@ SELECT json_build_array('sequence', r.nspname, r.relname, json_build_object(
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid
                       AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
                     LIMIT 1),
-       'comment', r.comment))
+       'comment', r.comment), r.oid::bigint, NULL)
 FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
 UNION ALL
 SELECT json_build_array(CASE r.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END,
        r.nspname, r.relname, json_build_object(
-       'definition', pg_get_viewdef(r.oid), 'options', r.reloptions, 'comment', r.comment))
+       'definition', pg_get_viewdef(r.oid), 'options', r.reloptions, 'comment', r.comment),
+       r.oid::bigint, NULL)
 FROM rel r WHERE r.relkind IN ('v', 'm')
 UNION ALL
 SELECT json_build_array(
@@ -193,9 +201,9 @@ SELECT json_build_array(
            ELSE pg_get_functiondef(p.oid) END,
        'result', pg_get_function_result(p.oid),
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = p.oid
-                   AND d.classoid = 'pg_proc'::regclass AND d.objsubid = 0)))
+                   AND d.classoid = 'pg_proc'::regclass AND d.objsubid = 0)), p.oid::bigint, NULL)
 FROM pg_proc p JOIN nsp n ON n.oid = p.pronamespace
-WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+WHERE {proc_scope} AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
                   AND d.objid = p.oid AND d.deptype = 'e')
 UNION ALL
 SELECT json_build_array('trigger', r.nspname, r.relname, g.tgname, json_build_object(
@@ -203,14 +211,15 @@ SELECT json_build_array('trigger', r.nspname, r.relname, g.tgname, json_build_ob
        'enabled', CASE g.tgenabled WHEN 'O' THEN 'yes' WHEN 'D' THEN 'no' WHEN 'R' THEN 'replica'
                   WHEN 'A' THEN 'always' END,
        'comment', (SELECT d.description FROM pg_description d WHERE d.objoid = g.oid
-                   AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0)))
+                   AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0)),
+       r.oid::bigint, g.oid::bigint)
 FROM rel r JOIN pg_trigger g ON g.tgrelid = r.oid
 WHERE NOT g.tgisinternal
 UNION ALL
 SELECT json_build_array('enum', t.nspname, t.typname, json_build_object(
        'labels', (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
                   WHERE e.enumtypid = t.oid),
-       'comment', t.comment))
+       'comment', t.comment), t.oid::bigint, NULL)
 FROM typ t WHERE t.typtype = 'e'
 UNION ALL
 SELECT json_build_array('composite type', t.nspname, t.typname, json_build_object(
@@ -218,16 +227,16 @@ SELECT json_build_array('composite type', t.nspname, t.typname, json_build_objec
                                        || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
                       FROM pg_attribute a
                       WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
-       'comment', t.comment))
+       'comment', t.comment), t.oid::bigint, NULL)
 FROM typ t JOIN pg_class c ON c.oid = t.typrelid WHERE t.typtype = 'c' AND c.relkind = 'c'
 UNION ALL
 SELECT json_build_array('domain', t.nspname, t.typname, json_build_object(
        'base_type', format_type(t.typbasetype, t.typtypmod), 'not_null', t.typnotnull,
-       'default', t.typdefault, 'comment', t.comment))
+       'default', t.typdefault, 'comment', t.comment), t.oid::bigint, NULL)
 FROM typ t WHERE t.typtype = 'd'
 UNION ALL
 SELECT json_build_array('range type', t.nspname, t.typname, json_build_object(
-       'subtype', format_type(g.rngsubtype, NULL), 'comment', t.comment))
+       'subtype', format_type(g.rngsubtype, NULL), 'comment', t.comment), t.oid::bigint, NULL)
 FROM typ t JOIN pg_range g ON g.rngtypid = t.oid
 ) AS objects(o)
 """
@@ -243,16 +252,95 @@ def _text_array(items: Iterable[str]) -> sql.Composable:
     return sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(map(sql.Literal, items)))
 
 
-@functools.lru_cache(maxsize=32)
-def _snapshot_query(
-    exclude_schemas: tuple[str, ...], exclude_tables: tuple[tuple[str, str], ...]
+#: The parts of :data:`_SNAPSHOT_SQL` that narrow it to some objects: everything, here.
+#: :mod:`pytest_migorch.postgres.snapshot_tracking` fills them to re-read only what changed.
+WHOLE_CATALOGUE: dict[str, sql.Composable] = {
+    "scope_cte": sql.SQL(""), "meta": sql.SQL(""),
+    **{name: sql.SQL("TRUE") for name in (
+        "nsp_scope", "ext_scope", "rel_scope", "typ_scope", "proc_scope")},
+}
+
+
+def snapshot_statement(
+    exclude_schemas: tuple[str, ...], exclude_tables: tuple[tuple[str, str], ...],
+    parts: dict[str, sql.Composable] | None = None,
 ) -> sql.Composed:
-    """The snapshot statement with the exclusions inlined as LIKE patterns."""
+    """The snapshot statement with the exclusions inlined as LIKE patterns; ``parts`` replace
+    those of :data:`WHOLE_CATALOGUE` (a scope, extra result columns)."""
     return sql.SQL(_SNAPSHOT_SQL).format(
         exclude_schemas=_text_array(_glob_to_like(s) for s in exclude_schemas),
         exclude_table_schemas=_text_array(_glob_to_like(s) for s, _ in exclude_tables),
         exclude_table_names=_text_array(_glob_to_like(t) for _, t in exclude_tables),
+        **{**WHOLE_CATALOGUE, **(parts or {})},
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _snapshot_query(
+    exclude_schemas: tuple[str, ...], exclude_tables: tuple[tuple[str, str], ...]
+) -> sql.Composed:
+    return snapshot_statement(exclude_schemas, exclude_tables)
+
+
+def run_prepared(
+    conn: psycopg.Connection[Any], text: bytes, *, params: str = "",
+    args: sql.Composable | None = None,
+) -> tuple[Any, ...] | None:
+    """Run a catalogue statement as a named server-side prepared statement (the name hashes
+    its text), with ``search_path`` set to ``pg_catalog`` only, so every name PostgreSQL prints
+    comes out schema-qualified; its one row. ``params`` are the parameter types (``bigint,
+    oid[]``) and ``args`` their literal values. The caller's transaction state and
+    ``search_path`` are left as they were (the work runs in a transaction or a savepoint).
+
+    Planning the snapshot costs about as much as running it, and psycopg's own automatic
+    preparation does not help here: psycopg forgets every prepared statement after any DROP,
+    ALTER or ROLLBACK, which is what a round-trip runs between two snapshots. PostgreSQL
+    re-plans the statement by itself when a catalogue change requires it; if it is gone
+    (``DEALLOCATE ALL``, a new session), it is prepared again."""
+    statement = "migorch_snapshot_" + hashlib.sha256(text + params.encode()).hexdigest()[:16]
+    # Our own transaction ends with the statement and takes the search_path with it; in the
+    # caller's transaction (a savepoint) the previous value has to be put back.
+    restore = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    # With parameters PostgreSQL would plan each execution anew for the values given (custom
+    # plans), which costs more than running it: the generic plan is the one wanted.
+    mode = "force_generic_plan" if params else "auto"
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute(
+            "SELECT current_setting('search_path'), current_setting('plan_cache_mode'),"
+            " set_config('search_path', 'pg_catalog', true),"
+            " set_config('plan_cache_mode', %s, true),"
+            " EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE name = %s)",
+            [mode, statement], prepare=False).fetchone()
+        assert row is not None
+        previous_path, previous_mode, _, _, prepared = row
+        if not prepared:
+            types = sql.SQL(f"({params})" if params else "")
+            prepare = sql.SQL("PREPARE {}{} AS ").format(sql.Identifier(statement), types)
+            cur.execute(prepare.as_bytes(conn) + text, prepare=False)
+        call = sql.SQL("EXECUTE {}").format(sql.Identifier(statement))
+        if args is not None:
+            call = sql.SQL("{}({})").format(call, args)
+        result = cur.execute(call, prepare=False).fetchone()
+        if restore:
+            cur.execute("SELECT set_config('search_path', %s, true),"
+                        " set_config('plan_cache_mode', %s, true)",
+                        [previous_path, previous_mode], prepare=False)
+    return result
+
+
+#: One object as the statement returns it: its key, its attributes, the oid of the object it
+#: is read with (a table for its columns, indexes...; itself otherwise) and its own oid, if any.
+Row = tuple[ObjectKey, Attributes, int, "int | None"]
+
+
+def parse_rows(document: str | None) -> list[Row]:
+    """The rows of the statement's JSON document; nulls dropped, arrays frozen as tuples."""
+    rows: list[Row] = []
+    for *key, attrs, owner, own in json.loads(document) if document else ():
+        rows.append((tuple(key), {  # the statement's arrays are flat: tuple() freezes them
+            attr: tuple(value) if isinstance(value, list) else value
+            for attr, value in attrs.items() if value is not None}, owner, own))
+    return rows
 
 
 def take_snapshot(
@@ -265,45 +353,11 @@ def take_snapshot(
 
     ``exclude_schemas`` names schemas and ``exclude_tables`` ``(schema, table)`` pairs to leave
     out; both accept ``*`` and ``?`` wildcards. The caller's transaction state and
-    ``search_path`` are left as they were (the work runs in a transaction or a savepoint).
-
-    The statement is kept as a named server-side prepared statement (the name hashes its text).
-    Planning it costs about as much as running it, and psycopg's own automatic preparation does
-    not help here: psycopg forgets every prepared statement after any DROP, ALTER or ROLLBACK,
-    which is what a round-trip runs between two snapshots. PostgreSQL re-plans the statement by
-    itself when a catalogue change requires it; if it is gone (``DEALLOCATE ALL``, a new
-    session), it is prepared again.
+    ``search_path`` are left as they were (see :func:`run_prepared`).
     """
     query = _snapshot_query(tuple(exclude_schemas), tuple(tuple(p) for p in exclude_tables))
     try:
-        text = query.as_bytes(conn)
-        statement = "migorch_snapshot_" + hashlib.sha256(text).hexdigest()[:16]
-        # Our own transaction ends with the snapshot and takes the search_path with it; in the
-        # caller's transaction (a savepoint) the previous value has to be put back.
-        restore = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-            # search_path = pg_catalog: every name PostgreSQL prints comes out schema-qualified.
-            row = cur.execute(
-                "SELECT current_setting('search_path'),"
-                " set_config('search_path', 'pg_catalog', true),"
-                " EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE name = %s)",
-                [statement], prepare=False).fetchone()
-            assert row is not None
-            previous_path, _, prepared = row
-            if not prepared:
-                prepare = sql.SQL("PREPARE {} AS ").format(sql.Identifier(statement))
-                cur.execute(prepare.as_bytes(conn) + text, prepare=False)
-            result = cur.execute(sql.SQL("EXECUTE {}").format(sql.Identifier(statement)),
-                                 prepare=False).fetchone()
-            if restore:
-                cur.execute("SELECT set_config('search_path', %s, true)", [previous_path],
-                            prepare=False)
+        result = run_prepared(conn, query.as_bytes(conn))
     except psycopg.Error as exc:
         raise DatabaseError(f"could not take a schema snapshot: {exc}") from exc
-    document = json.loads(result[0]) if result and result[0] else []
-    objects: dict[ObjectKey, Attributes] = {}
-    for *key, attrs in document:  # the statement's arrays are flat: tuple() freezes them
-        objects[tuple(key)] = {
-            attr: tuple(value) if isinstance(value, list) else value
-            for attr, value in attrs.items() if value is not None}
-    return Snapshot(objects)
+    return Snapshot({key: attrs for key, attrs, _, _ in parse_rows(result[0] if result else None)})

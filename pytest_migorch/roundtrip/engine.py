@@ -45,12 +45,8 @@ from pytest_migorch.postgres.probes import (
 )
 from pytest_migorch.postgres.schema_diff import SchemaDifference, split_column_order
 from pytest_migorch.postgres.servers import PostgresServer, ServerGone, unique_database_name
-from pytest_migorch.postgres.snapshot import (
-    Snapshot,
-    diff_snapshots,
-    render_differences,
-    take_snapshot,
-)
+from pytest_migorch.postgres.snapshot import Snapshot, diff_snapshots, render_differences
+from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
 from pytest_migorch.postgres.statements import MigrationSqlError, run_migration_file
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
@@ -142,6 +138,7 @@ class RoundTrip:
         #: The snapshot of the database as it is now, when known: the state after one
         #: migration's round-trip is the state before the next one's, so it is taken once.
         self._known_state: Snapshot | None = None
+        self._tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])  # reads what changed
 
     # --- public -------------------------------------------------------------------------------
 
@@ -200,7 +197,9 @@ class RoundTrip:
     def _new_database(self) -> None:
         self._drop_database()
         self._dbname = self.server.create_database(unique_database_name("migorch_rt"))
-        self._conn = conn = psycopg.connect(self.server.conninfo(self._dbname), autocommit=True)
+        # No psycopg-prepared statements: psycopg would DEALLOCATE ALL after a DROP or ALTER.
+        self._conn = conn = psycopg.connect(self.server.conninfo(self._dbname), autocommit=True,
+                                            prepare_threshold=None)
         served = {step.migration.service for step in self.steps}
         prepare_database(conn, [self.project.services[n] for n in served
                                 if n in self.project.services])
@@ -366,8 +365,8 @@ class RoundTrip:
         the commit, while its locks are still held.
 
         Round trips are most of what this costs beyond the file's statements, so ``SET
-        search_path``, ``BEGIN`` and emptying the DDL log go in one message, and the state
-        before and the truth after are one query each. Every file sets its own ``search_path``
+        search_path``, ``BEGIN``, emptying the DDL log and the state before go in one message,
+        and the truth after and the ``COMMIT`` in another. Every file sets its own ``search_path``
         and snapshots set theirs, so it is not reset afterwards."""
         conn = self.conn
         setup: list[sql.Composable] = [sql.SQL("SET search_path TO {}, public").format(
@@ -380,13 +379,15 @@ class RoundTrip:
         truth: MigrationTruth | None = None
         started = time.perf_counter()
         try:
-            conn.execute(sql.SQL(";\n").join(setup), prepare=False)
-            before = capture_table_state(conn) if want_truth else None
+            joined = sql.SQL(";\n").join(setup)
+            before = capture_table_state(conn, setup=joined) if want_truth else None
+            if before is None:
+                conn.execute(joined, prepare=False)
             run_migration_file(conn, file, in_transaction=transactional)
-            if before is not None:
+            if before is not None:  # with the COMMIT, in one message
                 truth = collect_truth(conn, before, ddl_available=self._probes,
-                                      in_transaction=transactional)
-            if transactional:
+                                      in_transaction=transactional, commit=transactional)
+            elif transactional:
                 conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -397,7 +398,7 @@ class RoundTrip:
 
     def _snapshot(self, outcome: MigrationOutcome) -> Snapshot:
         started = time.perf_counter()
-        snapshot = take_snapshot(self.conn, exclude_schemas=[PROBE_SCHEMA])
+        snapshot = self._tracker.snapshot(self.conn, events=self._probes)
         outcome.timings["snapshot"] = outcome.timings.get("snapshot", 0.0) + (
             time.perf_counter() - started)
         return snapshot
