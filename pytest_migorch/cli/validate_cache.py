@@ -79,11 +79,22 @@ class CachedValidation:
         return self.cache.key("run", self.fingerprint.digest, "\0".join(services))
 
     def findings(self, services: list[str]) -> list[Finding] | None:
-        """The whole run's findings, when this tree was validated with these options before."""
+        """The whole run's findings, when this tree was validated with these options before.
+
+        The run's entry lists one part per service (and one for the rest), each its own entry:
+        a run with thousands of findings would exceed what one entry of the store may hold."""
         if not self.whole:
             return None
-        found = self.cache.get(self._run_key(services))
-        return decode_findings(found["findings"]) if found is not None else None
+        run = self.cache.get(self._run_key(services))
+        if run is None:
+            return None
+        findings: list[Finding] = []
+        for key in run["parts"]:
+            part = self.cache.get(key)
+            if part is None:
+                return None
+            findings.extend(decode_findings(part["findings"]))
+        return findings
 
     def save(self, services: list[str], findings: list[Finding]) -> None:
         """Keep the run's findings, if the tree is still the one fingerprinted at the start (a
@@ -93,7 +104,15 @@ class CachedValidation:
         again = fingerprint_tree(self.fingerprint.root)
         if again is None or again.digest != self.fingerprint.digest:
             return
-        self.cache.put(self._run_key(services), {"findings": encode_findings(findings)})
+        run_key = self._run_key(services)
+        by_part: dict[str, list[Finding]] = {}
+        for finding in findings:  # already in their final order: parts keep it
+            by_part.setdefault(finding.service or "", []).append(finding)
+        parts = []
+        for name, part in by_part.items():
+            parts.append(self.cache.key("part", run_key, name))
+            self.cache.put(parts[-1], {"findings": encode_findings(part)})
+        self.cache.put(run_key, {"parts": parts})
 
     def analyser(self, base: MigrationAnalyser) -> MigrationAnalyser:
         """``base`` with each service's findings cached by the digest of its ``migrations/``."""

@@ -80,13 +80,13 @@ def tool_identity() -> str:
 
 
 def encode_findings(findings: Sequence[Finding]) -> list[dict[str, Any]]:
-    """Findings as JSON, with each file path exactly as it was (not made relative)."""
-    out = []
-    for finding in findings:
-        data = finding.to_json()
-        data["file"] = str(finding.file) if finding.file is not None else None
-        out.append(data)
-    return out
+    """Findings in :meth:`Finding.to_json`'s shape, with each file path exactly as it was (not
+    made relative: that is for display, and costs a path resolution per finding)."""
+    return [{"code": f.code, "name": f.name, "severity": f.severity.value,
+             "check": f.family.value, "service": f.service, "migration": f.migration,
+             "environment": f.environment, "file": str(f.file) if f.file is not None else None,
+             "line": f.line, "message": f.message, "hint": f.hint, "details": f.details}
+            for f in findings]
 
 
 def decode_findings(data: Sequence[dict[str, Any]]) -> list[Finding]:
