@@ -146,17 +146,26 @@ class ServiceFindings:
 
     Only for findings that depend on nothing but the service's own files (the SQL checks of
     :func:`pytest_migorch.checks.migration.check_migration`); ``fingerprint`` None caches
-    nothing."""
+    nothing. ``deferred`` entries wait for :meth:`flush`, for a caller that checks the whole
+    tree once at the end instead of each service's files as it completes."""
 
-    def __init__(self, cache: ResultCache, fingerprint: TreeFingerprint | None) -> None:
+    def __init__(self, cache: ResultCache, fingerprint: TreeFingerprint | None, *,
+                 deferred: bool = False) -> None:
         self.cache = cache
         self.fingerprint = fingerprint
+        self.deferred = deferred
+        self._pending: list[tuple[str, dict[str, Any]]] = []
         self._cached: dict[str, dict[str, Any] | None] = {}
         self._computed: dict[str, dict[str, list[Finding]]] = {}
+        self._keys: dict[str, str | None] = {}
 
     def _key(self, service: Service) -> str | None:
-        digest = self.fingerprint.services.get(service.name) if self.fingerprint else None
-        return None if digest is None else self.cache.key("service", service.name, digest)
+        """The service's key, computed once (the plugin asks for it for every item)."""
+        if service.name not in self._keys:
+            digest = self.fingerprint.services.get(service.name) if self.fingerprint else None
+            self._keys[service.name] = (None if digest is None
+                                        else self.cache.key("service", service.name, digest))
+        return self._keys[service.name]
 
     def findings(self, service: Service, migration: Migration,
                  compute: Callable[[], list[Finding]]) -> list[Finding]:
@@ -181,13 +190,23 @@ class ServiceFindings:
     def _store(self, service: Service, key: str, done: dict[str, list[Finding]]) -> None:
         """Keep the service's entry if its files are still those fingerprinted (an editor
         saving during the run would otherwise pair old contents with new findings)."""
+        value = {"migrations": {k: encode_findings(v) for k, v in done.items()}}
+        if self.deferred:
+            self._pending.append((key, value))
+            return
         assert self.fingerprint is not None
         try:
             now = fingerprint_directory(str(service.migrations_dir))
         except Exception:  # unreadable or unusual now: do not store
             return
         if now == self.fingerprint.services.get(service.name):
-            self.cache.put(key, {"migrations": {k: encode_findings(v) for k, v in done.items()}})
+            self.cache.put(key, value)
+
+    def flush(self) -> None:
+        """Store the deferred entries (the caller checked that the files are unchanged)."""
+        for key, value in self._pending:
+            self.cache.put(key, value)
+        self._pending.clear()
 
     def analyser(self, base: Callable[[Service, Migration], list[Finding]]
                  ) -> Callable[[Service, Migration], list[Finding]]:
