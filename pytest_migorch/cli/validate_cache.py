@@ -15,7 +15,7 @@ or ``--format markdown`` (it reads the project), where the per-service entries s
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +56,7 @@ class CachedValidation:
     fingerprint: TreeFingerprint
     #: Whether the whole run's findings may be served and stored (not under --base, markdown).
     whole: bool
+    _services: ServiceFindings | None = field(default=None, repr=False)
 
     @classmethod
     def prepare(cls, args: argparse.Namespace, root: Path, *, whole: bool
@@ -97,12 +98,15 @@ class CachedValidation:
         return findings
 
     def save(self, services: list[str], findings: list[Finding]) -> None:
-        """Keep the run's findings, if the tree is still the one fingerprinted at the start (a
-        file saved during the run would otherwise pair old contents with new findings)."""
-        if not self.whole:
-            return
+        """Keep the run's findings and each service's, if the tree is still the one
+        fingerprinted at the start (a file saved during the run would otherwise pair old
+        contents with new findings). One check of the whole tree covers every entry."""
         again = fingerprint_tree(self.fingerprint.root)
         if again is None or again.digest != self.fingerprint.digest:
+            return
+        if self._services is not None:
+            self._services.flush()
+        if not self.whole:
             return
         run_key = self._run_key(services)
         by_part: dict[str, list[Finding]] = {}
@@ -116,4 +120,5 @@ class CachedValidation:
 
     def analyser(self, base: MigrationAnalyser) -> MigrationAnalyser:
         """``base`` with each service's findings cached by the digest of its ``migrations/``."""
-        return ServiceFindings(self.cache, self.fingerprint).analyser(base)
+        self._services = ServiceFindings(self.cache, self.fingerprint, deferred=True)
+        return self._services.analyser(base)
