@@ -604,6 +604,8 @@ def bench_validate(config: Config, report: Report) -> None:
         variants.append(_ValidateVariant(
             "full", "same checks + SQL analysis + persistent cache (harness)", full_command))
     log = config.workdir / "validate.log"
+    squawk = tool("squawk")
+    squawk_runs: dict[int, Series] = {}
     for services, per in validate_sizes(config):
         repo = repository(config, services, per)
         total = repo.migration_count
@@ -614,13 +616,17 @@ def bench_validate(config: Config, report: Report) -> None:
             command = variant.command(repo, cache_dir)
             say(f"validate: {variant.key}, {total} migrations, {runs} x (cold, warm)")
             cold, warm = Series(), Series()
+            squawk_series = squawk_runs.setdefault(total, Series())
             # Interleaved, so a change in machine load hits both alike; each cold run leaves
-            # the cache the warm run after it uses.
+            # the cache the warm run after it uses; squawk runs between them on the same files.
             for _ in range(runs):
                 wipe_caches(config, cwd, repo.root)
                 shutil.rmtree(cache_dir, ignore_errors=True)
                 cache_dir.mkdir(parents=True)
                 cold.add(run_measured(command, cwd=cwd, env=clean_env(config), log=log))
+                if squawk is not None and variant.key == "cli":
+                    squawk_series.add(run_measured(squawk_command(squawk, repo.root), cwd=cwd,
+                                                   env=clean_env(config), log=log))
                 warm.add(run_measured(command, cwd=cwd, env=clean_env(config), log=log))
             if cold.failures or warm.failures:
                 report.notes.append(f"validate ({variant.key}) {total}: "
@@ -631,15 +637,23 @@ def bench_validate(config: Config, report: Report) -> None:
     rows = ["| Migrations (services x per service) | Variant | Cold | Warm | Cold per 1,000 | "
             "Warm per 1,000 | Peak memory cold / warm |", "|---|---|---|---|---|---|---|"]
     for total in sorted(variants[0].results):
+        services = total // config.migrations
         for variant in variants:
             cold, warm = variant.results[total]
-            services = total // config.migrations
             rows.append(
                 f"| {total:,} ({services} x {config.migrations}) | {variant.title} | "
                 f"{fmt_series(cold)} | {fmt_series(warm)} | "
                 f"{fmt_seconds(cold.median / total * 1000)} | "
                 f"{fmt_seconds(warm.median / total * 1000)} | "
                 f"{fmt_mib(cold.peak_rss_mib)} / {fmt_mib(warm.peak_rss_mib)} |")
+        if squawk_runs.get(total) and squawk_runs[total].samples:
+            sq = squawk_runs[total]
+            rows.append(
+                f"| {total:,} ({services} x {config.migrations}) | squawk (no cache) | "
+                f"{fmt_series(sq)} | {fmt_series(sq)} | "
+                f"{fmt_seconds(sq.median / total * 1000)} | "
+                f"{fmt_seconds(sq.median / total * 1000)} | "
+                f"{fmt_mib(sq.peak_rss_mib)} |")
     lines = [
         "As a subprocess, from process start to exit (Python start-up and imports included). "
         "*Cold*: no analysis cache anywhere; *warm*: the same command right after.",
@@ -663,7 +677,14 @@ def bench_validate(config: Config, report: Report) -> None:
                      "below 1 the fixed start-up cost still dominates): " + ", ".join(
                          f"{a:,} -> {b:,}: {c:.2f} cold, {w:.2f} warm"
                          for (a, b, c), (_, _, w) in zip(cold_growth, warm_growth)) + ".")
+    if squawk is None:
+        lines += ["", "squawk: not installed (`pip install squawk-cli`); no comparison."]
+    else:
+        lines += ["", *_squawk_ratio_lines(variants[0].results, squawk_runs, squawk)]
+        lines += ["", *_corpora_lines(config, migorch, squawk, log)]
     report.section("1. Static validation", lines)
+    if squawk is not None:
+        _squawk_targets(config, report, variants[0].results, squawk_runs)
 
     goal = 1000 if config.quick else 5000
     for variant in variants:
@@ -711,6 +732,83 @@ def bench_validate(config: Config, report: Report) -> None:
                 if out.exists():
                     report.profiles.append((f"{label}, {size:,} migrations, {phase}",
                                             profile_top(str(out))))
+
+
+def squawk_command(squawk: str, root: Path) -> list[Any]:
+    """squawk on every SQL file under ``root``: the files ``migorch validate`` reads (squawk
+    expands the pattern itself, so no shell and no argument-length limit)."""
+    return [squawk, f"{root}/**/*.sql"]
+
+
+def _squawk_ratio_lines(results: dict[int, tuple[Series, Series]],
+                        squawk_runs: dict[int, Series], squawk: str) -> list[str]:
+    """``migorch validate`` against squawk on the same files, per size."""
+    lines = [f"squawk ({_first_line([squawk, '--version'])}, Rust, no cache: cold and warm are "
+             "the same work) ran between each cold and warm `migorch validate` on the same "
+             "`.sql` files (`squawk 'ROOT/**/*.sql'`). squawk only lints each file; "
+             "`migorch validate` also checks names, pairing, configuration, the graph and the "
+             "schema each migration leaves.", "",
+             "| Migrations | cold / squawk | warm / squawk |", "|---|---|---|"]
+    for total in sorted(results):
+        sq = squawk_runs.get(total)
+        if not sq or not sq.samples:
+            continue
+        cold, warm = results[total]
+        lines.append(f"| {total:,} | {ratio_spread(cold, sq)} | {ratio_spread(warm, sq)} |")
+    return lines
+
+
+def _squawk_targets(config: Config, report: Report, results: dict[int, tuple[Series, Series]],
+                    squawk_runs: dict[int, Series]) -> None:
+    goal = 1000 if config.quick else 5000
+    measured = [n for n in results if squawk_runs.get(n) and squawk_runs[n].samples]
+    if not measured:
+        return
+    size = min(measured, key=lambda n: abs(n - goal))
+    cold, warm = results[size]
+    sq = squawk_runs[size]
+    for phase, series, limit in (("warm", warm, 1.0), ("cold", cold, 3.0)):
+        ratio = series.median / sq.median
+        report.targets.append(Target(
+            f"`migorch validate` {size:,} migrations, {phase}, vs squawk on the same files",
+            f"{ratio_spread(series, sq)}: {fmt_seconds(series.median)} vs {fmt_seconds(sq.median)}",
+            f"<= {limit:.1f}x", ratio <= limit))
+
+
+def corpora_roots() -> list[Path]:
+    """The services roots of the real migration sets in ``../shared/corpora``, when present."""
+    base = REPO_ROOT.parent / "shared" / "corpora"
+    return sorted(p / "services" for p in base.iterdir() if (p / "services").is_dir()) \
+        if base.is_dir() else []
+
+
+def _corpora_lines(config: Config, migorch: str, squawk: str, log: Path) -> list[str]:
+    """``migorch validate`` (cold, warm) and squawk on each real set, runs interleaved."""
+    roots = corpora_roots()
+    if not roots:
+        return ["Real migration sets: `../shared/corpora` is absent; not measured."]
+    lines = ["Real migration sets (`../shared/corpora`, read in place; "
+             f"{config.runs * 2} interleaved runs each):", "",
+             "| Set | `.sql` files | migorch cold | migorch warm | squawk | cold / squawk | "
+             "warm / squawk |", "|---|---|---|---|---|---|---|"]
+    for root in roots:
+        cold, warm, sq = Series(), Series(), Series()
+        cwd = config.workdir
+        command = [migorch, "validate", "--root", root, "--all"]
+        say(f"validate: corpus {root.parent.name}")
+        for _ in range(config.runs * 2):
+            wipe_caches(config)
+            cold.add(run_measured(command, cwd=cwd, env=clean_env(config), log=log))
+            sq.add(run_measured(squawk_command(squawk, root), cwd=cwd, env=clean_env(config),
+                                log=log))
+            warm.add(run_measured(command, cwd=cwd, env=clean_env(config), log=log))
+        files = len(list(root.rglob("*.sql")))
+        lines.append(f"| {root.parent.name} | {files} | {fmt_series(cold)} | "
+                     f"{fmt_series(warm)} | {fmt_series(sq)} | {ratio_spread(cold, sq)} | "
+                     f"{ratio_spread(warm, sq)} |")
+    lines += ["", "On sets this small both tools are mostly start-up: squawk is one native "
+              "binary, `migorch validate` a Python interpreter and its imports."]
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -769,6 +867,10 @@ def _pytest_counts(log: Path) -> str:
     return summaries[-1].replace(",", ";") if summaries else "?"
 
 
+#: Issue 14: the warm plugin session on the default 5,000 migrations.
+PYTEST_WARM_TARGET = 4.0
+
+
 def bench_pytest(config: Config, report: Report) -> None:
     repo = repository(config, config.services, config.migrations)
     cwd = config.workdir / "pytest-cwd"
@@ -805,6 +907,13 @@ def bench_pytest(config: Config, report: Report) -> None:
         rows.append(f"| {title} | {fmt_series(series)} | "
                     f"{fmt_seconds(series.median / total)} | {fmt_mib(series.peak_rss_mib)} | "
                     f"{_pytest_counts(log)} |")
+    warm_title = "collection + run, warm (pytest cache kept)"
+    if warm_title in results:
+        warm_series = results[warm_title]
+        report.targets.append(Target(
+            f"`pytest --migorch ROOT --migorch-no-db`, {total:,} migrations, warm",
+            fmt_series(warm_series), f"<= {PYTEST_WARM_TARGET:.0f} s",
+            warm_series.median <= PYTEST_WARM_TARGET))
     validate_note = ""
     report.section("2. pytest --migorch --migorch-no-db", [
         f"`pytest --migorch ROOT --migorch-no-db -q` as a subprocess on the default repository "

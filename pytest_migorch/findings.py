@@ -12,6 +12,8 @@ Rules are defined next to the code that detects them (each module exposes ``RULE
 from __future__ import annotations
 
 import enum
+import functools
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -169,11 +171,29 @@ def resolve_location(path: Path) -> Path:
 
 def display_path(path: Path, relative_to: Path | None = None) -> str:
     """A path relative to ``relative_to`` (or the working directory) when it lies inside it."""
-    base = relative_to or Path.cwd()
-    try:
-        return str(resolve_location(path).relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
+    base = _resolved_directory(os.path.abspath(relative_to or os.getcwd()))
+    resolved = _resolved(path)
+    if resolved == base:
+        return "."
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    return resolved[len(prefix):] if resolved.startswith(prefix) else str(path)
+
+
+def _resolved(path: Path) -> str:
+    """:func:`resolve_location` as a string, resolving each directory once: a report names
+    thousands of files in a few directories, and a full resolution costs a system call per
+    component of each."""
+    name = path.name
+    if name in ("", ".", "..") or os.path.islink(path):
+        return str(resolve_location(path))
+    return os.path.join(_resolved_directory(os.path.abspath(path.parent)), name)
+
+
+@functools.lru_cache(maxsize=512)
+def _resolved_directory(directory: str) -> str:
+    """An absolute directory resolved (absolute, so a change of working directory is another
+    key; the working directory itself is already resolved)."""
+    return str(Path(directory).resolve())
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

@@ -17,6 +17,8 @@ from pytest_migorch.errors import MigorchError, UsageError
 
 if TYPE_CHECKING:
     from pytest_migorch.deploy.runner import Runner
+    from pytest_migorch.cli.validate_cache import CachedValidation
+    from pytest_migorch.findings import Finding
     from pytest_migorch.deploy.status import ServiceReport
     from pytest_migorch.model import Project
     from pytest_migorch.sql.analysis import AnalysisCache
@@ -71,26 +73,57 @@ def _analysis_cache(args: argparse.Namespace) -> AnalysisCache:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pytest_migorch.checks.custom import load_custom_checks
-    from pytest_migorch.checks.migration import migration_analyser
-    from pytest_migorch.cli.adoption import history_lines, select_findings
-    from pytest_migorch.project.validation import validate_project
-    from pytest_migorch.reports.text import render_json, render_text, summary_line
-    from pytest_migorch.vcs.integrity import check_against_base
+    from pytest_migorch.cli.validate_cache import CachedValidation
 
     root = root_of(args)
+    output = "json" if _wants_json(args) else args.format
+    # A whole cached result needs no project: only --base (git) and markdown (it reads the
+    # project) always run the pipeline, with each service's findings still cached.
+    cached = CachedValidation.prepare(args, root, whole=not args.base and output != "markdown")
+    findings = None
+    if cached is not None:
+        services = selected_services(args, cached.services)
+        findings = cached.findings(services)
+    if findings is None:
+        project, services, findings = _validate(args, root, cached)
+    else:
+        from pytest_migorch.model import Project
+
+        project = Project(root=root)
+    return _print_validation(args, output, project, services, findings)
+
+
+def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | None
+              ) -> tuple[Project, list[str], list[Finding]]:
+    """The static pipeline of ``validate``: every finding of the selected services."""
+    from pytest_migorch.checks.custom import load_custom_checks
+    from pytest_migorch.checks.migration import migration_analyser
+    from pytest_migorch.project.validation import validate_project
+    from pytest_migorch.vcs.integrity import check_against_base
+
     project = _load(args)
     services = selected_services(args, list(project.services))
     base = args.base
     cache = _analysis_cache(args)
     custom = load_custom_checks(root, cache)
+    analyser = custom.analyser(migration_analyser(cache))
     result = validate_project(
         project, strict=args.strict, services=services,
-        analyser=custom.analyser(migration_analyser(cache)),
+        analyser=cached.analyser(analyser) if cached is not None else analyser,
         checks=[custom, *([lambda project: check_against_base(project, base)] if base else [])])
-    shown = select_findings(args, project, result.findings, services)
+    if cached is not None:
+        cached.save(services, result.findings)
+    return project, services, result.findings
+
+
+def _print_validation(args: argparse.Namespace, output: str, project: Project,
+                      services: list[str], all_findings: list[Finding]) -> int:
+    from pytest_migorch.cli.adoption import history_lines, select_findings
+    from pytest_migorch.reports.text import render_json, render_text, summary_line
+
+    root = root_of(args)
+    shown = select_findings(args, project, all_findings, services)
     findings, history = shown.split.shown, history_lines(shown)
-    output = "json" if _wants_json(args) else args.format
     if output == "json":
         document = render_json(findings, root=root, services=services)
         if shown.selected:  # only then: the documented shape stays as it was without history
@@ -102,8 +135,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         keys = shown.changed if shown.changed is not None else {
             (f.service or "", f.migration) for f in findings if f.migration}
-        sys.stdout.write(render_markdown(changed_migrations(project, keys, cache), findings,
-                                         history=history))
+        sys.stdout.write(render_markdown(changed_migrations(project, keys, _analysis_cache(args)),
+                                         findings, history=history))
     else:
         if findings:
             print(render_text(findings))

@@ -79,7 +79,8 @@ def _run(argv: Sequence[str] | None) -> int:
     handler: Handler = args.handler
     try:
         # Opened on first use and committed when the command ends.
-        with SqliteStore() as args.analysis_store:
+        # Batched writes: a command is short, and a cold validate writes thousands of entries.
+        with SqliteStore(batch_size=500) as args.analysis_store:
             return handler(args)
     except MigorchError as exc:
         if getattr(args, "json", False):

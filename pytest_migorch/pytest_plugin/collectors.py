@@ -16,7 +16,7 @@ Items only present what the core computed (:mod:`pytest_migorch.project.validati
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
@@ -27,14 +27,18 @@ from pytest_migorch.checks.schema_model import SchemaModel
 from pytest_migorch.errors import ConfigurationError, MigorchError, ServerUnavailable
 from pytest_migorch.findings import Family, Finding, Severity
 from pytest_migorch.model import Migration, Project, Service, schema_name
-from pytest_migorch.postgres.servers import PostgresServer, ServerOptions, start_server
+from pytest_migorch.project.fingerprint import fingerprint_tree
+from pytest_migorch.project.result_cache import ResultCache, ServiceFindings, root_options
 from pytest_migorch.project.validation import ValidationResult, load_project, validate_project
 from pytest_migorch.pytest_plugin.history import RootHistory, root_history
 from pytest_migorch.pytest_plugin.keys import ANALYSIS_CACHE_KEY, SERVER_KEY, SETTINGS_KEY
 from pytest_migorch.pytest_plugin.settings import MigorchSettings
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan, files_block, plan_environments
-from pytest_migorch.roundtrip.engine import MigrationOutcome, RoundTrip
 from pytest_migorch.vcs.integrity import changed_services, check_against_base, with_dependents
+
+if TYPE_CHECKING:  # loaded when a database item runs: --migorch-no-db never needs psycopg
+    from pytest_migorch.postgres.servers import PostgresServer
+    from pytest_migorch.roundtrip.engine import MigrationOutcome, RoundTrip
 
 __all__ = [
     "SETTINGS_KEY",
@@ -65,6 +69,8 @@ class LazyServer:
         if self._server is None:
             if self._error is not None:
                 raise self._error
+            from pytest_migorch.postgres.servers import ServerOptions, start_server
+
             options = ServerOptions(
                 provider=self.settings.provider, dsn=self.settings.dsn,
                 bin_dir=str(self.settings.pg_bindir) if self.settings.pg_bindir else None,
@@ -105,6 +111,7 @@ class ServicesRoot(pytest.Directory):
         settings = self.config.stash[SETTINGS_KEY]
         base = settings.base_ref
         try:
+            fingerprint = fingerprint_tree(self.path)  # before reading: an edit now is a miss
             project = load_project(self.path)
             #: A team's declared check modules (shown in the ``custom`` items).
             self.custom = load_custom_checks(self.path, self.config.stash[ANALYSIS_CACHE_KEY])
@@ -115,6 +122,9 @@ class ServicesRoot(pytest.Directory):
             self.history = RootHistory.for_project(project, settings)
         except MigorchError as exc:
             raise self.CollectError(str(exc)) from exc
+        #: Each service's SQL findings, kept between runs while its files are unchanged.
+        self.service_findings = ServiceFindings(ResultCache(
+            self.config.stash[ANALYSIS_CACHE_KEY].store, root_options(self.path)), fingerprint)
         #: Services whose database tests run (None: all); see --migorch-changed-only.
         self.database_services: set[str] | None = None
         if settings.changed_only and settings.base_ref:
@@ -140,6 +150,7 @@ class ServiceCollector(pytest.Directory):
         self.result = result
         self._reports: dict[int, MigrationReport] = {}
         self._models: dict[tuple[str, int], SchemaModel] | None = None
+        self._index: dict[tuple[str | None, Family], list[Finding]] | None = None
 
     def report(self, migration: Migration) -> MigrationReport:
         """The SQL analysis of one migration, computed once for its sql and risk items."""
@@ -152,6 +163,27 @@ class ServiceCollector(pytest.Directory):
                                     model=self._models.get(migration.key))
             self._reports[migration.version] = found
         return found
+
+    def analysed(self, migration: Migration) -> list[Finding]:
+        """The SQL findings of ``migration`` (its report's), cached per service by content."""
+        def compute() -> list[Finding]:
+            report = self.report(migration)
+            return report.findings + report.comment_findings
+
+        results = getattr(self.parent, "service_findings", None)
+        if not isinstance(results, ServiceFindings):
+            return compute()
+        return results.findings(self.service, migration, compute)
+
+    def static_findings(self, migration_id: str | None, family: Family) -> list[Finding]:
+        """This service's findings of the project's validation for one migration and family,
+        indexed once: each of thousands of items scanning every finding was quadratic."""
+        if self._index is None:
+            self._index = {}
+            for f in self.result.findings:
+                if f.service == self.service.name:
+                    self._index.setdefault((f.migration, f.family), []).append(f)
+        return self._index.get((migration_id, family), [])
 
     def static_tables(self, migration: Migration) -> set[str]:
         """Tables the static analysis says ``migration`` changes, as ``schema.table``."""
@@ -237,6 +269,8 @@ class RoundTripCollector(pytest.Collector):
 
     def roundtrip(self, server: PostgresServer) -> RoundTrip:
         if self._roundtrip is None:
+            from pytest_migorch.roundtrip.engine import RoundTrip
+
             service_collector = self.parent
             assert isinstance(service_collector, ServiceCollector)
             self._roundtrip = RoundTrip(
@@ -341,14 +375,13 @@ class MigrationCheckItem(MigorchItem):
     def findings(self) -> list[Finding]:
         parent = self.parent
         assert isinstance(parent, ServiceCollector)
-        report = parent.report(self.migration)
-        analysed = report.findings + report.comment_findings
+        analysed = parent.analysed(self.migration)
         custom = getattr(parent.parent, "custom", None)
         if custom:
             analysed = custom.without_used_ignores(analysed)
-        return [f for f in self.result.findings + analysed
-                if f.service == self.service.name and f.migration == self.migration.id
-                and f.family is self.family]
+        return parent.static_findings(self.migration.id, self.family) + [
+            f for f in analysed if f.service == self.service.name
+            and f.migration == self.migration.id and f.family is self.family]
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return (self.migration.main_file.path, 0,

@@ -23,12 +23,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pytest_migorch.errors import ConfigurationError
 from pytest_migorch.findings import Finding, display_path, sort_findings
 from pytest_migorch.reports.selection import ALWAYS_SHOWN
-from pytest_migorch.sql.split import Statement, split_statements
+
+if TYPE_CHECKING:  # the splitter is loaded when a finding is fingerprinted, not to print
+    from pytest_migorch.sql.split import Statement
 
 __all__ = [
     "BASELINE_FILE", "BASELINE_FORMAT", "BaselineEntry", "Baseline", "BaselineSelection",
@@ -103,6 +105,8 @@ class Fingerprinter:
                 text = finding.file.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 text = ""
+            from pytest_migorch.sql.split import split_statements
+
             statements = self._statements[finding.file] = split_statements(text)
         for statement in statements:
             if statement.line <= finding.line <= statement.end_line:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from pytest_migorch.findings import Family, Finding
 from pytest_migorch.model import Project, Service
-from pytest_migorch.vcs.git import GitRepository
-from pytest_migorch.vcs.integrity import verify_base_ref
+
+if TYPE_CHECKING:  # git is loaded by a --base selection only
+    from pytest_migorch.vcs.git import GitRepository
 
 __all__ = [
     "Selection", "Split", "ChangeSelection", "MigrationKey", "hidden_line", "split_all",
@@ -104,6 +105,11 @@ class ChangeSelection:
         Raises UsageError (via :mod:`pytest_migorch.vcs`) outside a git work tree or for a
         ref that names no commit.
         """
+        # Here, not at import: integrity loads the pipeline (config, jsonschema), which a
+        # warm `validate` served from its result cache never needs.
+        from pytest_migorch.vcs.git import GitRepository
+        from pytest_migorch.vcs.integrity import verify_base_ref
+
         root = Path(project.root)
         merge_base = verify_base_ref(root, base_ref).merge_base
         repo = GitRepository.containing(root)

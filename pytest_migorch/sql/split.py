@@ -26,6 +26,7 @@ including files sqlglot cannot parse. The same tokens serve the exact token-leve
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -289,12 +290,27 @@ class _Pending:
     unterminated: str | None = None
 
 
+#: Files up to this many characters have their split kept (see :func:`split_sql`).
+MEMO_MAX_CHARS = 64_000
+
+
 def split_sql(text: str) -> SplitResult:
     """Split ``text`` into statements, attaching ``migorch:ignore`` comments to them.
 
     An ignore comment applies to the statement it stands inside of, to the statement whose
     line it ends (a trailing ``; -- migorch:ignore X``), or else to the next statement.
+
+    The analysis, the execution mode, the schema replay and the baseline each need the split
+    of the same file, one after the other; the result is immutable, so the splits of the last
+    few hundred files (up to :data:`MEMO_MAX_CHARS` each, bounding the memory) are kept and
+    a file is split once.
     """
+    if len(text) > MEMO_MAX_CHARS:
+        return _split_sql(text)
+    return _split_memo(text)
+
+
+def _split_sql(text: str) -> SplitResult:
     lines = _LineIndex(text)
     statements: list[Statement] = []
     waiting: list[IgnoreComment] = []  # ignore comments waiting for the next statement
@@ -337,6 +353,9 @@ def split_sql(text: str) -> SplitResult:
             body.word(token.value, paren)
     finish()
     return SplitResult(tuple(statements), tuple(waiting), unterminated_comment)
+
+
+_split_memo = functools.lru_cache(maxsize=256)(_split_sql)
 
 
 def _route_ignore(

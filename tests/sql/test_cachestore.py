@@ -124,3 +124,19 @@ def test_internal_errors_are_not_persisted(tmp_path: Path,
         result = analyse_sql("CREATE TABLE t (id int);", AnalysisCache(store))
         assert result.statements[0].reason == "internal error (RuntimeError)"
         assert store.get(result.key) is None
+
+
+def test_batched_writes_are_read_back_and_reach_the_file_by_batch_and_on_close(
+        tmp_path: Path) -> None:
+    path = tmp_path / "analysis.sqlite"
+    store = SqliteStore(path, batch_size=3)
+    store.set("a", {"n": 1})
+    store.set("b", {"n": 2})
+    assert store.get("a") == {"n": 1}  # served while it waits
+    with SqliteStore(path) as other:
+        assert other.get("a") is None  # not written yet
+        store.set("c", {"n": 3})  # the third entry writes the batch
+        assert [other.get(k) for k in "abc"] == [{"n": 1}, {"n": 2}, {"n": 3}]
+        store.set("d", {"n": 4})
+        store.close()
+        assert other.get("d") == {"n": 4}
