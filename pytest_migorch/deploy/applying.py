@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import psycopg
 
 from pytest_migorch import __version__
+from pytest_migorch.deploy.batch import Batch, build_batch, locate_failure, run_batch
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.session import Session
@@ -42,7 +43,6 @@ from pytest_migorch.postgres.connection import database_error
 from pytest_migorch.postgres.statements import (
     MigrationSqlError,
     prepared_statements,
-    run_migration_file,
     run_outside_transaction,
 )
 from pytest_migorch.sql.split import Statement
@@ -189,19 +189,25 @@ class Applier:
         self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
         gm_version: int, *, rollback_version: str | None = None, failed_status: str = "failed",
     ) -> StepOutcome:
-        """The SQL, the tracking row and golang-migrate's row in one transaction (the
-        session's settings were reset with the row's ``running`` write)."""
+        """The SQL, the tracking row and golang-migrate's row in one transaction, sent as one
+        query (:mod:`pytest_migorch.deploy.batch`; the session's settings were reset with the
+        row's ``running`` write)."""
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
+        file = step_file(step)
         started = time.perf_counter()
         try:
-            with conn.transaction():
-                run_migration_file(conn, step_file(step), in_transaction=True)
-                seconds = time.perf_counter() - started
-                record = tracking.update(record_id, action=step.direction, status=done_status,
-                                         completed=True, duration_ms=round(seconds * 1000),
-                                         rollback_version=rollback_version,
-                                         schema_version=(gm_version, False))
+            statements = prepared_statements(file.read_text(), in_transaction=True,
+                                             path=file.path)
+            write = tracking.update_sql(record_id, action=step.direction, status=done_status,
+                                        completed=True, timed_by_server=True,
+                                        rollback_version=rollback_version,
+                                        schema_version=(gm_version, False))
+            batch = build_batch(statements, write.as_string(conn))
+            try:
+                record = run_batch(conn, batch)
+            except psycopg.Error as exc:
+                raise self._located(batch, exc, file.path) from None
         except (MigrationSqlError, psycopg.Error) as exc:
             seconds = time.perf_counter() - started
             failure = self.failure(step, exc)
@@ -210,10 +216,23 @@ class Applier:
                             error_message=str(failure))
             raise failure from None
         except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
-            self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
+            if self._still_running(tracking, record_id):
+                self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
             raise
+        seconds = time.perf_counter() - started
         self._refresh(state, tracking, record, gm_version)
         return StepOutcome(step, done_status, seconds)
+
+    def _located(self, batch: Batch, exc: psycopg.Error, path: Path) -> Exception:
+        """The batch's failure as the statement-by-statement path reports it: the file's
+        line when a statement of the file failed, PostgreSQL's error otherwise. Ends the
+        aborted transaction first; a lost connection is left to the caller's handling."""
+        conn = self.session.conn
+        if conn.closed or conn.broken:
+            return exc
+        _end_open_transaction(conn)
+        located = locate_failure(conn, batch, exc, path)
+        return located if located is not None else exc
 
     def _non_transactional(
         self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
@@ -274,6 +293,18 @@ class Applier:
             state.refresh(tracking.records(), tracking.read_schema_version())
         else:
             state.replace_record(record, SchemaVersion(version=gm_version, exists=True))
+
+    def _still_running(self, tracking: Tracking, record_id: int) -> bool:
+        """After Ctrl-C during a batch: whether its row still says ``running`` once the
+        cancelled transaction is rolled back. The interrupt may come after the server
+        committed the batch; then the row already tells the truth and must stay."""
+        try:
+            _end_open_transaction(self.session.conn)
+            record = tracking.record(record_id)
+        except Exception as exc:  # the row stays 'running'; the next run resolves it
+            log.debug("could not read the interrupted row: %s", exc)
+            return False
+        return record is not None and record.status == Status.RUNNING
 
     def _record_interrupt(self, tracking: Tracking, record_id: int, step: PlanStep,
                           status: str, *, dirty: bool) -> None:

@@ -118,6 +118,8 @@ _HISTORY_COPIED = (
     "duration_ms", "executed_by", "checksum", "error_message", "rollback_version", "metadata",
 )
 _UNSET: Any = object()
+_SERVER_DURATION = ("duration_ms = round(extract(epoch FROM clock_timestamp() "
+                    "- statement_timestamp()) * 1000)")
 #: Start of the comment migorch puts on golang-migrate's table of a service it tracks.
 MARKER = "migorch keeps the records of this table in"
 
@@ -293,7 +295,7 @@ class Tracking:
             sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def record(self, record_id: int) -> ExecutionRecord | None:
         """One row by id: after a step, reading only the row it changed keeps a long run
@@ -302,7 +304,7 @@ class Tracking:
             sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
         with self.conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(query, (record_id,)).fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     def start(
         self,
@@ -358,6 +360,29 @@ class Tracking:
         *,
         action: str,
         status: str,
+        schema_version: tuple[int, bool] | None = None,
+        before: sql.Composable | None = None,
+        **changes: Any,
+    ) -> ExecutionRecord | None:
+        """Change a row's state; ``metadata`` is merged into the stored object. Appends the
+        history event atomically with the change and returns the row as it now is (``None``
+        if it no longer exists), so the caller need not read it back.
+
+        ``schema_version=(version, dirty)`` also writes golang-migrate's row (TRUNCATE +
+        INSERT) in the same round trip: the caller's transaction, or else the implicit
+        transaction PostgreSQL gives a multi-statement query, commits all of it or nothing.
+        ``before``: parameterless statements sent first in the same round trip (the runner's
+        per-migration session settings). ``changes``: the columns of :meth:`update_sql`."""
+        query = self.update_sql(record_id, action=action, status=status,
+                                schema_version=schema_version, before=before, **changes)
+        return self._run_change(query)
+
+    def update_sql(
+        self,
+        record_id: int,
+        *,
+        action: str,
+        status: str,
         started: bool = False,
         completed: bool = False,
         duration_ms: int | None = _UNSET,
@@ -368,16 +393,15 @@ class Tracking:
         metadata: dict[str, Any] | None = None,
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
-    ) -> ExecutionRecord | None:
-        """Change a row's state; ``metadata`` is merged into the stored object. Appends the
-        history event atomically with the change and returns the row as it now is (``None``
-        if it no longer exists), so the caller need not read it back.
+        timed_by_server: bool = False,
+    ) -> sql.Composed:
+        """The parameterless statements of :meth:`update`, to send later or together with
+        others (the runner appends them to a migration's SQL: one round trip for both).
 
-        ``schema_version=(version, dirty)`` also writes golang-migrate's row (TRUNCATE +
-        INSERT) in the same round trip: the caller's transaction, or else the implicit
-        transaction PostgreSQL gives a multi-statement query, commits all of it or nothing.
-        ``before``: parameterless statements sent first in the same round trip (the runner's
-        per-migration session settings)."""
+        ``timed_by_server``: ``duration_ms`` measured by the server from the arrival of the
+        query that carries this update (``statement_timestamp()``, the same for every
+        statement of one simple query) to the write: the duration of the migration SQL sent
+        ahead of it in that query, without the client's clock."""
         sets: list[sql.Composable] = [
             sql.SQL("status = {}").format(sql.Literal(status)),
             sql.SQL("updated_at = clock_timestamp()"),
@@ -395,15 +419,31 @@ class Tracking:
         if metadata:
             sets.append(sql.SQL("metadata = coalesce(metadata, '{{}}'::jsonb) || {}").format(
                 sql.Literal(Jsonb(metadata))))
+        if timed_by_server:
+            sets.append(sql.SQL(_SERVER_DURATION))
         change = sql.SQL("UPDATE {} SET {} WHERE id = {}").format(
             self._executions, sql.SQL(", ").join(sets), sql.Literal(record_id))
-        return self._change(change, action, schema_version, before)
+        return self._change_sql(change, action, schema_version, before)
 
     def _change(self, change: sql.Composable, action: str,
                 schema_version: tuple[int, bool] | None,
                 before: sql.Composable | None = None) -> ExecutionRecord | None:
-        """Run ``change`` (an INSERT or UPDATE of one executions row) with its history event
-        and, if asked, golang-migrate's row: one ``execute``, one round trip.
+        return self._run_change(self._change_sql(change, action, schema_version, before))
+
+    def _run_change(self, query: sql.Composed) -> ExecutionRecord | None:
+        """Send a query of :meth:`_change_sql`: one ``execute``, one round trip."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, prepare=False)
+            while cur.description is None and cur.nextset():
+                pass  # skip the results of ``before``: the row is the first one with columns
+            row = cur.fetchone()
+        return record_from_row(row) if row else None
+
+    def _change_sql(self, change: sql.Composable, action: str,
+                    schema_version: tuple[int, bool] | None,
+                    before: sql.Composable | None = None) -> sql.Composed:
+        """``change`` (an INSERT or UPDATE of one executions row) with its history event
+        and, if asked, golang-migrate's row, as one parameterless text.
 
         The history row is inserted by a data-modifying CTE from the changed row itself
         (``RETURNING *``), which also hands the new row back. Values are literals (no
@@ -423,12 +463,7 @@ class Tracking:
             statements.insert(0, before)
         if schema_version is not None:
             statements.append(self._set_version_sql(*schema_version))
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.SQL("; ").join(statements), prepare=False)
-            while cur.description is None and cur.nextset():
-                pass  # skip the results of ``before``: the row is the first one with columns
-            row = cur.fetchone()
-        return _record(row) if row else None
+        return sql.SQL("; ").join(statements)
 
     def note_progress(self, record_id: int, metadata: dict[str, Any]) -> None:
         """Merge ``metadata`` into a running row without a history event (progress of a
@@ -454,5 +489,6 @@ class Tracking:
         return [HistoryRecord(**{**row, "metadata": row["metadata"] or {}}) for row in rows]
 
 
-def _record(row: dict[str, Any]) -> ExecutionRecord:
+def record_from_row(row: dict[str, Any]) -> ExecutionRecord:
+    """An executions row as read with ``dict_row`` (``RETURNING`` or ``SELECT``)."""
     return ExecutionRecord(**{**row, "metadata": row["metadata"] or {}})
