@@ -21,12 +21,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import psycopg
+from psycopg import sql
 
 from pytest_migorch import __version__
-from pytest_migorch.deploy.batch import Batch, build_batch, locate_failure, run_batch
+from pytest_migorch.deploy.batch import build_batch, locate_failure, run_batch
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.session import Session
@@ -145,9 +146,10 @@ class Applier:
         after = state.prefix(state.applied_versions() | {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            # committed, so visible before the migration runs; the settings apply first
-            record_id = tracking.start(**start, metadata=metadata, before=settings)
-            return self._transactional(state, step, record_id, "completed", after)
+            # committed first (in the same query), so visible before the migration runs;
+            # the settings apply first
+            opening = tracking.start_sql(**start, metadata=metadata, before=settings)
+            return self._transactional(state, step, opening, "completed", after)
         with self.session.conn.transaction():
             record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
                                        schema_version=(after, True), before=settings)
@@ -169,10 +171,11 @@ class Applier:
         after = state.prefix(state.applied_versions() - {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
-                            error_message=None, executed_by=self.executed_by,
-                            metadata=metadata, before=settings)
-            return self._transactional(state, step, record.id, "rolled_back", after,
+            opening = tracking.update_sql(record.id, action=Action.DOWN, status=Status.RUNNING,
+                                          started=True, error_message=None,
+                                          executed_by=self.executed_by, metadata=metadata,
+                                          before=settings)
+            return self._transactional(state, step, opening, "rolled_back", after,
                                        rollback_version=rollback_version,
                                        failed_status=Status.COMPLETED)
         with self.session.conn.transaction():
@@ -186,53 +189,69 @@ class Applier:
     # --- the two execution modes ------------------------------------------------------------
 
     def _transactional(
-        self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
+        self, state: ServiceState, step: PlanStep, opening: sql.Composed, done_status: str,
         gm_version: int, *, rollback_version: str | None = None, failed_status: str = "failed",
     ) -> StepOutcome:
-        """The SQL, the tracking row and golang-migrate's row in one transaction, sent as one
-        query (:mod:`pytest_migorch.deploy.batch`; the session's settings were reset with the
-        row's ``running`` write)."""
+        """The ``running`` row (``opening``, with the session's settings) committed first;
+        then the SQL, the tracking row and golang-migrate's row in one transaction, sent as
+        one query (:mod:`pytest_migorch.deploy.batch`).
+
+        Two round trips, not one: the ``running`` row could travel in the same query,
+        committed ahead of a ``BEGIN``, but then ``pg_stat_activity`` (which keeps the first
+        1 kB of a query) would show the runner's bookkeeping instead of the migration."""
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
         file = step_file(step)
+        opened = tracking.run_change(opening)
+        assert opened is not None
+        record_id = opened.id
         started = time.perf_counter()
         try:
             statements = prepared_statements(file.read_text(), in_transaction=True,
                                              path=file.path)
-            write = tracking.update_sql(record_id, action=step.direction, status=done_status,
-                                        completed=True, timed_by_server=True,
-                                        rollback_version=rollback_version,
-                                        schema_version=(gm_version, False))
-            batch = build_batch(statements, write.as_string(conn))
-            try:
-                record = run_batch(conn, batch)
-            except psycopg.Error as exc:
-                raise self._located(batch, exc, file.path) from None
-        except (MigrationSqlError, psycopg.Error) as exc:
-            seconds = time.perf_counter() - started
-            failure = self.failure(step, exc)
-            tracking.update(record_id, action=step.direction, status=failed_status,
-                            completed=True, duration_ms=round(seconds * 1000),
-                            error_message=str(failure))
-            raise failure from None
+        except MigrationSqlError as exc:  # refused before it ran: the row says so
+            self._fail(tracking, record_id, step, failed_status, exc, started)
+        write = tracking.update_sql(record_id, action=step.direction, status=done_status,
+                                    completed=True, timed_by_server=True,
+                                    rollback_version=rollback_version,
+                                    schema_version=(gm_version, False))
+        batch = build_batch(statements, write.as_string(conn))
+        try:
+            done = run_batch(conn, batch)
+        except psycopg.Error as exc:
+            if conn.closed or conn.broken or self._running_row(tracking, record_id) is None:
+                raise  # the connection is gone: the session's handling says what it left
+            located = locate_failure(conn, batch, exc, file.path)
+            self._fail(tracking, record_id, step, failed_status, located or exc, started)
         except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
-            if self._still_running(tracking, record_id):
+            if self._running_row(tracking, record_id) is not None:
                 self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
             raise
-        seconds = time.perf_counter() - started
-        self._refresh(state, tracking, record, gm_version)
-        return StepOutcome(step, done_status, seconds)
+        self._refresh(state, tracking, done, gm_version)
+        return StepOutcome(step, done_status, time.perf_counter() - started)
 
-    def _located(self, batch: Batch, exc: psycopg.Error, path: Path) -> Exception:
-        """The batch's failure as the statement-by-statement path reports it: the file's
-        line when a statement of the file failed, PostgreSQL's error otherwise. Ends the
-        aborted transaction first; a lost connection is left to the caller's handling."""
-        conn = self.session.conn
-        if conn.closed or conn.broken:
-            return exc
-        _end_open_transaction(conn)
-        located = locate_failure(conn, batch, exc, path)
-        return located if located is not None else exc
+    def _fail(self, tracking: Tracking, record_id: int, step: PlanStep, status: str,
+              exc: Exception, started: float) -> NoReturn:
+        """Record a transactional step's failure (PostgreSQL rolled its SQL back) and raise
+        it as the error people read."""
+        failure = self.failure(step, exc)
+        tracking.update(record_id, action=step.direction, status=status, completed=True,
+                        duration_ms=round((time.perf_counter() - started) * 1000),
+                        error_message=str(failure))
+        raise failure from None
+
+    def _running_row(self, tracking: Tracking, record_id: int) -> int | None:
+        """After a batch failed or was interrupted: the row's id when it still says
+        ``running`` once the aborted transaction is rolled back, so the outcome is still to
+        be recorded. None when the batch did commit before Ctrl-C took effect (the row
+        already tells the truth and must stay) or the row cannot be read."""
+        try:
+            _end_open_transaction(self.session.conn)
+            found = tracking.record(record_id)
+        except Exception as exc:  # the row stays as it is; the next run resolves it
+            log.debug("could not read the row of the interrupted step: %s", exc)
+            return None
+        return found.id if found is not None and found.status == Status.RUNNING else None
 
     def _non_transactional(
         self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
@@ -293,18 +312,6 @@ class Applier:
             state.refresh(tracking.records(), tracking.read_schema_version())
         else:
             state.replace_record(record, SchemaVersion(version=gm_version, exists=True))
-
-    def _still_running(self, tracking: Tracking, record_id: int) -> bool:
-        """After Ctrl-C during a batch: whether its row still says ``running`` once the
-        cancelled transaction is rolled back. The interrupt may come after the server
-        committed the batch; then the row already tells the truth and must stay."""
-        try:
-            _end_open_transaction(self.session.conn)
-            record = tracking.record(record_id)
-        except Exception as exc:  # the row stays 'running'; the next run resolves it
-            log.debug("could not read the interrupted row: %s", exc)
-            return False
-        return record is not None and record.status == Status.RUNNING
 
     def _record_interrupt(self, tracking: Tracking, record_id: int, step: PlanStep,
                           status: str, *, dirty: bool) -> None:

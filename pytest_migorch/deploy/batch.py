@@ -2,9 +2,12 @@
 
 Sending a file statement by statement costs a round trip per statement, plus ``BEGIN``, the
 tracking write and ``COMMIT``: on a deploy of a thousand small migrations the waiting is most of
-the time. Here the whole transaction travels as one simple query::
+the time. Here the whole transaction travels as one simple query, after the ``running`` row's own
+(committed first, as before)::
 
     BEGIN; <statement>; <statement>; ...; <guard>; <tracking write>; <golang-migrate's row>; COMMIT
+
+The migration's SQL comes first, so ``pg_stat_activity`` shows what is running.
 
 PostgreSQL runs it exactly as it would the same statements sent one by one inside ``BEGIN``
 (the statements were split as psql splits them; the file's own ``BEGIN``/``COMMIT`` wrapper is

@@ -306,7 +306,21 @@ class Tracking:
             row = cur.execute(query, (record_id,)).fetchone()
         return record_from_row(row) if row else None
 
-    def start(
+    def start(self, *, action: str, schema_version: tuple[int, bool] | None = None,
+              before: sql.Composable | None = None, **row: Any) -> int:
+        """Insert or reset the row of a migration to ``status`` (a fresh attempt) and append
+        the history event; returns the row id.
+
+        One statement (the history row is written by a data-modifying CTE), so it is atomic on
+        its own: in autocommit it is committed when this returns, inside the caller's
+        transaction it commits with it. ``schema_version`` and ``before`` as in
+        :meth:`update`; ``row``: the columns of :meth:`start_sql`."""
+        record = self.run_change(self.start_sql(action=action, schema_version=schema_version,
+                                                 before=before, **row))
+        assert record is not None
+        return record.id
+
+    def start_sql(
         self,
         *,
         migration_id: str,
@@ -321,14 +335,8 @@ class Tracking:
         started: bool = True,
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
-    ) -> int:
-        """Insert or reset the row of a migration to ``status`` (a fresh attempt) and append
-        the history event; returns the row id.
-
-        One statement (the history row is written by a data-modifying CTE), so it is atomic on
-        its own: in autocommit it is committed when this returns, inside the caller's
-        transaction it commits with it. ``schema_version`` and ``before`` as in
-        :meth:`update`."""
+    ) -> sql.Composed:
+        """The parameterless statements of :meth:`start`, to send with others."""
         values = {
             "id": migration_id, "version": migration_version, "env": environment,
             "status": status, "started": started, "completed": status == "completed",
@@ -350,9 +358,7 @@ class Tracking:
             "dependencies = EXCLUDED.dependencies, metadata = EXCLUDED.metadata, "
             "error_message = NULL, rollback_version = NULL, updated_at = clock_timestamp()"
         ).format(t=self._executions, **{k: sql.Literal(v) for k, v in values.items()})
-        record = self._change(upsert, action, schema_version, before)
-        assert record is not None
-        return record.id
+        return self._change_sql(upsert, action, schema_version, before)
 
     def update(
         self,
@@ -375,7 +381,7 @@ class Tracking:
         per-migration session settings). ``changes``: the columns of :meth:`update_sql`."""
         query = self.update_sql(record_id, action=action, status=status,
                                 schema_version=schema_version, before=before, **changes)
-        return self._run_change(query)
+        return self.run_change(query)
 
     def update_sql(
         self,
@@ -428,9 +434,9 @@ class Tracking:
     def _change(self, change: sql.Composable, action: str,
                 schema_version: tuple[int, bool] | None,
                 before: sql.Composable | None = None) -> ExecutionRecord | None:
-        return self._run_change(self._change_sql(change, action, schema_version, before))
+        return self.run_change(self._change_sql(change, action, schema_version, before))
 
-    def _run_change(self, query: sql.Composed) -> ExecutionRecord | None:
+    def run_change(self, query: sql.Composed) -> ExecutionRecord | None:
         """Send a query of :meth:`_change_sql`: one ``execute``, one round trip."""
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, prepare=False)
