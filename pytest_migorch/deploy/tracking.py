@@ -73,6 +73,9 @@ _HISTORY_COPIED = (
     "migration_id", "migration_version", "environment", "status", "started_at", "completed_at",
     "duration_ms", "executed_by", "checksum", "error_message", "rollback_version", "metadata",
 )
+#: The column lists, quoted (fixed lower-case names: quoting cannot change them).
+_RECORD_LIST = sql.SQL(", ".join(f'"{c}"' for c in _RECORD_COLUMNS))
+_HISTORY_LIST = sql.SQL(", ".join(f'"{c}"' for c in _HISTORY_COPIED))
 _UNSET: Any = object()
 _SERVER_DURATION = ("duration_ms = round(extract(epoch FROM clock_timestamp() "
                     "- statement_timestamp()) * 1000)")
@@ -103,9 +106,11 @@ class Tracking:
         #: golang-migrate's table: the service's declared ``migrations_table`` or the default.
         self.gm_schema, self.gm_table = gm_table or (GOLANG_MIGRATE_SCHEMA,
                                                      golang_migrate_table(schema))
-        self._executions = sql.Identifier(schema, EXECUTIONS_TABLE)
-        self._history = sql.Identifier(schema, HISTORY_TABLE)
-        self._gm = sql.Identifier(self.gm_schema, self.gm_table)
+        # Quoted once: composing identifiers costs more client time than the server spends
+        # on a tracking write, and every migration makes two of them.
+        self._executions = _rendered(conn, sql.Identifier(schema, EXECUTIONS_TABLE))
+        self._history = _rendered(conn, sql.Identifier(schema, HISTORY_TABLE))
+        self._gm = _rendered(conn, sql.Identifier(self.gm_schema, self.gm_table))
         self._seen: set[tuple[str, str]] = set()
 
     @contextmanager
@@ -243,7 +248,7 @@ class Tracking:
         if not self._exists(self.schema, EXECUTIONS_TABLE):
             return []
         query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
-            sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
+            _RECORD_LIST, self._executions)
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query).fetchall()
         return [record_from_row(row) for row in rows]
@@ -252,7 +257,7 @@ class Tracking:
         """One row by id: after a step, reading only the row it changed keeps a long run
         linear instead of re-reading every row after every migration."""
         query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
-            sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
+            _RECORD_LIST, self._executions)
         with self.conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(query, (record_id,)).fetchone()
         return record_from_row(row) if row else None
@@ -405,14 +410,14 @@ class Tracking:
         The history row is inserted by a data-modifying CTE from the changed row itself
         (``RETURNING *``), which also hands the new row back. Values are literals (no
         parameters) because only a parameterless query may hold several statements."""
-        columns = sql.SQL(", ").join(map(sql.Identifier, _HISTORY_COPIED))
+        columns = _HISTORY_LIST
         query: sql.Composable = sql.SQL(
             "WITH changed AS ({change} RETURNING *), "
             "logged AS (INSERT INTO {h} (execution_id, action, {cols}) "
             "SELECT id, {action}, {cols} FROM changed) "
             "SELECT {record} FROM changed"
         ).format(change=change, h=self._history, cols=columns, action=sql.Literal(action),
-                 record=sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
+                 record=_RECORD_LIST)
         statements = [query]
         if self.guard is not None:
             statements.insert(0, self.guard)
@@ -444,6 +449,15 @@ class Tracking:
                 {"env": environment, "limit": limit},
             ).fetchall()
         return [HistoryRecord(**{**row, "metadata": row["metadata"] or {}}) for row in rows]
+
+
+def _rendered(conn: psycopg.Connection[Any], identifier: sql.Identifier) -> sql.Composable:
+    """``identifier`` quoted now, for a connection that may not be usable yet (closed in
+    some tests): then quoted again at each use."""
+    try:
+        return sql.SQL(identifier.as_string(conn))
+    except psycopg.Error:
+        return identifier
 
 
 def record_from_row(row: dict[str, Any]) -> ExecutionRecord:
