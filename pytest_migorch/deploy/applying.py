@@ -27,7 +27,12 @@ import psycopg
 from psycopg import sql
 
 from pytest_migorch import __version__
-from pytest_migorch.deploy.batch import build_batch, locate_failure, run_batch
+from pytest_migorch.deploy.batch import (
+    build_batch,
+    locate_failure,
+    run_batch,
+    unterminated_failure,
+)
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.session import Session
@@ -224,6 +229,9 @@ class Applier:
                                              path=file.path)
         except MigrationSqlError as exc:  # refused before it ran: the row says so
             self._fail(tracking, record_id, step, failed_status, exc, started)
+        unterminated = unterminated_failure(conn, statements, file.path)
+        if unterminated is not None:
+            self._fail(tracking, record_id, step, failed_status, unterminated, started)
         write = tracking.update_sql(record_id, action=step.direction, status=done_status,
                                     completed=True, timed_by_server=True,
                                     rollback_version=rollback_version,

@@ -38,7 +38,8 @@ from pytest_migorch.deploy.tracking import ExecutionRecord, record_from_row
 from pytest_migorch.postgres.statements import MigrationSqlError, run_statement
 from pytest_migorch.sql.split import Statement
 
-__all__ = ["Batch", "build_batch", "run_batch", "locate_failure"]
+__all__ = ["Batch", "build_batch", "run_batch", "locate_failure", "first_failing",
+           "unterminated_failure"]
 
 _BEGIN = "BEGIN;\n"
 _SEPARATOR = ";\n"
@@ -111,14 +112,34 @@ def locate_failure(conn: psycopg.Connection[Any], batch: Batch, exc: psycopg.Err
         if found is not None:
             statement, line = found
             return _error_at(exc, statement, line, path)
+    return first_failing(conn, batch.statements, path)
+
+
+def first_failing(conn: psycopg.Connection[Any], statements: tuple[Statement, ...] | list[
+        Statement], path: Path) -> MigrationSqlError | None:
+    """Run ``statements`` one by one in a new transaction, always rolled back: the error of
+    the first that fails, with its line, or None."""
     try:
         with conn.transaction():
-            for statement in batch.statements:
+            for statement in statements:
                 run_statement(conn, statement, path)
             raise psycopg.Rollback()
     except MigrationSqlError as located:
         return located
     return None
+
+
+def unterminated_failure(conn: psycopg.Connection[Any], statements: list[Statement],
+                         path: Path) -> MigrationSqlError | None:
+    """A file whose last statement leaves a quote, dollar quote or comment open cannot
+    travel in a batch: the runner's own SQL after it would land inside it. Such a file is
+    sent statement by statement (rolled back), and PostgreSQL's error names the line. None
+    when no statement is unterminated."""
+    bad = next((s for s in statements if s.unterminated), None)
+    if bad is None:
+        return None
+    return first_failing(conn, statements, path) or MigrationSqlError(
+        path, bad.line, bad.unterminated or "unterminated statement", None)
 
 
 def _error_at(exc: psycopg.Error, statement: Statement, line: int,

@@ -126,3 +126,23 @@ def test_a_rollback_runs_as_one_query_too(harness_for: Callable[..., Harness],  
     assert h.row("000002_b")[0] == "completed"
     assert query(h.url, "SELECT count(*) FROM shop.migration_execution_history "
                         "WHERE migration_id = '000002_b' AND action = 'down'") == [(2,)]
+
+
+@pytest.mark.parametrize(("second_line", "message"), [
+    ("SELECT 'never closed;\n", "unterminated quoted string"),
+    ("SELECT $$ never closed;\n", "unterminated dollar-quoted string"),
+    ('SELECT "never closed;\n', "unterminated quoted identifier"),
+])
+def test_a_quote_left_open_never_swallows_the_runners_own_sql(
+    harness_for: Callable[..., Harness], second_line: str, message: str,  # noqa: F811
+) -> None:
+    # appended after an open quote, the runner's SQL would be read as part of the string: a
+    # file whose statement leaves one open runs statement by statement (rolled back) instead,
+    # and PostgreSQL's own error for that statement names the line
+    h = harness_for("CREATE TABLE u (id int);\n" + second_line)
+    h.up("000001_a")
+    with pytest.raises(MigrationFailed, match=rf"{FILE}:2: {message}"):
+        h.up("000002_b")
+    assert h.tables() == ["t"]
+    assert h.row("000002_b")[0] == "failed"
+    assert h.golang_migrate() == [(1, False)]
