@@ -168,9 +168,9 @@ class Applier:
             # the settings apply first
             opening = tracking.start_sql(**start, metadata=metadata, before=settings)
             return self._transactional(state, step, opening, "completed", after)
-        with self.session.conn.transaction():
-            record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
-                                       schema_version=(after, True), before=settings)
+        # one query, so one (implicit) transaction: the row and the dirty flag commit together
+        record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
+                                   schema_version=(after, True), before=settings)
         return self._non_transactional(state, step, record_id, "completed", after)
 
     def apply_down(self, state: ServiceState, step: PlanStep,
@@ -196,11 +196,10 @@ class Applier:
             return self._transactional(state, step, opening, "rolled_back", after,
                                        rollback_version=rollback_version,
                                        failed_status=Status.COMPLETED)
-        with self.session.conn.transaction():
-            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
-                            error_message=None, executed_by=self.executed_by,
-                            metadata={**metadata, "dirty": True}, schema_version=(after, True),
-                            before=settings)
+        tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
+                        error_message=None, executed_by=self.executed_by,
+                        metadata={**metadata, "dirty": True}, schema_version=(after, True),
+                        before=settings)  # one query: the row and the flag commit together
         return self._non_transactional(state, step, record.id, "rolled_back", after,
                                        rollback_version=rollback_version)
 
@@ -304,12 +303,11 @@ class Applier:
             self._record_interrupt(tracking, record_id, step, "failed", dirty=True)
             raise
         seconds = time.perf_counter() - started
-        with conn.transaction():
-            record = tracking.update(record_id, action=step.direction, status=done_status,
-                                     completed=True, duration_ms=round(seconds * 1000),
-                                     rollback_version=rollback_version,
-                                     metadata={"dirty": False},
-                                     schema_version=(gm_version, False))
+        # one query: the row and the cleared flag commit together (an implicit transaction)
+        record = tracking.update(record_id, action=step.direction, status=done_status,
+                                 completed=True, duration_ms=round(seconds * 1000),
+                                 rollback_version=rollback_version,
+                                 metadata={"dirty": False}, schema_version=(gm_version, False))
         self._refresh(state, tracking, record, gm_version)
         return StepOutcome(step, done_status, seconds)
 
