@@ -99,6 +99,9 @@ class Finding:
     migration: str | None = None
     environment: str | None = None
     details: str | None = field(default=None, compare=False)
+    #: Every service the finding concerns when that is more than its own (a cycle across
+    #: services): validating any of them shows it, and it is still one finding.
+    services: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_error(self) -> bool:

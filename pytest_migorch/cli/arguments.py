@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate, plan and apply golang-migrate style SQL migrations of many "
         "services, in dependency order, per environment.",
         epilog="Exit codes: 0 success (also when there is nothing to do), 1 a check or "
-        "migration failed, 2 bad usage or configuration. LOG_LEVEL=debug turns on debug logs.",
+        "migration failed, 2 bad usage or configuration. LOG_LEVEL=debug (or "
+        "MIGORCH_LOG_LEVEL=debug) logs the plan's resolution, each statement with its time, "
+        "lock waits and recovery decisions to stderr, passwords masked.",
     )
     parser.add_argument("--version", action="version", version=f"migorch {__version__}")
     _add_common(parser)

@@ -30,9 +30,17 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _configure_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "warning").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING),
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    """``MIGORCH_LOG_LEVEL``, else ``LOG_LEVEL`` (the design's name, which other tools of a
+    deploy may share), else warnings only. Debug lines carry the time to the millisecond:
+    they are read to find where a deploy waited."""
+    name = os.environ.get("MIGORCH_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "warning"
+    level = getattr(logging, name.strip().upper(), None)
+    if not isinstance(level, int):
+        level = logging.WARNING
+    form = "%(levelname)s %(name)s: %(message)s"
+    if level <= logging.DEBUG:
+        form = "%(asctime)s.%(msecs)03d " + form
+    logging.basicConfig(level=level, format=form, datefmt="%H:%M:%S", stream=sys.stderr)
 
 
 def _hide_passwords_in_logs() -> None:

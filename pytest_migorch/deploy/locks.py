@@ -19,9 +19,12 @@ from pytest_migorch.errors import LockTimeout
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = ["LOCK_SALT", "advisory_lock_id", "lock_key", "lock_database_names", "AdvisoryLock",
-           "lock_wait_timeout"]
+           "lock_wait_timeout", "MIGRATE_INSTANCE"]
 
 log = logging.getLogger(__name__)
+
+#: golang-migrate's words when it cannot connect, lock or create its table; users search them.
+MIGRATE_INSTANCE = "Failed to create migrate instance"
 
 #: golang-migrate's ``advisoryLockIDSalt`` (database/util.go).
 LOCK_SALT = 1486364155
@@ -98,7 +101,8 @@ class AdvisoryLock:
                     return time.monotonic() - begin
             holder = self.holder() or holder
         except psycopg.Error as exc:
-            raise database_error(exc, f"taking the lock of {self.label}") from exc
+            raise database_error(exc, f"{MIGRATE_INSTANCE}: taking the lock of {self.label}"
+                                 ) from exc
         raise LockTimeout(
             f"timeout: can't acquire database lock for {self.label} within {timeout:g}s "
             f"(advisory lock {self.key}, the one golang-migrate takes for this service); "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 from pytest_migorch.deploy.records import ExecutionRecord, SchemaVersion, Status, file_checksum
+from pytest_migorch.deploy.step_risk import down_risk_or_none, up_risk
 from pytest_migorch.errors import ConfigurationError, UsageError
 from pytest_migorch.findings import display_path
 from pytest_migorch.model import (
@@ -144,6 +145,8 @@ class PlanStep:
     file: Path
     #: Why the file runs outside a transaction when its SQL (not dependencies.json) decided it.
     execution: str = ""
+    #: What a rollback step destroys (``DROP TABLE users destroys its data``), from its SQL.
+    loses: tuple[str, ...] = ()
 
     @property
     def high_risk(self) -> bool:
@@ -169,6 +172,7 @@ class PlanStep:
             "estimated_seconds": self.estimated_seconds,
             "transactional": self.transactional,
             "execution": self.execution or None,
+            "loses": list(self.loses),
             "file": display_path(self.file, root),
         }
 
@@ -242,37 +246,23 @@ def plan_step(
     assert file is not None, f"{migration.qualified_id} has no {direction} file"
     risk: RiskLevel | None = declared if direction == "up" else None
     reasons: tuple[str, ...] = ()
+    loses: tuple[str, ...] = ()
     if direction == "up":
-        analysed = _analyse(migration, schema, cache)
+        analysed = up_risk(migration, schema, cache)
         if analysed is not None:
             risk, reasons, found_tables = analysed
             tables = found_tables or tables
+    else:
+        down = down_risk_or_none(migration, schema, cache)
+        if down is not None:
+            risk, reasons, loses = down.level, down.reasons, down.loses
     mode = file_execution_mode(migration, file)
     return PlanStep(
         migration=migration, direction=direction, risk_level=risk, declared_risk=declared,
         reasons=reasons, tables=tables, estimated_seconds=estimated,
         estimated_duration=estimated_text, transactional=mode.transactional, file=file.path,
-        execution=mode.reason() if mode.derived else "",
+        execution=mode.reason() if mode.derived else "", loses=loses,
     )
-
-
-def _analyse(
-    migration: Migration, schema: str, cache: AnalysisCache | None
-) -> tuple[RiskLevel, tuple[str, ...], tuple[str, ...]] | None:
-    """(effective risk, the rules that raised it, tables touched) from the SQL analysis."""
-    # Imported late: the SQL analysis stack (sqlglot) is only needed for plans.
-    from pytest_migorch.checks import migration as risk
-
-    try:
-        report = risk.check_migration(migration, schema, cache)
-        entry = risk.plan_entry(migration, report)
-    except Exception as exc:  # an analysis bug must not stop a deploy; the declared level holds
-        log.warning("risk analysis of %s failed, using its declared metadata: %s",
-                    migration.qualified_id, exc)
-        return None
-    reasons = tuple(f"{f.code} {f.name} at line {f.line}: {f.message}"
-                    for f in report.fired if f.level is not None)
-    return entry.gate_level, reasons + entry.unknown_reasons, entry.tables
 
 
 def format_seconds(seconds: float) -> str:

@@ -8,8 +8,10 @@ reporter and identity), split out so the command facade stays readable.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from pytest_migorch.deploy.adoption import ALREADY_APPLIED, adoptable, adoption_line
 from pytest_migorch.deploy.applying import (
     Applier,
     Reporter,
@@ -28,7 +30,9 @@ from pytest_migorch.deploy.tracking import (
 from pytest_migorch.model import Migration, Project
 from pytest_migorch.project.graph import ProjectGraph
 
-__all__ = ["ServicePreparation", "refuse_destroyed_records", "self_user"]
+__all__ = ["ServicePreparation", "refuse_destroyed_records", "refuse_uninitialised", "self_user"]
+
+log = logging.getLogger(__name__)
 
 
 class ServicePreparation:
@@ -70,6 +74,33 @@ class ServicePreparation:
                 state = self._read_state(tracking, name, env)
         return state
 
+    def _create_tables_only(self, session: Session, name: str, result: RunResult) -> None:
+        """``init`` without an environment: create what is missing and say what the first
+        command with an environment will adopt. Rows name their environment, so nothing is
+        adopted (or recovered) until one is known; the tables and the lock are the same in
+        every environment."""
+        tracking = session.tracking(self.project.services[name].schema)
+        if not tracking.is_initialised():
+            refuse_destroyed_records(tracking, name)
+            created = tracking.create()
+            if created:
+                self._note(result, f"{name}: created {', '.join(created)}")
+        else:
+            with session.conn.transaction():
+                tracking.ensure_schema_version_table()
+        records = tracking.records()
+        deployed = sorted({r.environment for r in records if r.status == Status.COMPLETED})
+        if deployed:
+            self._note(result, f"{name}: deployed in this database as environment(s) "
+                               + ", ".join(map(repr, deployed)))
+        gm = tracking.read_schema_version()
+        service = self.project.services[name]
+        waiting = adoptable(service, gm, {r.version for r in records
+                                          if r.counts_as_applied and r.environment in deployed})
+        if waiting and not deployed:
+            self._note(result, f"{name}: " + adoption_line(
+                service, gm, waiting, by="the first `up` (or `init --env NAME`)"))
+
     def _read_state(self, tracking: Tracking, name: str, env: str) -> ServiceState:
         service = self.project.services[name]
         return ServiceState.build(
@@ -95,6 +126,13 @@ class ServicePreparation:
         decisions = [(record, decide_recovery(
             record, backend_alive=record.backend_pid in alive,
             schema_dirty=state.schema_version.dirty)) for record in state.running]
+        for record, decision in decisions:
+            log.debug("recovery of %s:%s row %d (backend pid %s %s, %stransactional, "
+                      "golang-migrate dirty: %s): %s -> %s", state.service.name,
+                      record.migration_id, record.id, record.backend_pid,
+                      "alive" if record.backend_pid in alive else "gone",
+                      "" if record.transactional else "non-", state.schema_version.dirty,
+                      decision.resolution.value, decision.status or "left alone")
         live = [(r, d) for r, d in decisions if not d.proceeds]
         if live:
             raise Refused("\n".join(f"{state.service.name}: {r.migration_id} is {d.message}"
@@ -122,11 +160,10 @@ class ServicePreparation:
         """Record as completed, without running anything, the base migrations golang-migrate's
         table says are applied (up to its version; below it when it is dirty)."""
         gm = state.schema_version
-        if not gm.exists or gm.version < 0:
-            return False
-        adopt = [m for m in state.service.base_migrations()
-                 if m.up is not None and not state.is_applied(m)
-                 and (m.version < gm.version or (m.version == gm.version and not gm.dirty))]
+        adopt = adoptable(state.service, gm, state.applied_versions())
+        log.debug("adoption for %s in %r: golang-migrate's table says %s; %s",
+                  state.service.name, state.environment, gm.describe(),
+                  ", ".join(m.id for m in adopt) or "nothing to adopt")
         if not adopt:
             return False
         tracking = session.tracking(state.schema)
@@ -137,14 +174,25 @@ class ServicePreparation:
                 self._record_applied_without_running(
                     tracking, applier, state, migration, "adopt",
                     {"adopted": True, "source": source})
-        self._note(result, f"{state.service.name}: adopted {len(adopt)} migration(s) that "
-                           f"golang-migrate's table records as applied ({source}): "
-                           + ", ".join(m.id for m in adopt))
+        self._note(result, f"{state.service.name}: {ALREADY_APPLIED}: adopted "
+                           f"{len(adopt)} migration(s) that golang-migrate's table records as "
+                           f"applied ({source}): " + ", ".join(m.id for m in adopt))
         if gm.version not in state.service.migrations:
             self._note(result, f"{state.service.name}: golang-migrate's version {gm.version} "
                                "matches no migration file")
         return True
 
+
+    def _would_adopt(self, state: ServiceState, result: RunResult) -> set[int]:
+        """What a real ``up`` would adopt before planning (see :meth:`_adopt`), for a dry run,
+        which writes nothing: noted, and left out of the plan as the real run leaves it out."""
+        if state.other_environments:
+            return set()
+        adopt = adoptable(state.service, state.schema_version, state.applied_versions())
+        if adopt:
+            self._note(result, f"{state.service.name}: " + adoption_line(
+                state.service, state.schema_version, adopt, by="`up`"))
+        return {m.version for m in adopt}
 
     def _force_dirty(self, tracking: Tracking, state: ServiceState, version: int,
                      result: RunResult) -> None:
@@ -214,6 +262,20 @@ def refuse_destroyed_records(tracking: Tracking, name: str) -> None:
         f"`migorch force {name} <version>` (-1 when nothing of it is left).")
 
 
+
+
+def refuse_uninitialised(tracking: Tracking, name: str) -> None:
+    """``down`` on a database migorch never initialised: there is nothing it applied to roll
+    back, and creating the tracking tables as a side effect of a rollback would hide that
+    the wrong database (or service) was named."""
+    if tracking.is_initialised():
+        return
+    raise Refused(
+        f"Migration tracking table does not exist: {tracking.schema}.migration_executions is "
+        f"missing, so {name} was never initialised in this database and migorch applied "
+        "nothing there to roll back. Nothing was created or changed. Check --database-url / "
+        f"DATABASE_URL; to manage this database, run `migorch init {name}` first (it adopts "
+        "what golang-migrate applied).")
 
 
 def self_user(tracking: Tracking) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_migorch.deploy.advice import without_force_commands
 from pytest_migorch.deploy.applying import StepOutcome
 from pytest_migorch.deploy.planning import Plan, PlanStep
 from pytest_migorch.errors import MigorchError
@@ -50,11 +51,11 @@ class RunResult:
         return {
             "ok": self.ok,
             "command": self.command,
-            "environment": self.environment,
+            "environment": self.environment or None,  # None: `init` without one
             "services": self.services,
             "dry_run": self.dry_run,
             "plan": self.plan.to_json(root) if self.plan else None,
-            "results": [o.to_json() for o in self.outcomes],
+            "results": [self._outcome_json(o) for o in self.outcomes],
             "notes": self.notes,
             "changes": self.changes,
             "sql": [{"service": s.migration.service, "migration": s.migration.id,
@@ -64,6 +65,12 @@ class RunResult:
             "connection_lost": self.connection_lost,
             "service_timings": self.service_timings(),
         }
+
+    def _outcome_json(self, outcome: StepOutcome) -> dict[str, Any]:
+        """A step's JSON; the recovery commands are in the run's ``error``, only there."""
+        data = outcome.to_json()
+        data["error"] = without_force_commands(data["error"])
+        return data
 
     def service_timings(self) -> dict[str, dict[str, float]]:
         """Per service: the seconds its migrations took (and, for a parallel run, when its

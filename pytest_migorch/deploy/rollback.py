@@ -8,12 +8,12 @@ ones; the runner's dependents check still refuses when anything applied depends 
 
 from __future__ import annotations
 
-from pytest_migorch.deploy.planning import ServiceState
+from pytest_migorch.deploy.planning import Plan, ServiceState
 from pytest_migorch.deploy.results import Refused
 from pytest_migorch.errors import UsageError
 from pytest_migorch.model import Migration, Project
 
-__all__ = ["check_down_options", "chosen_for_down"]
+__all__ = ["check_down_options", "chosen_for_down", "protected_rollback_refusal"]
 
 
 def check_down_options(project: Project, service: str, steps: int | None,
@@ -45,3 +45,16 @@ def chosen_for_down(state: ServiceState, env: str, steps: int | None, version: i
     if version is not None:
         return [m for m in applied if m.version > version]
     return list(reversed(applied))[: steps or 1]
+
+
+def protected_rollback_refusal(plan: Plan) -> str:
+    """Why a rollback in a protected environment waits for ``--yes``, naming what each step's
+    down file destroys (its SQL read by the risk rules), so the person confirming knows."""
+    lost = [f"  {step.label}: {what}" for step in plan.steps for what in step.loses]
+    risky = [step.label for step in plan.high_risk if not step.loses]
+    text = f"environment {plan.environment!r} is protected: rolling back there loses data"
+    if lost:
+        text += ":\n" + "\n".join(lost)
+    if risky:
+        text += ("\n  high risk without a named loss: " + ", ".join(risky))
+    return text + "\nReview the plan, then pass --yes to roll back."

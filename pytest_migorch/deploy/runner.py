@@ -28,9 +28,10 @@ from pytest_migorch.deploy.applying import (
     StepOutcome,
     force_advice,
 )
+from pytest_migorch.deploy.debug_log import log_resolution
 from pytest_migorch.deploy.executing import Executor, hook_notes
 from pytest_migorch.deploy.hooks import HookRunner
-from pytest_migorch.deploy.locks import lock_wait_timeout
+from pytest_migorch.deploy.locks import MIGRATE_INSTANCE, lock_wait_timeout
 from pytest_migorch.deploy.lost import connection_lost
 from pytest_migorch.deploy.planning import (
     Plan,
@@ -42,13 +43,17 @@ from pytest_migorch.deploy.planning import (
     plan_step,
     resolve_environment,
 )
-from pytest_migorch.deploy.preparing import ServicePreparation
+from pytest_migorch.deploy.preparing import ServicePreparation, refuse_uninitialised
 from pytest_migorch.deploy.records import Status
 from pytest_migorch.deploy.results import Refused, RunResult
-from pytest_migorch.deploy.rollback import check_down_options, chosen_for_down
+from pytest_migorch.deploy.rollback import (
+    check_down_options,
+    chosen_for_down,
+    protected_rollback_refusal,
+)
 from pytest_migorch.deploy.session import Session, executed_by
 from pytest_migorch.deploy.status import ServiceReport, collect_report
-from pytest_migorch.errors import ConfigurationError, MigorchError, UsageError
+from pytest_migorch.errors import ConfigurationError, DatabaseError, MigorchError, UsageError
 from pytest_migorch.findings import Family
 from pytest_migorch.model import Migration, Project
 from pytest_migorch.postgres.connection import ConnectionSettings, connect, database_error
@@ -102,14 +107,23 @@ class Runner(ServicePreparation):
 
     def environment(self, services: Sequence[str], requested: str | None) -> str:
         """``--env`` or ``APP_ENV``, declared by every selected service (else exit 2)."""
-        for name in services:
-            if name not in self.project.services:
-                raise UsageError(f"unknown service {name!r}")
-        check_schema_collisions(self.project, services)
+        self._check_services(services)
         check_environment_name(requested or self.environ.get("APP_ENV") or "")
         env = resolve_environment(self.project, services, requested, self.environ)
         check_environment_name(env)
         return env
+
+    def _no_environment(self, services: Sequence[str], requested: str | None) -> bool:
+        """No ``--env``/``APP_ENV`` while a selected service declares environments."""
+        self._check_services(services)
+        return not (requested or self.environ.get("APP_ENV")) and any(
+            self.project.services[s].has_environments for s in services)
+
+    def _check_services(self, services: Sequence[str]) -> None:
+        for name in services:
+            if name not in self.project.services:
+                raise UsageError(f"unknown service {name!r}")
+        check_schema_collisions(self.project, services)
 
     def check_static(self, services: Sequence[str]) -> None:
         """Refuse to deploy a tree whose files, configuration or graph have errors."""
@@ -125,7 +139,10 @@ class Runner(ServicePreparation):
 
     @contextmanager
     def _session(self, result: RunResult | None = None) -> Iterator[Session]:
-        conn = connect(self.settings)
+        try:
+            conn = connect(self.settings)
+        except DatabaseError as exc:  # golang-migrate's words for it, then ours
+            raise DatabaseError(f"{MIGRATE_INSTANCE}: {exc}") from None
         try:
             session = Session(conn, self.settings, self.lock_timeout)
             session.gm_tables = {s.schema: s.migrations_table
@@ -260,13 +277,20 @@ class Runner(ServicePreparation):
     # --- commands ---------------------------------------------------------------------------
 
     def init(self, services: Sequence[str], environment: str | None = None) -> RunResult:
-        """Create schemas and tracking tables and adopt golang-migrate's records."""
-        env = self.environment(services, environment)
+        """Create schemas and tracking tables and adopt golang-migrate's records.
+
+        Without ``--env``/``APP_ENV`` where a service declares environments, only the tables
+        are created: the first command run with an environment adopts (docs/runner.md)."""
+        env = "" if self._no_environment(services, environment) else \
+            self.environment(services, environment)
         result = RunResult("init", env, list(services))
         with self._session(result) as session:
             session.lock([self.project.services[s].schema for s in services],
                          self.lock_timeout, self.reporter)
             for name in services:
+                if not env:
+                    self._create_tables_only(session, name, result)
+                    continue
                 state = self._prepare_service(session, name, env, writable=True, result=result)
                 if state.schema_version.dirty:
                     self._note(result, f"{name}: golang-migrate's table is dirty "
@@ -302,9 +326,13 @@ class Runner(ServicePreparation):
                       for name in involved}
             for name in services:
                 self._check_ready(states[name], allow_drift=allow_drift, result=result)
-            pending = [m for m in order if not states[m.service].is_applied(m)]
+            adopting = {name: self._would_adopt(states[name], result)
+                        for name in services} if dry_run else {}
+            pending = [m for m in order if not states[m.service].is_applied(m)
+                       and m.version not in adopting.get(m.service, ())]
             self._check_prerequisites(pending, selected, env)
             todo = [m for m in pending if m.service in selected][:count]
+            log_resolution("up", env, order, states, selected, todo)
             plan = Plan("up", env, is_protected(self.project, services, env),
                         [plan_step(m, "up", states[m.service].schema, self.analysis_cache)
                          for m in todo])
@@ -349,6 +377,8 @@ class Runner(ServicePreparation):
         self.check_static(involved)
         result = RunResult("down", env, [service], dry_run=dry_run)
         with self._session(result) as session:
+            refuse_uninitialised(session.tracking(self.project.services[service].schema),
+                                 service)
             if not dry_run:
                 session.lock([self.project.services[s].schema for s in involved],
                              self.lock_timeout, self.reporter)
@@ -358,13 +388,14 @@ class Runner(ServicePreparation):
             self._check_ready(states[service], allow_drift=True, result=result)
             plan, rollback_to = self._down_plan(states, service, env, steps, version, cascade,
                                                 only)
+            log_resolution("down", env, states[service].order, states, {service},
+                           [step.migration for step in plan.steps])
             self._show_plan(plan, result, dry_run)
             if dry_run:
                 result.sql = _plan_sql(plan)
                 return result
             if plan.steps and plan.protected and not confirmed:
-                raise Refused(f"environment {env!r} is protected: rolling back there loses "
-                              "data; review the plan, then pass --yes to roll back")
+                raise Refused(protected_rollback_refusal(plan))
             for name in {s.migration.service for s in plan.steps}:
                 self._check_dirty(states[name])
             self._executor(env).execute(session, plan, states, result, rollback_to)
@@ -436,9 +467,7 @@ class Runner(ServicePreparation):
                 tracking.write_schema_version(after.prefix(), False)
             result.changes.append(f"{tracking.gm_schema}.{tracking.gm_table} set to "
                                   f"version {after.prefix()}, clean")
-        for change in result.changes:
-            self.reporter.note(change)
-        return result
+        return result  # the front end prints result.changes, once
 
     def status(self, services: Sequence[str], environment: str | None = None, *,
                history: int = 10) -> list[ServiceReport]:

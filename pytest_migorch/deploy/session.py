@@ -117,6 +117,8 @@ class Session:
         for schema in sorted(set(schemas)):
             for lock in self.locks_for(schema):
                 waited = lock.acquire(timeout)
+                log.debug("took %s (advisory lock %d) after waiting %.1f ms", lock.label,
+                          lock.key, waited * 1000)
                 if waited >= 0.5:
                     reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
                 self.locks.append(lock)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_migorch.deploy.adoption import adoptable, adoption_line
+from pytest_migorch.deploy.advice import without_force_commands
+from pytest_migorch.deploy.applying import force_advice
 from pytest_migorch.deploy.planning import Drift, ServiceState, format_seconds
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.tracking import (
@@ -18,6 +21,7 @@ from pytest_migorch.deploy.tracking import (
     HistoryRecord,
 )
 from pytest_migorch.findings import display_path
+from pytest_migorch.model import Migration
 
 if TYPE_CHECKING:
     from pytest_migorch.deploy.session import Session
@@ -50,10 +54,12 @@ class ServiceReport:
 
     @property
     def dirty(self) -> str | None:
-        """Why golang-migrate's dirty flag is (or will be) set, or None."""
+        """Why golang-migrate's dirty flag is (or will be) set, or None (the commands that
+        resolve it are :attr:`recovery`, printed once)."""
         state = self.state
         for record in state.dirty_records:
-            return f"{record.migration_id} did not finish: {record.error_message or 'running'}"
+            error = without_force_commands(record.error_message) or "running"
+            return f"{record.migration_id} did not finish: {error}"
         interrupted = [r for r in state.running
                        if not r.transactional and self.running_state(r) == "interrupted"]
         if interrupted:
@@ -61,6 +67,35 @@ class ServiceReport:
         if state.schema_version.dirty:
             return f"golang-migrate's table is dirty at version {state.schema_version.version}"
         return None
+
+    @property
+    def recovery(self) -> list[str]:
+        """The ``migorch force`` commands that resolve the dirty state, once."""
+        state = self.state
+        if state.dirty_records:
+            advice = force_advice(state, state.dirty_records[0].version)
+            return [line.strip() for line in advice.splitlines() if line.strip()]
+        if self.dirty:
+            return [f"migorch force {self.name} <version>   # the version the schema is at"]
+        return []
+
+    @property
+    def adoptable(self) -> list[Migration]:
+        """Pending base migrations golang-migrate already applied: the next ``init`` (or
+        ``up``) records them as applied without running them. None while the service is
+        deployed as another environment: that is refused, nothing would be adopted."""
+        state = self.state
+        if state.other_environments:
+            return []
+        return adoptable(state.service, state.schema_version, state.applied_versions())
+
+    def _adoption_lines(self) -> list[str]:
+        waiting = self.adoptable
+        if not waiting:
+            return []
+        by = "`migorch init`" if not self.state.initialised else "the next `migorch up`"
+        return ["  " + adoption_line(self.state.service, self.state.schema_version, waiting,
+                                     by=by)]
 
     @property
     def has_problems(self) -> bool:
@@ -76,6 +111,7 @@ class ServiceReport:
         """One entry per migration of the environment, then applied rows with no file."""
         state = self.state
         drift = {d.version: d for d in self.drift}
+        waiting = {m.version for m in self.adoptable}
         rows = []
         for migration in state.order:
             record = state.record(migration)
@@ -97,9 +133,11 @@ class ServiceReport:
                 "depends_on": [d.text for d in migration.depends_on],
                 "transactional": migration.transactional,
                 "adopted": bool(record and record.metadata.get("adopted")),
+                "adoptable": migration.version in waiting,
                 "drift": drift[migration.version_text].kind
                 if migration.version_text in drift else None,
-                "error": record.error_message if record and status != Status.COMPLETED else None,
+                "error": without_force_commands(record.error_message)
+                if record and status != Status.COMPLETED else None,
                 "file": display_path(migration.main_file.path, root),
             })
         known = {m.version for m in state.order}
@@ -112,9 +150,9 @@ class ServiceReport:
                     "applied_at": _iso(record.completed_at), "duration_ms": record.duration_ms,
                     "estimated_duration": None, "risk_level": None, "tables": [],
                     "depends_on": [], "transactional": record.transactional,
-                    "adopted": bool(record.metadata.get("adopted")),
+                    "adopted": bool(record.metadata.get("adopted")), "adoptable": False,
                     "drift": None if squash else "missing",
-                    "error": record.error_message, "file": None,
+                    "error": without_force_commands(record.error_message), "file": None,
                     **({"squashed_into": squash.id} if squash else {}),
                 })
         return rows
@@ -132,7 +170,7 @@ class ServiceReport:
                 "duration_ms": event.duration_ms,
                 "estimated_seconds": estimate,
                 "executed_by": event.executed_by,
-                "error": event.error_message,
+                "error": without_force_commands(event.error_message),
             })
         return out
 
@@ -152,13 +190,16 @@ class ServiceReport:
             },
             "applied": [m.id for m in state.applied],
             "pending": [m.id for m in state.pending],
-            "failed": [{"migration": r.migration_id, "error": r.error_message}
+            "adoptable": [m.id for m in self.adoptable],
+            "failed": [{"migration": r.migration_id,
+                        "error": without_force_commands(r.error_message)}
                        for r in state.failed],
             "running": [{"migration": r.migration_id, "state": self.running_state(r),
                          "started_at": _iso(r.started_at), "backend_pid": r.backend_pid,
                          "executed_by": r.executed_by} for r in state.running],
             "drift": [d.to_json(root) for d in self.drift],
             "dirty": self.dirty,
+            "recovery": self.recovery,
             "lock_holder": self.lock_holder,
             "other_environments": state.other_environments,
             "last_runs": self.last_runs(),
@@ -182,8 +223,12 @@ class ServiceReport:
                      f"failed {len(state.failed)}, drift {len(self.drift)}")
         if self.lock_holder:
             lines.append(f"  lock held by {self.lock_holder}")
+        lines += self._adoption_lines()
+        waiting = {m.version for m in self.adoptable}
         for migration in state.pending:
-            lines.append(f"  pending: {migration.id}")
+            lines.append(f"  pending: {migration.id}" + (
+                "  (applied by golang-migrate: adopted, not run)"
+                if migration.version in waiting else ""))
         for record in state.failed:
             first = (record.error_message or "").splitlines()[0:1]
             lines.append(f"  failed: {record.migration_id}: {first[0] if first else ''}")
@@ -195,6 +240,7 @@ class ServiceReport:
             lines.append(f"  drift: {item.message}")
         if self.dirty:
             lines.append(f"  DIRTY: {self.dirty}")
+            lines += [f"    {command}" for command in self.recovery]
         if state.other_environments:
             lines.append("  also deployed as: " + ", ".join(state.other_environments))
         runs = [e for e in self.history
@@ -212,7 +258,8 @@ class ServiceReport:
 
     def render_list(self, root: Path | None = None) -> str:
         rows = self.migration_rows(root)
-        lines = [f"{self.name} (environment {self.state.environment!r})"]
+        lines = [f"{self.name} (environment {self.state.environment!r})",
+                 *self._adoption_lines()]
         if not rows:
             lines.append("  no migrations")
         width = max((len(r["migration"]) for r in rows), default=10)
@@ -224,6 +271,8 @@ class ServiceReport:
                 flags.append(f"DRIFT {row['drift']}")
             if row["adopted"]:
                 flags.append("adopted")
+            if row["adoptable"]:
+                flags.append("applied by golang-migrate: init/up adopts it")
             if row.get("squashed_into"):
                 flags.append(f"squashed into {row['squashed_into']}")
             if not row["transactional"]:

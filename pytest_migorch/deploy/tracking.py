@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from pytest_migorch.deploy.locks import AdvisoryLock, advisory_lock_id, lock_key
+from pytest_migorch.deploy.locks import MIGRATE_INSTANCE, AdvisoryLock, advisory_lock_id, lock_key
 from pytest_migorch.deploy.records import (
     ACTIONS,
     STATUSES,
@@ -162,7 +162,8 @@ class Tracking:
                     created.append(f"{self.gm_schema}.{self.gm_table}")
                 self.mark_schema_version_table()
         except psycopg.Error as exc:
-            raise database_error(exc, f"creating the tracking tables of {self.schema}") from exc
+            raise database_error(exc, f"{MIGRATE_INSTANCE}: creating the tracking tables of "
+                                 f"{self.schema}") from exc
         return created
 
     def ensure_schema_version_table(self) -> bool:

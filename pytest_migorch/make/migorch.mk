@@ -10,7 +10,9 @@
 #   JOBS           db-migrate-up: apply independent services' migrations on JOBS connections
 #   STEPS          db-migrate-down: roll back the STEPS newest applied migrations (default 1)
 #   VERSION        db-migrate-force: the version to record (see `migorch force --help`)
-#   APP_ENV        the environment, declared in each service's environments.json
+#   APP_ENV        the environment, declared in each service's environments.json (every target
+#                  but db-migrate-init-orchestrator needs it when services declare environments;
+#                  init without it creates the tables and the first db-migrate-up adopts)
 #   MIGORCH_ROOT   the services root (default: services)
 #   MIGORCH        the command (default: migorch)
 #   MIGORCH_FLAGS  extra options, e.g. --yes, --dry-run, --json, --lock-timeout 60
@@ -62,7 +64,8 @@ db-migrate-list:
 db-migrate-status-orchestrator: db-migrate-status
 db-migrate-list-orchestrator: db-migrate-list
 
-## Create the tracking tables and adopt what golang-migrate already applied
+## Create the tracking tables and adopt what golang-migrate already applied (without APP_ENV:
+## create them and name what the first db-migrate-up adopts)
 db-migrate-init-orchestrator:
 	$(MIGORCH) init $(MIGORCH_SELECTION) $(MIGORCH_COMMON)
 

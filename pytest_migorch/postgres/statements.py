@@ -12,6 +12,8 @@ end our transaction before the tracking rows are written.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +27,8 @@ from pytest_migorch.sql.split import Statement, split_statements
 
 __all__ = ["run_migration_file", "run_sql_text", "run_statement", "prepared_statements",
            "open_transaction_error", "run_outside_transaction", "MigrationSqlError"]
+
+log = logging.getLogger(__name__)
 
 class MigrationSqlError(MigrationFailed):
     """A statement of a migration file failed; carries where and PostgreSQL's diagnostics."""
@@ -89,11 +93,32 @@ def run_sql_text(
 
 def run_statement(conn: psycopg.Connection[Any], statement: Statement, path: Path) -> None:
     """Send one statement as it is (simple query, no parameters); a failure names the file
-    and the line PostgreSQL points at."""
+    and the line PostgreSQL points at. With debug logging, each statement is logged as it is
+    sent and again with its time (one level check otherwise)."""
+    debug = log.isEnabledFor(logging.DEBUG)
+    if debug:
+        log.debug("sending %s:%d: %s", path.name, statement.line, _for_log(statement.text))
+        started = time.perf_counter()
     try:
         conn.execute(statement.text.encode("utf-8"), prepare=False)
     except psycopg.Error as exc:
+        if debug:
+            log.debug("failed %s:%d after %.1f ms: %s", path.name, statement.line,
+                      (time.perf_counter() - started) * 1000, exc.diag.message_primary or exc)
         raise _sql_error(exc, statement, path) from exc
+    if debug:
+        log.debug("done %s:%d in %.1f ms (%s)", path.name, statement.line,
+                  (time.perf_counter() - started) * 1000, conn.info.transaction_status.name)
+
+
+#: ``PASSWORD 'secret'`` (CREATE/ALTER ROLE ... PASSWORD): never logged.
+_PASSWORD_LITERAL = re.compile(r"(\bPASSWORD\s+)E?'(?:[^']|'')*'", re.IGNORECASE)
+
+
+def _for_log(text: str, limit: int = 300) -> str:
+    """A statement on one line, clipped, with role passwords masked."""
+    one_line = " ".join(_PASSWORD_LITERAL.sub(r"\1'***'", text).split())
+    return one_line if len(one_line) <= limit else one_line[:limit] + f"... ({len(one_line)} chars)"
 
 
 def open_transaction_error(path: Path, opened_by: Statement | None, *,

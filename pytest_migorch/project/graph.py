@@ -9,6 +9,7 @@ migration runs after everything it depends on, in whichever service that is.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, Iterable
 
@@ -17,8 +18,9 @@ import networkx as nx
 from pytest_migorch.errors import ConfigurationError
 from pytest_migorch.findings import Family, Finding, Rule, Severity, clip
 from pytest_migorch.model import Migration, Project
+from pytest_migorch.project.cycles import Knot, knots
 
-__all__ = ["ProjectGraph", "RULES", "Key"]
+__all__ = ["ProjectGraph", "RULES", "Key", "CYCLE_DETECTED"]
 
 Key = tuple[str, int]
 E, W, G = Severity.ERROR, Severity.WARNING, Family.GRAPH
@@ -59,6 +61,9 @@ OUT_OF_ORDER = Rule(
     "them in the other order.",
     "Renumber the migrations so that dependencies have lower versions.",
 )
+
+#: The design's words, which users search for; the detail follows them.
+CYCLE_DETECTED = "Dependency cycle detected"
 
 RULES: tuple[Rule, ...] = (
     CYCLE, UNKNOWN_DEPENDENCY, UNKNOWN_SERVICE, UNKNOWN_CROSS_SERVICE, BASE_ON_ENVIRONMENT,
@@ -192,45 +197,58 @@ class ProjectGraph:
         return findings
 
     def _check_cycles(self, environment: str, seen: set[frozenset[Key]]) -> list[Finding]:
+        """One finding per knot of migrations that depend on each other (a strongly connected
+        component), not one per service on it nor one per cycle: each is one thing to fix.
+        Owned by the knot's first migration in run order; ``services`` names every service on
+        it, so validating any one of them still shows it."""
         findings = []
-        graph = self.graph(environment)
-        for component in nx.strongly_connected_components(graph):
-            if len(component) == 1:
-                (node,) = component
-                if not graph.has_edge(node, node):
-                    continue
-            nodes = frozenset(component)
+        found: list[Knot[Key]] = knots(self.graph(environment), self._sort_key)
+        for knot in found:
+            nodes = frozenset(knot.members)
             if nodes in seen:
                 continue
             seen.add(nodes)
-            cycle = nx.find_cycle(graph.subgraph(nodes))
-            # Edges run from a dependency to its dependent; report the depends_on direction.
-            path = [edge[0] for edge in cycle][::-1]
-            # Once per service on the cycle, so validating any one of them shows it.
-            for service in sorted({service for service, _ in path}):
-                findings.append(self._cycle_finding(path, environment, service))
+            findings.append(self._cycle_finding(knot, environment))
         return findings
 
-    def _cycle_finding(self, path: list[Key], environment: str, service: str) -> Finding:
-        """``path[i]`` depends on ``path[i + 1]`` (and the last on the first)."""
-        # Start the reported path at the service's lowest key so the text is stable across runs.
-        start = path.index(min((key for key in path if key[0] == service), key=self._sort_key))
-        path = path[start:] + path[:start]
-        services = {service for service, _ in path}
+    def _cycle_finding(self, knot: Knot[Key], environment: str) -> Finding:
+        """``cycle[i]`` depends on ``cycle[i + 1]`` (and the last on the first)."""
+        members = list(knot.members)
+        services = sorted({service for service, _ in members})
+        qualify = len(services) > 1
+        cycles = [list(cycle) for cycle in knot.cycles]
+        texts = [self._path_text(cycle + [cycle[0]], qualify) for cycle in cycles]
+        message = f"{CYCLE_DETECTED}: {texts[0]} (each depends on the next)"
+        if len(texts) > 1:
+            message += "; also " + "; ".join(texts[1:])
+        if len(cycles) > 1 or not knot.complete:
+            listed = ", ".join(self._label(key, qualify=qualify) for key in members[:20])
+            more = f" and {len(members) - 20} more" if len(members) > 20 else ""
+            message += (f"; {len(members)} migrations depend on each other in all"
+                        f"{'' if knot.complete else ' (more cycles run through them)'}: "
+                        f"{listed}{more}")
+        path = cycles[0]
         first = self.project.migration(*path[0])
         assert first is not None
-        labels = [self._label(key, qualify=len(services) > 1) for key in path + [path[0]]]
         meta = first.meta
         # The line of the depends_on entry that closes the cycle at the first migration.
         following = path[1] if len(path) > 1 else path[0]
         line = next((dep.line for dep in first.depends_on if dep.key() == following),
                     meta.line if meta else None)
-        return CYCLE.finding(
-            "dependency cycle: " + " -> ".join(labels) + " (each depends on the next)",
-            file=meta.file if meta else None, line=line,
+        finding = CYCLE.finding(
+            message, file=meta.file if meta else None, line=line,
             service=first.service, migration=first.id,
             environment=None if first.is_base else environment,
         )
+        return replace(finding, services=tuple(services)) if qualify else finding
+
+    def _path_text(self, path: list[Key], qualify: bool) -> str:
+        """``a -> b -> a``; a very long cycle keeps its ends (where it closes) and says how
+        many migrations it skips, so one finding stays readable at 20,000 migrations."""
+        labels = [self._label(key, qualify=qualify) for key in path]
+        if len(labels) > 16:
+            labels = labels[:8] + [f"... {len(labels) - 14} more ..."] + labels[-6:]
+        return " -> ".join(labels)
 
     def _label(self, key: Key, *, qualify: bool) -> str:
         migration = self.project.migration(*key)
@@ -244,8 +262,8 @@ class ProjectGraph:
             keys = list(nx.lexicographical_topological_sort(graph, key=self._sort_key))
         except nx.NetworkXUnfeasible as exc:
             raise ConfigurationError(
-                "the migrations cannot be ordered because their dependencies form a cycle; "
-                "run `migorch validate` to see it"
+                f"{CYCLE_DETECTED}: the migrations cannot be ordered because their "
+                "dependencies form a cycle; run `migorch validate` to see it"
             ) from exc
         return [self.project.services[s].migrations[v] for s, v in keys]
 

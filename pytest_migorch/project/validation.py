@@ -91,7 +91,8 @@ def validate_project(
                     findings.extend(analyser(service, migration))
     if services is not None:
         wanted = set(services)
-        findings = [f for f in findings if f.service is None or f.service in wanted]
+        findings = [f for f in findings if f.service is None or f.service in wanted
+                    or wanted.intersection(f.services)]
     if strict:
         findings = [f.escalated() for f in findings]
     return ValidationResult(project=project, graph=graph, findings=sort_findings(findings))

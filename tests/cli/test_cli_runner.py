@@ -267,6 +267,8 @@ def test_progress_line_on_a_terminal(services: Path) -> None:
     ("db-migrate-list-orchestrator", [], "migorch list --all --root services"),
     ("db-migrate-init-orchestrator", ["APP_ENV=production"],
      "migorch init --all --root services --env production"),
+    ("db-migrate-init-orchestrator", ["SERVICE_NAME=user-service"],  # the design's example
+     "migorch init user-service --root services"),
     ("db-migrate-validate-orchestrator", [], "migorch validate --all --root services"),
     ("db-migrate-force", ["SERVICE_NAME=a", "VERSION=3"], "migorch force a 3 --root services"),
 ])

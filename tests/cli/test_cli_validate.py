@@ -253,6 +253,8 @@ def test_validating_one_service_shows_a_cycle_through_it(
 ) -> None:
     write_service(tmp_path, "alpha", service_files({"000001_a": {"depends_on": ["beta:1"]}}))
     write_service(tmp_path, "beta", service_files({"000001_b": {"depends_on": ["alpha:1"]}}))
-    code, out, _ = run(capsys, "validate", "beta", "--root", str(tmp_path))
+    code, out, err = run(capsys, "validate", "beta", "--root", str(tmp_path))
     assert code == 1
-    assert "error GRF001 dependency cycle: beta:000001 -> alpha:000001 -> beta:000001" in out
+    assert ("error GRF001 Dependency cycle detected: alpha:000001 -> beta:000001 -> "
+            "alpha:000001") in out
+    assert out.count("GRF001") == 1 and "1 error" in err

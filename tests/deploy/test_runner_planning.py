@@ -102,7 +102,9 @@ def test_plan_uses_the_sql_analysis(tmp_path: Path) -> None:
     create = plan_step(migrations[1], "up", "svc")
     assert create.risk_level is RiskLevel.LOW and create.estimated_seconds == 1
     down = plan_step(migrations[1], "down", "svc")
-    assert down.risk_level is None and down.file.name.endswith(".down.sql")
+    # Its down file (the helper's DROP TABLE t) is read by the same rules: high, and a loss.
+    assert down.risk_level is RiskLevel.HIGH and down.file.name.endswith(".down.sql")
+    assert down.loses == ("DROP TABLE t destroys its data",)
     plan = Plan("up", "production", True, [create, drop])
     text = plan.render()
     assert "Plan: apply 2 migration(s) in environment 'production' (protected)" in text

@@ -120,9 +120,16 @@ def test_dirty_row_and_golang_migrate_dirty_flag(tmp_path: Path) -> None:
     rep = report(tmp_path, [record(1, "000001_a", "failed", dirty=True, error="boom")],
                  version=SchemaVersion(1, True, True))
     assert rep.dirty == "000001_a did not finish: boom"
-    assert rep.render_status().splitlines()[-1] == "  DIRTY: 000001_a did not finish: boom"
+    assert rep.render_status().splitlines()[-3:] == [
+        "  DIRTY: 000001_a did not finish: boom",
+        "    migorch force shop 1   # it is now fully applied",
+        "    migorch force shop -1   # it is fully undone (it runs again)"]
+    assert rep.to_json()["recovery"] == ["migorch force shop 1   # it is now fully applied",
+                                         "migorch force shop -1   # it is fully undone (it "
+                                         "runs again)"]
     theirs = report(tmp_path / "again", [], version=SchemaVersion(2, True, True))
     assert theirs.dirty == "golang-migrate's table is dirty at version 2"
+    assert theirs.recovery == ["migorch force shop <version>   # the version the schema is at"]
     assert theirs.to_json()["ok"] is False
 
 

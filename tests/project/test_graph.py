@@ -48,7 +48,8 @@ def test_cycle_with_its_full_path(tmp_path: Path) -> None:
     result = validate(tmp_path)
     finding = only(result.findings, "GRF001")
     assert finding.severity is Severity.ERROR
-    assert finding.message.startswith("dependency cycle: 000004 -> 000006 -> 000004")
+    assert finding.message == ("Dependency cycle detected: 000004 -> 000006 -> 000004 (each "
+                               "depends on the next)")
     assert finding.migration == "000004_d"
     assert finding.file == tmp_path / "svc" / "migrations" / "dependencies.json"
     assert finding.line == line_of_item(deps_text(tmp_path, "svc"), "000006")
@@ -75,19 +76,47 @@ def test_cross_service_cycle(tmp_path: Path) -> None:
     write_service(tmp_path, "alpha", service_files({"000001_a": {"depends_on": ["beta:1"]}}))
     write_service(tmp_path, "beta", service_files({"000001_b": {"depends_on": ["alpha:1"]}}))
     result = validate(tmp_path)
-    # Reported for each service on the cycle, from that service's point of view.
-    alpha, beta = [f for f in result.findings if f.code == "GRF001"]
-    assert "alpha:000001 -> beta:000001 -> alpha:000001" in alpha.message
+    # One cycle, one finding: owned by its first migration in run order, naming both services.
+    alpha = only(result.findings, "GRF001")
+    assert "Dependency cycle detected: alpha:000001 -> beta:000001 -> alpha:000001" in \
+        alpha.message
     assert (alpha.service, alpha.migration) == ("alpha", "000001_a")
+    assert alpha.services == ("alpha", "beta")
     assert alpha.file == tmp_path / "alpha" / "migrations" / "dependencies.json"
     assert alpha.line == line_of(deps_text(tmp_path, "alpha"), "beta:1")
-    assert "beta:000001 -> alpha:000001 -> beta:000001" in beta.message
-    assert (beta.service, beta.migration) == ("beta", "000001_b")
-    assert beta.line == line_of(deps_text(tmp_path, "beta"), "alpha:1")
     only_beta = validate_project(result.project, services=["beta"])
-    assert codes(only_beta.findings) == ["GRF001"]
-    with pytest.raises(ConfigurationError, match="cycle"):
+    assert codes(only_beta.findings) == ["GRF001"]  # validating either service shows it
+    with pytest.raises(ConfigurationError, match="Dependency cycle detected"):
         result.graph.order_all("default")
+
+
+def test_every_cycle_of_a_graph_is_reported(tmp_path: Path) -> None:
+    """Two separate cycles are two findings; a knot of two cycles through one migration is
+    one finding naming both cycles and its members."""
+    write_service(tmp_path, "svc", service_files({
+        "000001_a": {"depends_on": ["2"]}, "000002_b": {"depends_on": ["1"]},
+        "000003_c": {"depends_on": ["4"]}, "000004_d": {"depends_on": ["3", "5"]},
+        "000005_e": {"depends_on": ["4"]}}))
+    first, second = [f for f in validate(tmp_path).findings if f.code == "GRF001"]
+    assert first.message == ("Dependency cycle detected: 000001 -> 000002 -> 000001 (each "
+                             "depends on the next)")
+    assert second.message == (
+        "Dependency cycle detected: 000003 -> 000004 -> 000003 (each depends on the next); "
+        "also 000005 -> 000004 -> 000005; 3 migrations depend on each other in all: 000003, "
+        "000004, 000005")
+    assert second.migration == "000003_c"
+
+
+def test_a_large_knot_is_one_finding_with_its_members(tmp_path: Path) -> None:
+    """Every migration depends on every other: exponentially many cycles, one finding."""
+    versions = range(1, 13)
+    write_service(tmp_path, "svc", service_files({
+        f"{v:06}_m{v}": {"depends_on": [str(o) for o in versions if o != v]}
+        for v in versions}))
+    finding = only(validate(tmp_path).findings, "GRF001")
+    assert finding.message.count(" -> ") == 10  # five short cycles, then the members
+    assert "12 migrations depend on each other in all (more cycles run through them): " \
+        "000001, 000002" in finding.message
 
 
 def test_cycle_is_reported_once_across_environments(tmp_path: Path) -> None:

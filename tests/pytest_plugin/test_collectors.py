@@ -73,3 +73,18 @@ def test_failure_shows_the_finding_and_no_traceback(pytester: pytest.Pytester) -
     ])
     for marker in ("Traceback", "MigorchCheckFailed", "def runtest"):
         assert marker not in text
+
+
+def test_a_cross_service_cycle_fails_one_graph_item(pytester: pytest.Pytester) -> None:
+    """Counted once: the graph item of the cycle's first service fails, the other passes."""
+    root = pytester.path / "services"
+    write_service(root, "alpha", service_files({"000001_a": {"depends_on": ["beta:1"]}}))
+    write_service(root, "beta", service_files({"000001_b": {"depends_on": ["alpha:1"]}}))
+    result = pytester.runpytest("--migorch", "services", NO_DB, "-p", "no:python", "-q",
+                                "-k", "graph")
+    result.assert_outcomes(failed=1, passed=1, deselected=result.parseoutcomes()["deselected"])
+    result.stdout.fnmatch_lines([
+        "*_ migorch graph of alpha _*",
+        "*error GRF001 Dependency cycle detected: alpha:000001 -> beta:000001 -> "
+        "alpha:000001 (each depends on the next)",
+    ])
