@@ -28,6 +28,7 @@ from psycopg import sql
 
 from pytest_migorch import __version__
 from pytest_migorch.deploy.batch import (
+    Batch,
     build_batch,
     locate_failure,
     run_batch,
@@ -50,12 +51,15 @@ from pytest_migorch.postgres.statements import (
     MigrationSqlError,
     prepared_statements,
     run_outside_transaction,
+    run_statement,
 )
 from pytest_migorch.sql.split import Statement
 
 __all__ = ["Applier", "Reporter", "NullReporter", "StepOutcome"]
 
 log = logging.getLogger(__name__)
+#: The logger of :func:`~pytest_migorch.postgres.statements.run_statement`.
+_STATEMENT_LOG = logging.getLogger("pytest_migorch.postgres.statements")
 
 class Reporter(Protocol):
     """What front ends are told while a run progresses (the CLI prints it)."""
@@ -237,7 +241,9 @@ class Applier:
                                     schema_version=(gm_version, False))
         batch = build_batch(statements, write.as_string(conn))
         try:
-            done = run_batch(conn, batch)
+            done = self._send(batch, tracking, write, file.path)
+        except MigrationSqlError as exc:  # sent one by one: the statement's own error
+            self._fail(tracking, record_id, step, failed_status, exc, started)
         except psycopg.Error as exc:
             if conn.closed or conn.broken or self._running_row(tracking, record_id) is None:
                 raise  # the connection is gone: the session's handling says what it left
@@ -249,6 +255,19 @@ class Applier:
             raise
         self._refresh(state, tracking, done, gm_version)
         return StepOutcome(step, done_status, time.perf_counter() - started)
+
+    def _send(self, batch: Batch, tracking: Tracking, write: sql.Composed,
+              path: Path) -> ExecutionRecord | None:
+        """Run the batch as one query; with debug logging of statements (``LOG_LEVEL=debug``
+        shows each one as it is sent, with its time) as the same transaction sent one
+        statement at a time, which is what that log is for."""
+        conn = self.session.conn
+        if not _STATEMENT_LOG.isEnabledFor(logging.DEBUG):
+            return run_batch(conn, batch)
+        with conn.transaction():
+            for statement in batch.statements:
+                run_statement(conn, statement, path)
+            return tracking.run_change(write)
 
     def _fail(self, tracking: Tracking, record_id: int, step: PlanStep, status: str,
               exc: Exception, started: float) -> NoReturn:

@@ -78,7 +78,7 @@ _RECORD_LIST = sql.SQL(", ".join(f'"{c}"' for c in _RECORD_COLUMNS))
 _HISTORY_LIST = sql.SQL(", ".join(f'"{c}"' for c in _HISTORY_COPIED))
 _UNSET: Any = object()
 _SERVER_DURATION = ("duration_ms = round(extract(epoch FROM clock_timestamp() "
-                    "- statement_timestamp()) * 1000)")
+                    "- transaction_timestamp()) * 1000)")
 #: Start of the comment migorch puts on golang-migrate's table of a service it tracks.
 MARKER = "migorch keeps the records of this table in"
 
@@ -361,10 +361,10 @@ class Tracking:
         """The parameterless statements of :meth:`update`, to send later or together with
         others (the runner appends them to a migration's SQL: one round trip for both).
 
-        ``timed_by_server``: ``duration_ms`` measured by the server from the arrival of the
-        query that carries this update (``statement_timestamp()``, the same for every
-        statement of one simple query) to the write: the duration of the migration SQL sent
-        ahead of it in that query, without the client's clock."""
+        ``timed_by_server``: ``duration_ms`` measured by the server from the start of the
+        transaction that carries this update (``transaction_timestamp()``: its ``BEGIN``) to
+        the write: the duration of the migration SQL run ahead of it in that transaction,
+        without the client's clock."""
         sets: list[sql.Composable] = [
             sql.SQL("status = {}").format(sql.Literal(status)),
             sql.SQL("updated_at = clock_timestamp()"),

@@ -6,6 +6,7 @@ The harness is test_applying's: one Applier on one Session, as the runner drives
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,3 +147,33 @@ def test_a_quote_left_open_never_swallows_the_runners_own_sql(
     assert h.tables() == ["t"]
     assert h.row("000002_b")[0] == "failed"
     assert h.golang_migrate() == [(1, False)]
+
+
+def test_with_debug_logging_the_same_transaction_runs_one_statement_at_a_time(
+    harness_for: Callable[..., Harness], caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    # LOG_LEVEL=debug promises each statement as it is sent, with its time: the batch is
+    # then sent statement by statement, with the same records and the server's duration
+    h = harness_for("CREATE TABLE u (id int);\nSELECT pg_sleep(0.2);\n")
+    h.up("000001_a")
+    with caplog.at_level(logging.DEBUG, logger="pytest_migorch.postgres.statements"):
+        outcome = h.up("000002_b")
+    assert outcome.status == "completed"
+    assert "done 000002_b.up.sql:2 in " in caplog.text and "(INTRANS)" in caplog.text
+    record = h.state.record(h.migrations["000002_b"])
+    assert record is not None and record.duration_ms is not None
+    assert 200 <= record.duration_ms < 5000
+    assert h.tables() == ["t", "u"] and h.golang_migrate() == [(2, False)]
+
+
+def test_with_debug_logging_a_failure_names_its_line_and_applies_nothing(
+    harness_for: Callable[..., Harness], caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    h = harness_for("CREATE TABLE u (id int);\nSELECT 1 / 0;\n")
+    h.up("000001_a")
+    with caplog.at_level(logging.DEBUG, logger="pytest_migorch.postgres.statements"), \
+            pytest.raises(MigrationFailed, match=rf"{FILE}:2: division by zero"):
+        h.up("000002_b")
+    assert "failed 000002_b.up.sql:2 after " in caplog.text
+    assert h.tables() == ["t"] and h.row("000002_b")[0] == "failed"
+    assert h.history("000002_b") == [("up", "running"), ("up", "failed")]
