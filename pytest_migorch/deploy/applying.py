@@ -21,11 +21,19 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import psycopg
+from psycopg import sql
 
 from pytest_migorch import __version__
+from pytest_migorch.deploy.batch import (
+    Batch,
+    build_batch,
+    locate_failure,
+    run_batch,
+    unterminated_failure,
+)
 from pytest_migorch.deploy.invalid_indexes import drop_advice, find_invalid_indexes
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState
 from pytest_migorch.deploy.records import Action, Status
@@ -43,14 +51,16 @@ from pytest_migorch.postgres.connection import database_error
 from pytest_migorch.postgres.statements import (
     MigrationSqlError,
     prepared_statements,
-    run_migration_file,
     run_outside_transaction,
+    run_statement,
 )
 from pytest_migorch.sql.split import Statement
 
 __all__ = ["Applier", "Reporter", "NullReporter", "StepOutcome"]
 
 log = logging.getLogger(__name__)
+#: The logger of :func:`~pytest_migorch.postgres.statements.run_statement`.
+_STATEMENT_LOG = logging.getLogger("pytest_migorch.postgres.statements")
 
 class Reporter(Protocol):
     """What front ends are told while a run progresses (the CLI prints it)."""
@@ -103,8 +113,21 @@ class Applier:
         self.session = session
         self.root = root
         self.executed_by = runner_id
+        self._root: Path | None = None
 
     # --- metadata ---------------------------------------------------------------------------
+
+    def _shown(self, path: Path) -> str:
+        """A file as the ``metadata`` column shows it, relative to the root (as
+        :func:`display_path`; the file was just read, so it is no dangling link). The root is
+        resolved once per run: resolving it and checking links again for every migration
+        took a tenth of the runner's own time on a long deploy."""
+        if self._root is None:
+            self._root = self.root.resolve()
+        try:
+            return str(path.resolve().relative_to(self._root))
+        except ValueError:
+            return str(path)
 
     def metadata(self, migration: Migration, action: str, schema: str,
                  step: PlanStep | None = None) -> dict[str, Any]:
@@ -121,7 +144,7 @@ class Applier:
             "transactional": (step.transactional if step is not None
                               else migration.transactional),
             "environment_only": migration.environment,
-            "file": display_path(file, self.root),
+            "file": self._shown(file),
             "runner": f"migorch {__version__}",
             "dirty": False,
         }
@@ -146,12 +169,13 @@ class Applier:
         after = state.prefix(state.applied_versions() | {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            # committed, so visible before the migration runs; the settings apply first
-            record_id = tracking.start(**start, metadata=metadata, before=settings)
-            return self._transactional(state, step, record_id, "completed", after)
-        with self.session.conn.transaction():
-            record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
-                                       schema_version=(after, True), before=settings)
+            # committed first (in the same query), so visible before the migration runs;
+            # the settings apply first
+            opening = tracking.start_sql(**start, metadata=metadata, before=settings)
+            return self._transactional(state, step, opening, "completed", after)
+        # one query, so one (implicit) transaction: the row and the dirty flag commit together
+        record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
+                                   schema_version=(after, True), before=settings)
         return self._non_transactional(state, step, record_id, "completed", after)
 
     def apply_down(self, state: ServiceState, step: PlanStep,
@@ -162,7 +186,7 @@ class Applier:
         record = state.record(migration)
         assert record is not None, f"{migration.qualified_id} is not recorded"
         metadata = {"action": Action.DOWN, "backend_pid": self.session.conn.info.backend_pid,
-                    "down_file": display_path(migration.down.path, self.root),
+                    "down_file": self._shown(migration.down.path),
                     "transactional": step.transactional,
                     # the up's counts must not survive into the rollback's row: a crash
                     # before its first statement would read as "all statements done"
@@ -170,51 +194,104 @@ class Applier:
         after = state.prefix(state.applied_versions() - {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
-                            error_message=None, executed_by=self.executed_by,
-                            metadata=metadata, before=settings)
-            return self._transactional(state, step, record.id, "rolled_back", after,
+            opening = tracking.update_sql(record.id, action=Action.DOWN, status=Status.RUNNING,
+                                          started=True, error_message=None,
+                                          executed_by=self.executed_by, metadata=metadata,
+                                          before=settings)
+            return self._transactional(state, step, opening, "rolled_back", after,
                                        rollback_version=rollback_version,
                                        failed_status=Status.COMPLETED)
-        with self.session.conn.transaction():
-            tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
-                            error_message=None, executed_by=self.executed_by,
-                            metadata={**metadata, "dirty": True}, schema_version=(after, True),
-                            before=settings)
+        tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
+                        error_message=None, executed_by=self.executed_by,
+                        metadata={**metadata, "dirty": True}, schema_version=(after, True),
+                        before=settings)  # one query: the row and the flag commit together
         return self._non_transactional(state, step, record.id, "rolled_back", after,
                                        rollback_version=rollback_version)
 
     # --- the two execution modes ------------------------------------------------------------
 
     def _transactional(
-        self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
+        self, state: ServiceState, step: PlanStep, opening: sql.Composed, done_status: str,
         gm_version: int, *, rollback_version: str | None = None, failed_status: str = "failed",
     ) -> StepOutcome:
-        """The SQL, the tracking row and golang-migrate's row in one transaction (the
-        session's settings were reset with the row's ``running`` write)."""
+        """The ``running`` row (``opening``, with the session's settings) committed first;
+        then the SQL, the tracking row and golang-migrate's row in one transaction, sent as
+        one query (:mod:`pytest_migorch.deploy.batch`).
+
+        Two round trips, not one: the ``running`` row could travel in the same query,
+        committed ahead of a ``BEGIN``, but then ``pg_stat_activity`` (which keeps the first
+        1 kB of a query) would show the runner's bookkeeping instead of the migration."""
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
+        file = step_file(step)
+        opened = tracking.run_change(opening)
+        assert opened is not None
+        record_id = opened.id
         started = time.perf_counter()
         try:
-            with conn.transaction():
-                run_migration_file(conn, step_file(step), in_transaction=True)
-                seconds = time.perf_counter() - started
-                record = tracking.update(record_id, action=step.direction, status=done_status,
-                                         completed=True, duration_ms=round(seconds * 1000),
-                                         rollback_version=rollback_version,
-                                         schema_version=(gm_version, False))
-        except (MigrationSqlError, psycopg.Error) as exc:
-            seconds = time.perf_counter() - started
-            failure = self.failure(step, exc)
-            tracking.update(record_id, action=step.direction, status=failed_status,
-                            completed=True, duration_ms=round(seconds * 1000),
-                            error_message=str(failure))
-            raise failure from None
+            statements = prepared_statements(file.read_text(), in_transaction=True,
+                                             path=file.path)
+        except MigrationSqlError as exc:  # refused before it ran: the row says so
+            self._fail(tracking, record_id, step, failed_status, exc, started)
+        unterminated = unterminated_failure(conn, statements, file.path)
+        if unterminated is not None:
+            self._fail(tracking, record_id, step, failed_status, unterminated, started)
+        write = tracking.update_sql(record_id, action=step.direction, status=done_status,
+                                    completed=True, timed_by_server=True,
+                                    rollback_version=rollback_version,
+                                    schema_version=(gm_version, False))
+        batch = build_batch(statements, write.as_string(conn))
+        try:
+            done = self._send(batch, tracking, write, file.path)
+        except MigrationSqlError as exc:  # sent one by one: the statement's own error
+            self._fail(tracking, record_id, step, failed_status, exc, started)
+        except psycopg.Error as exc:
+            if conn.closed or conn.broken or self._running_row(tracking, record_id) is None:
+                raise  # the connection is gone: the session's handling says what it left
+            located = locate_failure(conn, batch, exc, file.path)
+            self._fail(tracking, record_id, step, failed_status, located or exc, started)
         except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
-            self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
+            if self._running_row(tracking, record_id) is not None:
+                self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
             raise
-        self._refresh(state, tracking, record, gm_version)
-        return StepOutcome(step, done_status, seconds)
+        self._refresh(state, tracking, done, gm_version)
+        return StepOutcome(step, done_status, time.perf_counter() - started)
+
+    def _send(self, batch: Batch, tracking: Tracking, write: sql.Composed,
+              path: Path) -> ExecutionRecord | None:
+        """Run the batch as one query; with debug logging of statements (``LOG_LEVEL=debug``
+        shows each one as it is sent, with its time) as the same transaction sent one
+        statement at a time, which is what that log is for."""
+        conn = self.session.conn
+        if not _STATEMENT_LOG.isEnabledFor(logging.DEBUG):
+            return run_batch(conn, batch)
+        with conn.transaction():
+            for statement in batch.statements:
+                run_statement(conn, statement, path)
+            return tracking.run_change(write)
+
+    def _fail(self, tracking: Tracking, record_id: int, step: PlanStep, status: str,
+              exc: Exception, started: float) -> NoReturn:
+        """Record a transactional step's failure (PostgreSQL rolled its SQL back) and raise
+        it as the error people read."""
+        failure = self.failure(step, exc)
+        tracking.update(record_id, action=step.direction, status=status, completed=True,
+                        duration_ms=round((time.perf_counter() - started) * 1000),
+                        error_message=str(failure))
+        raise failure from None
+
+    def _running_row(self, tracking: Tracking, record_id: int) -> int | None:
+        """After a batch failed or was interrupted: the row's id when it still says
+        ``running`` once the aborted transaction is rolled back, so the outcome is still to
+        be recorded. None when the batch did commit before Ctrl-C took effect (the row
+        already tells the truth and must stay) or the row cannot be read."""
+        try:
+            _end_open_transaction(self.session.conn)
+            found = tracking.record(record_id)
+        except Exception as exc:  # the row stays as it is; the next run resolves it
+            log.debug("could not read the row of the interrupted step: %s", exc)
+            return None
+        return found.id if found is not None and found.status == Status.RUNNING else None
 
     def _non_transactional(
         self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
@@ -246,12 +323,11 @@ class Applier:
             self._record_interrupt(tracking, record_id, step, "failed", dirty=True)
             raise
         seconds = time.perf_counter() - started
-        with conn.transaction():
-            record = tracking.update(record_id, action=step.direction, status=done_status,
-                                     completed=True, duration_ms=round(seconds * 1000),
-                                     rollback_version=rollback_version,
-                                     metadata={"dirty": False},
-                                     schema_version=(gm_version, False))
+        # one query: the row and the cleared flag commit together (an implicit transaction)
+        record = tracking.update(record_id, action=step.direction, status=done_status,
+                                 completed=True, duration_ms=round(seconds * 1000),
+                                 rollback_version=rollback_version,
+                                 metadata={"dirty": False}, schema_version=(gm_version, False))
         self._refresh(state, tracking, record, gm_version)
         return StepOutcome(step, done_status, seconds)
 

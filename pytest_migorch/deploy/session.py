@@ -66,6 +66,7 @@ class Session:
         self.gm_tables: dict[str, tuple[str, str]] = {}
         self._trackings: dict[str, Tracking] = {}
         self._check_interval: bool | None = None
+        self._settings: dict[str, sql.SQL] = {}
         # The lock keys come from what the server says, never from how the URL spells the
         # database: `/app` in the path and `?dbname=app` are one database (docs: "Locks").
         if lock_timeout is not None:
@@ -122,19 +123,22 @@ class Session:
                     reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
                 self.locks.append(lock)
 
-    def migration_settings(self, schema: str) -> sql.Composed:
+    def migration_settings(self, schema: str) -> sql.SQL:
         """A clean session per migration: no setting leaks from the previous migration, and
         unqualified names go to the service's schema.
 
         Parameterless statements, so the runner sends them in the same round trip as the
         migration's first tracking write (``before=`` of :meth:`Tracking.start` and
         :meth:`Tracking.update`), ahead of it: that write, too, runs with clean settings.
-        Call it outside a transaction (the first call may probe the server)."""
-        statements = [RESET_IDENTITY, sql.SQL("RESET ALL"),
-                      sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))]
-        if self._supports_check_interval():
-            statements.append(_CHECK_INTERVAL)
-        return sql.SQL("; ").join(statements)
+        Call it outside a transaction (the first call may probe the server). Composed once
+        per schema and kept quoted: it is sent before every migration."""
+        if schema not in self._settings:
+            statements = [RESET_IDENTITY, sql.SQL("RESET ALL"),
+                          sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))]
+            if self._supports_check_interval():
+                statements.append(_CHECK_INTERVAL)
+            self._settings[schema] = sql.SQL(sql.SQL("; ").join(statements).as_string(self.conn))
+        return self._settings[schema]
 
     def _supports_check_interval(self) -> bool:
         """Whether the server takes ``client_connection_check_interval``, asked once: a

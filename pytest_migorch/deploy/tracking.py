@@ -7,9 +7,9 @@ Three records are kept per service (SPEC section 6):
   created with exactly the DDL the SPEC gives;
 - ``<schema>.migration_execution_history``: append-only, one row per state change (every start,
   every outcome), a snapshot of the executions row at that moment, so an audit survives re-runs;
-- ``public.<schema>_schema_migrations``: golang-migrate's own table, written the way its postgres
-  driver writes it (``TRUNCATE`` + ``INSERT`` in one transaction), so golang-migrate keeps working
-  on the same database.
+- ``public.<schema>_schema_migrations``: golang-migrate's own table, left the way its postgres
+  driver leaves it (one row or none, replaced in one transaction), so golang-migrate keeps
+  working on the same database.
 
 This module only reads and writes; deciding what to write is :mod:`pytest_migorch.deploy.runner`'s
 job. Identifiers reach SQL only through :class:`psycopg.sql.Identifier`.
@@ -35,6 +35,7 @@ from pytest_migorch.deploy.records import (
     SchemaVersion,
     file_checksum,
 )
+from pytest_migorch.deploy.tracking_ddl import executions_ddl, history_ddl
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = [
@@ -63,51 +64,6 @@ HISTORY_TABLE = "migration_execution_history"
 #: golang-migrate's table lives in ``public``: ``public.<schema>_schema_migrations``.
 GOLANG_MIGRATE_SCHEMA = "public"
 
-# SPEC section 6, verbatim apart from the schema placeholder.
-_EXECUTIONS_DDL = """CREATE TABLE {schema}.migration_executions (
-    id BIGSERIAL PRIMARY KEY,
-    migration_id VARCHAR(255) NOT NULL,
-    migration_version VARCHAR(255) NOT NULL,
-    environment VARCHAR(50) NOT NULL,
-    status VARCHAR(50) NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'rolled_back')),
-    started_at TIMESTAMP WITH TIME ZONE,
-    completed_at TIMESTAMP WITH TIME ZONE,
-    duration_ms BIGINT,
-    executed_by VARCHAR(255),
-    checksum VARCHAR(255),
-    dependencies JSONB,
-    metadata JSONB,
-    error_message TEXT,
-    rollback_version VARCHAR(255),
-    created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
-    updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
-    UNIQUE(migration_id, environment)
-)"""  # noqa: E501
-
-_HISTORY_DDL = """CREATE TABLE {schema}.migration_execution_history (
-    id BIGSERIAL PRIMARY KEY,
-    execution_id BIGINT NOT NULL,
-    migration_id VARCHAR(255) NOT NULL,
-    migration_version VARCHAR(255) NOT NULL,
-    environment VARCHAR(50) NOT NULL,
-    action VARCHAR(20) NOT NULL CHECK (action IN ('up', 'down', 'adopt', 'force', 'recover')),
-    status VARCHAR(50) NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'rolled_back')),
-    started_at TIMESTAMP WITH TIME ZONE,
-    completed_at TIMESTAMP WITH TIME ZONE,
-    duration_ms BIGINT,
-    executed_by VARCHAR(255),
-    checksum VARCHAR(255),
-    error_message TEXT,
-    rollback_version VARCHAR(255),
-    metadata JSONB,
-    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT clock_timestamp()
-)"""  # noqa: E501
-
-_HISTORY_INDEX = (
-    "CREATE INDEX migration_execution_history_lookup_idx "
-    "ON {schema}.migration_execution_history (environment, migration_id, id)"
-)
-
 _RECORD_COLUMNS = (
     "id", "migration_id", "migration_version", "environment", "status", "started_at",
     "completed_at", "duration_ms", "executed_by", "checksum", "dependencies", "metadata",
@@ -117,20 +73,14 @@ _HISTORY_COPIED = (
     "migration_id", "migration_version", "environment", "status", "started_at", "completed_at",
     "duration_ms", "executed_by", "checksum", "error_message", "rollback_version", "metadata",
 )
+#: The column lists, quoted (fixed lower-case names: quoting cannot change them).
+_RECORD_LIST = sql.SQL(", ".join(f'"{c}"' for c in _RECORD_COLUMNS))
+_HISTORY_LIST = sql.SQL(", ".join(f'"{c}"' for c in _HISTORY_COPIED))
 _UNSET: Any = object()
+_SERVER_DURATION = ("duration_ms = round(extract(epoch FROM clock_timestamp() "
+                    "- transaction_timestamp()) * 1000)")
 #: Start of the comment migorch puts on golang-migrate's table of a service it tracks.
 MARKER = "migorch keeps the records of this table in"
-
-
-def executions_ddl(schema: str) -> sql.Composed:
-    """The SPEC's ``CREATE TABLE <schema>.migration_executions`` statement."""
-    return sql.SQL(_EXECUTIONS_DDL).format(schema=sql.Identifier(schema))
-
-
-def history_ddl(schema: str) -> list[sql.Composed]:
-    """The append-only history table and its lookup index."""
-    return [sql.SQL(text).format(schema=sql.Identifier(schema))
-            for text in (_HISTORY_DDL, _HISTORY_INDEX)]
 
 
 def golang_migrate_table(schema: str) -> str:
@@ -156,9 +106,11 @@ class Tracking:
         #: golang-migrate's table: the service's declared ``migrations_table`` or the default.
         self.gm_schema, self.gm_table = gm_table or (GOLANG_MIGRATE_SCHEMA,
                                                      golang_migrate_table(schema))
-        self._executions = sql.Identifier(schema, EXECUTIONS_TABLE)
-        self._history = sql.Identifier(schema, HISTORY_TABLE)
-        self._gm = sql.Identifier(self.gm_schema, self.gm_table)
+        # Quoted once: composing identifiers costs more client time than the server spends
+        # on a tracking write, and every migration makes two of them.
+        self._executions = _rendered(conn, sql.Identifier(schema, EXECUTIONS_TABLE))
+        self._history = _rendered(conn, sql.Identifier(schema, HISTORY_TABLE))
+        self._gm = _rendered(conn, sql.Identifier(self.gm_schema, self.gm_table))
         self._seen: set[tuple[str, str]] = set()
 
     @contextmanager
@@ -266,8 +218,9 @@ class Tracking:
         return SchemaVersion(version=int(row[0]), dirty=bool(row[1]), exists=True)
 
     def write_schema_version(self, version: int, dirty: bool) -> None:
-        """golang-migrate's ``SetVersion``: TRUNCATE, then INSERT unless nil and clean, in one
-        transaction: the caller's, if any, which makes it atomic with its other writes."""
+        """golang-migrate's ``SetVersion``: empty the table, then INSERT unless nil and clean,
+        in one transaction: the caller's, if any, which makes it atomic with its other
+        writes."""
         with self._atomic():
             self.conn.execute(self._guarded(self._set_version_sql(version, dirty)),
                               prepare=False)
@@ -278,8 +231,13 @@ class Tracking:
         return sql.SQL("; ").join([self.guard, statement])
 
     def _set_version_sql(self, version: int, dirty: bool) -> sql.Composed:
-        """``TRUNCATE`` + ``INSERT`` as one parameterless text: one round trip."""
-        statements = [sql.SQL("TRUNCATE {}").format(self._gm)]
+        """``DELETE`` + ``INSERT`` as one parameterless text: one round trip.
+
+        golang-migrate empties the table with ``TRUNCATE``; the rows left are the same, but a
+        TRUNCATE gives the table a new file and takes an ACCESS EXCLUSIVE lock each time,
+        which measured ~1 ms per migration, more than the rest of the write (a DELETE of one
+        row is MVCC-safe too: a reader sees the old version until the commit)."""
+        statements = [sql.SQL("DELETE FROM {}").format(self._gm)]
         if version >= 0 or (version == -1 and dirty):
             statements.append(sql.SQL("INSERT INTO {} (version, dirty) VALUES ({}, {})").format(
                 self._gm, sql.Literal(version), sql.Literal(dirty)))
@@ -291,21 +249,35 @@ class Tracking:
         if not self._exists(self.schema, EXECUTIONS_TABLE):
             return []
         query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
-            sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
+            _RECORD_LIST, self._executions)
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def record(self, record_id: int) -> ExecutionRecord | None:
         """One row by id: after a step, reading only the row it changed keeps a long run
         linear instead of re-reading every row after every migration."""
         query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
-            sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), self._executions)
+            _RECORD_LIST, self._executions)
         with self.conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(query, (record_id,)).fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
-    def start(
+    def start(self, *, action: str, schema_version: tuple[int, bool] | None = None,
+              before: sql.Composable | None = None, **row: Any) -> int:
+        """Insert or reset the row of a migration to ``status`` (a fresh attempt) and append
+        the history event; returns the row id.
+
+        One statement (the history row is written by a data-modifying CTE), so it is atomic on
+        its own: in autocommit it is committed when this returns, inside the caller's
+        transaction it commits with it. ``schema_version`` and ``before`` as in
+        :meth:`update`; ``row``: the columns of :meth:`start_sql`."""
+        record = self.run_change(self.start_sql(action=action, schema_version=schema_version,
+                                                 before=before, **row))
+        assert record is not None
+        return record.id
+
+    def start_sql(
         self,
         *,
         migration_id: str,
@@ -320,14 +292,8 @@ class Tracking:
         started: bool = True,
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
-    ) -> int:
-        """Insert or reset the row of a migration to ``status`` (a fresh attempt) and append
-        the history event; returns the row id.
-
-        One statement (the history row is written by a data-modifying CTE), so it is atomic on
-        its own: in autocommit it is committed when this returns, inside the caller's
-        transaction it commits with it. ``schema_version`` and ``before`` as in
-        :meth:`update`."""
+    ) -> sql.Composed:
+        """The parameterless statements of :meth:`start`, to send with others."""
         values = {
             "id": migration_id, "version": migration_version, "env": environment,
             "status": status, "started": started, "completed": status == "completed",
@@ -349,11 +315,32 @@ class Tracking:
             "dependencies = EXCLUDED.dependencies, metadata = EXCLUDED.metadata, "
             "error_message = NULL, rollback_version = NULL, updated_at = clock_timestamp()"
         ).format(t=self._executions, **{k: sql.Literal(v) for k, v in values.items()})
-        record = self._change(upsert, action, schema_version, before)
-        assert record is not None
-        return record.id
+        return self._change_sql(upsert, action, schema_version, before)
 
     def update(
+        self,
+        record_id: int,
+        *,
+        action: str,
+        status: str,
+        schema_version: tuple[int, bool] | None = None,
+        before: sql.Composable | None = None,
+        **changes: Any,
+    ) -> ExecutionRecord | None:
+        """Change a row's state; ``metadata`` is merged into the stored object. Appends the
+        history event atomically with the change and returns the row as it now is (``None``
+        if it no longer exists), so the caller need not read it back.
+
+        ``schema_version=(version, dirty)`` also writes golang-migrate's row (DELETE +
+        INSERT) in the same round trip: the caller's transaction, or else the implicit
+        transaction PostgreSQL gives a multi-statement query, commits all of it or nothing.
+        ``before``: parameterless statements sent first in the same round trip (the runner's
+        per-migration session settings). ``changes``: the columns of :meth:`update_sql`."""
+        query = self.update_sql(record_id, action=action, status=status,
+                                schema_version=schema_version, before=before, **changes)
+        return self.run_change(query)
+
+    def update_sql(
         self,
         record_id: int,
         *,
@@ -369,16 +356,15 @@ class Tracking:
         metadata: dict[str, Any] | None = None,
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
-    ) -> ExecutionRecord | None:
-        """Change a row's state; ``metadata`` is merged into the stored object. Appends the
-        history event atomically with the change and returns the row as it now is (``None``
-        if it no longer exists), so the caller need not read it back.
+        timed_by_server: bool = False,
+    ) -> sql.Composed:
+        """The parameterless statements of :meth:`update`, to send later or together with
+        others (the runner appends them to a migration's SQL: one round trip for both).
 
-        ``schema_version=(version, dirty)`` also writes golang-migrate's row (TRUNCATE +
-        INSERT) in the same round trip: the caller's transaction, or else the implicit
-        transaction PostgreSQL gives a multi-statement query, commits all of it or nothing.
-        ``before``: parameterless statements sent first in the same round trip (the runner's
-        per-migration session settings)."""
+        ``timed_by_server``: ``duration_ms`` measured by the server from the start of the
+        transaction that carries this update (``transaction_timestamp()``: its ``BEGIN``) to
+        the write: the duration of the migration SQL run ahead of it in that transaction,
+        without the client's clock."""
         sets: list[sql.Composable] = [
             sql.SQL("status = {}").format(sql.Literal(status)),
             sql.SQL("updated_at = clock_timestamp()"),
@@ -396,27 +382,43 @@ class Tracking:
         if metadata:
             sets.append(sql.SQL("metadata = coalesce(metadata, '{{}}'::jsonb) || {}").format(
                 sql.Literal(Jsonb(metadata))))
+        if timed_by_server:
+            sets.append(sql.SQL(_SERVER_DURATION))
         change = sql.SQL("UPDATE {} SET {} WHERE id = {}").format(
             self._executions, sql.SQL(", ").join(sets), sql.Literal(record_id))
-        return self._change(change, action, schema_version, before)
+        return self._change_sql(change, action, schema_version, before)
 
     def _change(self, change: sql.Composable, action: str,
                 schema_version: tuple[int, bool] | None,
                 before: sql.Composable | None = None) -> ExecutionRecord | None:
-        """Run ``change`` (an INSERT or UPDATE of one executions row) with its history event
-        and, if asked, golang-migrate's row: one ``execute``, one round trip.
+        return self.run_change(self._change_sql(change, action, schema_version, before))
+
+    def run_change(self, query: sql.Composed) -> ExecutionRecord | None:
+        """Send a query of :meth:`_change_sql`: one ``execute``, one round trip."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, prepare=False)
+            while cur.description is None and cur.nextset():
+                pass  # skip the results of ``before``: the row is the first one with columns
+            row = cur.fetchone()
+        return record_from_row(row) if row else None
+
+    def _change_sql(self, change: sql.Composable, action: str,
+                    schema_version: tuple[int, bool] | None,
+                    before: sql.Composable | None = None) -> sql.Composed:
+        """``change`` (an INSERT or UPDATE of one executions row) with its history event
+        and, if asked, golang-migrate's row, as one parameterless text.
 
         The history row is inserted by a data-modifying CTE from the changed row itself
         (``RETURNING *``), which also hands the new row back. Values are literals (no
         parameters) because only a parameterless query may hold several statements."""
-        columns = sql.SQL(", ").join(map(sql.Identifier, _HISTORY_COPIED))
+        columns = _HISTORY_LIST
         query: sql.Composable = sql.SQL(
             "WITH changed AS ({change} RETURNING *), "
             "logged AS (INSERT INTO {h} (execution_id, action, {cols}) "
             "SELECT id, {action}, {cols} FROM changed) "
             "SELECT {record} FROM changed"
         ).format(change=change, h=self._history, cols=columns, action=sql.Literal(action),
-                 record=sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)))
+                 record=_RECORD_LIST)
         statements = [query]
         if self.guard is not None:
             statements.insert(0, self.guard)
@@ -424,12 +426,7 @@ class Tracking:
             statements.insert(0, before)
         if schema_version is not None:
             statements.append(self._set_version_sql(*schema_version))
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.SQL("; ").join(statements), prepare=False)
-            while cur.description is None and cur.nextset():
-                pass  # skip the results of ``before``: the row is the first one with columns
-            row = cur.fetchone()
-        return _record(row) if row else None
+        return sql.SQL("; ").join(statements)
 
     def note_progress(self, record_id: int, metadata: dict[str, Any]) -> None:
         """Merge ``metadata`` into a running row without a history event (progress of a
@@ -455,5 +452,15 @@ class Tracking:
         return [HistoryRecord(**{**row, "metadata": row["metadata"] or {}}) for row in rows]
 
 
-def _record(row: dict[str, Any]) -> ExecutionRecord:
+def _rendered(conn: psycopg.Connection[Any], identifier: sql.Identifier) -> sql.Composable:
+    """``identifier`` quoted now, for a connection that may not be usable yet (closed in
+    some tests): then quoted again at each use."""
+    try:
+        return sql.SQL(identifier.as_string(conn))
+    except psycopg.Error:
+        return identifier
+
+
+def record_from_row(row: dict[str, Any]) -> ExecutionRecord:
+    """An executions row as read with ``dict_row`` (``RETURNING`` or ``SELECT``)."""
     return ExecutionRecord(**{**row, "metadata": row["metadata"] or {}})

@@ -15,23 +15,23 @@ keyed by the text and by the package, sqlglot and :data:`ANALYSIS_FORMAT` versio
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import itertools
 import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import sqlglot
 
 from pytest_migorch import __version__
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.sql import pg_parse
-from pytest_migorch.sql.ast_recognisers import analyse_parsed
-from pytest_migorch.sql.facts import InvalidSql, NotAnalysed, ObjectRef, Op, Role
-from pytest_migorch.sql.split import IgnoreComment, Statement, split_sql, tokenize
+from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, Op, Role
+from pytest_migorch.sql.split import IgnoreComment, Statement, Token, split_sql, tokenize
 from pytest_migorch.sql.token_recognisers import recognise, statement_kind
 
 __all__ = [
@@ -213,11 +213,20 @@ def content_key(text: str) -> str:
     """The cache key of a file's text: it changes with the text, sqlglot, our format and our
     version, so an upgrade never serves facts (or internal errors) of an older analysis."""
     digest = hashlib.sha256()
-    version = getattr(sqlglot, "__version__", "unknown")
-    digest.update(f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{version}/"
+    digest.update(f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{_sqlglot_version()}/"
                   f"{pg_parse.PARSER_ID}\0".encode())
     digest.update(text.encode("utf-8", errors="surrogatepass"))
     return digest.hexdigest()
+
+
+@functools.cache
+def _sqlglot_version() -> str:
+    """sqlglot's version from its installed metadata rather than by importing it: a run whose
+    analyses are all cached (a deploy after ``migorch validate``) never imports sqlglot."""
+    try:
+        return importlib.metadata.version("sqlglot")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class AnalysisCache:
@@ -307,6 +316,14 @@ def _analyse_uncached(text: str, key: str) -> SqlAnalysis:
         orphan_ignores=split.orphan_ignores,
         unterminated_comment_line=split.unterminated_comment_line,
     )
+
+
+def analyse_parsed(kind: str, text: str, tokens: Sequence[Token]) -> Facts:
+    """sqlglot's analysis of a statement the token recognisers do not read, imported on first
+    use: a run whose analyses are all cached never loads sqlglot."""
+    from pytest_migorch.sql.ast_recognisers import analyse_parsed as parsed
+
+    return parsed(kind, text, tokens)
 
 
 def analyse_statement(statement: Statement) -> StatementAnalysis:

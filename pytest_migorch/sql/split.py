@@ -412,5 +412,14 @@ def _unterminated_note(token: Token, lines: _LineIndex) -> str:
 
 
 def split_statements(text: str) -> list[Statement]:
-    """The statements of ``text`` in file order (see :func:`split_sql` for the details)."""
-    return list(split_sql(text).statements)
+    """The statements of ``text`` in file order (see :func:`split_sql` for the details).
+
+    Remembered by text: one run asks for the statements of a file several times (its
+    execution mode in the checks and in the plan, then the runner sending it), and lexing in
+    Python is the expensive part. The results are immutable; the list is the caller's own."""
+    return list(_statements(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _statements(text: str) -> tuple[Statement, ...]:
+    return split_sql(text).statements

@@ -4,6 +4,7 @@ command in-process and reports which modules it loaded."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,25 @@ def test_the_up_plan_loads_no_drawing_or_scaffolding(services: Path, fresh_db: s
 def test_the_parsers_copies_of_core_constants_match_the_core() -> None:
     assert arguments.DEFAULT_LOCK_TIMEOUT == runner.DEFAULT_LOCK_TIMEOUT
     assert arguments.GRAPH_FORMATS == drawing.FORMATS
+
+
+def test_a_plan_of_cached_analyses_loads_no_sqlglot(services: Path, fresh_db: str,
+                                                    tmp_path: Path) -> None:
+    # `migorch validate` keeps every analysis; the deploy after it reads them and never needs
+    # sqlglot (about 0.1 s of imports); with an empty cache the same plan does need it
+    plan = ["up", "--all", "--dry-run", "--env", "staging", "--root", str(services),
+            "--database-url", fresh_db]
+
+    def modules(cache: str, *argv: str) -> list[str]:
+        env = {**os.environ, "MIGORCH_CACHE_DIR": str(tmp_path / cache)}
+        done = subprocess.run([sys.executable, "-c", LOADED, *argv], capture_output=True,
+                              text=True, check=False, env=env)
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        assert report["exit"] == 0, done.stderr
+        return list(report["modules"])
+
+    assert "sqlglot" in modules("empty", *plan)
+    modules("warm", "validate", "--all", "--root", str(services))
+    cached = modules("warm", *plan)
+    assert "pytest_migorch.checks.migration" in cached  # it did analyse the plan's steps
+    assert loaded(cached, "sqlglot", "pytest_migorch.sql.ast_recognisers") == []

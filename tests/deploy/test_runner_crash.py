@@ -131,6 +131,29 @@ def test_kill_during_a_transactional_migration_then_the_next_run(
         == [(6, False)]
 
 
+def test_ctrl_c_during_a_transactional_migration_is_recorded_at_once(
+        services: Path, fresh_db: str) -> None:
+    # the migration and its tracking write travel as one query: Ctrl-C cancels it, the
+    # runner rolls the aborted transaction back and records the interruption itself
+    migration_id = add_slow_migration(
+        services, "CREATE TABLE slow_marker (id int);\nSELECT pg_sleep(30);\n",
+        transactional=True)
+    proc = spawn(services, fresh_db, "up", "user-service", "--env", "production")
+    wait_until(lambda: (row(fresh_db, migration_id) or ("",))[0] == "running" and query(
+        fresh_db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_sleep(30)%%' "
+                  "AND pid <> pg_backend_pid()") == [(1,)])
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    status, metadata = row(fresh_db, migration_id)  # type: ignore[misc]
+    assert (status, metadata["interrupted"], metadata["dirty"]) == ("failed", True, False)
+    assert query(fresh_db, "SELECT error_message FROM user_service.migration_executions "
+                           "WHERE migration_id = %s", (migration_id,)) == [(
+        "interrupted by the user (Ctrl-C); PostgreSQL rolled back the transaction",)]
+    assert query(fresh_db, "SELECT to_regclass('user_service.slow_marker') IS NULL") == [(True,)]
+    assert events(fresh_db, migration_id) == [("up", "running"), ("up", "failed")]
+
+
 def test_kill_during_a_non_transactional_migration_then_the_next_run(
         services: Path, fresh_db: str) -> None:
     migration_id = add_slow_migration(
