@@ -78,7 +78,7 @@ OPTIONS: tuple[Option, ...] = (
            "existed there is an error"),
     Option("--migorch-changed-only", "migorch_changed_only", "bool", ini_default=False,
            help="with --migorch-base: database tests only for changed services and the "
-           "services that depend on them"),
+           "services that depend on them, per-migration checks only for changed services"),
     Option("--migorch-codequality", "migorch_codequality", "string", metavar="PATH",
            help="write a GitLab Code Quality report of all findings"),
     Option("--migorch-sarif", "migorch_sarif", "string", metavar="PATH",
