@@ -88,8 +88,18 @@ def _xdist_group(item: pytest.Item) -> str | None:
     return str(name) if name is not None else None
 
 
+_GROUP_KEY = pytest.StashKey[str]()
+
+
 def group_of(item: pytest.Item) -> str:
-    """The group ``item`` is partitioned with (see the module docstring)."""
+    """The group ``item`` is partitioned with (see the module docstring), computed once."""
+    group = item.stash.get(_GROUP_KEY, None)
+    if group is None:
+        group = item.stash[_GROUP_KEY] = _group(item)
+    return group
+
+
+def _group(item: pytest.Item) -> str:
     from pytest_migorch.pytest_plugin.collectors import (
         MigorchItem,
         RoundTripCollector,
