@@ -100,6 +100,8 @@ def group_of(item: pytest.Item) -> str:
 
 
 def _group(item: pytest.Item) -> str:
+    # Imported here: the option table imports this module in every pytest session, and the
+    # collectors bring the whole core (only sessions that use pytest-migorch get this far).
     from pytest_migorch.pytest_plugin.collectors import (
         MigorchItem,
         RoundTripCollector,
