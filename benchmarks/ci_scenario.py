@@ -202,7 +202,8 @@ def run_scenario(repo: Path, work: Path, workers: int, shards: Sequence[int],
         for seeded in (True, False):
             if count == 1 and not seeded:
                 continue
-            label = f"{count} shards, {'cache of the last run' if seeded else 'empty cache'}"
+            label = (f"{count} shard{'s' if count > 1 else ''}, "
+                     f"{'cache of the last run' if seeded else 'empty cache'}")
             jobs = []
             for k in range(1, count + 1):
                 cache = _fresh(caches / f"shard-{count}-{k}", warm_cache if seeded else None)
