@@ -129,3 +129,39 @@ def test_benchmark_names_and_quick_defaults(run: ModuleType, tmp_path: Path) -> 
     assert config.keep  # a work directory the user named is never removed
     with pytest.raises(SystemExit):
         run.parse_args(["--only", "nonsense"])
+
+
+def test_ci_scenario_repository_selects_the_change(generate: ModuleType, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI scenario's repository: a released base, a branch changing the given services,
+    and --migorch-changed-only selecting their round-trips and per-migration checks."""
+    from benchmarks import ci_scenario
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    repo = tmp_path / "repo"
+    names = generate.service_names(3)
+    ci_scenario.build_repository(repo, 3, 4, [names[2]], seed=0)
+    selected = ci_scenario.collected(repo)
+    assert selected["services"] == [names[2]]  # the last service: nothing depends on it
+    assert selected["roundtrip_items"] > 0 and selected["groups"] >= 1
+    # Service-level checks for all three, sql and risk for the changed one's 5 migrations.
+    assert selected["items"] == 3 * 4 + 2 * 5 + selected["roundtrip_items"]
+
+
+def test_ci_scenario_phases_add_up(generate: ModuleType) -> None:
+    from benchmarks.ci_scenario import phases
+
+    marks = [{"name": "t0", "t0": 100.0},
+             {"name": "controller", "loaded": 101.0, "last_report": 120.0, "reports": 0.5},
+             {"name": "gw0", "collection": [104.0, 106.0], "server": 1.0, "roundtrip": 9.0,
+              "static": 2.0, "server_stop": 0.2},
+             {"name": "gw1", "collection": [104.5, 107.0], "server": 1.5, "roundtrip": 8.0,
+              "static": 1.0}]
+    result = phases(marks, 100.0, wall=25.0)
+    assert result["start-up"] == 1.0
+    assert result["workers up + collection"] == 6.0
+    assert result["collection (slowest worker)"] == 2.5
+    assert result["tests"] == 13.0
+    assert result["server start (sum)"] == 2.5 and result["round-trip (sum)"] == 14.5
+    assert result["static (sum)"] == 3.0 and result["reports + exit"] == 5.0
+    assert result["server stop (sum)"] == pytest.approx(0.2)

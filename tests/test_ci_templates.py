@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report_formats import validate_sarif
 
 from pytest_migorch.cli.main import main as migorch_main
 
@@ -80,6 +81,30 @@ def test_templates_follow_the_official_schemas(template: Path, schema: str) -> N
         capture_output=True, text=True, check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_matrix_variants_stay_valid(tmp_path: Path) -> None:
+    """What the comments say to change for N jobs: the GitHub matrix listing 1..4 passes
+    actionlint and the workflow schema, GitLab's uncommented ``parallel: 4`` the CI schema."""
+    pytest.importorskip("check_jsonschema", reason="pip install check-jsonschema")
+    github = tmp_path / "migorch.yml"
+    text = GITHUB_WORKFLOW.read_text(encoding="utf-8")
+    assert "        shard: [1]  #" in text
+    github.write_text(text.replace("        shard: [1]  #", "        shard: [1, 2, 3, 4]  #"))
+    gitlab = tmp_path / "migorch.gitlab-ci.yml"
+    text = GITLAB_JOB.read_text(encoding="utf-8")
+    assert "  # parallel: 4  #" in text
+    gitlab.write_text(text.replace("  # parallel: 4  #", "  parallel: 4  #"))
+    assert _yaml(gitlab)["migorch"]["parallel"] == 4
+    for path, schema in ((github, "vendor.github-workflows"), (gitlab, "vendor.gitlab-ci")):
+        done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+                               schema, str(path)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    actionlint = _tool("actionlint")
+    if actionlint is not None:
+        done = subprocess.run([actionlint, "-no-color", str(github)], capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("template", [GITHUB_WORKFLOW, GITLAB_JOB])
@@ -152,33 +177,82 @@ def _junit_tests(path: Path) -> int:
     return sum(int(suite.get("tests", 0)) for suite in suites.iter("testsuite"))
 
 
+#: What the workflow's expressions give a job of a one-job matrix.
+ONE_JOB = {"SHARD": "1", "SHARDS": "1"}
+
+
+def _github_step(job: str, name: str) -> dict[str, Any]:
+    steps = _yaml(GITHUB_WORKFLOW)["jobs"][job]["steps"]
+    return next(s for s in steps if s.get("name") == name)
+
+
 def test_github_workflow_script(checkout: Path) -> None:
     workflow = _yaml(GITHUB_WORKFLOW)
     job = workflow["jobs"]["migorch"]
     step = next(s for s in job["steps"] if s.get("name") == "Test migrations")
-    env = {**job["env"], "BASE_REF": "main"}  # ${{ github.base_ref }} on a pull request
+    # ${{ github.base_ref }} on a pull request; the matrix has one job.
+    env = {**job["env"], "BASE_REF": "main", **ONE_JOB}
     done = _run_script(step["run"], checkout, env)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "--migorch-shard" not in done.stdout
     assert _junit_tests(checkout / "migorch-junit.xml") > 0
-    sarif = json.loads((checkout / "migorch.sarif").read_text())
+    sarif = json.loads((checkout / "migorch-1.sarif").read_text())
     assert sarif["version"] == "2.1.0"
     assert step["run"].count("--migorch-base") == 1
-    upload = next(s for s in job["steps"] if "upload-sarif" in s.get("uses", ""))
-    assert upload["with"]["sarif_file"] == "migorch.sarif"
-    artifact = next(s for s in job["steps"] if "upload-artifact" in s.get("uses", ""))
-    assert artifact["with"]["path"] == "migorch-junit.xml"
+    assert job["strategy"]["matrix"]["shard"] == [1]
+    artifacts = [s["with"] for s in job["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert [a["path"] for a in artifacts] == ["migorch-junit.xml",
+                                              "migorch-${{ matrix.shard }}.sarif"]
+    assert all("${{ matrix.shard }}" in a["name"] for a in artifacts)  # unique per job
+    upload = next(s for s in workflow["jobs"]["migorch-sarif"]["steps"]
+                  if "upload-sarif" in s.get("uses", ""))
+    assert upload["with"] == {"sarif_file": "migorch.sarif", "category": "migorch"}
+
+
+def test_github_matrix_shares_the_tests_and_merges_the_sarif(checkout: Path) -> None:
+    """Three shards run the template's script; their JUnit counts add up to one job's and
+    the migorch-sarif job's merge is one valid run with every result of the one job."""
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed (GitHub's runners have it)")
+    step = _github_step("migorch", "Test migrations")
+    env = {"MIGORCH_ROOT": "services", "BASE_REF": ""}
+    done = _run_script(step["run"], checkout, {**env, **ONE_JOB})
+    assert done.returncode == 0, done.stdout + done.stderr
+    whole = _junit_tests(checkout / "migorch-junit.xml")
+    expected = json.loads((checkout / "migorch-1.sarif").read_text())["runs"][0]["results"]
+    assert expected, "the examples have findings to merge"
+    (checkout / "migorch-1.sarif").unlink()
+    counts = []
+    (checkout / "sarif").mkdir()
+    for shard in ("1", "2", "3"):
+        done = _run_script(step["run"], checkout, {**env, "SHARD": shard, "SHARDS": "3"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        counts.append(_junit_tests(checkout / "migorch-junit.xml"))
+        shutil.move(checkout / f"migorch-{shard}.sarif", checkout / "sarif")
+    assert sum(counts) == whole and all(0 < count < whole for count in counts)
+    merge = _github_step("migorch-sarif", "Merge the shards' SARIF into one run")
+    done = _run_script(merge["run"], checkout, {})
+    assert done.returncode == 0, done.stdout + done.stderr
+    merged = json.loads((checkout / "migorch.sarif").read_text())
+    validate_sarif(merged)
+    key = lambda r: json.dumps({k: v for k, v in r.items() if k != "ruleIndex"},  # noqa: E731
+                                sort_keys=True)
+    assert sorted(map(key, merged["runs"][0]["results"])) == sorted(map(key, expected))
 
 
 def test_github_workflow_script_without_a_base(checkout: Path) -> None:
     """On a push there is no base_ref: the run must not pass an empty --migorch-base."""
-    step = next(s for s in _yaml(GITHUB_WORKFLOW)["jobs"]["migorch"]["steps"]
-                if s.get("name") == "Test migrations")
+    step = _github_step("migorch", "Test migrations")
     done = _run_script(step["run"].replace("python -m pytest", "echo ARGS"), checkout,
-                       {"MIGORCH_ROOT": "services", "BASE_REF": ""})
+                       {"MIGORCH_ROOT": "services", "BASE_REF": "", **ONE_JOB})
     assert done.returncode == 0 and "--migorch-base" not in done.stdout
     done = _run_script(step["run"].replace("python -m pytest", "echo ARGS"), checkout,
-                       {"MIGORCH_ROOT": "services", "BASE_REF": "main"})
+                       {"MIGORCH_ROOT": "services", "BASE_REF": "main", **ONE_JOB})
     assert "--migorch-base origin/main" in done.stdout
+    done = _run_script(step["run"].replace("python -m pytest", "echo ARGS"), checkout,
+                       {"MIGORCH_ROOT": "services", "BASE_REF": "main", "SHARD": "2",
+                        "SHARDS": "4"})
+    assert "--migorch-base origin/main --migorch-shard 2/4" in done.stdout
 
 
 def test_gitlab_job_script(checkout: Path) -> None:
@@ -199,6 +273,27 @@ def test_gitlab_job_script(checkout: Path) -> None:
     assert reports == {"junit": "migorch-junit.xml",
                        "codequality": "gl-code-quality-report.json"}
     assert job["artifacts"]["when"] == "always"
+
+
+def test_gitlab_parallel_jobs_share_the_tests(checkout: Path) -> None:
+    """With ``parallel: 2`` GitLab sets CI_NODE_INDEX/CI_NODE_TOTAL: each job tests its share
+    and both write the report files the artifacts section names."""
+    job = _yaml(GITLAB_JOB)[".migorch"]
+    script = job["script"][1]
+    env = {"MIGORCH_ROOT": "services"}
+    done = _run_script(script, checkout, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    whole = _junit_tests(checkout / "migorch-junit.xml")
+    counts = []
+    for index in ("1", "2"):
+        done = _run_script(script, checkout, {**env, "CI_NODE_INDEX": index,
+                                              "CI_NODE_TOTAL": "2"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        counts.append(_junit_tests(checkout / "migorch-junit.xml"))
+        assert isinstance(json.loads((checkout / "gl-code-quality-report.json").read_text()),
+                          list)
+    assert sum(counts) == whole and all(0 < count < whole for count in counts)
+    assert '"${CI_NODE_TOTAL:-1}" -le 1' in job["after_script"][0]  # no partial note
 
 
 def test_gitlab_job_can_be_included() -> None:

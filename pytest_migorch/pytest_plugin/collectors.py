@@ -127,9 +127,14 @@ class ServicesRoot(pytest.Directory):
             self.config.stash[ANALYSIS_CACHE_KEY].store, root_options(self.path)), fingerprint)
         #: Services whose database tests run (None: all); see --migorch-changed-only.
         self.database_services: set[str] | None = None
+        #: Services whose per-migration checks run (None: all). The others' migrations are all
+        #: released, so --migorch-base would hide every finding of those items anyway.
+        self.migration_services: set[str] | None = None
         if settings.changed_only and settings.base_ref:
-            self.database_services = with_dependents(
-                project, changed_services(project, settings.base_ref))
+            changed = changed_services(project, settings.base_ref)
+            self.database_services = with_dependents(project, changed)
+            if not settings.all_findings:
+                self.migration_services = changed
         if any(f.service not in project.services for f in result.findings):
             yield ProjectItem.from_parent(self, **child_id(self, "project"), result=result)
         for _, service in sorted(project.services.items()):
@@ -202,8 +207,9 @@ class ServiceCollector(pytest.Directory):
         if declared or self.ihook.pytest_migorch_check_service.get_hookimpls():
             yield CustomServiceItem.from_parent(self, **child_id(self, "custom"), **common)
         has_custom = declared or bool(self.ihook.pytest_migorch_check_migration.get_hookimpls())
+        checked = getattr(self.parent, "migration_services", None)
         for _, migration in sorted(self.service.migrations.items()):
-            if migration.up is None:
+            if migration.up is None or checked is not None and self.service.name not in checked:
                 continue
             for family in MIGRATION_CHECKS:
                 yield MigrationCheckItem.from_parent(

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_migorch.pytest_plugin.settings import DSN_ENV_VAR, PROVIDERS, MigorchSettings
+from pytest_migorch.pytest_plugin.sharding import ShardSpec, parse_shard
 
 __all__ = ["Option", "OPTIONS", "add_options", "option_value", "is_enabled", "build_settings"]
 
@@ -80,7 +81,7 @@ OPTIONS: tuple[Option, ...] = (
            "existed there is an error"),
     Option("--migorch-changed-only", "migorch_changed_only", "bool", ini_default=False,
            help="with --migorch-base: database tests only for changed services and the "
-           "services that depend on them"),
+           "services that depend on them, per-migration checks only for changed services"),
     Option("--migorch-codequality", "migorch_codequality", "string", metavar="PATH",
            help="write a GitLab Code Quality report of all findings"),
     Option("--migorch-sarif", "migorch_sarif", "string", metavar="PATH",
@@ -95,6 +96,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--migorch-html", "migorch_html", "string", metavar="PATH",
            help="write a self-contained HTML report: migrations, findings, the graph and "
            "every generated test's outcome"),
+    Option("--migorch-shard", "migorch_shard", "string", metavar="K/N",
+           help="run only shard K of N (1-based; one CI matrix job each): round-trips stay "
+           "whole, shards are balanced by the durations of the last runs"),
 )
 
 
@@ -126,6 +130,20 @@ def _seed_data(config: pytest.Config) -> bool:
     if option_value(config, "migorch_no_seed_data"):
         return False
     return bool(config.getoption("migorch_seed_data") or config.getini("migorch_seed_data"))
+
+
+def _shard(config: pytest.Config) -> ShardSpec | None:
+    value = option_value(config, "migorch_shard")
+    if not value:
+        return None
+    try:
+        shard = parse_shard(str(value))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if not is_enabled(config):
+        raise pytest.UsageError(f"--migorch-shard {shard} needs --migorch ROOT (or the "
+                                "migorch_paths ini setting): it shares out generated tests")
+    return shard
 
 
 def build_settings(config: pytest.Config) -> MigorchSettings:
@@ -163,6 +181,7 @@ def build_settings(config: pytest.Config) -> MigorchSettings:
         all_findings=bool(option_value(config, "migorch_all_findings")),
         markdown_path=_path(config, "migorch_markdown"),
         html_path=_path(config, "migorch_html"),
+        shard=_shard(config),
     )
     if settings.changed_only and not settings.base_ref:
         raise pytest.UsageError("--migorch-changed-only needs --migorch-base REF")

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_migorch.errors import MigorchError
 from pytest_migorch.findings import Finding, sort_findings
-from pytest_migorch.pytest_plugin import ci_hooks, history, html_hooks
+from pytest_migorch.pytest_plugin import ci_hooks, history, html_hooks, sharding
 from pytest_migorch.pytest_plugin.collectors import LazyServer, MigorchItem, ServicesRoot
 from pytest_migorch.pytest_plugin.keys import (
     ANALYSIS_CACHE_KEY,
@@ -49,6 +49,7 @@ def activate(config: pytest.Config) -> None:
     config.pluginmanager.register(history, "migorch-history")
     if settings.html_path is not None:
         config.pluginmanager.register(html_hooks, html_hooks.PLUGIN_NAME)
+    sharding.register(config, settings.shard)
     # Roots become collection arguments, so `pytest --migorch services/` needs no path of its
     # own; pytest deduplicates a root that is also reached from another argument.
     present = {Path(config.invocation_params.dir, arg.split("::")[0]).resolve()

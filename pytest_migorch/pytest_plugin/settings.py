@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_migorch.pytest_plugin.sharding import ShardSpec
 
 __all__ = ["MigorchSettings", "PROVIDERS", "DSN_ENV_VAR"]
 
@@ -57,6 +61,8 @@ class MigorchSettings:
     markdown_path: Path | None = None
     #: Where to write the HTML report (:mod:`pytest_migorch.reports.html`).
     html_path: Path | None = None
+    #: Run only this share of the items (``--migorch-shard K/N``; :mod:`.sharding`).
+    shard: ShardSpec | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def wants_environment(self, name: str) -> bool:

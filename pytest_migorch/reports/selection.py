@@ -125,8 +125,9 @@ class ChangeSelection:
     def _add_service(self, repo: GitRepository, merge_base: str, top: Path,
                      service: Service) -> None:
         migrations_dir = service.migrations_dir.resolve()
-        if any(migrations_dir in path.parents for path in self.changed_files):
-            self.touched_services.add(service.name)
+        if not any(migrations_dir in path.parents for path in self.changed_files):
+            return  # no changed file, so no changed migration or entry either
+        self.touched_services.add(service.name)
         for migration in service.migrations.values():
             files = [f.path.resolve() for f in (migration.up, migration.down) if f is not None]
             if any(path in self.changed_files for path in files):

@@ -152,15 +152,15 @@ def _entry(meta: MigrationMeta) -> Entry:
 
 
 def _tree_snapshots(repo: GitRepository, commit: str, root: Path, root_rel: str,
-                    *, with_contents: bool) -> dict[str, _Snapshot]:
-    """``{service: snapshot}`` of every ``<service>/migrations/`` under the root at ``commit``,
-    read by discovery and the config loader over the revision's files."""
+                    *, with_contents: bool, services: set[str]) -> dict[str, _Snapshot]:
+    """``{service: snapshot}`` of each of ``services``' ``<service>/migrations/`` under the
+    root at ``commit``, read by discovery and the config loader over the revision's files."""
     prefix = "" if root_rel == "." else root_rel + "/"
     located: dict[str, str] = {}  # path relative to the services root -> blob
     for path, blob in repo.list_tree(commit, root_rel).items():
         relative = path[len(prefix):]
         parts = relative.split("/")
-        if len(parts) >= 3 and parts[1] == "migrations":
+        if len(parts) >= 3 and parts[1] == "migrations" and parts[0] in services:
             wanted = with_contents or parts[-1] == DEPENDENCIES_FILE
             located[relative] = blob if wanted else ""
     blobs = repo.read_blobs(blob for blob in located.values() if blob)
@@ -229,11 +229,16 @@ def check_against_base(project: Project, base_ref: str) -> list[Finding]:
     root = Path(project.root)
     repo, base = _open(root, base_ref)
     root_rel = repo.relative(root)
-    released = _tree_snapshots(repo, base.merge_base, root, root_rel, with_contents=True)
+    # A service none of whose files differ from the merge base has nothing to report, so only
+    # the touched ones are read from git (in a large repository, most of them are not).
+    touched = _touched_directories(repo, base.merge_base, root_rel)
+    released = _tree_snapshots(repo, base.merge_base, root, root_rel, with_contents=True,
+                               services=touched)
     tip = (released if base.commit == base.merge_base
-           else _tree_snapshots(repo, base.commit, root, root_rel, with_contents=False))
+           else _tree_snapshots(repo, base.commit, root, root_rel, with_contents=False,
+                                services=touched))
     findings: list[Finding] = []
-    for service in sorted(set(released) | set(project.services)):
+    for service in sorted((set(released) | set(project.services)) & touched):
         migrations_dir = root / service / "migrations"
         checker = _ServiceCheck(service, migrations_dir, released.get(service, _Snapshot()),
                                 _snapshot(project.services.get(service)),
@@ -418,12 +423,18 @@ def changed_services(project: Project, base_ref: str) -> set[str]:
     ``base_ref`` (committed, uncommitted and untracked changes alike)."""
     root = Path(project.root)
     repo, base = _open(root, base_ref)
-    root_rel = repo.relative(root)
+    return _touched_directories(repo, base.merge_base, repo.relative(root)) & set(
+        project.services)
+
+
+def _touched_directories(repo: GitRepository, commit: str, root_rel: str) -> set[str]:
+    """Names of the directories ``D`` under the root with a path ``D/migrations/...`` that
+    differs between ``commit`` and the working tree (services, or services deleted since)."""
     prefix = PurePosixPath(root_rel)
     touched: set[str] = set()
-    for path in repo.changed_paths(base.merge_base, root_rel):
+    for path in repo.changed_paths(commit, root_rel):
         parts = PurePosixPath(path).relative_to(prefix).parts
-        if len(parts) >= 3 and parts[1] == "migrations" and parts[0] in project.services:
+        if len(parts) >= 3 and parts[1] == "migrations":
             touched.add(parts[0])
     return touched
 
