@@ -48,10 +48,13 @@ def _timed(function: Callable[..., Any], mark: str) -> Callable[..., Any]:
 def pytest_configure(config: pytest.Config) -> None:
     _marks["name"] = getattr(config, "workerinput", {}).get("workerid", "controller")
     try:
+        from pytest_migorch.postgres import servers
         from pytest_migorch.pytest_plugin import collectors
     except ImportError:  # pragma: no cover - the benchmark always has the plugin
         return
-    collectors.start_server = _timed(collectors.start_server, "server")  # type: ignore
+    # The plugin imports start_server when it first needs a server (no psycopg under
+    # --migorch-no-db), so the function is timed where that import finds it.
+    servers.start_server = _timed(servers.start_server, "server")  # type: ignore
     collectors.LazyServer.stop = _timed(collectors.LazyServer.stop, "server_stop")  # type: ignore
 
 

@@ -165,3 +165,24 @@ def test_ci_scenario_phases_add_up(generate: ModuleType) -> None:
     assert result["server start (sum)"] == 2.5 and result["round-trip (sum)"] == 14.5
     assert result["static (sum)"] == 3.0 and result["reports + exit"] == 5.0
     assert result["server stop (sum)"] == pytest.approx(0.2)
+
+
+def test_ci_timing_plugin_times_a_real_session(tmp_path: Path) -> None:
+    """The scenario's timing plugin wraps what the plugin really calls: a session on the
+    examples with round-trips records the server start, not an INTERNALERROR."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "timing").mkdir()
+    env = {**os.environ, "MIGORCH_CI_TIMING_DIR": str(tmp_path / "timing")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+         "benchmarks.ci_timing", "--migorch", "examples/services", "--migorch-require-db",
+         "-k", "user-service", "--rootdir", str(tmp_path), "-c", os.devnull],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [written] = (tmp_path / "timing").glob("controller*.json")
+    marks = json.loads(written.read_text())
+    assert marks["server"] > 0 and marks["roundtrip"] > 0 and marks["items"] > 0
