@@ -19,6 +19,7 @@ from pytest_migorch.errors import ConfigurationError
 from pytest_migorch.findings import Family, Finding, Rule, Severity, clip
 from pytest_migorch.model import Migration, Project
 from pytest_migorch.project.cycles import Knot, knots
+from pytest_migorch.project.topo import lexicographic_order
 
 __all__ = ["ProjectGraph", "RULES", "Key", "CYCLE_DETECTED"]
 
@@ -257,14 +258,15 @@ class ProjectGraph:
 
     # --- orders -----------------------------------------------------------------------------
 
-    def _sorted(self, graph: nx.DiGraph) -> list[Migration]:
-        try:
-            keys = list(nx.lexicographical_topological_sort(graph, key=self._sort_key))
-        except nx.NetworkXUnfeasible as exc:
+    def _sorted(self, graph: nx.DiGraph, nodes: set[Key] | None = None) -> list[Migration]:
+        """``nodes`` (default: all) of ``graph`` in run order (:mod:`.topo`)."""
+        keys = lexicographic_order(set(graph) if nodes is None else nodes, graph.pred,
+                                   graph.succ, self._sort_key)
+        if keys is None:
             raise ConfigurationError(
                 f"{CYCLE_DETECTED}: the migrations cannot be ordered because their "
                 "dependencies form a cycle; run `migorch validate` to see it"
-            ) from exc
+            )
         return [self.project.services[s].migrations[v] for s, v in keys]
 
     def order_all(self, environment: str, services: Iterable[str] | None = None) -> list[Migration]:
@@ -274,7 +276,7 @@ class ProjectGraph:
         if services is None:
             return self._sorted(graph)
         wanted = {key for key in graph if key[0] in set(services)}
-        return self._sorted(graph.subgraph(wanted | self.ancestors(wanted, environment)))
+        return self._sorted(graph, wanted | self.ancestors(wanted, environment))
 
     def order(self, service: str, environment: str) -> list[Migration]:
         """One service's migrations in ``environment``, in run order."""
