@@ -1,4 +1,4 @@
-"""The run order: a lexicographical topological sort, without networkx's subgraph views.
+"""The run order: a lexicographical topological sort and the graph it runs on, no networkx.
 
 ``networkx.lexicographical_topological_sort`` on ``graph.subgraph(...)`` filtered every
 adjacency lookup through the view: ~25 ms per service for a 956-migration tree, paid by every
@@ -11,9 +11,9 @@ only one such order.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Collection, Hashable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Collection, Generic, Hashable, Iterable, Iterator, Mapping, TypeVar
 
-__all__ = ["lexicographic_order"]
+__all__ = ["DependencyGraph", "lexicographic_order"]
 
 N = TypeVar("N", bound=Hashable)
 
@@ -37,3 +37,56 @@ def lexicographic_order(nodes: Collection[N], predecessors: Mapping[N, Iterable[
                 if waiting[after] == 0:
                     heapq.heappush(ready, (key(after), after))
     return order if len(order) == len(members) else None
+
+
+class DependencyGraph(Generic[N]):
+    """The little of ``networkx.DiGraph`` that ordering and walking need, so a deploy does not
+    import networkx (~80 ms): nodes in insertion order, edges from a dependency to its
+    dependent. :meth:`to_networkx` gives the full graph to what needs networkx's algorithms
+    (the cycle report, :mod:`pytest_migorch.project.cycles`)."""
+
+    def __init__(self) -> None:
+        self.succ: dict[N, dict[N, None]] = {}
+        self.pred: dict[N, dict[N, None]] = {}
+
+    def add_node(self, node: N) -> None:
+        if node not in self.succ:
+            self.succ[node] = {}
+            self.pred[node] = {}
+
+    def add_nodes_from(self, nodes: Iterable[N]) -> None:
+        for node in nodes:
+            self.add_node(node)
+
+    def add_edge(self, before: N, after: N) -> None:
+        self.add_node(before)
+        self.add_node(after)
+        self.succ[before][after] = None
+        self.pred[after][before] = None
+
+    def has_edge(self, before: N, after: N) -> bool:
+        return after in self.succ.get(before, {})
+
+    def predecessors(self, node: N) -> Iterator[N]:
+        return iter(self.pred[node])
+
+    def successors(self, node: N) -> Iterator[N]:
+        return iter(self.succ[node])
+
+    def __iter__(self) -> Iterator[N]:
+        return iter(self.succ)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self.succ
+
+    def __len__(self) -> int:
+        return len(self.succ)
+
+    def to_networkx(self) -> Any:
+        """The same graph as a ``networkx.DiGraph`` (imported here, on demand)."""
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.succ)
+        graph.add_edges_from((a, b) for a, afters in self.succ.items() for b in afters)
+        return graph
