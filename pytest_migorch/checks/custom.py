@@ -27,15 +27,17 @@ from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from pytest_migorch.checks.migration import UNUSED_IGNORE
 from pytest_migorch.errors import ConfigurationError
 from pytest_migorch.findings import Family, Finding, Rule, Severity, clip
 from pytest_migorch.model import Migration, Project, Service
 from pytest_migorch.project.pyproject import find_tool_settings
 from pytest_migorch.project.validation import MigrationAnalyser
-from pytest_migorch.sql.analysis import AnalysisCache, analyse_sql
+
+if TYPE_CHECKING:  # the SQL analysis is imported when a check runs: the deploy runner loads
+    # custom checks on every start, most often to find none
+    from pytest_migorch.sql.analysis import AnalysisCache
 
 __all__ = [
     "ENTRY_POINT_GROUP", "CHECK_FAILED", "RULES", "CheckModule", "CustomChecks",
@@ -154,6 +156,8 @@ class CustomChecks:
             if file is None or finding.line is None:
                 kept.append(finding)
                 continue
+            from pytest_migorch.sql.analysis import analyse_sql
+
             analysis = analyse_sql(file.read_text(), self.cache)
             statement = next((s for s in analysis.statements
                               if s.line <= finding.line <= s.end_line), None)
@@ -172,6 +176,8 @@ class CustomChecks:
 
         Call it after the custom checks ran (``validate_project`` runs project checks first).
         """
+        from pytest_migorch.checks.migration import UNUSED_IGNORE
+
         kept = []
         for finding in findings:
             if finding.code == UNUSED_IGNORE.code and finding.file is not None and finding.line:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from typing import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import psycopg
 
@@ -60,7 +60,9 @@ from pytest_migorch.model import Migration, Project
 from pytest_migorch.postgres.connection import ConnectionSettings, connect, database_error
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import ProjectCheck, validate_project
-from pytest_migorch.sql.analysis import AnalysisCache
+
+if TYPE_CHECKING:
+    from pytest_migorch.sql.analysis import AnalysisCache
 
 __all__ = ["Runner", "RunResult", "Refused", "DEFAULT_LOCK_TIMEOUT"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from pytest_migorch.deploy.plan_cache import cached_up_risk
 from pytest_migorch.model import Migration, RiskLevel
 
 if TYPE_CHECKING:
@@ -24,7 +25,15 @@ log = logging.getLogger(__name__)
 def up_risk(
     migration: Migration, schema: str, cache: AnalysisCache | None
 ) -> tuple[RiskLevel, tuple[str, ...], tuple[str, ...]] | None:
-    """(effective risk, the rules that raised it, tables touched) from the SQL analysis."""
+    """(effective risk, the rules that raised it, tables touched) from the SQL analysis, kept
+    between runs by content and tool in ``cache``'s store (:mod:`.plan_cache`)."""
+    return cached_up_risk(migration, schema, cache,
+                          lambda: _analysed_up_risk(migration, schema, cache))
+
+
+def _analysed_up_risk(
+    migration: Migration, schema: str, cache: AnalysisCache | None
+) -> tuple[RiskLevel, tuple[str, ...], tuple[str, ...]] | None:
     from pytest_migorch.checks import migration as risk
 
     try:

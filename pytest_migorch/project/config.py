@@ -13,9 +13,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Iterator
 
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.model import (
@@ -29,6 +27,7 @@ from pytest_migorch.model import (
     Service,
     is_protected_by_default,
 )
+from pytest_migorch.project import json_validity
 from pytest_migorch.project.discovery import missing_down_finding
 from pytest_migorch.project.jsonpos import (
     JsonDocument,
@@ -38,6 +37,9 @@ from pytest_migorch.project.jsonpos import (
     load_json,
 )
 from pytest_migorch.project.sources import DISK, FileSource
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 __all__ = ["load_service_config", "load_schema", "parse_duration", "RULES"]
 
@@ -138,34 +140,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
-def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    r"""A schema ``pattern`` as JSON Schema (ECMA-262) means it: ``$`` ends the string.
-
-    Python's ``$`` also matches before a final newline, so with the stock validator a key
-    ``"1\n"`` or a depends_on entry ``"000001\n"`` would pass ``^[0-9]+$``.
-    """
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
-
-
-def _pattern(
-    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
-) -> Iterator[jsonschema.ValidationError]:
-    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator, {"pattern": _pattern}
-)
-
-
-@lru_cache(maxsize=None)
-def _validator(name: str) -> jsonschema.protocols.Validator:
-    schema = load_schema(name)
-    validator: jsonschema.protocols.Validator = _Validator(schema)
-    return validator
+def _validator(name: str) -> Validator:
+    return json_validity.validator(load_schema(name))
 
 
 _VERSION = re.compile(r"[0-9]+")
@@ -243,7 +219,12 @@ def _read_document(
             migration=_migration_of_path(service, key_path) if schema_name == "dependencies"
             else None,
         ))
-    return document, _report_schema_errors(service, path, document, schema_name)
+    if json_validity.known_valid(schema_name, data):
+        return document, set()
+    errors = _report_schema_errors(service, path, document, schema_name)
+    if not errors:
+        json_validity.remember_valid(schema_name, data)
+    return document, errors
 
 
 def _report_schema_errors(

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import cached_property
-from typing import Any, Iterable
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pytest_migorch.errors import ConfigurationError
 from pytest_migorch.findings import Family, Finding, Rule, Severity, clip
 from pytest_migorch.model import Migration, Project
-from pytest_migorch.project.cycles import Knot, knots
+from pytest_migorch.project.topo import DependencyGraph, lexicographic_order
+
+if TYPE_CHECKING:
+    from pytest_migorch.project.cycles import Knot
 
 __all__ = ["ProjectGraph", "RULES", "Key", "CYCLE_DETECTED"]
 
@@ -76,7 +77,7 @@ class ProjectGraph:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self._graphs: dict[str, nx.DiGraph] = {}
+        self._graphs: dict[str, DependencyGraph[Key]] = {}
         self._previous: dict[str, dict[Key, Key]] = {}
 
     # --- building ---------------------------------------------------------------------------
@@ -90,12 +91,12 @@ class ProjectGraph:
                     members[migration.key] = migration
         return members
 
-    def graph(self, environment: str) -> nx.DiGraph:
+    def graph(self, environment: str) -> DependencyGraph[Key]:
         """The dependency graph of ``environment`` (edges only between its members)."""
         graph = self._graphs.get(environment)
         if graph is None:
             members = self.environment_members(environment)
-            graph = nx.DiGraph()
+            graph = DependencyGraph()
             graph.add_nodes_from(members)
             for key, migration in members.items():
                 for dep in migration.depends_on:
@@ -106,21 +107,21 @@ class ProjectGraph:
 
     @cached_property
     def _service_rank(self) -> dict[str, int]:
-        """Services ordered by their cross-service dependencies (ties by name)."""
-        services = nx.DiGraph()
+        """Services ordered by their cross-service dependencies (ties by name).
+
+        Without a cycle between services each is its own component and the order is
+        :func:`lexicographic_order`'s; networkx's condensation is needed only with one."""
+        services: DependencyGraph[str] = DependencyGraph()
         services.add_nodes_from(self.project.services)
         for service in self.project.services.values():
             for migration in service.migrations.values():
                 for dep in migration.depends_on:
                     if dep.service != service.name and dep.service in self.project.services:
                         services.add_edge(dep.service, service.name)
-        condensed = nx.condensation(services)
-        members = condensed.graph["mapping"]
-        component_name = {c: min(n for n, comp in members.items() if comp == c)
-                          for c in condensed.nodes}
-        order = nx.lexicographical_topological_sort(condensed, key=lambda c: component_name[c])
-        rank_of_component = {component: rank for rank, component in enumerate(order)}
-        return {name: rank_of_component[members[name]] for name in self.project.services}
+        order = lexicographic_order(set(services), services.pred, services.succ, str)
+        if order is not None:
+            return {name: rank for rank, name in enumerate(order)}
+        return _condensed_rank(services.to_networkx(), list(self.project.services))
 
     def _sort_key(self, key: Key) -> tuple[int, int, str]:
         service, version = key
@@ -201,8 +202,13 @@ class ProjectGraph:
         component), not one per service on it nor one per cycle: each is one thing to fix.
         Owned by the knot's first migration in run order; ``services`` names every service on
         it, so validating any one of them still shows it."""
+        graph = self.graph(environment)
+        if lexicographic_order(set(graph), graph.pred, graph.succ, self._sort_key) is not None:
+            return []  # acyclic, self-dependencies included: no knot, and no networkx import
+        from pytest_migorch.project.cycles import knots
+
         findings = []
-        found: list[Knot[Key]] = knots(self.graph(environment), self._sort_key)
+        found: list[Knot[Key]] = knots(graph.to_networkx(), self._sort_key)
         for knot in found:
             nodes = frozenset(knot.members)
             if nodes in seen:
@@ -257,14 +263,15 @@ class ProjectGraph:
 
     # --- orders -----------------------------------------------------------------------------
 
-    def _sorted(self, graph: nx.DiGraph) -> list[Migration]:
-        try:
-            keys = list(nx.lexicographical_topological_sort(graph, key=self._sort_key))
-        except nx.NetworkXUnfeasible as exc:
+    def _sorted(self, graph: DependencyGraph[Key], nodes: set[Key] | None = None) -> list[Migration]:
+        """``nodes`` (default: all) of ``graph`` in run order (:mod:`.topo`)."""
+        keys = lexicographic_order(set(graph) if nodes is None else nodes, graph.pred,
+                                   graph.succ, self._sort_key)
+        if keys is None:
             raise ConfigurationError(
                 f"{CYCLE_DETECTED}: the migrations cannot be ordered because their "
                 "dependencies form a cycle; run `migorch validate` to see it"
-            ) from exc
+            )
         return [self.project.services[s].migrations[v] for s, v in keys]
 
     def order_all(self, environment: str, services: Iterable[str] | None = None) -> list[Migration]:
@@ -274,7 +281,7 @@ class ProjectGraph:
         if services is None:
             return self._sorted(graph)
         wanted = {key for key in graph if key[0] in set(services)}
-        return self._sorted(graph.subgraph(wanted | self.ancestors(wanted, environment)))
+        return self._sorted(graph, wanted | self.ancestors(wanted, environment))
 
     def order(self, service: str, environment: str) -> list[Migration]:
         """One service's migrations in ``environment``, in run order."""
@@ -341,3 +348,17 @@ class ProjectGraph:
                     seen.add(child)
                     todo.append(child)
         return seen - start
+
+
+def _condensed_rank(services: Any, names: list[str]) -> dict[str, int]:
+    """Services ranked by the order of their strongly connected components (ties by the
+    smallest name in each), for service graphs with a cycle."""
+    import networkx as nx
+
+    condensed = nx.condensation(services)
+    members = condensed.graph["mapping"]
+    component_name = {c: min(n for n, comp in members.items() if comp == c)
+                      for c in condensed.nodes}
+    order = nx.lexicographical_topological_sort(condensed, key=lambda c: component_name[c])
+    rank_of_component = {component: rank for rank, component in enumerate(order)}
+    return {name: rank_of_component[members[name]] for name in names}

@@ -18,6 +18,7 @@ with golang-migrate's dirty flag set around it. It is pure (no psycopg): it read
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -96,8 +97,13 @@ class ExecutionMode:
                 "alone in the file it runs outside one, as golang-migrate runs it")
 
 
+@functools.lru_cache(maxsize=2048)
 def execution_mode(text: str, declared: bool | None) -> ExecutionMode:
-    """The execution mode of a file with SQL ``text`` whose migration declares ``declared``."""
+    """The execution mode of a file with SQL ``text`` whose migration declares ``declared``.
+
+    Kept per (text, declared) for the process: the plan, the checks and the step that applies
+    a file each ask (four splits of every file of an ``up --all``), and the answer, frozen all
+    the way down, depends on nothing else."""
     statements = [s for s in split_statements(text) if s.text.strip()]
     no_transaction = tuple((s, name) for s in statements
                            if (name := no_transaction_reason(s.text)) is not None)

@@ -57,3 +57,11 @@ def test_declared_false_is_never_derived() -> None:
     mode = execution_mode("CREATE TABLE a (x int);", False)
     assert not mode.transactional and not mode.derived
     assert mode.reason() == 'declared "transactional": false'
+
+
+def test_the_mode_is_kept_per_text_and_declaration() -> None:
+    text = "CREATE INDEX CONCURRENTLY i ON t (a);\n"
+    first = execution_mode(text, None)
+    assert execution_mode(text, None) is first and not first.transactional
+    assert execution_mode(text, True).transactional  # the declaration is in the key
+    assert execution_mode(text + "SELECT 1;\n", None).transactional  # so is every byte
