@@ -32,8 +32,15 @@ __all__ = ["ROWS_PER_TABLE", "SeedResult", "seed_tables", "capture_rows", "lost_
 #: Rows given to each empty table: enough for a UNIQUE to bite, few enough to cost nothing.
 ROWS_PER_TABLE = 3
 
+#: The tables of the schemas first (a materialized CTE), then their columns by index: left to
+#: itself the planner reads every column of the database, catalogue's included, and filters
+#: the schemas last (2.5 ms against 0.7 ms on the benchmark repository).
 _COLUMNS = """
-SELECT c.oid::int, n.nspname, c.relname, a.attname, a.attnotnull,
+WITH c AS MATERIALIZED (
+    SELECT c.oid, n.nspname, c.relname FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s))
+SELECT c.oid::int, c.nspname, c.relname, a.attname, a.attnotnull,
        -- a default counts unless the column is unique and the default is no sequence: every
        -- row would get the same value (DEFAULT '' under a UNIQUE), so it is generated instead
        a.atthasdef AND NOT (
@@ -47,13 +54,11 @@ SELECT c.oid::int, n.nspname, c.relname, a.attname, a.attnotnull,
        a.atttypmod,
        ARRAY(SELECT e.enumlabel::text FROM pg_enum e
              WHERE e.enumtypid = COALESCE(bt.oid, t.oid) ORDER BY e.enumsortorder)
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
+FROM c
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s)
-ORDER BY n.nspname, c.relname, a.attnum
+ORDER BY c.nspname, c.relname, a.attnum
 """
 
 _FOREIGN_KEYS = """
