@@ -43,9 +43,10 @@ from pytest_migorch.roundtrip.rules import (
     SCAN_BELOW_RISK,
 )
 from pytest_migorch.roundtrip.scans import (
-    prepare_scan_log,
+    install_scan_log,
     receive_counters,
     receive_scan_log,
+    reset_scan_log,
     send_counters,
     send_scan_log,
     scan_message,
@@ -153,10 +154,13 @@ class DataChecks:
         self._rows = RowCapture(conn, result.tables)
         scans = self._transactional and SCAN_BELOW_RISK.code not in self._ignored \
             and self.migration.meta is not None and bool(result.tables) \
-            and prepare_scan_log(conn)
-        with conn.pipeline():  # the rows and the scan counters: one message
+            and install_scan_log(conn)
+        with conn.pipeline():  # the rows, the scan log emptied, the scan counters: one message
             capture = self._rows.send(conn)
-            counters = send_counters(conn, self.schemas) if scans else None
+            counters = None
+            if scans:
+                reset_scan_log(conn)
+                counters = send_counters(conn, self.schemas)
         self._before = self._rows.receive(capture)
         if self._before and counters is not None:
             self._counters = receive_counters(counters)

@@ -24,6 +24,7 @@ ups, on tables that had rows before the up (seeded, or the team's fixture), when
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +36,9 @@ if TYPE_CHECKING:
 
     from pytest_migorch.postgres.probes import MigrationTruth
 
-__all__ = ["ScanLog", "prepare_scan_log", "read_counters", "read_scan_log", "scanned_tables",
-           "scan_message", "send_counters", "receive_counters", "send_scan_log",
-           "receive_scan_log"]
+__all__ = ["ScanLog", "prepare_scan_log", "install_scan_log", "reset_scan_log", "read_counters",
+           "read_scan_log", "scanned_tables", "scan_message", "send_counters",
+           "receive_counters", "send_scan_log", "receive_scan_log"]
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +87,41 @@ class ScanLog:
     after: dict[str, int]
 
 
+#: The round-trip connections whose database has the scan log: checked once per database,
+#: not before every up (the check and the emptying were two waits for the server each time).
+_INSTALLED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def prepare_scan_log(conn: psycopg.Connection[Any]) -> bool:
     """Install the scan log on this database if needed and empty it; False when the server
     allows no event trigger (then there is no ``DB015``)."""
+    if not install_scan_log(conn):
+        return False
+    reset_scan_log(conn)
+    return True
+
+
+def install_scan_log(conn: psycopg.Connection[Any]) -> bool:
+    """Install the scan log on this database if needed (checked once per connection); False
+    when the server allows no event trigger (then there is no ``DB015``)."""
     import psycopg
 
+    if conn in _INSTALLED:
+        return True
     try:
         if conn.execute(_READY).fetchone() != (True,):
             with conn.transaction():
                 conn.execute(INSTALL)
-        conn.execute(f"DELETE FROM {PROBE_SCHEMA}.scan_log")
-        return True
     except psycopg.Error as exc:
         log.info("no scan log (%s): DB015 is off", exc)
         return False
+    _INSTALLED.add(conn)
+    return True
+
+
+def reset_scan_log(conn: psycopg.Connection[Any]) -> None:
+    """Empty the installed scan log before an up (in a pipeline, with others)."""
+    conn.execute(f"DELETE FROM {PROBE_SCHEMA}.scan_log")
 
 
 def read_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> dict[str, int]:
