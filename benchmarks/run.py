@@ -1036,16 +1036,19 @@ def bench_roundtrip(config: Config, report: Report) -> None:
 
         snapshot_by_position: dict[int, list[float]] = {}
 
-        def migorch_once(profiler: cProfile.Profile | None = None) -> tuple[float, dict, int]:
+        def migorch_once(profiler: cProfile.Profile | None = None,
+                         seed: bool = True) -> tuple[float, dict, int]:
             phases: dict[str, float] = {}
             errors = 0
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
             for name in sorted(project.services):
-                trip = RoundTrip(server, project, graph, name, environment)
+                trip = RoundTrip(server, project, graph, name, environment, seed_data=seed)
                 try:
                     for position, outcome in enumerate(trip.run_all()):
+                        if not seed:
+                            continue
                         errors += sum(1 for f in outcome.findings if f.is_error)
                         for key, value in outcome.timings.items():
                             phases[key] = phases.get(key, 0.0) + value
@@ -1071,14 +1074,15 @@ def bench_roundtrip(config: Config, report: Report) -> None:
         say(f"roundtrip: {tested} migrations of {services} services, {config.runs} runs each")
         migorch_once()  # warm-up: imports, catalog caches, the page cache
         psql_once()
-        mig, psql = Series(), Series()
+        mig, psql, unseeded = Series(), Series(), Series()
         phase_runs: list[dict[str, float]] = []
         errors = 0
-        for _ in range(config.runs):
+        for _ in range(config.runs):  # interleaved: the load changes under all three alike
             seconds, phases, errors = migorch_once()
             mig.add(Sample(seconds))
             phase_runs.append(phases)
             psql.add(Sample(psql_once()))
+            unseeded.add(Sample(migorch_once(seed=False)[0]))
         if errors:
             report.notes.append(f"round-trip: {errors} error finding(s) on the generated "
                                 "repository (the generator or the round-trip has a bug)")
@@ -1107,6 +1111,9 @@ def bench_roundtrip(config: Config, report: Report) -> None:
             "| Tool | Whole repository | Per migration | Ratio to psql |", "|---|---|---|---|",
             f"| migorch `RoundTrip` (up, down, up + snapshots and checks) | {fmt_series(mig)} | "
             f"{fmt_series(mig, 1 / tested)} | {ratio_spread(mig, psql)} |",
+            "| the same, `seed_data=False` (`--migorch-no-seed-data`: no rows, no lock probe) | "
+            f"{fmt_series(unseeded)} | {fmt_series(unseeded, 1 / tested)} | "
+            f"{ratio_spread(unseeded, psql)} |",
             f"| `pytest --migorch ROOT -m migorch_db --migorch-env {environment}` (whole "
             "session: start-up, collection with static checks, server start, round-trips) | "
             f"{fmt_series(pytest_series)} | {fmt_series(pytest_series, 1 / tested)} | "

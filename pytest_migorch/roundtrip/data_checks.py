@@ -43,13 +43,17 @@ from pytest_migorch.roundtrip.rules import (
     SCAN_BELOW_RISK,
 )
 from pytest_migorch.roundtrip.scans import (
-    prepare_scan_log,
-    read_counters,
-    read_scan_log,
+    install_scan_log,
+    receive_counters,
+    receive_scan_log,
+    reset_scan_log,
+    send_counters,
+    send_scan_log,
     scan_message,
     scanned_tables,
 )
 from pytest_migorch.roundtrip.seeding import (
+    INVALID_INDEXES,
     RowCapture,
     RowPrint,
     lost_rows,
@@ -72,14 +76,6 @@ _IGNORE = re.compile(r"--\s*migorch:ignore\s+([A-Za-z0-9_, -]+)")
 _ADDS_NOT_NULL = re.compile(r"(?is)\bADD\b(?:\s+COLUMN)?.*\bNOT\s+NULL\b")
 _HAS_VALUE = re.compile(r"(?i)\b(DEFAULT|GENERATED)\b")
 
-_INVALID_INDEXES = """
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT i.indisvalid AND n.nspname = ANY(%s) ORDER BY 1
-"""
-
-
 def ignored_codes(migration: Migration) -> set[str]:
     """The codes a ``-- migorch:ignore`` comment anywhere in the up file names."""
     if migration.up is None:
@@ -93,7 +89,7 @@ def ignored_codes(migration: Migration) -> set[str]:
 def invalid_indexes(conn: psycopg.Connection[Any], schemas: list[str]) -> list[str]:
     """INVALID indexes (``pg_index.indisvalid = false``) of ``schemas``, qualified and quoted
     as SQL wants them (``schema.name``)."""
-    return [row[0] for row in conn.execute(_INVALID_INDEXES, [schemas], prepare=True).fetchall()]
+    return [row[0] for row in conn.execute(INVALID_INDEXES, [schemas], prepare=True).fetchall()]
 
 
 def rows_certainly_break(exc: MigrationSqlError, *, team_rows: bool) -> bool:
@@ -147,18 +143,27 @@ class DataChecks:
     def before_up(self, conn: psycopg.Connection[Any], *, seed: bool) -> list[str]:
         """Seed (when asked) and fingerprint the rows; remember indexes already invalid.
         Returns notes for the report section."""
-        self._invalid_before = set(invalid_indexes(conn, self.schemas))
         self._seeded = seed
         if not seed or self.migration.up is None:
+            self._invalid_before = set(invalid_indexes(conn, self.schemas))
             return []
         fixture = testdata_file(self.migration.up.path, self.migration.version)
         result = seed_tables(conn, self.schemas, self.migration.qualified_id, fixture)
+        self._invalid_before = set(result.invalid_indexes)  # read with the tables
         self._team_rows = fixture is not None
         self._rows = RowCapture(conn, result.tables)
-        self._before = self._rows.capture(conn)
-        if self._before and self._transactional and SCAN_BELOW_RISK.code not in self._ignored \
-                and self.migration.meta is not None and prepare_scan_log(conn):
-            self._counters = read_counters(conn, self.schemas)
+        scans = self._transactional and SCAN_BELOW_RISK.code not in self._ignored \
+            and self.migration.meta is not None and bool(result.tables) \
+            and install_scan_log(conn)
+        with conn.pipeline():  # the rows, the scan log emptied, the scan counters: one message
+            capture = self._rows.send(conn)
+            counters = None
+            if scans:
+                reset_scan_log(conn)
+                counters = send_counters(conn, self.schemas)
+        self._before = self._rows.receive(capture)
+        if self._before and counters is not None:
+            self._counters = receive_counters(counters)
         return result.notes()
 
     def run_up(self, conn: psycopg.Connection[Any], apply: Callable[..., MigrationTruth | None],
@@ -240,12 +245,15 @@ class DataChecks:
         in full; remembers the tables it locked."""
         if truth is not None and self._transactional and self._seeded:
             self._locked = sorted(t for t, mode in truth.locks.items() if mode in LOCK_MODES)
+        with conn.pipeline():  # the indexes and the scan log: one message
+            invalid = conn.execute(INVALID_INDEXES, [self.schemas], prepare=True)
+            log = send_scan_log(conn, self.schemas) if self._counters is not None else None
         found = [] if INVALID_INDEX_LEFT.code in self._ignored else [
-            self._invalid_finding(index, failed=False)
-            for index in self._new_invalid_indexes(conn)]
-        if self._counters is not None:
+            self._invalid_finding(index, failed=False) for (index,) in invalid.fetchall()
+            if index not in self._invalid_before]
+        if self._counters is not None and log is not None:
             tables = scanned_tables(self.migration, truth, set(self._before),
-                                    read_scan_log(conn, self.schemas, self._counters),
+                                    receive_scan_log(log, self._counters),
                                     transactional=self._transactional)
             if tables:
                 found.append(self._finding(SCAN_BELOW_RISK, self.migration, self.migration.up,

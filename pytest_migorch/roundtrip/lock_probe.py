@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +134,39 @@ def _connect(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     params = conn.info.get_parameters()
     if conn.info.password:
         params["password"] = conn.info.password
-    return psycopg.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True)
+    return psycopg.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True,
+                           prepare_threshold=None)
+
+
+#: The blocker's and the migrator's sessions of each round-trip connection: a connection
+#: costs more than the probe itself (~10 ms on a loaded machine), and a round-trip probes many
+#: migrations on the same database. Closed when the round-trip's connection is collected
+#: (the engine drops its database WITH (FORCE) anyway).
+_SESSIONS: weakref.WeakKeyDictionary[psycopg.Connection[Any], list[psycopg.Connection[Any]]] \
+    = weakref.WeakKeyDictionary()
+
+
+def _close_all(sessions: list[psycopg.Connection[Any]]) -> None:
+    for session in sessions:
+        session.close()
+
+
+def _sessions(conn: psycopg.Connection[Any]) -> tuple[psycopg.Connection[Any],
+                                                       psycopg.Connection[Any]]:
+    """The blocker and the migrator for ``conn``'s database, reused while they are idle and
+    alive; the migrator's settings are reset (a probe's lock_timeout must not outlive it)."""
+    sessions = _SESSIONS.get(conn)
+    idle = psycopg.pq.TransactionStatus.IDLE
+    if sessions is None or any(s.closed or s.info.transaction_status != idle
+                               for s in sessions):
+        if sessions is not None:
+            _close_all(sessions)
+        sessions = [_connect(conn), _connect(conn)]
+        _SESSIONS[conn] = sessions
+        weakref.finalize(conn, _close_all, sessions)
+    else:
+        sessions[1].execute("RESET ALL")
+    return sessions[0], sessions[1]
 
 
 def probe_lock_wait(conn: psycopg.Connection[Any], up: MigrationFile, service: str,
@@ -141,8 +174,9 @@ def probe_lock_wait(conn: psycopg.Connection[Any], up: MigrationFile, service: s
     """Run ``up`` behind a reader of each of ``tables``; a :class:`Stall` when it waited on
     its lock beyond the bound without failing with ``lock_timeout``, else None."""
     rewritten = _rewrite(up.read_text())
-    with _connect(conn) as blocker, _connect(conn) as migrator:
-        blocker.execute("BEGIN")
+    blocker, migrator = _sessions(conn)
+    blocker.execute("BEGIN")
+    try:
         for table in tables:
             schema, _, name = table.partition(".")
             blocker.execute(sql.SQL("SELECT 1 FROM {} LIMIT 0").format(
@@ -150,12 +184,12 @@ def probe_lock_wait(conn: psycopg.Connection[Any], up: MigrationFile, service: s
         if rewritten is not None:
             migrator.execute(f"SET lock_timeout = '{WAIT_BOUND * 1000:.0f}ms'")
             error = _run_up(migrator, rewritten.text, up, service)
-            blocker.execute("ROLLBACK")
             return _verdict(error, rewritten, up, tables)
         runner = _Runner(migrator, up, service)
         runner.start()
         query = _watch(conn, migrator.info.backend_pid, runner, OWN_TIMEOUT_BOUND)
         runner.join()
+    finally:
         blocker.execute("ROLLBACK")
     if query is None:
         return None  # it never waited that long, or lock_timeout ended the wait (55P03)

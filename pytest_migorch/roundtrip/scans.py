@@ -24,6 +24,7 @@ ups, on tables that had rows before the up (seeded, or the team's fixture), when
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
     from pytest_migorch.postgres.probes import MigrationTruth
 
-__all__ = ["ScanLog", "prepare_scan_log", "read_counters", "read_scan_log", "scanned_tables",
-           "scan_message"]
+__all__ = ["ScanLog", "prepare_scan_log", "install_scan_log", "reset_scan_log", "read_counters",
+           "read_scan_log", "scanned_tables", "scan_message", "send_counters",
+           "receive_counters", "send_scan_log", "receive_scan_log"]
 
 log = logging.getLogger(__name__)
 
@@ -85,38 +87,81 @@ class ScanLog:
     after: dict[str, int]
 
 
+#: The round-trip connections whose database has the scan log: checked once per database,
+#: not before every up (the check and the emptying were two waits for the server each time).
+_INSTALLED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def prepare_scan_log(conn: psycopg.Connection[Any]) -> bool:
     """Install the scan log on this database if needed and empty it; False when the server
     allows no event trigger (then there is no ``DB015``)."""
+    if not install_scan_log(conn):
+        return False
+    reset_scan_log(conn)
+    return True
+
+
+def install_scan_log(conn: psycopg.Connection[Any]) -> bool:
+    """Install the scan log on this database if needed (checked once per connection); False
+    when the server allows no event trigger (then there is no ``DB015``)."""
     import psycopg
 
+    if conn in _INSTALLED:
+        return True
     try:
         if conn.execute(_READY).fetchone() != (True,):
             with conn.transaction():
                 conn.execute(INSTALL)
-        conn.execute(f"DELETE FROM {PROBE_SCHEMA}.scan_log")
-        return True
     except psycopg.Error as exc:
         log.info("no scan log (%s): DB015 is off", exc)
         return False
+    _INSTALLED.add(conn)
+    return True
+
+
+def reset_scan_log(conn: psycopg.Connection[Any]) -> None:
+    """Empty the installed scan log before an up (in a pipeline, with others)."""
+    conn.execute(f"DELETE FROM {PROBE_SCHEMA}.scan_log")
 
 
 def read_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> dict[str, int]:
     """The sequential scans of every table of ``schemas`` so far, in one query."""
-    rows = conn.execute(_COUNTERS, [schemas], prepare=True).fetchall()
-    return {table: int(n or 0) for table, n in rows}
+    return receive_counters(send_counters(conn, schemas))
+
+
+def send_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> psycopg.Cursor[Any]:
+    """Send :func:`read_counters`' query (in a pipeline, with others); its cursor."""
+    return conn.execute(_COUNTERS, [schemas], prepare=True)
+
+
+def receive_counters(cursor: psycopg.Cursor[Any]) -> dict[str, int]:
+    """The counters :func:`send_counters` asked for."""
+    return {table: int(n or 0) for table, n in cursor.fetchall()}
 
 
 def read_scan_log(conn: psycopg.Connection[Any], schemas: list[str],
                   before: dict[str, int]) -> ScanLog:
     """The log the up's DDL statements left, and the counters now."""
+    with conn.pipeline():
+        sent = send_scan_log(conn, schemas)
+    return receive_scan_log(sent, before)
+
+
+def send_scan_log(conn: psycopg.Connection[Any], schemas: list[str],
+                  ) -> tuple[psycopg.Cursor[Any], psycopg.Cursor[Any]]:
+    """Send :func:`read_scan_log`'s two queries (in a pipeline, with others)."""
+    return (conn.execute(f"SELECT command, relation, scans, exclusive FROM {PROBE_SCHEMA}"
+                         ".scan_log ORDER BY command", prepare=True),
+            send_counters(conn, schemas))
+
+
+def receive_scan_log(sent: tuple[psycopg.Cursor[Any], psycopg.Cursor[Any]],
+                     before: dict[str, int]) -> ScanLog:
+    """The :class:`ScanLog` :func:`send_scan_log` asked for."""
     commands: dict[int, dict[str, tuple[int, bool]]] = {}
-    for command, table, scans, exclusive in conn.execute(
-            f"SELECT command, relation, scans, exclusive FROM {PROBE_SCHEMA}.scan_log "
-            "ORDER BY command", prepare=True).fetchall():
+    for command, table, scans, exclusive in sent[0].fetchall():
         commands.setdefault(command, {})[table] = (int(scans), bool(exclusive))
-    return ScanLog(before, [commands[n] for n in sorted(commands)],
-                   read_counters(conn, schemas))
+    return ScanLog(before, [commands[n] for n in sorted(commands)], receive_counters(sent[1]))
 
 
 def _scanned_under_exclusive(table: str, scans: ScanLog, exclusive_at_commit: bool) -> bool:

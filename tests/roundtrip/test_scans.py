@@ -93,3 +93,30 @@ def test_a_scan_before_the_exclusive_lock_is_no_db015(pg_server: PostgresServer,
     })
     outcomes = run(pg_server, tmp_path)
     assert codes(outcomes[3]) == [], outcomes[3].findings  # type: ignore[attr-defined]
+
+
+def test_the_scan_log_is_checked_once_per_connection_and_emptied_each_time(
+        fresh_db: str) -> None:
+    # Installed (or found) once per round-trip connection; before each up only emptied.
+    import psycopg
+
+    from pytest_migorch.postgres.probes import PROBE_SCHEMA
+    from pytest_migorch.roundtrip.scans import install_scan_log, prepare_scan_log
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert prepare_scan_log(conn)
+        conn.execute(f"INSERT INTO {PROBE_SCHEMA}.scan_log VALUES (1, 'svc.t', 0, false)")
+        sent: list[str] = []
+        original = conn.execute
+
+        def counting(query: object, *args: object, **kwargs: object) -> object:
+            sent.append(str(query))
+            return original(query, *args, **kwargs)  # type: ignore[arg-type]
+
+        conn.execute = counting  # type: ignore[method-assign]
+        assert prepare_scan_log(conn) and install_scan_log(conn)
+        conn.execute = original  # type: ignore[method-assign]
+        assert len(sent) == 1 and sent[0].startswith("DELETE")
+        assert conn.execute(f"SELECT count(*) FROM {PROBE_SCHEMA}.scan_log").fetchone() == (0,)
+    with psycopg.connect(fresh_db, autocommit=True) as other:  # another connection checks
+        assert install_scan_log(other)

@@ -180,3 +180,36 @@ def test_a_unique_column_with_a_constant_default_gets_generated_values(
     outcome = run(pg_server, root)[3]
     assert codes(outcome) == []
     assert not [n for n in outcome.notes if "could not fill" in n]  # type: ignore[attr-defined]
+
+
+def test_rows_are_inserted_in_one_statement_and_row_by_row_when_refused(fresh_db: str) -> None:
+    # One INSERT per table when the rows pass; when a constraint refuses the batch (here a
+    # UNIQUE boolean: rows 0 and 2 are both true), row by row as before, the refused row
+    # retried with its nullable columns NULL; a self reference reads the rows before it (the
+    # first row has none to reference).
+    import psycopg
+
+    from pytest_migorch.roundtrip.seeding import seed_tables
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA svc; CREATE TABLE svc.plain (id serial PRIMARY KEY, n int);"
+                     "CREATE TABLE svc.flags (b boolean UNIQUE);"
+                     "CREATE TABLE svc.tree (id int PRIMARY KEY, parent int REFERENCES svc.tree)")
+        statements: list[bytes] = []
+        conn.add_notice_handler(lambda _: None)
+        original = conn.execute
+
+        def counting(query: object, *args: object, **kwargs: object) -> object:
+            if "INSERT" in str(query):
+                statements.append(str(query).encode())
+            return original(query, *args, **kwargs)  # type: ignore[arg-type]
+
+        conn.execute = counting  # type: ignore[method-assign]
+        result = seed_tables(conn, ["svc"], "svc/2")
+        conn.execute = original  # type: ignore[method-assign]
+        assert result.filled == {"svc.plain": 3, "svc.flags": 3, "svc.tree": 3}, result.unfilled
+        assert conn.execute("SELECT count(*) FROM svc.flags WHERE b IS NULL").fetchone() == (1,)
+        assert conn.execute("SELECT count(parent) FROM svc.tree").fetchone() == (2,)
+    plain = [s for s in statements if b"plain" in s]
+    assert len(plain) == 1  # one statement for its three rows
+    assert len([s for s in statements if b"flags" in s]) == 1 + 4  # batch, then 2 + 2 tries
