@@ -13,6 +13,8 @@ not change is what the records say, so:
 - the coordinating session keeps holding every selected service's advisory lock for the whole
   run (PostgreSQL cannot hand a session-level lock to another session without a window where a
   second runner could take it), so eight runners at once still apply every migration once;
+- a step that runs outside a transaction runs alone: nothing else starts while it runs and it
+  starts when nothing else runs (see :func:`may_start`);
 - a failure stops new work; running steps finish and are recorded; the error names what
   completed, what failed and what never started;
 - the reporter is called under one lock, so lines never interleave.
@@ -40,7 +42,7 @@ from pytest_migorch.errors import MigorchError, MigrationFailed
 from pytest_migorch.postgres.connection import database_error
 from pytest_migorch.project.graph import Key
 
-__all__ = ["LockedReporter", "ParallelApplier", "step_prerequisites"]
+__all__ = ["LockedReporter", "ParallelApplier", "may_start", "step_prerequisites"]
 
 
 class LockedReporter:
@@ -87,6 +89,23 @@ def step_prerequisites(plan: Plan, predecessors: Callable[[Key], Iterable[Key]]
     return out
 
 
+def may_start(step: PlanStep, running: Iterable[PlanStep]) -> bool:
+    """Whether ``step`` may start beside the steps now ``running``: only if neither it nor any
+    of them runs outside a transaction.
+
+    ``CREATE INDEX CONCURRENTLY`` (and the other statements golang-migrate can only run outside
+    a transaction) waits for every transaction of the database that started before it, while
+    holding a lock on its table. A migration of another service that needs a lock on that table
+    at that moment (a foreign key to it, say) waits for the build, which waits for it:
+    PostgreSQL breaks the deadlock by cancelling one, failing a migration that is right or
+    leaving an INVALID index behind. With ``--jobs 1`` that never happens; so such a step runs
+    as with ``--jobs 1``: alone."""
+    others = list(running)
+    if not others:
+        return True
+    return step.transactional and all(other.transactional for other in others)
+
+
 @dataclass
 class _Board:
     """What the workers share, always read and changed under ``cond``."""
@@ -95,6 +114,8 @@ class _Board:
     cond: threading.Condition = field(default_factory=threading.Condition)
     done: set[Key] = field(default_factory=set)
     running: set[Key] = field(default_factory=set)
+    #: The steps of ``running``, for :func:`may_start`.
+    active: dict[Key, PlanStep] = field(default_factory=dict)
     failed: list[tuple[PlanStep, str]] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
 
@@ -141,10 +162,16 @@ class ParallelApplier:
                 if board.failed or board.errors or not board.waiting:
                     return None
                 for position, (index, step) in enumerate(board.waiting):
-                    if self.prerequisites[step.migration.key] <= board.done:
-                        del board.waiting[position]
-                        board.running.add(step.migration.key)
-                        return index, step
+                    if not self.prerequisites[step.migration.key] <= board.done:
+                        continue
+                    if not may_start(step, board.active.values()):
+                        if not step.transactional:
+                            break  # the barrier: later steps wait too, so it is not starved
+                        continue
+                    del board.waiting[position]
+                    board.running.add(step.migration.key)
+                    board.active[step.migration.key] = step
+                    return index, step
                 if not board.running:  # nothing can ever become ready (not expected)
                     board.errors.append(MigorchError("no planned step can start: the plan's "
                                                      "dependencies form a cycle"))
@@ -188,6 +215,7 @@ class ParallelApplier:
             result.outcomes.append(outcome)
             _time(result, step.migration.service, started, time.monotonic() - self._began)
             board.running.discard(step.migration.key)
+            board.active.pop(step.migration.key, None)
             if outcome.status == Status.FAILED:
                 board.failed.append((step, outcome.error or "failed"))
             else:

@@ -136,3 +136,50 @@ def test_eight_parallel_runners_at_once_apply_every_migration_exactly_once(
                                f"{schema}.migration_execution_history GROUP BY 1")
         assert len(done) == count
         assert all(c == 1 and total == 2 for _, c, total in done), done
+
+
+def test_a_concurrent_index_build_runs_alone_so_no_migration_deadlocks_with_it(
+        tmp_path: Path, fresh_db: str) -> None:
+    """CREATE INDEX CONCURRENTLY waits for every older transaction while it holds a lock on
+    its table; a foreign key to that table taken meanwhile by another service's migration
+    waits for the build: PostgreSQL cancels one of them ("deadlock detected") and an INVALID
+    index or a failed migration is left. So a step outside a transaction runs alone."""
+    root = tmp_path / "services"
+    write_service(root, "shop", {
+        # Rows, so the build lasts long enough for the other migration to start during it.
+        "000001_items.up.sql": "CREATE TABLE items (id int PRIMARY KEY, name text);\n"
+                               "INSERT INTO items SELECT g, md5(g::text) "
+                               "FROM generate_series(1, 300000) g;\n",
+        "000001_items.down.sql": "DROP TABLE items;\n",
+        "000002_index.up.sql": "CREATE INDEX CONCURRENTLY items_name_idx ON items (name);\n",
+        "000002_index.down.sql": "DROP INDEX CONCURRENTLY items_name_idx;\n",
+        "dependencies.json": dependencies_json({
+            "000001": entry(affects_tables=["items"]),
+            "000002": entry(affects_tables=["items"], transactional=False)}),
+        "environments.json": environments_json({"staging": []}),
+    })
+    # Takes its snapshot, then (while the build waits for it) a lock on shop.items.
+    service(root, "orders", {"000001_orders": "SELECT pg_sleep(1);\nCREATE TABLE orders "
+                                              "(item int REFERENCES shop.items (id));\n"},
+            {"000001": ["shop:000001"]})
+    code = main(["--root", str(root), "--json", "up", "--all", "--jobs", "2",
+                 "--env", "staging", "--database-url", fresh_db])
+    assert code == 0
+    assert statuses(fresh_db, "shop") == {"000001_items": "completed", "000002_index": "completed"}
+    assert statuses(fresh_db, "orders") == {"000001_orders": "completed"}
+    assert query(fresh_db, "SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                           "'shop.items_name_idx'::regclass") == [(True,)]
+
+
+def test_a_step_outside_a_transaction_never_shares_the_database() -> None:
+    from pytest_migorch.deploy.parallel import may_start
+
+    class Step:
+        def __init__(self, transactional: bool) -> None:
+            self.transactional = transactional
+
+    inside, outside = Step(True), Step(False)
+    assert may_start(outside, []) and may_start(inside, [])  # type: ignore[arg-type]
+    assert may_start(inside, [inside])  # type: ignore[list-item, arg-type]
+    assert not may_start(outside, [inside])  # type: ignore[list-item, arg-type]
+    assert not may_start(inside, [outside])  # type: ignore[list-item, arg-type]
