@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
+
+from pytest_migorch.cache_dir import cache_directory
 
 if TYPE_CHECKING:
     import jsonschema
@@ -37,12 +38,8 @@ _validator_identity: str | None = None
 
 
 def validity_dir() -> Path:
-    """Beside the analysis store (:func:`pytest_migorch.sql.store.default_cache_path`)."""
-    explicit = os.environ.get("MIGORCH_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "valid-json"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-migorch" / "valid-json"
+    """Beside the analysis store, in :func:`~pytest_migorch.cache_dir.cache_directory`."""
+    return cache_directory() / "valid-json"
 
 
 def _identity() -> str:

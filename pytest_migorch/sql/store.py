@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from pytest_migorch.cache_dir import cache_directory
 
 __all__ = ["SqliteStore", "default_cache_path", "MAX_VALUE_BYTES"]
 
@@ -38,12 +39,8 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS analysis (key TEXT PRIMARY KEY, value TEXT
 
 
 def default_cache_path() -> Path:
-    """``$MIGORCH_CACHE_DIR`` or ``$XDG_CACHE_HOME/pytest-migorch`` (``~/.cache/...``)."""
-    explicit = os.environ.get("MIGORCH_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "analysis.sqlite"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-migorch" / "analysis.sqlite"
+    """``analysis.sqlite`` in :func:`~pytest_migorch.cache_dir.cache_directory`."""
+    return cache_directory() / "analysis.sqlite"
 
 
 class SqliteStore:
