@@ -281,3 +281,18 @@ def query(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
     """All rows of one query, on a connection of its own."""
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(text, params).fetchall()
+
+
+def golang_migrate_applied(services: Path, url: str, version: int = 2) -> None:
+    """What golang-migrate leaves after applying user-service's 000001 and 000002 of the
+    examples (its table says ``version``): the state migorch is adopted on."""
+    migrations = services / "user-service" / "migrations"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA user_service")
+        conn.execute("SET search_path TO user_service, public")
+        for name in ("000001_create_users.up.sql", "000002_add_profiles.up.sql"):
+            conn.execute((migrations / name).read_text())
+        conn.execute("CREATE TABLE public.user_service_schema_migrations "
+                     "(version bigint not null primary key, dirty boolean not null)")
+        conn.execute("INSERT INTO public.user_service_schema_migrations VALUES (%s, false)",
+                     (version,))

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import query
+from helpers import golang_migrate_applied, query
 
 from pytest_migorch.cli.main import main
 
@@ -35,20 +35,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
     code, out, _ = run(capsys, "--json", *argv)
     return code, json.loads(out)
-
-
-def golang_migrate_applied(services: Path, url: str, version: int = 2) -> None:
-    """What golang-migrate leaves after applying user-service's 000001 and 000002."""
-    migrations = services / "user-service" / "migrations"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA user_service")
-        conn.execute("SET search_path TO user_service, public")
-        for name in ("000001_create_users.up.sql", "000002_add_profiles.up.sql"):
-            conn.execute((migrations / name).read_text())
-        conn.execute("CREATE TABLE public.user_service_schema_migrations "
-                     "(version bigint not null primary key, dirty boolean not null)")
-        conn.execute("INSERT INTO public.user_service_schema_migrations VALUES (%s, false)",
-                     (version,))
 
 
 def test_init_without_an_environment_creates_the_tables_and_up_adopts(

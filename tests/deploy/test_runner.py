@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import make_runner, query
+from helpers import golang_migrate_applied, make_runner, query
 
 from pytest_migorch.deploy.runner import Refused
 from pytest_migorch.errors import ConfigurationError, MigrationFailed
@@ -141,15 +141,7 @@ def test_risk_gate_in_protected_environment(services: Path, fresh_db: str) -> No
 def test_adoption_of_an_existing_golang_migrate_deployment(services: Path,
                                                            fresh_db: str) -> None:
     # golang-migrate applied 000001 and 000002 of user-service; its table says 2.
-    migrations = services / "user-service" / "migrations"
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA user_service")
-        conn.execute("SET search_path TO user_service, public")
-        for name in ("000001_create_users.up.sql", "000002_add_profiles.up.sql"):
-            conn.execute((migrations / name).read_text())
-        conn.execute("CREATE TABLE public.user_service_schema_migrations "
-                     "(version bigint not null primary key, dirty boolean not null)")
-        conn.execute("INSERT INTO public.user_service_schema_migrations VALUES (2, false)")
+    golang_migrate_applied(services, fresh_db)
     run = make_runner(services, fresh_db)
     init = run.init(["user-service"], "production")
     assert any("adopted 2 migration(s)" in note for note in init.notes)
