@@ -16,7 +16,7 @@ Items only present what the core computed (:mod:`pytest_migorch.project.validati
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
@@ -33,6 +33,7 @@ from pytest_migorch.project.validation import ValidationResult, load_project, va
 from pytest_migorch.pytest_plugin.history import RootHistory, root_history
 from pytest_migorch.pytest_plugin.keys import ANALYSIS_CACHE_KEY, SERVER_KEY, SETTINGS_KEY
 from pytest_migorch.pytest_plugin.settings import MigorchSettings
+from pytest_migorch.reports.selection import ChangeSelection
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan, files_block, plan_environments
 from pytest_migorch.vcs.integrity import changed_services, check_against_base, with_dependents
 
@@ -130,9 +131,14 @@ class ServicesRoot(pytest.Directory):
         #: Services whose per-migration checks run (None: all). The others' migrations are all
         #: released, so --migorch-base would hide every finding of those items anyway.
         self.migration_services: set[str] | None = None
+        #: Whether a migration may run differently than at the base (None: test every one).
+        self.migration_changed: Callable[[Migration], bool] | None = None
         if settings.changed_only and settings.base_ref:
             changed = changed_services(project, settings.base_ref)
             self.database_services = with_dependents(project, changed)
+            selection = (self.history.change
+                         or ChangeSelection.against(project, settings.base_ref))
+            self.migration_changed = lambda m: selection.migration_changed(m.service, m.id)
             if not settings.all_findings:
                 self.migration_services = changed
         if any(f.service not in project.services for f in result.findings):
@@ -232,8 +238,11 @@ class ServiceCollector(pytest.Directory):
                 self, **child_id(self, "roundtrip"), reason=blocked,
                 environment=", ".join(environments), **common)
             return
-        plans = plan_environments(self.result.graph, self.service.name, environments)
+        plans = plan_environments(self.result.graph, self.service.name, environments,
+                                  changed=getattr(self.parent, "migration_changed", None))
         for environment in environments:
+            if plans[environment].error is None and not plans[environment].tested:
+                continue  # all history (--migorch-changed-only): tested at the base
             yield RoundTripCollector.from_parent(
                 self, **child_id(self, f"roundtrip[{environment}]"), environment=environment,
                 plan=plans[environment], **common)

@@ -90,13 +90,17 @@ class ChangeSelection:
 
     ``changed`` are the migrations with an added or edited file; ``changed_entries`` the
     migrations whose dependencies.json entry differs from the base; ``changed_files`` every
-    changed path under the services root (for findings about a whole file).
+    changed path under the services root (for findings about a whole file);
+    ``rewritten_services`` the services with a change no single migration accounts for (a
+    deleted file, environments.json, a setting of dependencies.json outside its entries): every
+    migration of theirs may run differently, so :meth:`migration_changed` says so of all.
     """
 
     changed: set[MigrationKey] = field(default_factory=set)
     changed_entries: set[MigrationKey] = field(default_factory=set)
     changed_files: set[Path] = field(default_factory=set)
     touched_services: set[str] = field(default_factory=set)
+    rewritten_services: set[str] = field(default_factory=set)
 
     @classmethod
     def against(cls, project: Project, base_ref: str) -> ChangeSelection:
@@ -128,18 +132,37 @@ class ChangeSelection:
         if not any(migrations_dir in path.parents for path in self.changed_files):
             return  # no changed file, so no changed migration or entry either
         self.touched_services.add(service.name)
+        accounted: set[Path] = set()
         for migration in service.migrations.values():
             files = [f.path.resolve() for f in (migration.up, migration.down) if f is not None]
             if any(path in self.changed_files for path in files):
                 self.changed.add((service.name, migration.id))
+            accounted.update(files)
         dependencies = migrations_dir / CONFIG_FILES[0]
         if dependencies in self.changed_files:
-            old = _entries_at(repo, merge_base, dependencies.relative_to(top).as_posix())
-            new = _entries(_read(dependencies))
+            accounted.add(dependencies)
+            old_document = _document_at(repo, merge_base, dependencies.relative_to(top).as_posix())
+            new_document = _document(_read(dependencies))
+            old, new = _entries(old_document), _entries(new_document)
             ids = {m.version: m.id for m in service.migrations.values()}
             for version in set(old) | set(new):
-                if old.get(version) != new.get(version) and version in ids:
-                    self.changed_entries.add((service.name, ids[version]))
+                if old.get(version) != new.get(version):
+                    if version in ids:
+                        self.changed_entries.add((service.name, ids[version]))
+                    else:  # the entry of a migration that is gone
+                        self.rewritten_services.add(service.name)
+            if _settings(old_document) != _settings(new_document):
+                self.rewritten_services.add(service.name)
+        if any(migrations_dir in path.parents and path not in accounted
+               for path in self.changed_files):
+            self.rewritten_services.add(service.name)
+
+    def migration_changed(self, service: str, migration_id: str) -> bool:
+        """Whether the migration may run differently than at the base: its files or entry
+        changed, or its service was :attr:`rewritten <rewritten_services>`."""
+        key = (service, migration_id)
+        return (service in self.rewritten_services or key in self.changed
+                or key in self.changed_entries)
 
     def shows(self, finding: Finding) -> bool:
         if finding.family in ALWAYS_SHOWN or finding.service is None:
@@ -161,18 +184,32 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def _entries_at(repo: GitRepository, commit: str, path: str) -> dict[int, Any]:
+def _document_at(repo: GitRepository, commit: str, path: str) -> Any:
     blobs = repo.list_tree(commit, path)
     contents = repo.read_blobs(blobs.values())
-    return _entries(contents.get(blobs.get(path, ""), b""))
+    return _document(contents.get(blobs.get(path, ""), b""))
 
 
-def _entries(content: bytes) -> dict[int, Any]:
-    """``{version: raw entry}`` of a dependencies.json (empty when it does not parse: the
-    configuration checks report that, and every entry then counts as changed)."""
+def _document(content: bytes) -> Any:
+    """A dependencies.json's JSON, or None when it does not parse (the configuration checks
+    report that, and every entry then counts as changed)."""
     try:
-        document = json.loads(content.decode("utf-8-sig"))
-        migrations = document.get("migrations", {}) if isinstance(document, dict) else {}
-        return {int(key): value for key, value in migrations.items() if key.isdigit()}
-    except (ValueError, AttributeError):
+        return json.loads(content.decode("utf-8-sig"))
+    except ValueError:
+        return None
+
+
+def _entries(document: Any) -> dict[int, Any]:
+    """``{version: raw entry}`` of a dependencies.json document."""
+    migrations = document.get("migrations", {}) if isinstance(document, dict) else {}
+    if not isinstance(migrations, dict):
         return {}
+    return {int(key): value for key, value in migrations.items()
+            if isinstance(key, str) and key.isdigit()}
+
+
+def _settings(document: Any) -> Any:
+    """Everything of a dependencies.json but its entries (schema, migrations_table, ...)."""
+    if not isinstance(document, dict):
+        return document
+    return {key: value for key, value in document.items() if key != "migrations"}

@@ -8,12 +8,17 @@ Two rules keep one defect from being reported several times:
   (a base migration, typically) has the same outcome in each: it is tested in the first of them
   and its findings name all of them; the others only apply it on their way to what differs.
 
+With ``--migorch-changed-only`` a third rule keeps the history quiet and the run short: a
+migration whose resolved prefix holds no migration the change touched ran exactly so at the
+base, where it was tested; it is only applied, on the way to the first changed migration, which
+is tested with everything after it (see :class:`~pytest_migorch.reports.selection.ChangeSelection`).
+
 Pure: the project graph and the static findings, no database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pytest_migorch.errors import ConfigurationError
@@ -35,8 +40,16 @@ class EnvironmentPlan:
     covers: dict[int, tuple[str, ...]] = field(default_factory=dict)
     #: Keys of the service's migrations tested in another environment: only applied here.
     elsewhere: frozenset[tuple[str, int]] = frozenset()
+    #: Keys of the service's migrations before any changed one (``changed`` of
+    #: :func:`plan_environments`): tested at the base, only applied here.
+    history: frozenset[tuple[str, int]] = frozenset()
     #: Why the order cannot be resolved (the round-trip cannot run), or None.
     error: str | None = None
+
+    @property
+    def applied_only(self) -> frozenset[tuple[str, int]]:
+        """Keys of the service's migrations this round-trip applies without testing them."""
+        return self.elsewhere | self.history
 
 
 def files_block(findings: Iterable[Finding], service: str) -> str | None:
@@ -57,9 +70,13 @@ def _file(migration: Migration) -> tuple[str, int, str]:
 
 def plan_environments(
     graph: ProjectGraph, service: str, environments: Sequence[str],
+    changed: Callable[[Migration], bool] | None = None,
 ) -> dict[str, EnvironmentPlan]:
     """A plan per environment (in the order given): each migration tested where it first
-    occurs with its resolved prefix, covering the later environments with the same prefix."""
+    occurs with its resolved prefix, covering the later environments with the same prefix.
+
+    With ``changed`` (which migrations a change touched, of any service), a migration with no
+    changed one at or before it in the order is history: applied, not tested."""
     plans: dict[str, EnvironmentPlan] = {}
     # What determines a migration's outcome is every file applied up to and including it: its
     # prefix of the order. Prefixes are nodes of a trie (node, next file) -> node, so two
@@ -76,10 +93,16 @@ def plan_environments(
             plan.error = str(exc)
             continue
         elsewhere: set[tuple[str, int]] = set()
+        history: set[tuple[str, int]] = set()
         prefix = 0  # the empty prefix
+        reached_change = changed is None
         for migration in order:
             prefix = trie.setdefault((prefix, _file(migration)), len(trie) + 1)
+            reached_change = reached_change or (changed is not None and changed(migration))
             if migration.key not in tested_ids:
+                continue
+            if not reached_change:
+                history.add(migration.key)
                 continue
             owner = owners.get(prefix)
             if owner is None:
@@ -91,4 +114,5 @@ def plan_environments(
             owner_plan.covers[version] = (*covered, environment)
             elsewhere.add(migration.key)
         plan.elsewhere = frozenset(elsewhere)
+        plan.history = frozenset(history)
     return plans

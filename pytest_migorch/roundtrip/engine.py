@@ -12,8 +12,8 @@ unclean step the next migration is tested from the state it expects (the precedi
 on a fresh database), so one defect is reported once, not as a cascade: a later up that fails
 because an earlier one failed is ``DB006`` naming it (:mod:`pytest_migorch.roundtrip.causes`),
 and a table whose columns are only in another order after down is the warning ``DB010``.
-Migrations the plan says are tested in another environment are only applied here
-(:mod:`pytest_migorch.roundtrip.coverage`). While each up runs,
+Migrations the plan says are tested in another environment, or are history a change did not
+reach, are only applied here (:mod:`pytest_migorch.roundtrip.coverage`). While each up runs,
 :mod:`pytest_migorch.postgres.probes` records what PostgreSQL saw it do, which is compared with the
 declared ``affects_tables`` and ``risk_level`` and with what the static analysis derived.
 
@@ -119,9 +119,9 @@ class RoundTrip:
         self.static_tables = static_tables
         self.strict_column_order = strict_column_order
         self._covers = plan.covers if plan is not None else {}
-        elsewhere = plan.elsewhere if plan is not None else frozenset()
+        untested = plan.applied_only if plan is not None else frozenset()
         order = graph.order_all(environment, [service])
-        self.steps = [_Step(m, m.service == service and m.key not in elsewhere) for m in order]
+        self.steps = [_Step(m, m.service == service and m.key not in untested) for m in order]
         #: No migration of the service (in any environment, so all classify failures alike) nor
         #: of the order declares depends_on: golang-migrate's order, each needs all earlier.
         own = project.services[service].migrations.values() if service in project.services else ()
