@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,6 +52,7 @@ from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
 from pytest_migorch.roundtrip.data_checks import DataChecks
 from pytest_migorch.roundtrip.failures import describe_failure
+from pytest_migorch.roundtrip.replay import apply_batch, apply_migrations, batchable_run
 from pytest_migorch.roundtrip.rules import (
     COLUMN_ORDER,
     DOWN_FAILED,
@@ -139,6 +139,7 @@ class RoundTrip:
         #: migration's round-trip is the state before the next one's, so it is taken once.
         self._known_state: Snapshot | None = None
         self._tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])  # reads what changed
+        self._one_at_a_time_until = 0  # steps before this index are not batched (one failed)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -154,8 +155,9 @@ class RoundTrip:
         self.server.check_alive()
         try:
             while migration.version not in self.outcomes and self._position < len(self.steps):
-                self._run_step(self.steps[self._position])
-                self._position += 1
+                if not self._replay_batch():
+                    self._run_step(self.steps[self._position])
+                    self._position += 1
         except (psycopg.Error, DatabaseError):
             self.server.check_alive(probe=True)
             raise
@@ -244,6 +246,22 @@ class RoundTrip:
             self._failed[migration.key] = f"{migration.qualified_id} was not tested"
             return
         self._round_trip(outcome)
+
+    def _replay_batch(self) -> bool:
+        """Apply the untested steps from here on in one message (:mod:`.replay`); False when
+        there are fewer than two, or the batch failed (then they are applied one at a time)."""
+        run = [] if self._position < self._one_at_a_time_until else batchable_run(
+            self.steps, self._position, self._blocking_prerequisite)
+        if len(run) < 2:
+            return False
+        self._known_state = None
+        if apply_batch(self.conn, run):
+            self._applied.extend(migration for migration, _ in run)
+            self._position += len(run)
+            return True
+        self._dirty = True  # some of it committed: rebuild, then one at a time
+        self._one_at_a_time_until = self._position + len(run)
+        return False
 
     def _blocking_prerequisite(self, migration: Migration) -> str | None:
         """Why ``migration`` cannot be tested: a dependency that failed, or None."""
@@ -472,29 +490,3 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
         conn.execute("ROLLBACK")
     except psycopg.Error as exc:  # the original failure is the one worth reporting
         log.warning("rollback after a failed migration failed: %s", exc)
-
-
-def apply_migrations(
-    server: PostgresServer, dbname: str, project: Project, graph: ProjectGraph, service: str,
-    environment: str, *, up_to: int | None = None,
-) -> list[Migration]:
-    """Apply ``service``'s migrations (and what they need) to an existing database, up to and
-    including version ``up_to`` (all when None). Used by the user-facing fixtures."""
-    order = graph.order_all(environment, [service])
-    if up_to is not None:
-        wanted = {m.key for m in order if m.service == service and m.version <= up_to}
-        needed = graph.ancestors(wanted, environment) | wanted
-        order = [m for m in order if m.key in needed]
-    applied = []
-    with psycopg.connect(server.conninfo(dbname), autocommit=True) as conn:
-        for schema in sorted({schema_name(m.service) for m in order}):
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        for migration in order:
-            assert migration.up is not None
-            conn.execute(sql.SQL("SET search_path TO {}, public").format(
-                sql.Identifier(schema_name(migration.service))))
-            in_tx = file_execution_mode(migration, migration.up).transactional
-            with conn.transaction() if in_tx else nullcontext():
-                run_migration_file(conn, migration.up, in_transaction=in_tx)
-            applied.append(migration)
-    return applied

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from helpers import pair, service_files, write_service
 
-from pytest_migorch.postgres.servers.base import PostgresServer
-
 # Imported once here: pytester restores sys.modules after each in-process run.
 import pytest_migorch.pytest_plugin.plugin  # noqa: F401
 import pytest_migorch.pytest_plugin.session  # noqa: F401
+from pytest_migorch.postgres.servers.base import PostgresServer
 
 
 def git(base: Path, *args: str) -> None:
