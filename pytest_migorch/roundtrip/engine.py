@@ -52,7 +52,7 @@ from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
 from pytest_migorch.roundtrip.data_checks import DataChecks
 from pytest_migorch.roundtrip.failures import describe_failure
-from pytest_migorch.roundtrip.replay import apply_batch, apply_migrations, batchable_run
+from pytest_migorch.roundtrip.replay import apply_batch, batchable_run
 from pytest_migorch.roundtrip.rules import (
     COLUMN_ORDER,
     DOWN_FAILED,
@@ -67,7 +67,7 @@ from pytest_migorch.roundtrip.truth import truth_findings
 from pytest_migorch.roundtrip.version_table import prepare_database
 from pytest_migorch.sql.execution_mode import file_execution_mode
 
-__all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables", "apply_migrations"]
+__all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables"]
 
 log = logging.getLogger(__name__)
 
