@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.generate import generate_repository, service_names
+from benchmarks.run import compile_package
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -135,6 +136,7 @@ def run_job(repo: Path, label: str, cache: Path, work: Path, extra: Sequence[str
                f"--migorch-codequality={work / 'gl-code-quality.json'}", *extra]
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB_", "GITLAB_", "CI_")) and k != "CI"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: see benchmarks.run.compile_package
     env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")])),
                MIGORCH_CI_TIMING_DIR=str(work / "timing"))
     t0 = time.time()
@@ -319,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_before": f"{os.getloadavg()[0]:.1f}", "services": args.services,
         "migrations": args.migrations, "changed": changed, "workers": args.workers,
         "dist": f" --dist {args.dist}" if args.dist else ""}
+    compile_package()
     try:
         repo = work / "repo"
         build_repository(repo, args.services, args.migrations, changed, args.seed)
