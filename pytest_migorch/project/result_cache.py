@@ -173,11 +173,8 @@ class ServiceFindings:
         key = self._key(service)
         if key is None:
             return compute()
-        if service.name not in self._cached:
-            found = self.cache.get(key)
-            self._cached[service.name] = found["migrations"] if found is not None else None
         entry = str(migration.version)
-        cached = self._cached[service.name]
+        cached = self._entry(service, key)
         if cached is not None and entry in cached:
             return decode_findings(cached[entry])
         findings = compute()
@@ -186,6 +183,18 @@ class ServiceFindings:
         if len(done) == sum(1 for m in service.migrations.values() if m.up is not None):
             self._store(service, key, done)
         return findings
+
+    def _entry(self, service: Service, key: str) -> dict[str, Any] | None:
+        """The service's cached findings by migration, read once."""
+        if service.name not in self._cached:
+            found = self.cache.get(key)
+            self._cached[service.name] = found["migrations"] if found is not None else None
+        return self._cached[service.name]
+
+    def known(self, service: Service) -> bool:
+        """Whether ``service``'s findings are cached: its files need no analysis this run."""
+        key = self._key(service)
+        return key is not None and self._entry(service, key) is not None
 
     def _store(self, service: Service, key: str, done: dict[str, list[Finding]]) -> None:
         """Keep the service's entry if its files are still those fingerprinted (an editor

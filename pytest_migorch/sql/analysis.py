@@ -45,7 +45,9 @@ __all__ = [
     "AnalysisCache",
     "DEFAULT_CACHE",
     "analyse_sql",
+    "analyse_uncached",
     "content_key",
+    "ComputedAhead",
     "MAX_ANALYSED_CHARS",
     "ANALYSIS_FORMAT",
 ]
@@ -201,6 +203,13 @@ class SqlAnalysis:
         )
 
 
+class ComputedAhead(Protocol):
+    """Analyses computed elsewhere (:class:`pytest_migorch.sql.ahead.AnalysesAhead`): ``take``
+    returns one by key, or None when the caller must analyse the text itself."""
+
+    def take(self, key: str) -> SqlAnalysis | None: ...
+
+
 class PersistentStore(Protocol):
     """Somewhere analysis results survive the process: ``get`` returns None when absent."""
 
@@ -240,6 +249,13 @@ class AnalysisCache:
         self.hits = 0
         self.store_hits = 0
         self.misses = 0
+        #: Where analyses computed ahead wait (set while :func:`~pytest_migorch.sql.ahead.
+        #: analyses_ahead` runs); asked before a text is analysed here.
+        self.ahead: ComputedAhead | None = None
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key``'s analysis is in memory or in the store (then it is now in memory)."""
+        return self.get(key) is not None
 
     def get(self, key: str) -> SqlAnalysis | None:
         with self._lock:
@@ -301,12 +317,16 @@ def analyse_sql(text: str, cache: AnalysisCache | None = None) -> SqlAnalysis:
     if found is not None:
         return found
     cache.misses += 1
-    analysis = _analyse_uncached(text, key)
+    analysis = cache.ahead.take(key) if cache.ahead is not None else None
+    if analysis is None:
+        analysis = analyse_uncached(text, key)
     cache.put(analysis)
     return analysis
 
 
-def _analyse_uncached(text: str, key: str) -> SqlAnalysis:
+def analyse_uncached(text: str, key: str) -> SqlAnalysis:
+    """The analysis of ``text`` under ``key`` (its :func:`content_key`), no cache involved: what
+    :func:`analyse_sql` computes on a miss, and what analysis workers run."""
     split = split_sql(text)
     return SqlAnalysis(
         key=key,
