@@ -98,6 +98,7 @@ def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | N
     """The static pipeline of ``validate``: every finding of the selected services."""
     from pytest_migorch.checks.custom import load_custom_checks
     from pytest_migorch.checks.migration import analysis_order, migration_analyser
+    from pytest_migorch.model import texts_read_once
     from pytest_migorch.project.validation import validate_project
     from pytest_migorch.sql.ahead import analyses_ahead
     from pytest_migorch.vcs.integrity import check_against_base
@@ -113,7 +114,7 @@ def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | N
     to_analyse = [service for name, service in project.services.items()
                   if name in services and not (cached is not None and cached.known(service))]
     count = sum(len(service.migrations) for service in to_analyse) * 2
-    with analyses_ahead(cache, analysis_order(to_analyse), count=count):
+    with texts_read_once(), analyses_ahead(cache, analysis_order(to_analyse), count=count):
         result = validate_project(
             project, strict=args.strict, services=services, analyser=analyser,
             checks=[custom, *([lambda project: check_against_base(project, base)] if base
