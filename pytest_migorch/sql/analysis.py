@@ -31,6 +31,7 @@ from pytest_migorch import __version__
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.sql import pg_parse
 from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, Op, Role
+from pytest_migorch.sql.pg_create_table import create_table_facts
 from pytest_migorch.sql.split import IgnoreComment, Statement, Token, split_sql, tokenize
 from pytest_migorch.sql.token_recognisers import recognise, statement_kind
 
@@ -356,6 +357,8 @@ def analyse_statement(statement: Statement) -> StatementAnalysis:
         return _result(statement, kind, reason=statement.unterminated)
     try:
         facts = recognise(kind, tokens)
+        if facts is None and kind == "CREATE TABLE":  # most of them, from PostgreSQL's tree
+            facts = create_table_facts(statement.text)
         if facts is None:
             facts = analyse_parsed(kind, statement.text, tokens)
     except NotAnalysed as exc:
