@@ -158,6 +158,7 @@ class ServiceFindings:
         self._cached: dict[str, dict[str, Any] | None] = {}
         self._computed: dict[str, dict[str, list[Finding]]] = {}
         self._keys: dict[str, str | None] = {}
+        self._expected: dict[str, int] = {}
 
     def _key(self, service: Service) -> str | None:
         """The service's key, computed once (the plugin asks for it for every item)."""
@@ -180,7 +181,10 @@ class ServiceFindings:
         findings = compute()
         done = self._computed.setdefault(service.name, {})
         done[entry] = findings
-        if len(done) == sum(1 for m in service.migrations.values() if m.up is not None):
+        if service.name not in self._expected:  # counted once, not once per migration
+            self._expected[service.name] = sum(1 for m in service.migrations.values()
+                                               if m.up is not None)
+        if len(done) == self._expected[service.name]:
             self._store(service, key, done)
         return findings
 

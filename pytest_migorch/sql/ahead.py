@@ -191,7 +191,7 @@ def analyses_ahead(cache: AnalysisCache, texts: Iterable[str], *, count: int,
         return
     items = ((content_key(text), text) for text in texts)
     with AnalysesAhead(items, analyse_uncached, workers=workers,
-                       needed=lambda key: not cache.holds(key)) as ahead:
+                       needed=lambda key: not cache.remembers(key)) as ahead:
         cache.ahead = ahead
         try:
             yield ahead

@@ -221,12 +221,28 @@ class PersistentStore(Protocol):
 
 def content_key(text: str) -> str:
     """The cache key of a file's text: it changes with the text, sqlglot, our format and our
-    version, so an upgrade never serves facts (or internal errors) of an older analysis."""
+    version, so an upgrade never serves facts (or internal errors) of an older analysis.
+
+    Kept for texts up to :data:`KEY_MEMO_MAX_CHARS`: a run asks for a file's key several times."""
+    tool = (f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{_sqlglot_version()}/"
+            f"{pg_parse.PARSER_ID}\0")
+    if len(text) > KEY_MEMO_MAX_CHARS:
+        return _content_key(tool, text)
+    return _content_key_memo(tool, text)
+
+
+#: Texts up to this many characters have their key kept (bounding the memory it holds).
+KEY_MEMO_MAX_CHARS = 64_000
+
+
+def _content_key(tool: str, text: str) -> str:
     digest = hashlib.sha256()
-    digest.update(f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{_sqlglot_version()}/"
-                  f"{pg_parse.PARSER_ID}\0".encode())
+    digest.update(tool.encode())
     digest.update(text.encode("utf-8", errors="surrogatepass"))
     return digest.hexdigest()
+
+
+_content_key_memo = functools.lru_cache(maxsize=4096)(_content_key)
 
 
 @functools.cache
@@ -254,17 +270,26 @@ class AnalysisCache:
         #: analyses_ahead` runs); asked before a text is analysed here.
         self.ahead: ComputedAhead | None = None
 
-    def holds(self, key: str) -> bool:
-        """Whether ``key``'s analysis is in memory or in the store (then it is now in memory)."""
-        return self.get(key) is not None
+    def remembers(self, key: str) -> bool:
+        """Whether ``key``'s analysis is in memory (the store is not asked: one query a file
+        would cost the look-ahead more than analysing again what a warm store holds)."""
+        with self._lock:
+            return key in self._memory
 
     def get(self, key: str) -> SqlAnalysis | None:
+        """The analysis of ``key`` from memory, from :attr:`ahead` (then kept like one
+        analysed here), or from the store."""
         with self._lock:
             found = self._memory.get(key)
             if found is not None:
                 self._memory.move_to_end(key)
                 self.hits += 1
                 return found
+        computed = self.ahead.take(key) if self.ahead is not None else None
+        if computed is not None:
+            self.misses += 1
+            self.put(computed)
+            return computed
         stored = self._from_store(key)
         if stored is not None:
             self.store_hits += 1
@@ -318,9 +343,7 @@ def analyse_sql(text: str, cache: AnalysisCache | None = None) -> SqlAnalysis:
     if found is not None:
         return found
     cache.misses += 1
-    analysis = cache.ahead.take(key) if cache.ahead is not None else None
-    if analysis is None:
-        analysis = analyse_uncached(text, key)
+    analysis = analyse_uncached(text, key)
     cache.put(analysis)
     return analysis
 
