@@ -25,12 +25,17 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TYPE_CHECKING
 
+from pytest_migorch.sql.analysis import (
+    AnalysisCache,
+    Computed,
+    SqlAnalysis,
+    analyse_uncached,
+    content_key,
+)
 from pytest_migorch.sql.split import Statement, remember_statements, split_statements
+from pytest_migorch.sql.store import encode
 
-if TYPE_CHECKING:
-    from pytest_migorch.sql.analysis import AnalysisCache, SqlAnalysis
 
 __all__ = ["AnalysesAhead", "analyses_ahead", "usable_workers", "MIN_FILES", "CHUNK_FILES"]
 
@@ -40,12 +45,12 @@ logger = logging.getLogger(__name__)
 MIN_FILES = 64
 #: Texts per task: large enough that sending them costs little next to analysing them, small
 #: enough that the first result comes back soon and the workers share the tail evenly.
-CHUNK_FILES = 24
+CHUNK_FILES = 64
 #: Chunks in flight per worker: bounds the results waiting in memory for the pipeline.
 WINDOW_PER_WORKER = 4
 
 #: Analyses one text under its key (the workers run it): :func:`analysis.analyse_uncached`.
-Analyse = Callable[[str, str], "SqlAnalysis"]
+Analyse = Callable[[str, str], SqlAnalysis]
 
 
 def usable_workers() -> int:
@@ -61,14 +66,18 @@ def usable_workers() -> int:
     return cores if cores > 1 else 0
 
 
-#: What a worker sends back for one text: its analysis and its statements (the checks split
-#: the file again for its execution mode; the worker just did).
-_Done = tuple["SqlAnalysis", tuple[Statement, ...]]
+#: What a worker sends back for one text: its analysis, encoded for the store too, and its
+#: statements (the checks split the file again for its execution mode; the worker just did).
+_Done = tuple[SqlAnalysis, str, tuple[Statement, ...]]
 
 
 def _analyse_chunk(analyse: Analyse, chunk: list[tuple[str, str]]) -> list[_Done]:
-    """In a worker: the analyses and splits of ``(key, text)`` pairs, in order."""
-    return [(analyse(text, key), tuple(split_statements(text))) for key, text in chunk]
+    """In a worker: the analyses, stored forms and splits of ``(key, text)`` pairs, in order."""
+    done: list[_Done] = []
+    for key, text in chunk:
+        analysis = analyse(text, key)
+        done.append((analysis, encode(analysis.to_json()), tuple(split_statements(text))))
+    return done
 
 
 class AnalysesAhead:
@@ -88,7 +97,7 @@ class AnalysesAhead:
         self._analyse = analyse
         self._sent: set[str] = set()
         self._expected: set[str] = set()
-        self._ready: dict[str, SqlAnalysis] = {}
+        self._ready: dict[str, Computed] = {}
         self._in_flight: deque[tuple[list[tuple[str, str]], Future[list[_Done]]]] = deque()
         self._window = max(1, workers) * WINDOW_PER_WORKER
         self._executor: ProcessPoolExecutor | None = None
@@ -129,7 +138,7 @@ class AnalysesAhead:
                 break
         return chunk
 
-    def take(self, key: str) -> SqlAnalysis | None:
+    def take(self, key: str) -> Computed | None:
         """The analysis of ``key`` computed ahead, or None (never sent, or the workers
         failed): the caller analyses the text itself."""
         found = self._ready.pop(key, None)
@@ -144,9 +153,10 @@ class AnalysesAhead:
                                exc_info=True)
                 self._give_up()
                 break
-            for (done, text), (analysis, statements) in zip(chunk, results, strict=True):
+            for (done, text), (analysis, document, statements) in zip(chunk, results,
+                                                                       strict=True):
                 self._expected.discard(done)
-                self._ready[done] = analysis
+                self._ready[done] = Computed(analysis, document)
                 remember_statements(text, statements)
             self._fill()
         self._expected.discard(key)
@@ -183,8 +193,6 @@ def analyses_ahead(cache: AnalysisCache, texts: Iterable[str], *, count: int,
 
     Nothing is started for fewer than ``min_files`` texts, on one core or where forking is not
     safe: the block then runs exactly as without it (and gets None)."""
-    from pytest_migorch.sql.analysis import analyse_uncached, content_key
-
     workers = usable_workers() if workers is None else workers
     if workers <= 0 or count < min_files:
         yield None

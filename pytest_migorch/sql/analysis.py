@@ -25,13 +25,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pytest_migorch import __version__
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.sql import pg_parse
 from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, Op, Role
 from pytest_migorch.sql.pg_create_table import create_table_facts
+from pytest_migorch.sql.store import SqliteStore
 from pytest_migorch.sql.split import IgnoreComment, Statement, Token, split_sql, tokenize
 from pytest_migorch.sql.token_recognisers import recognise, statement_kind
 
@@ -49,6 +50,7 @@ __all__ = [
     "analyse_uncached",
     "content_key",
     "ComputedAhead",
+    "Computed",
     "MAX_ANALYSED_CHARS",
     "ANALYSIS_FORMAT",
 ]
@@ -204,11 +206,19 @@ class SqlAnalysis:
         )
 
 
+class Computed(NamedTuple):
+    """An analysis computed in another process, and its stored form (:func:`~pytest_migorch.
+    sql.store.encode` of :meth:`SqlAnalysis.to_json`), so this process need not encode it."""
+
+    analysis: SqlAnalysis
+    document: str
+
+
 class ComputedAhead(Protocol):
     """Analyses computed elsewhere (:class:`pytest_migorch.sql.ahead.AnalysesAhead`): ``take``
     returns one by key, or None when the caller must analyse the text itself."""
 
-    def take(self, key: str) -> SqlAnalysis | None: ...
+    def take(self, key: str) -> Computed | None: ...
 
 
 class PersistentStore(Protocol):
@@ -288,19 +298,24 @@ class AnalysisCache:
         computed = self.ahead.take(key) if self.ahead is not None else None
         if computed is not None:
             self.misses += 1
-            self.put(computed)
-            return computed
+            self.put(computed.analysis, document=computed.document)
+            return computed.analysis
         stored = self._from_store(key)
         if stored is not None:
             self.store_hits += 1
             self._remember(key, stored)
         return stored
 
-    def put(self, analysis: SqlAnalysis) -> None:
+    def put(self, analysis: SqlAnalysis, *, document: str | None = None) -> None:
+        """Keep ``analysis`` in memory and in the store; ``document`` is its stored form when
+        another process already encoded it (for a store that takes encoded values)."""
         self._remember(analysis.key, analysis)
         if self.store is not None and not _has_internal_error(analysis):
             try:
-                self.store.set(analysis.key, analysis.to_json())
+                if document is not None and isinstance(self.store, SqliteStore):
+                    self.store.set_encoded(analysis.key, document)
+                else:
+                    self.store.set(analysis.key, analysis.to_json())
             except Exception:  # a broken cache must never break the analysis
                 logger.warning("could not store SQL analysis in the cache", exc_info=True)
 

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_migorch.cli.main import main
 from pytest_migorch.sql import ahead as ahead_module
-from pytest_migorch.sql.analysis import SqlAnalysis
+from pytest_migorch.sql.analysis import Computed
 
 
 def validate_json(capsys: pytest.CaptureFixture[str], root: Path) -> tuple[int, str]:
@@ -31,7 +31,7 @@ def test_findings_are_the_same_with_and_without_workers(
     served: list[str] = []
     take = ahead_module.AnalysesAhead.take
 
-    def counted(self: ahead_module.AnalysesAhead, key: str) -> SqlAnalysis | None:
+    def counted(self: ahead_module.AnalysesAhead, key: str) -> Computed | None:
         found = take(self, key)
         if found is not None:
             served.append(key)

@@ -18,6 +18,7 @@ from pytest_migorch.sql.analysis import (
 )
 from pytest_migorch.sql import split as split_module
 from pytest_migorch.sql.split import split_statements
+from pytest_migorch.sql.store import encode
 
 #: Statements of every path of the analysis: token recognisers, sqlglot, PostgreSQL's tree
 #: (a DO block), a syntax error, an unterminated quote, ignore comments.
@@ -53,7 +54,8 @@ def test_analyses_from_the_workers_are_those_computed_here() -> None:
         for key, text in items:
             got = ahead.take(key)
             assert got is not None, "every text sent comes back from a worker"
-            assert got == analyse_uncached(text, key)
+            assert got.analysis == analyse_uncached(text, key)
+            assert got.document == encode(got.analysis.to_json())
 
 
 def test_the_split_a_worker_made_is_the_split_made_here() -> None:
