@@ -7,8 +7,10 @@ resolves orders. Later stages (analysis, round-trip, runner) only read these obj
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,6 +32,7 @@ __all__ = [
     "TRANSACTIONAL_BY_DEFAULT",
     "REVERSIBLE_BY_DEFAULT",
     "IDENTIFIER_MAX_BYTES",
+    "texts_read_once",
 ]
 
 Direction = Literal["up", "down"]
@@ -104,8 +107,41 @@ class MigrationFile:
         return f"{self.environment}/{self.name}" if self.environment else self.name
 
     def read_text(self) -> str:
-        """The file's SQL. Discovery already reported files that are not UTF-8."""
-        return self.path.read_text(encoding="utf-8", errors="replace")
+        """The file's SQL. Discovery already reported files that are not UTF-8.
+
+        Inside :func:`texts_read_once` a file is read once and the same text served again."""
+        memo = _texts_read
+        if memo is None:
+            return self.path.read_text(encoding="utf-8", errors="replace")
+        text = memo.get(self.path)
+        if text is None:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+            if len(text) <= TEXT_MEMO_MAX_CHARS:
+                memo[self.path] = text
+        return text
+
+
+#: Files up to this many characters are kept by :func:`texts_read_once` (bounding its memory).
+TEXT_MEMO_MAX_CHARS = 64_000
+
+_texts_read: dict[Path, str] | None = None
+
+
+@contextlib.contextmanager
+def texts_read_once() -> Iterator[None]:
+    """While the block runs, :meth:`MigrationFile.read_text` reads each file once.
+
+    ``migorch validate`` asks for the text of every file four or five times (its analysis, the
+    schema history, its checks, its execution mode); reading them once also means every check
+    sees the same contents. The result cache still compares the files' fingerprint after the
+    run, so a file edited meanwhile is not cached with findings of its old text."""
+    global _texts_read
+    outer = _texts_read
+    _texts_read = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _texts_read = outer
 
 
 @dataclass(frozen=True)

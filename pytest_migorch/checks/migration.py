@@ -30,7 +30,7 @@ Decisions users rely on (docs/sql-rules.md has them all):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from pytest_migorch.sql.execution_mode import file_execution_mode
 
 __all__ = [
     "RULES",
+    "analysis_order",
     "TABLE_NOT_DECLARED",
     "TABLE_NOT_TOUCHED",
     "UNUSED_IGNORE",
@@ -347,3 +348,20 @@ def migration_analyser(cache: AnalysisCache | None = None, *, lock_timeout_assum
         return report.findings + report.comment_findings
 
     return analyse
+
+
+def analysis_order(services: Iterable[Service]) -> Iterator[str]:
+    """The texts :func:`migration_analyser` analyses for ``services``, in the order it asks for
+    them (each service's up files by version for its schema history, then each migration's up
+    and down files), for analysing them ahead (:func:`pytest_migorch.sql.ahead.analyses_ahead`).
+    Files are read as they are needed."""
+    for service in services:
+        for _, migration in sorted(service.migrations.items()):
+            text = read_migration_file(migration.up)
+            if text is not None:
+                yield text
+        for migration in service.migrations.values():
+            if migration.up is not None:
+                text = read_migration_file(migration.down)
+                if text is not None:
+                    yield text

@@ -97,8 +97,10 @@ def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | N
               ) -> tuple[Project, list[str], list[Finding]]:
     """The static pipeline of ``validate``: every finding of the selected services."""
     from pytest_migorch.checks.custom import load_custom_checks
-    from pytest_migorch.checks.migration import migration_analyser
+    from pytest_migorch.checks.migration import analysis_order, migration_analyser
+    from pytest_migorch.model import texts_read_once
     from pytest_migorch.project.validation import validate_project
+    from pytest_migorch.sql.ahead import analyses_ahead
     from pytest_migorch.vcs.integrity import check_against_base
 
     project = _load(args)
@@ -107,10 +109,16 @@ def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | N
     cache = _analysis_cache(args)
     custom = load_custom_checks(root, cache)
     analyser = custom.analyser(migration_analyser(cache))
-    result = validate_project(
-        project, strict=args.strict, services=services,
-        analyser=cached.analyser(analyser) if cached is not None else analyser,
-        checks=[custom, *([lambda project: check_against_base(project, base)] if base else [])])
+    if cached is not None:
+        analyser = cached.analyser(analyser)
+    to_analyse = [service for name, service in project.services.items()
+                  if name in services and not (cached is not None and cached.known(service))]
+    count = sum(len(service.migrations) for service in to_analyse) * 2
+    with texts_read_once(), analyses_ahead(cache, analysis_order(to_analyse), count=count):
+        result = validate_project(
+            project, strict=args.strict, services=services, analyser=analyser,
+            checks=[custom, *([lambda project: check_against_base(project, base)] if base
+                              else [])])
     if cached is not None:
         cached.save(services, result.findings)
     return project, services, result.findings

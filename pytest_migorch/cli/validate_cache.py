@@ -32,6 +32,7 @@ from pytest_migorch.project.result_cache import (
 )
 
 if TYPE_CHECKING:  # the pipeline (config, graph, jsonschema) is loaded only on a miss
+    from pytest_migorch.model import Service
     from pytest_migorch.project.validation import MigrationAnalyser
 
 __all__ = ["CachedValidation", "CUSTOM_CHECKS_GROUP", "declares_custom_checks"]
@@ -122,3 +123,8 @@ class CachedValidation:
         """``base`` with each service's findings cached by the digest of its ``migrations/``."""
         self._services = ServiceFindings(self.cache, self.fingerprint, deferred=True)
         return self._services.analyser(base)
+
+    def known(self, service: Service) -> bool:
+        """Whether ``service``'s migration findings will come from the cache (after
+        :meth:`analyser`): its SQL need not be analysed."""
+        return self._services is not None and self._services.known(service)

@@ -158,6 +158,7 @@ class ServiceFindings:
         self._cached: dict[str, dict[str, Any] | None] = {}
         self._computed: dict[str, dict[str, list[Finding]]] = {}
         self._keys: dict[str, str | None] = {}
+        self._expected: dict[str, int] = {}
 
     def _key(self, service: Service) -> str | None:
         """The service's key, computed once (the plugin asks for it for every item)."""
@@ -173,19 +174,31 @@ class ServiceFindings:
         key = self._key(service)
         if key is None:
             return compute()
-        if service.name not in self._cached:
-            found = self.cache.get(key)
-            self._cached[service.name] = found["migrations"] if found is not None else None
         entry = str(migration.version)
-        cached = self._cached[service.name]
+        cached = self._entry(service, key)
         if cached is not None and entry in cached:
             return decode_findings(cached[entry])
         findings = compute()
         done = self._computed.setdefault(service.name, {})
         done[entry] = findings
-        if len(done) == sum(1 for m in service.migrations.values() if m.up is not None):
+        if service.name not in self._expected:  # counted once, not once per migration
+            self._expected[service.name] = sum(1 for m in service.migrations.values()
+                                               if m.up is not None)
+        if len(done) == self._expected[service.name]:
             self._store(service, key, done)
         return findings
+
+    def _entry(self, service: Service, key: str) -> dict[str, Any] | None:
+        """The service's cached findings by migration, read once."""
+        if service.name not in self._cached:
+            found = self.cache.get(key)
+            self._cached[service.name] = found["migrations"] if found is not None else None
+        return self._cached[service.name]
+
+    def known(self, service: Service) -> bool:
+        """Whether ``service``'s findings are cached: its files need no analysis this run."""
+        key = self._key(service)
+        return key is not None and self._entry(service, key) is not None
 
     def _store(self, service: Service, key: str, done: dict[str, list[Finding]]) -> None:
         """Keep the service's entry if its files are still those fingerprinted (an editor

@@ -25,12 +25,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pytest_migorch import __version__
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.sql import pg_parse
 from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, Op, Role
+from pytest_migorch.sql.pg_create_table import create_table_facts
+from pytest_migorch.sql.store import SqliteStore
 from pytest_migorch.sql.split import IgnoreComment, Statement, Token, split_sql, tokenize
 from pytest_migorch.sql.token_recognisers import recognise, statement_kind
 
@@ -45,7 +47,10 @@ __all__ = [
     "AnalysisCache",
     "DEFAULT_CACHE",
     "analyse_sql",
+    "analyse_uncached",
     "content_key",
+    "ComputedAhead",
+    "Computed",
     "MAX_ANALYSED_CHARS",
     "ANALYSIS_FORMAT",
 ]
@@ -201,6 +206,21 @@ class SqlAnalysis:
         )
 
 
+class Computed(NamedTuple):
+    """An analysis computed in another process, and its stored form (:func:`~pytest_migorch.
+    sql.store.encode` of :meth:`SqlAnalysis.to_json`), so this process need not encode it."""
+
+    analysis: SqlAnalysis
+    document: str
+
+
+class ComputedAhead(Protocol):
+    """Analyses computed elsewhere (:class:`pytest_migorch.sql.ahead.AnalysesAhead`): ``take``
+    returns one by key, or None when the caller must analyse the text itself."""
+
+    def take(self, key: str) -> Computed | None: ...
+
+
 class PersistentStore(Protocol):
     """Somewhere analysis results survive the process: ``get`` returns None when absent."""
 
@@ -211,12 +231,28 @@ class PersistentStore(Protocol):
 
 def content_key(text: str) -> str:
     """The cache key of a file's text: it changes with the text, sqlglot, our format and our
-    version, so an upgrade never serves facts (or internal errors) of an older analysis."""
+    version, so an upgrade never serves facts (or internal errors) of an older analysis.
+
+    Kept for texts up to :data:`KEY_MEMO_MAX_CHARS`: a run asks for a file's key several times."""
+    tool = (f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{_sqlglot_version()}/"
+            f"{pg_parse.PARSER_ID}\0")
+    if len(text) > KEY_MEMO_MAX_CHARS:
+        return _content_key(tool, text)
+    return _content_key_memo(tool, text)
+
+
+#: Texts up to this many characters have their key kept (bounding the memory it holds).
+KEY_MEMO_MAX_CHARS = 64_000
+
+
+def _content_key(tool: str, text: str) -> str:
     digest = hashlib.sha256()
-    digest.update(f"migorch-{__version__}/sql-{ANALYSIS_FORMAT}/sqlglot-{_sqlglot_version()}/"
-                  f"{pg_parse.PARSER_ID}\0".encode())
+    digest.update(tool.encode())
     digest.update(text.encode("utf-8", errors="surrogatepass"))
     return digest.hexdigest()
+
+
+_content_key_memo = functools.lru_cache(maxsize=4096)(_content_key)
 
 
 @functools.cache
@@ -240,25 +276,46 @@ class AnalysisCache:
         self.hits = 0
         self.store_hits = 0
         self.misses = 0
+        #: Where analyses computed ahead wait (set while :func:`~pytest_migorch.sql.ahead.
+        #: analyses_ahead` runs); asked before a text is analysed here.
+        self.ahead: ComputedAhead | None = None
+
+    def remembers(self, key: str) -> bool:
+        """Whether ``key``'s analysis is in memory (the store is not asked: one query a file
+        would cost the look-ahead more than analysing again what a warm store holds)."""
+        with self._lock:
+            return key in self._memory
 
     def get(self, key: str) -> SqlAnalysis | None:
+        """The analysis of ``key`` from memory, from :attr:`ahead` (then kept like one
+        analysed here), or from the store."""
         with self._lock:
             found = self._memory.get(key)
             if found is not None:
                 self._memory.move_to_end(key)
                 self.hits += 1
                 return found
+        computed = self.ahead.take(key) if self.ahead is not None else None
+        if computed is not None:
+            self.misses += 1
+            self.put(computed.analysis, document=computed.document)
+            return computed.analysis
         stored = self._from_store(key)
         if stored is not None:
             self.store_hits += 1
             self._remember(key, stored)
         return stored
 
-    def put(self, analysis: SqlAnalysis) -> None:
+    def put(self, analysis: SqlAnalysis, *, document: str | None = None) -> None:
+        """Keep ``analysis`` in memory and in the store; ``document`` is its stored form when
+        another process already encoded it (for a store that takes encoded values)."""
         self._remember(analysis.key, analysis)
         if self.store is not None and not _has_internal_error(analysis):
             try:
-                self.store.set(analysis.key, analysis.to_json())
+                if document is not None and isinstance(self.store, SqliteStore):
+                    self.store.set_encoded(analysis.key, document)
+                else:
+                    self.store.set(analysis.key, analysis.to_json())
             except Exception:  # a broken cache must never break the analysis
                 logger.warning("could not store SQL analysis in the cache", exc_info=True)
 
@@ -301,12 +358,14 @@ def analyse_sql(text: str, cache: AnalysisCache | None = None) -> SqlAnalysis:
     if found is not None:
         return found
     cache.misses += 1
-    analysis = _analyse_uncached(text, key)
+    analysis = analyse_uncached(text, key)
     cache.put(analysis)
     return analysis
 
 
-def _analyse_uncached(text: str, key: str) -> SqlAnalysis:
+def analyse_uncached(text: str, key: str) -> SqlAnalysis:
+    """The analysis of ``text`` under ``key`` (its :func:`content_key`), no cache involved: what
+    :func:`analyse_sql` computes on a miss, and what analysis workers run."""
     split = split_sql(text)
     return SqlAnalysis(
         key=key,
@@ -336,6 +395,8 @@ def analyse_statement(statement: Statement) -> StatementAnalysis:
         return _result(statement, kind, reason=statement.unterminated)
     try:
         facts = recognise(kind, tokens)
+        if facts is None and kind == "CREATE TABLE":  # most of them, from PostgreSQL's tree
+            facts = create_table_facts(statement.text)
         if facts is None:
             facts = analyse_parsed(kind, statement.text, tokens)
     except NotAnalysed as exc:

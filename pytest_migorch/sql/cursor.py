@@ -9,6 +9,7 @@ which must be right on every file and has no business knowing about names.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -23,8 +24,10 @@ QName = tuple[str | None, str]
 _SIMPLE_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
+@functools.lru_cache(maxsize=8192)
 def display_name(schema: str | None, name: str) -> str:
-    """``schema.name`` with quotes where PostgreSQL would need them."""
+    """``schema.name`` with quotes where PostgreSQL would need them (kept per name: the rules
+    ask for the same few table names again and again)."""
     parts = [p for p in (schema, name) if p is not None]
     return ".".join(p if _SIMPLE_IDENT.fullmatch(p) else '"' + p.replace('"', '""') + '"'
                     for p in parts)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -417,9 +418,25 @@ def split_statements(text: str) -> list[Statement]:
     Remembered by text: one run asks for the statements of a file several times (its
     execution mode in the checks and in the plan, then the runner sending it), and lexing in
     Python is the expensive part. The results are immutable; the list is the caller's own."""
+    found = _known_statements.get(text)
+    if found is not None:
+        return list(found)
     return list(_statements(text))
 
 
 @functools.lru_cache(maxsize=4096)
 def _statements(text: str) -> tuple[Statement, ...]:
     return split_sql(text).statements
+
+
+#: Splits made in another process (:mod:`pytest_migorch.sql.ahead`), by text, most recent last.
+_known_statements: OrderedDict[str, tuple[Statement, ...]] = OrderedDict()
+
+
+def remember_statements(text: str, statements: tuple[Statement, ...]) -> None:
+    """Keep the split of ``text`` made elsewhere (an analysis worker), so this process does not
+    lex the file again; as many are kept as :func:`split_statements` remembers."""
+    _known_statements[text] = statements
+    _known_statements.move_to_end(text)
+    while len(_known_statements) > 4096:
+        _known_statements.popitem(last=False)

@@ -28,7 +28,7 @@ from typing import Any
 
 from pytest_migorch.cache_dir import cache_directory
 
-__all__ = ["SqliteStore", "default_cache_path", "MAX_VALUE_BYTES"]
+__all__ = ["SqliteStore", "default_cache_path", "encode", "MAX_VALUE_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 MAX_VALUE_BYTES = 1_000_000
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS analysis (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def encode(value: dict[str, Any]) -> str:
+    """The stored form of a JSON document: compact."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def default_cache_path() -> Path:
@@ -95,10 +100,13 @@ class SqliteStore:
         return value if isinstance(value, dict) else None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
+        self.set_encoded(key, encode(value))
+
+    def set_encoded(self, key: str, document: str) -> None:
+        """:meth:`set` of a value already encoded with :func:`encode` (by an analysis worker)."""
         conn = self._connection()
         if conn is None:
             return
-        document = json.dumps(value, separators=(",", ":"))
         if len(document) > self.max_value_bytes:
             log.debug("not caching %s: %d bytes is over the bound", key, len(document))
             return

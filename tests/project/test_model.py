@@ -67,3 +67,16 @@ def test_clip() -> None:
     assert clip("short", 10) == "short"
     assert clip("x" * 11, 10) == "x" * 7 + "..."
     assert len(clip("y" * 500, 60)) == 60
+
+
+def test_inside_texts_read_once_a_file_is_read_once(tmp_path: Path) -> None:
+    from pytest_migorch.model import MigrationFile, texts_read_once
+
+    path = tmp_path / "000001_a.up.sql"
+    path.write_text("CREATE TABLE a (id int);\n")
+    file = MigrationFile(path, 1, "000001", "a", "up", "sql", None)
+    with texts_read_once():
+        first = file.read_text()
+        path.write_text("DROP TABLE a;\n")
+        assert file.read_text() == first, "every check sees the text the analysis saw"
+    assert file.read_text() == "DROP TABLE a;\n", "outside the block each read is fresh"

@@ -235,8 +235,8 @@ SAMPLE = ("SET lock_timeout = '5s';\n-- migorch:ignore RSK003\nALTER TABLE t DRO
 
 def test_same_text_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = analysis_module._analyse_uncached
-    monkeypatch.setattr(analysis_module, "_analyse_uncached",
+    real = analysis_module.analyse_uncached
+    monkeypatch.setattr(analysis_module, "analyse_uncached",
                         lambda text, key: calls.append(key) or real(text, key))
     cache = AnalysisCache()
     first = analyse_sql(SAMPLE, cache)
