@@ -62,7 +62,7 @@ from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import ProjectCheck, validate_project
 
 if TYPE_CHECKING:
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
 __all__ = ["Runner", "RunResult", "Refused", "DEFAULT_LOCK_TIMEOUT"]
 
