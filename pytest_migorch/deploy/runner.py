@@ -130,7 +130,8 @@ class Runner(ServicePreparation):
 
     def check_static(self, services: Sequence[str]) -> None:
         """Refuse to deploy a tree whose files, configuration or graph have errors."""
-        result = validate_project(self.project, services=list(services), checks=self.checks)
+        result = validate_project(self.project, services=list(services), checks=self.checks,
+                                  graph=self.graph)
         errors = [f for f in result.errors if f.family in _STRUCTURAL]
         if errors:
             shown = "\n".join(f.render() for f in errors[:10])
@@ -324,6 +325,7 @@ class Runner(ServicePreparation):
             if not dry_run:
                 session.lock([self.project.services[s].schema for s in services],
                              self.lock_timeout, self.reporter)
+            session.probe_tables([self.project.services[s].schema for s in involved])
             states = {name: self._prepare_service(session, name, env, result=result,
                                         writable=name in selected and not dry_run)
                       for name in involved}
@@ -478,6 +480,7 @@ class Runner(ServicePreparation):
         env = self.environment(services, environment)
         reports = []
         with self._session() as session:
+            session.probe_tables([self.project.services[s].schema for s in services])
             for name in services:
                 tracking = session.tracking(self.project.services[name].schema)
                 state = self._read_state(tracking, name, env)

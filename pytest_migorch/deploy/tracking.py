@@ -138,6 +138,20 @@ class Tracking:
             self._seen.add((schema, table))
         return found
 
+    def tables(self) -> list[tuple[str, str]]:
+        """(schema, table) of both tracking tables and golang-migrate's table."""
+        return [(self.schema, EXECUTIONS_TABLE), (self.schema, HISTORY_TABLE),
+                (self.gm_schema, self.gm_table)]
+
+    def known_to_exist(self, tables: set[tuple[str, str]]) -> None:
+        """Tables of :meth:`tables` the caller saw exist, outside a transaction, in one
+        question for many services (:meth:`Session.probe_tables`): not asked again."""
+        self._seen.update(t for t in self.tables() if t in tables)
+
+    def has_schema_version_table(self) -> bool:
+        """Whether golang-migrate's table is known (or now seen) to exist."""
+        return self._exists(self.gm_schema, self.gm_table)
+
     def is_initialised(self) -> bool:
         return self._exists(self.schema, EXECUTIONS_TABLE) and self._exists(
             self.schema, HISTORY_TABLE

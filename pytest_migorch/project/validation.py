@@ -69,6 +69,7 @@ def validate_project(
     strict: bool = False,
     services: list[str] | None = None,
     checks: Sequence[ProjectCheck] = (),
+    graph: ProjectGraph | None = None,
 ) -> ValidationResult:
     """Every static finding of ``project`` (limited to ``services`` when given).
 
@@ -76,9 +77,10 @@ def validate_project(
     ``analyser`` adds the SQL findings of each migration; without it only files, configuration
     and graph are checked. ``checks`` add whole-project findings (integrity against a base
     revision); they are filtered and escalated like the rest. ``strict`` turns warnings into
-    errors, including the warnings about missing JSON files.
+    errors, including the warnings about missing JSON files. ``graph``: the project's graph
+    when the caller has one already (the runner orders with it next), else a new one.
     """
-    graph = ProjectGraph(project)
+    graph = graph if graph is not None and graph.project is project else ProjectGraph(project)
     findings = project.all_findings() + graph.check()
     for check in checks:
         findings.extend(check(project))

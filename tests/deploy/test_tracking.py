@@ -21,6 +21,7 @@ from pytest_migorch.deploy.tracking import (
     file_checksum,
     lock_key,
 )
+from pytest_migorch.deploy.locks import release_all, take_free_prefix
 from pytest_migorch.errors import LockTimeout
 
 # SPEC section 6, copied verbatim: the table migorch creates must be exactly this one.
@@ -189,6 +190,31 @@ def test_lock_waits_at_most_the_timeout_and_names_the_holder(
         assert lock.held
     lock.release()
     assert lock.holder() is None
+
+
+def test_locks_taken_together_keep_only_the_prefix_before_a_busy_one(
+        conn: psycopg.Connection[Any], fresh_db: str) -> None:
+    # a run must never hold a later lock while it waits for an earlier one: two runs taking
+    # the same locks in the same order could otherwise each wait for the other
+    keys = [lock_key("/db", "public", f"s{i}_schema_migrations") for i in range(4)]
+    locks = [AdvisoryLock(conn, key, f"service schema s{i}") for i, key in enumerate(keys)]
+
+    def held_by(connection: psycopg.Connection[Any]) -> set[int]:
+        rows = connection.execute(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid = %s", (connection.info.backend_pid,)).fetchall()
+        return {int(row[0]) for row in rows}
+
+    with psycopg.connect(fresh_db, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s::bigint)", (keys[2],))
+        assert take_free_prefix(conn, locks) == 2
+        assert [lock.held for lock in locks] == [True, True, False, False]
+        assert held_by(conn) == {keys[0] & 0xFFFFFFFF, keys[1] & 0xFFFFFFFF}
+        other.execute("SELECT pg_advisory_unlock(%s::bigint)", (keys[2],))
+    assert take_free_prefix(conn, locks[2:]) == 2
+    assert len(held_by(conn)) == 4
+    release_all(conn, locks)
+    assert held_by(conn) == set() and not any(lock.held for lock in locks)
 
 
 def test_update_returns_the_row_and_writes_golang_migrate_in_one_round_trip(
