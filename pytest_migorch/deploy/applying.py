@@ -211,8 +211,9 @@ class Applier:
     # --- the two execution modes ------------------------------------------------------------
 
     def _transactional(
-        self, state: ServiceState, step: PlanStep, opening: sql.Composed, done_status: str,
-        gm_version: int, *, rollback_version: str | None = None, failed_status: str = "failed",
+        self, state: ServiceState, step: PlanStep, opening: sql.SQL | sql.Composed,
+        done_status: str, gm_version: int, *, rollback_version: str | None = None,
+        failed_status: str = "failed",
     ) -> StepOutcome:
         """The ``running`` row (``opening``, with the session's settings) committed first;
         then the SQL, the tracking row and golang-migrate's row in one transaction, sent as
@@ -257,7 +258,7 @@ class Applier:
         self._refresh(state, tracking, done, gm_version)
         return StepOutcome(step, done_status, time.perf_counter() - started)
 
-    def _send(self, batch: Batch, tracking: Tracking, write: sql.Composed,
+    def _send(self, batch: Batch, tracking: Tracking, write: sql.SQL | sql.Composed,
               path: Path) -> ExecutionRecord | None:
         """Run the batch as one query; with debug logging of statements (``LOG_LEVEL=debug``
         shows each one as it is sent, with its time) as the same transaction sent one

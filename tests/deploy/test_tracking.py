@@ -242,3 +242,27 @@ def test_update_returns_the_row_and_writes_golang_migrate_in_one_round_trip(
     (after,) = tracking.records()
     assert after.status == "completed"
     assert len(tracking.history("dev")) == 2
+
+
+def test_tracking_writes_quote_values_as_psycopg_does(conn: psycopg.Connection[Any]) -> None:
+    # the writes are rendered as text for speed; every value must still be psycopg's own
+    # literal, whatever it holds
+    from psycopg.types.json import Jsonb
+
+    from pytest_migorch.deploy.tracking_sql import WriteText
+
+    text = WriteText(conn, sql.Identifier("s", "t"), sql.Identifier("s", "h"),
+                     sql.Identifier("public", "g"))
+    values: list[Any] = ["plain", "it's", "back\\slash", "é {x} %s", "", None, True, False, 0,
+                         -5, 2**40, Jsonb({"a": "it's", "b": [1, None]}), Jsonb([])]
+    for value in values:
+        assert text.literal(value) == sql.Literal(value).as_string(conn)
+    tracking = Tracking(conn, "svc")
+    tracking.create()
+    record_id = tracking.start(migration_id="000001_a'b", migration_version="000001",
+                               environment="dev", action="up", executed_by="x\\y",
+                               checksum=None, dependencies=["o:1"],
+                               metadata={"q": "it's {}", "n": None})
+    record = tracking.record(record_id)
+    assert record is not None and record.migration_id == "000001_a'b"
+    assert record.executed_by == "x\\y" and record.metadata == {"q": "it's {}", "n": None}
