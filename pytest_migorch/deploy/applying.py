@@ -173,10 +173,13 @@ class Applier:
             # the settings apply first
             opening = tracking.start_sql(**start, metadata=metadata, before=settings)
             return self._transactional(state, step, opening, "completed", after)
-        # one query, so one (implicit) transaction: the row and the dirty flag commit together
-        record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
-                                   schema_version=(after, True), before=settings)
-        return self._non_transactional(state, step, record_id, "completed", after)
+        # one query, so one (implicit) transaction: the row (with how many statements
+        # there are to run) and the dirty flag commit together
+        statements = _outside_statements(step)
+        record_id = tracking.start(**start, metadata={
+            **metadata, "dirty": True, "statements_total": len(statements),
+            "statements_done": 0}, schema_version=(after, True), before=settings)
+        return self._non_transactional(state, step, record_id, statements, "completed", after)
 
     def apply_down(self, state: ServiceState, step: PlanStep,
                    rollback_version: str) -> StepOutcome:
@@ -201,12 +204,15 @@ class Applier:
             return self._transactional(state, step, opening, "rolled_back", after,
                                        rollback_version=rollback_version,
                                        failed_status=Status.COMPLETED)
+        statements = _outside_statements(step)
         tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
                         error_message=None, executed_by=self.executed_by,
-                        metadata={**metadata, "dirty": True}, schema_version=(after, True),
+                        metadata={**metadata, "dirty": True,
+                                  "statements_total": len(statements)},
+                        schema_version=(after, True),
                         before=settings)  # one query: the row and the flag commit together
-        return self._non_transactional(state, step, record.id, "rolled_back", after,
-                                       rollback_version=rollback_version)
+        return self._non_transactional(state, step, record.id, statements, "rolled_back",
+                                       after, rollback_version=rollback_version)
 
     # --- the two execution modes ------------------------------------------------------------
 
@@ -295,19 +301,17 @@ class Applier:
         return found.id if found is not None and found.status == Status.RUNNING else None
 
     def _non_transactional(
-        self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
-        gm_version: int, *, rollback_version: str | None = None,
+        self, state: ServiceState, step: PlanStep, record_id: int,
+        statements: list[Statement], done_status: str, gm_version: int, *,
+        rollback_version: str | None = None,
     ) -> StepOutcome:
-        """Statement by statement in autocommit, recording progress after each one."""
+        """Statement by statement in autocommit, recording progress after each one (the
+        row's first write already said how many there are: ``statements_total``)."""
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
         file = step_file(step)
         started = time.perf_counter()
         try:
-            statements = prepared_statements(file.read_text(), in_transaction=False,
-                                             path=file.path)
-            tracking.note_progress(record_id, {"statements_total": len(statements),
-                                               "statements_done": 0})
             self._run_in_autocommit(tracking, record_id, statements, file.path)
         except (MigrationSqlError, psycopg.Error) as exc:
             seconds = time.perf_counter() - started
@@ -426,6 +430,14 @@ def records_gone(step: PlanStep, tracking: Tracking) -> MigrationFailed:
         f"{tracking.gm_schema}.{tracking.gm_table} keeps the dirty flag. Nothing more "
         "runs, and the next run refuses until a person checks what the schema holds and "
         f"records it with `migorch force {migration.service} <version>`.")
+
+
+def _outside_statements(step: PlanStep) -> list[Statement]:
+    """The statements of a non-transactional step, known before its row is written so the
+    first write records how many there are (splitting never fails on a file outside a
+    transaction: nothing is refused there)."""
+    file = step_file(step)
+    return prepared_statements(file.read_text(), in_transaction=False, path=file.path)
 
 
 def step_file(step: PlanStep) -> MigrationFile:
