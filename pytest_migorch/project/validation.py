@@ -15,7 +15,7 @@ from pytest_migorch.model import Migration, Project, Service
 from pytest_migorch.project.config import load_service_config
 from pytest_migorch.project.discovery import discover_project
 from pytest_migorch.project.graph import ProjectGraph
-from pytest_migorch.project.sources import DISK, FileSource
+from pytest_migorch.project.sources import DISK, FileSource, ListedDisk
 
 __all__ = [
     "load_project", "validate_project", "ValidationResult", "MigrationAnalyser", "ProjectCheck",
@@ -54,8 +54,11 @@ class ValidationResult:
 def load_project(root: Path, source: FileSource = DISK) -> Project:
     """Discover every service under ``root`` and attach its configuration.
 
-    ``source`` reads the tree (default: the file system; integrity passes a git revision's).
+    ``source`` reads the tree (default: the file system, through a :class:`ListedDisk` for
+    this load; integrity passes a git revision's).
     """
+    if source is DISK:
+        source = ListedDisk()
     project = discover_project(Path(root), source)
     for service in project.services.values():
         load_service_config(service, source)
