@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -35,7 +35,8 @@ from pytest_migorch.deploy.records import (
     file_checksum,
 )
 from pytest_migorch.deploy.tracking_ddl import executions_ddl, history_ddl
-from pytest_migorch.deploy.tracking_sql import RECORD_LIST, UNSET, WriteText
+from pytest_migorch.deploy.prepared_writes import PreparedWrites
+from pytest_migorch.deploy.tracking_sql import RECORD_LIST, UNSET, Literal, WriteText
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = [
@@ -98,6 +99,7 @@ class Tracking:
         self._history = _rendered(conn, sql.Identifier(schema, HISTORY_TABLE))
         self._gm = _rendered(conn, sql.Identifier(self.gm_schema, self.gm_table))
         self._text = WriteText(conn, self._executions, self._history, self._gm)
+        self._prepared = PreparedWrites(conn, self._text)
         self._seen: set[tuple[str, str]] = set()
 
     @contextmanager
@@ -268,8 +270,11 @@ class Tracking:
         its own: in autocommit it is committed when this returns, inside the caller's
         transaction it commits with it. ``schema_version`` and ``before`` as in
         :meth:`update`; ``row``: the columns of :meth:`start_sql`."""
-        record = self.run_change(self.start_sql(action=action, schema_version=schema_version,
-                                                 before=before, **row))
+        def write(prepared: bool) -> sql.SQL:
+            return self.start_sql(action=action, schema_version=schema_version, before=before,
+                                  prepared=prepared, **row)
+
+        record = self.run_change(write(True), unprepared=lambda: write(False))
         assert record is not None
         return record.id
 
@@ -288,14 +293,20 @@ class Tracking:
         started: bool = True,
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
+        prepared: bool = False,
     ) -> sql.SQL:
-        """The parameterless statements of :meth:`start`, to send with others."""
-        upsert = self._text.upsert(
-            migration_id=migration_id, migration_version=migration_version,
-            environment=environment, status=status, started=started,
-            completed=status == "completed", executed_by=executed_by, checksum=checksum,
-            dependencies=dependencies, metadata=metadata)
-        return self._change_sql(upsert, action, schema_version, before)
+        """The parameterless statements of :meth:`start`, to send with others; with
+        ``prepared``, the write as an ``EXECUTE`` of its prepared statement when it can be
+        (:mod:`pytest_migorch.deploy.prepared_writes`; send it with :meth:`run_change`'s
+        ``unprepared``)."""
+        def upsert(lit: Literal) -> str:
+            return self._text.upsert(
+                migration_id=migration_id, migration_version=migration_version,
+                environment=environment, status=status, started=started,
+                completed=status == "completed", executed_by=executed_by, checksum=checksum,
+                dependencies=dependencies, metadata=metadata, lit=lit)
+
+        return self._change_sql(upsert, action, schema_version, before, prepared)
 
     def update(
         self,
@@ -337,6 +348,7 @@ class Tracking:
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
         timed_by_server: bool = False,
+        prepared: bool = False,
     ) -> sql.SQL:
         """The parameterless statements of :meth:`update`, to send later or together with
         others (the runner appends them to a migration's SQL: one round trip for both).
@@ -344,18 +356,42 @@ class Tracking:
         ``timed_by_server``: ``duration_ms`` measured by the server from the start of the
         transaction that carries this update (``transaction_timestamp()``: its ``BEGIN``) to
         the write: the duration of the migration SQL run ahead of it in that transaction,
-        without the client's clock."""
+        without the client's clock. ``prepared`` as in :meth:`start_sql`."""
         given = {"duration_ms": duration_ms, "error_message": error_message,
                  "rollback_version": rollback_version, "executed_by": executed_by,
                  "checksum": checksum}
-        change = self._text.update(
-            record_id, status=status, started=started, completed=completed,
-            values={k: v for k, v in given.items() if v is not UNSET}, metadata=metadata,
-            timed_by_server=timed_by_server)
-        return self._change_sql(change, action, schema_version, before)
+        values = {k: v for k, v in given.items() if v is not UNSET}
 
-    def run_change(self, query: sql.SQL | sql.Composed) -> ExecutionRecord | None:
-        """Send a query of :meth:`_change_sql`: one ``execute``, one round trip."""
+        def change(lit: Literal) -> str:
+            return self._text.update(
+                record_id, status=status, started=started, completed=completed, values=values,
+                metadata=metadata, timed_by_server=timed_by_server, lit=lit)
+
+        return self._change_sql(change, action, schema_version, before, prepared)
+
+    def run_change(self, query: sql.SQL | sql.Composed, *,
+                   unprepared: Callable[[], sql.SQL] | None = None) -> ExecutionRecord | None:
+        """Send a query of :meth:`_change_sql`: one ``execute``, one round trip.
+
+        When it used a prepared statement the session no longer has (a migration ended it),
+        nothing of it was applied (its own transaction): ``unprepared()`` is sent instead."""
+        try:
+            return self._send_change(query)
+        except psycopg.errors.InvalidSqlStatementName as exc:
+            idle = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if unprepared is None or not self.prepared_lost(exc) or not idle:
+                raise
+        return self._send_change(unprepared())
+
+    def prepared_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a prepared tracking write is gone (then it is forgotten)."""
+        return self._prepared.lost(exc)
+
+    def forget_prepared(self) -> None:
+        """A migration may have ended the prepared writes: prepare them again when used."""
+        self._prepared.forget()
+
+    def _send_change(self, query: sql.SQL | sql.Composed) -> ExecutionRecord | None:
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, prepare=False)
             while cur.description is None and cur.nextset():
@@ -363,9 +399,9 @@ class Tracking:
             row = cur.fetchone()
         return record_from_row(row) if row else None
 
-    def _change_sql(self, change: str, action: str,
+    def _change_sql(self, change: Callable[[Literal], str], action: str,
                     schema_version: tuple[int, bool] | None,
-                    before: sql.Composable | None = None) -> sql.SQL:
+                    before: sql.Composable | None = None, prepared: bool = False) -> sql.SQL:
         """``change`` (an INSERT or UPDATE of one executions row) with its history event
         and, if asked, golang-migrate's row, as one parameterless text
         (:class:`~pytest_migorch.deploy.tracking_sql.WriteText` renders it).
@@ -373,8 +409,9 @@ class Tracking:
         The history row is inserted by a data-modifying CTE from the changed row itself
         (``RETURNING *``), which also hands the new row back. Values are literals (no
         parameters) because only a parameterless query may hold several statements."""
-        statements = [self._text.render(before), self._text.render(self.guard),
-                      self._text.logged(change, action)]
+        write = self._prepared.render(
+            lambda lit: self._text.logged(change(lit), action, lit), prepared=prepared)
+        statements = [self._text.render(before), self._text.render(self.guard), write]
         if schema_version is not None:
             statements.append(self._text.set_version(*schema_version))
         return sql.SQL("; ".join(s for s in statements if s is not None))

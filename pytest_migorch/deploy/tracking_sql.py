@@ -13,7 +13,7 @@ through one :class:`psycopg.adapt.Transformer` of the connection: psycopg's own 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import psycopg
 from psycopg import sql
@@ -23,7 +23,11 @@ from psycopg.types.json import Jsonb
 if TYPE_CHECKING:
     from psycopg.abc import Transformer as TransformerType
 
-__all__ = ["WriteText", "RECORD_COLUMNS", "HISTORY_COPIED", "UNSET"]
+__all__ = ["WriteText", "Literal", "RECORD_COLUMNS", "HISTORY_COPIED", "UNSET"]
+
+#: Renders one value of a write: :meth:`WriteText.literal`, or a placeholder recorder when
+#: the write becomes a prepared statement (:mod:`pytest_migorch.deploy.prepared_writes`).
+Literal = Callable[[Any], str]
 
 RECORD_COLUMNS = (
     "id", "migration_id", "migration_version", "environment", "status", "started_at",
@@ -94,9 +98,10 @@ class WriteText:
 
     def upsert(self, *, migration_id: str, migration_version: str, environment: str,
                status: str, started: bool, completed: bool, executed_by: str,
-               checksum: str | None, dependencies: list[str], metadata: dict[str, Any]) -> str:
+               checksum: str | None, dependencies: list[str], metadata: dict[str, Any],
+               lit: Literal | None = None) -> str:
         """Insert or reset a migration's row (a fresh attempt)."""
-        lit = self.literal
+        lit = lit or self.literal
         return _UPSERT.format(
             t=self._table_names()[0], id=lit(migration_id), version=lit(migration_version),
             env=lit(environment), status=lit(status), started=lit(started),
@@ -105,9 +110,9 @@ class WriteText:
 
     def update(self, record_id: int, *, status: str, started: bool, completed: bool,
                values: dict[str, Any], metadata: dict[str, Any] | None,
-               timed_by_server: bool) -> str:
+               timed_by_server: bool, lit: Literal | None = None) -> str:
         """Change a row's state; ``values``: the columns of ``_OPTIONAL_COLUMNS`` to set."""
-        lit = self.literal
+        lit = lit or self.literal
         sets = [f"status = {lit(status)}", "updated_at = clock_timestamp()"]
         if started:
             sets += ["started_at = clock_timestamp()", "completed_at = NULL",
@@ -124,10 +129,11 @@ class WriteText:
         return (f"UPDATE {self._table_names()[0]} SET {', '.join(sets)} "
                 f"WHERE id = {lit(record_id)}")
 
-    def logged(self, change: str, action: str) -> str:
+    def logged(self, change: str, action: str, lit: Literal | None = None) -> str:
         """``change`` (an INSERT or UPDATE of one executions row) with its history event,
         returning the changed row."""
-        return _LOGGED.format(change=change, h=self._table_names()[1], action=self.literal(action))
+        return _LOGGED.format(change=change, h=self._table_names()[1],
+                              action=(lit or self.literal)(action))
 
     def set_version(self, version: int, dirty: bool) -> str:
         """golang-migrate's ``SetVersion`` as ``DELETE`` + ``INSERT`` (see
