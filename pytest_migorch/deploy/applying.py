@@ -174,7 +174,7 @@ class Applier:
             # the settings apply first
             def opening(prepared: bool) -> sql.SQL:
                 return tracking.start_sql(**start, metadata=metadata, before=settings,
-                                          prepared=prepared)
+                                          prepared=prepared, id_only=True)
 
             return self._transactional(state, step, opening, "completed", after)
         # one query, so one (implicit) transaction: the row (with how many statements
@@ -246,9 +246,7 @@ class Applier:
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
         file = step_file(step)
-        opened = tracking.run_change(opening(True), unprepared=lambda: opening(False))
-        assert opened is not None
-        record_id = opened.id
+        record_id = tracking.run_start(opening(True), unprepared=lambda: opening(False))
         started = time.perf_counter()
         text = file.read_text()
         keeps_prepared = not may_deallocate(text)

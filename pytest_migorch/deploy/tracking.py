@@ -272,11 +272,9 @@ class Tracking:
         :meth:`update`; ``row``: the columns of :meth:`start_sql`."""
         def write(prepared: bool) -> sql.SQL:
             return self.start_sql(action=action, schema_version=schema_version, before=before,
-                                  prepared=prepared, **row)
+                                  prepared=prepared, id_only=True, **row)
 
-        record = self.run_change(write(True), unprepared=lambda: write(False))
-        assert record is not None
-        return record.id
+        return self.run_start(write(True), unprepared=lambda: write(False))
 
     def start_sql(
         self,
@@ -294,11 +292,12 @@ class Tracking:
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
         prepared: bool = False,
+        id_only: bool = False,
     ) -> sql.SQL:
         """The parameterless statements of :meth:`start`, to send with others; with
         ``prepared``, the write as an ``EXECUTE`` of its prepared statement when it can be
         (:mod:`pytest_migorch.deploy.prepared_writes`; send it with :meth:`run_change`'s
-        ``unprepared``)."""
+        ``unprepared``); ``id_only``: it returns only the row's id (:meth:`run_start`)."""
         def upsert(lit: Literal) -> str:
             return self._text.upsert(
                 migration_id=migration_id, migration_version=migration_version,
@@ -306,7 +305,7 @@ class Tracking:
                 completed=status == "completed", executed_by=executed_by, checksum=checksum,
                 dependencies=dependencies, metadata=metadata, lit=lit)
 
-        return self._change_sql(upsert, action, schema_version, before, prepared)
+        return self._change_sql(upsert, action, schema_version, before, prepared, id_only)
 
     def update(
         self,
@@ -375,6 +374,18 @@ class Tracking:
 
         When it used a prepared statement the session no longer has (a migration ended it),
         nothing of it was applied (its own transaction): ``unprepared()`` is sent instead."""
+        row = self._run_write(query, unprepared)
+        return record_from_row(row) if row else None
+
+    def run_start(self, query: sql.SQL | sql.Composed, *,
+                  unprepared: Callable[[], sql.SQL] | None = None) -> int:
+        """:meth:`run_change` for a write that returns the row's id (``id_only``, or any)."""
+        row = self._run_write(query, unprepared)
+        assert row is not None, "the write changed no row"
+        return int(row["id"])
+
+    def _run_write(self, query: sql.SQL | sql.Composed,
+                   unprepared: Callable[[], sql.SQL] | None) -> dict[str, Any] | None:
         try:
             return self._send_change(query)
         except psycopg.errors.InvalidSqlStatementName as exc:
@@ -391,17 +402,17 @@ class Tracking:
         """A migration may have ended the prepared writes: prepare them again when used."""
         self._prepared.forget()
 
-    def _send_change(self, query: sql.SQL | sql.Composed) -> ExecutionRecord | None:
+    def _send_change(self, query: sql.SQL | sql.Composed) -> dict[str, Any] | None:
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, prepare=False)
             while cur.description is None and cur.nextset():
                 pass  # skip the results of ``before``: the row is the first one with columns
-            row = cur.fetchone()
-        return record_from_row(row) if row else None
+            return cur.fetchone()
 
     def _change_sql(self, change: Callable[[Literal], str], action: str,
                     schema_version: tuple[int, bool] | None,
-                    before: sql.Composable | None = None, prepared: bool = False) -> sql.SQL:
+                    before: sql.Composable | None = None, prepared: bool = False,
+                    id_only: bool = False) -> sql.SQL:
         """``change`` (an INSERT or UPDATE of one executions row) with its history event
         and, if asked, golang-migrate's row, as one parameterless text
         (:class:`~pytest_migorch.deploy.tracking_sql.WriteText` renders it).
@@ -410,7 +421,8 @@ class Tracking:
         (``RETURNING *``), which also hands the new row back. Values are literals (no
         parameters) because only a parameterless query may hold several statements."""
         write = self._prepared.render(
-            lambda lit: self._text.logged(change(lit), action, lit), prepared=prepared)
+            lambda lit: self._text.logged(change(lit), action, lit, id_only=id_only),
+            prepared=prepared)
         statements = [self._text.render(before), self._text.render(self.guard), write]
         if schema_version is not None:
             statements.append(self._text.set_version(*schema_version))

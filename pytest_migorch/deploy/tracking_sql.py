@@ -65,7 +65,7 @@ _LOGGED = (
     "WITH changed AS ({change} RETURNING *), "
     "logged AS (INSERT INTO {h} (execution_id, action, " + HISTORY_LIST + ") "
     "SELECT id, {action}, " + HISTORY_LIST + " FROM changed) "
-    "SELECT " + RECORD_LIST + " FROM changed"
+    "SELECT {returning} FROM changed"
 )
 _OPTIONAL_COLUMNS = ("duration_ms", "error_message", "rollback_version", "executed_by",
                      "checksum")
@@ -129,11 +129,13 @@ class WriteText:
         return (f"UPDATE {self._table_names()[0]} SET {', '.join(sets)} "
                 f"WHERE id = {lit(record_id)}")
 
-    def logged(self, change: str, action: str, lit: Literal | None = None) -> str:
+    def logged(self, change: str, action: str, lit: Literal | None = None, *,
+               id_only: bool = False) -> str:
         """``change`` (an INSERT or UPDATE of one executions row) with its history event,
-        returning the changed row."""
+        returning the changed row (``id_only``: its id, all a ``running`` row's writer needs)."""
         return _LOGGED.format(change=change, h=self._table_names()[1],
-                              action=(lit or self.literal)(action))
+                              action=(lit or self.literal)(action),
+                              returning='"id"' if id_only else RECORD_LIST)
 
     def set_version(self, version: int, dirty: bool) -> str:
         """golang-migrate's ``SetVersion`` as ``DELETE`` + ``INSERT`` (see
