@@ -37,7 +37,7 @@ from pytest_migorch.project.validation import MigrationAnalyser
 
 if TYPE_CHECKING:  # the SQL analysis is imported when a check runs: the deploy runner loads
     # custom checks on every start, most often to find none
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
 __all__ = [
     "ENTRY_POINT_GROUP", "CHECK_FAILED", "RULES", "CheckModule", "CustomChecks",

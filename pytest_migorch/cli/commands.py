@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pytest_migorch.findings import Finding
     from pytest_migorch.deploy.status import ServiceReport
     from pytest_migorch.model import Project
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
 __all__ = ["root_of", "selected_services", "cmd_validate", "cmd_init", "cmd_up", "cmd_down",
            "cmd_status", "cmd_list", "cmd_force", "cmd_graph", "cmd_new", "cmd_baseline",
@@ -66,7 +66,7 @@ def _one_service(args: argparse.Namespace, project: Project) -> str:
 
 def _analysis_cache(args: argparse.Namespace) -> AnalysisCache:
     """SQL analyses by file content, kept between runs unless ``--no-cache`` says otherwise."""
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
     store = None if getattr(args, "no_cache", False) else args.analysis_store
     return AnalysisCache(store)

@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Callable, NoReturn, Protocol
 
 import psycopg
 from psycopg import sql
@@ -36,6 +36,7 @@ from pytest_migorch.deploy.batch import (
 )
 from pytest_migorch.deploy.invalid_indexes import drop_advice, find_invalid_indexes
 from pytest_migorch.deploy.planning import Plan, PlanStep, ServiceState
+from pytest_migorch.deploy.prepared_writes import may_deallocate
 from pytest_migorch.deploy.records import Action, Status
 from pytest_migorch.deploy.session import Session
 from pytest_migorch.deploy.tracking import (
@@ -171,12 +172,22 @@ class Applier:
         if step.transactional:
             # committed first (in the same query), so visible before the migration runs;
             # the settings apply first
-            opening = tracking.start_sql(**start, metadata=metadata, before=settings)
+            def opening(prepared: bool) -> sql.SQL:
+                return tracking.start_sql(**start, metadata=metadata, before=settings,
+                                          prepared=prepared, id_only=True)
+
             return self._transactional(state, step, opening, "completed", after)
-        # one query, so one (implicit) transaction: the row and the dirty flag commit together
-        record_id = tracking.start(**start, metadata={**metadata, "dirty": True},
-                                   schema_version=(after, True), before=settings)
-        return self._non_transactional(state, step, record_id, "completed", after)
+        # one query, so one (implicit) transaction: the row (with how many statements
+        # there are to run) and the dirty flag commit together
+        statements = _outside_statements(step)
+        record_id = tracking.start(**start, metadata={
+            **metadata, "dirty": True, "statements_total": len(statements),
+            "statements_done": 0}, schema_version=(after, True), before=settings)
+        try:
+            return self._non_transactional(state, step, record_id, statements, "completed",
+                                           after)
+        finally:
+            _forget_if_ended(tracking, statements)
 
     def apply_down(self, state: ServiceState, step: PlanStep,
                    rollback_version: str) -> StepOutcome:
@@ -194,29 +205,40 @@ class Applier:
         after = state.prefix(state.applied_versions() - {migration.version})
         settings = self.session.migration_settings(state.schema)
         if step.transactional:
-            opening = tracking.update_sql(record.id, action=Action.DOWN, status=Status.RUNNING,
-                                          started=True, error_message=None,
-                                          executed_by=self.executed_by, metadata=metadata,
-                                          before=settings)
+            def opening(prepared: bool) -> sql.SQL:  # a shape written once per rollback: text
+                return tracking.update_sql(
+                    record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
+                    error_message=None, executed_by=self.executed_by, metadata=metadata,
+                    before=settings)
+
             return self._transactional(state, step, opening, "rolled_back", after,
                                        rollback_version=rollback_version,
                                        failed_status=Status.COMPLETED)
+        statements = _outside_statements(step)
         tracking.update(record.id, action=Action.DOWN, status=Status.RUNNING, started=True,
                         error_message=None, executed_by=self.executed_by,
-                        metadata={**metadata, "dirty": True}, schema_version=(after, True),
+                        metadata={**metadata, "dirty": True,
+                                  "statements_total": len(statements)},
+                        schema_version=(after, True),
                         before=settings)  # one query: the row and the flag commit together
-        return self._non_transactional(state, step, record.id, "rolled_back", after,
-                                       rollback_version=rollback_version)
+        try:
+            return self._non_transactional(state, step, record.id, statements, "rolled_back",
+                                           after, rollback_version=rollback_version)
+        finally:
+            _forget_if_ended(tracking, statements)
 
     # --- the two execution modes ------------------------------------------------------------
 
     def _transactional(
-        self, state: ServiceState, step: PlanStep, opening: sql.Composed, done_status: str,
-        gm_version: int, *, rollback_version: str | None = None, failed_status: str = "failed",
+        self, state: ServiceState, step: PlanStep, opening: Callable[[bool], sql.SQL],
+        done_status: str, gm_version: int, *, rollback_version: str | None = None,
+        failed_status: str = "failed",
     ) -> StepOutcome:
         """The ``running`` row (``opening``, with the session's settings) committed first;
         then the SQL, the tracking row and golang-migrate's row in one transaction, sent as
-        one query (:mod:`pytest_migorch.deploy.batch`).
+        one query (:mod:`pytest_migorch.deploy.batch`). Both writes use prepared statements
+        where they can (:mod:`pytest_migorch.deploy.prepared_writes`): a batch whose write
+        found its statement gone was rolled back whole and is sent once more without it.
 
         Two round trips, not one: the ``running`` row could travel in the same query,
         committed ahead of a ``BEGIN``, but then ``pg_stat_activity`` (which keeps the first
@@ -224,40 +246,48 @@ class Applier:
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
         file = step_file(step)
-        opened = tracking.run_change(opening)
-        assert opened is not None
-        record_id = opened.id
+        record_id = tracking.run_start(opening(True), unprepared=lambda: opening(False))
         started = time.perf_counter()
+        text = file.read_text()
+        keeps_prepared = not may_deallocate(text)
         try:
-            statements = prepared_statements(file.read_text(), in_transaction=True,
-                                             path=file.path)
+            statements = prepared_statements(text, in_transaction=True, path=file.path)
         except MigrationSqlError as exc:  # refused before it ran: the row says so
             self._fail(tracking, record_id, step, failed_status, exc, started)
         unterminated = unterminated_failure(conn, statements, file.path)
         if unterminated is not None:
             self._fail(tracking, record_id, step, failed_status, unterminated, started)
-        write = tracking.update_sql(record_id, action=step.direction, status=done_status,
-                                    completed=True, timed_by_server=True,
-                                    rollback_version=rollback_version,
-                                    schema_version=(gm_version, False))
-        batch = build_batch(statements, write.as_string(conn))
-        try:
-            done = self._send(batch, tracking, write, file.path)
-        except MigrationSqlError as exc:  # sent one by one: the statement's own error
-            self._fail(tracking, record_id, step, failed_status, exc, started)
-        except psycopg.Error as exc:
-            if conn.closed or conn.broken or self._running_row(tracking, record_id) is None:
-                raise  # the connection is gone: the session's handling says what it left
-            located = locate_failure(conn, batch, exc, file.path)
-            self._fail(tracking, record_id, step, failed_status, located or exc, started)
-        except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
-            if self._running_row(tracking, record_id) is not None:
-                self._record_interrupt(tracking, record_id, step, failed_status, dirty=False)
-            raise
+        for prepared in (keeps_prepared, False):
+            write = tracking.update_sql(record_id, action=step.direction, status=done_status,
+                                        completed=True, timed_by_server=True,
+                                        rollback_version=rollback_version,
+                                        schema_version=(gm_version, False), prepared=prepared)
+            batch = build_batch(statements, write.as_string(conn))
+            try:
+                done = self._send(batch, tracking, write, file.path)
+                break
+            except MigrationSqlError as exc:  # sent one by one: the statement's own error
+                self._fail(tracking, record_id, step, failed_status, exc, started)
+            except psycopg.Error as exc:
+                if conn.closed or conn.broken or self._running_row(tracking, record_id) is None:
+                    raise  # the connection is gone: the session's handling says what it left
+                if prepared and tracking.prepared_lost(exc):
+                    continue  # the migration ended it; nothing of the batch stayed
+                located = locate_failure(conn, batch, exc, file.path,
+                                         trust_position=not prepared)
+                self._fail(tracking, record_id, step, failed_status, located or exc, started)
+            except BaseException:  # Ctrl-C: PostgreSQL rolled back; record it if we still can
+                if self._running_row(tracking, record_id) is not None:
+                    self._record_interrupt(tracking, record_id, step, failed_status,
+                                           dirty=False)
+                raise
+            finally:
+                if not keeps_prepared:
+                    tracking.forget_prepared()
         self._refresh(state, tracking, done, gm_version)
         return StepOutcome(step, done_status, time.perf_counter() - started)
 
-    def _send(self, batch: Batch, tracking: Tracking, write: sql.Composed,
+    def _send(self, batch: Batch, tracking: Tracking, write: sql.SQL | sql.Composed,
               path: Path) -> ExecutionRecord | None:
         """Run the batch as one query; with debug logging of statements (``LOG_LEVEL=debug``
         shows each one as it is sent, with its time) as the same transaction sent one
@@ -294,19 +324,17 @@ class Applier:
         return found.id if found is not None and found.status == Status.RUNNING else None
 
     def _non_transactional(
-        self, state: ServiceState, step: PlanStep, record_id: int, done_status: str,
-        gm_version: int, *, rollback_version: str | None = None,
+        self, state: ServiceState, step: PlanStep, record_id: int,
+        statements: list[Statement], done_status: str, gm_version: int, *,
+        rollback_version: str | None = None,
     ) -> StepOutcome:
-        """Statement by statement in autocommit, recording progress after each one."""
+        """Statement by statement in autocommit, recording progress after each one (the
+        row's first write already said how many there are: ``statements_total``)."""
         conn = self.session.conn
         tracking = self.session.tracking(state.schema)
         file = step_file(step)
         started = time.perf_counter()
         try:
-            statements = prepared_statements(file.read_text(), in_transaction=False,
-                                             path=file.path)
-            tracking.note_progress(record_id, {"statements_total": len(statements),
-                                               "statements_done": 0})
             self._run_in_autocommit(tracking, record_id, statements, file.path)
         except (MigrationSqlError, psycopg.Error) as exc:
             seconds = time.perf_counter() - started
@@ -425,6 +453,21 @@ def records_gone(step: PlanStep, tracking: Tracking) -> MigrationFailed:
         f"{tracking.gm_schema}.{tracking.gm_table} keeps the dirty flag. Nothing more "
         "runs, and the next run refuses until a person checks what the schema holds and "
         f"records it with `migorch force {migration.service} <version>`.")
+
+
+def _forget_if_ended(tracking: Tracking, statements: list[Statement]) -> None:
+    """After statements run outside a transaction that may have ended the session's
+    prepared statements (``DISCARD ALL``), prepare the tracking writes again."""
+    if any(may_deallocate(statement.text) for statement in statements):
+        tracking.forget_prepared()
+
+
+def _outside_statements(step: PlanStep) -> list[Statement]:
+    """The statements of a non-transactional step, known before its row is written so the
+    first write records how many there are (splitting never fails on a file outside a
+    transaction: nothing is refused there)."""
+    file = step_file(step)
+    return prepared_statements(file.read_text(), in_transaction=False, path=file.path)
 
 
 def step_file(step: PlanStep) -> MigrationFile:

@@ -99,14 +99,16 @@ def run_batch(conn: psycopg.Connection[Any], batch: Batch) -> ExecutionRecord | 
 
 
 def locate_failure(conn: psycopg.Connection[Any], batch: Batch, exc: psycopg.Error,
-                   path: Path) -> MigrationSqlError | None:
+                   path: Path, *, trust_position: bool = True) -> MigrationSqlError | None:
     """Where in the file the batch failed; None when no statement of the file fails (the
     runner's own write did, or the failure does not repeat).
 
     Call it with the failed transaction ended. A position in the error maps directly;
     otherwise the statements run again one by one in a new transaction, always rolled back,
-    so this never changes the database."""
-    position = exc.diag.statement_position
+    so this never changes the database. Not ``trust_position``: the batch ends in an
+    ``EXECUTE`` of a prepared write, whose errors give positions in the prepared text, not
+    in the batch; the statements then always run again to find the failing one."""
+    position = exc.diag.statement_position if trust_position else None
     if position and position.isdigit():
         found = batch.statement_at(int(position))
         if found is not None:

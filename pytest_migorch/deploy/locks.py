@@ -19,6 +19,7 @@ from pytest_migorch.errors import LockTimeout
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = ["LOCK_SALT", "advisory_lock_id", "lock_key", "lock_database_names", "AdvisoryLock",
+           "take_free_prefix", "release_all",
            "lock_wait_timeout", "MIGRATE_INSTANCE"]
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,45 @@ class AdvisoryLock:
         return (f"pid {pid} ({app or 'unknown application'}, user {user}, "
                 f"connected {since:%Y-%m-%d %H:%M:%S%z})")
 
+
+
+def take_free_prefix(conn: psycopg.Connection[Any], locks: list[AdvisoryLock]) -> int:
+    """Try every lock of ``locks`` in one round trip and keep the longest prefix taken; the
+    number of locks held. A lock taken after one that was busy is released at once (in a
+    second round trip), so a run never holds a later lock while it waits for an earlier one
+    and two runs taking the same locks in the same order still cannot deadlock; the caller
+    waits for the rest one by one (:meth:`AdvisoryLock.acquire`). Ten services' twenty keys
+    were forty round trips, taking and releasing, on every deploy."""
+    if not locks:
+        return 0
+    try:
+        rows = conn.execute(
+            "SELECT pg_try_advisory_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS x(k, i)"
+            " ORDER BY i", ([lock.key for lock in locks],)).fetchall()
+    except psycopg.Error as exc:
+        raise database_error(exc, f"{MIGRATE_INSTANCE}: taking the lock of {locks[0].label}"
+                             ) from exc
+    taken = [bool(row[0]) for row in rows]
+    held = next((i for i, ok in enumerate(taken) if not ok), len(locks))
+    for lock in locks[:held]:
+        lock.held = True
+    release_all(conn, [lock for lock, ok in zip(locks[held:], taken[held:]) if ok],
+                force=True)
+    return held
+
+
+def release_all(conn: psycopg.Connection[Any], locks: list[AdvisoryLock], *,
+                force: bool = False) -> None:
+    """Release ``locks`` (those held, or all with ``force``) in one round trip."""
+    keys = [lock.key for lock in locks if lock.held or force]
+    for lock in locks:
+        lock.held = False
+    if not keys or conn.closed:
+        return
+    try:
+        conn.execute("SELECT pg_advisory_unlock(k) FROM unnest(%s::bigint[]) AS x(k)", (keys,))
+    except psycopg.Error as exc:  # the connection is going away: the locks go with it
+        log.debug("releasing advisory locks %s: %s", keys, exc)
 
 
 #: Who holds a lock, other than a plain reader, on a tracking table of any service.

@@ -27,7 +27,7 @@ from pytest_migorch.model import Migration, MigrationFile, RiskLevel
 
 if TYPE_CHECKING:
     from pytest_migorch.project.result_cache import ResultCache
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
 __all__ = ["UpRisk", "cached_up_risk"]
 

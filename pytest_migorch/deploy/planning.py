@@ -32,7 +32,7 @@ from pytest_migorch.project.squashed import is_squashed_title, squashed_ids
 from pytest_migorch.sql.execution_mode import file_execution_mode
 
 if TYPE_CHECKING:
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
 __all__ = [
     "Direction",

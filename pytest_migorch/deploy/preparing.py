@@ -56,7 +56,7 @@ class ServicePreparation:
             created = [] if tracking.is_initialised() else tracking.create()
             if created:
                 self._note(result, f"{name}: created {', '.join(created)}")
-            else:
+            elif not tracking.has_schema_version_table():
                 with session.conn.transaction():
                     recreated = tracking.ensure_schema_version_table()
         state = self._read_state(tracking, name, env)

@@ -11,7 +11,7 @@ from pytest_migorch.deploy.applying import StepOutcome
 from pytest_migorch.deploy.planning import Plan, PlanStep
 from pytest_migorch.errors import MigorchError
 
-__all__ = ["Refused", "RunResult"]
+__all__ = ["Refused", "RunResult", "attach_result", "plan_sql"]
 
 
 class Refused(MigorchError):
@@ -83,3 +83,17 @@ class RunResult:
             out.setdefault(service, {}).update(
                 {"started": round(timing["started"], 3), "finished": round(timing["finished"], 3)})
         return out
+
+
+def attach_result(error: MigorchError, result: RunResult | None) -> MigorchError:
+    """Put the partial result on the error (and the error in the result) for front ends."""
+    if result is not None:
+        result.error = error
+        error.result = result  # type: ignore[attr-defined]
+    return error
+
+
+def plan_sql(plan: Plan) -> list[tuple[PlanStep, str]]:
+    """What ``--dry-run`` shows: each planned step with the SQL it would run."""
+    return [(step, step.file.read_text(encoding="utf-8", errors="replace"))
+            for step in plan.steps]

@@ -8,8 +8,7 @@ missing prerequisites, applied dependents or an unconfirmed high-risk plan in a 
 environment.
 
 Planning is pure (:mod:`pytest_migorch.deploy.planning`); writing each step so the records stay
-true
-is :mod:`pytest_migorch.deploy.applying`; reading status is :mod:`pytest_migorch.deploy.status`.
+true is :mod:`pytest_migorch.deploy.applying`; reading status is :mod:`.status`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from pytest_migorch.deploy.locks import MIGRATE_INSTANCE, lock_wait_timeout
 from pytest_migorch.deploy.lost import connection_lost
 from pytest_migorch.deploy.planning import (
     Plan,
-    PlanStep,
     ServiceState,
     check_environment_name,
     check_schema_collisions,
@@ -46,7 +44,7 @@ from pytest_migorch.deploy.planning import (
 )
 from pytest_migorch.deploy.preparing import ServicePreparation, refuse_uninitialised
 from pytest_migorch.deploy.records import Status
-from pytest_migorch.deploy.results import Refused, RunResult
+from pytest_migorch.deploy.results import Refused, RunResult, attach_result, plan_sql
 from pytest_migorch.deploy.rollback import (
     check_down_options,
     chosen_for_down,
@@ -62,7 +60,7 @@ from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import ProjectCheck, validate_project
 
 if TYPE_CHECKING:
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
 __all__ = ["Runner", "RunResult", "Refused", "DEFAULT_LOCK_TIMEOUT"]
 
@@ -130,7 +128,8 @@ class Runner(ServicePreparation):
 
     def check_static(self, services: Sequence[str]) -> None:
         """Refuse to deploy a tree whose files, configuration or graph have errors."""
-        result = validate_project(self.project, services=list(services), checks=self.checks)
+        result = validate_project(self.project, services=list(services), checks=self.checks,
+                                  graph=self.graph)
         errors = [f for f in result.errors if f.family in _STRUCTURAL]
         if errors:
             shown = "\n".join(f.render() for f in errors[:10])
@@ -156,14 +155,14 @@ class Runner(ServicePreparation):
         try:
             yield session
         except psycopg.errors.LockNotAvailable as exc:
-            raise _attach(lock_wait_timeout(session.conn, exc, self.lock_timeout),
+            raise attach_result(lock_wait_timeout(session.conn, exc, self.lock_timeout),
                           result) from exc
         except psycopg.Error as exc:
             if session.conn.closed or session.conn.broken:
-                raise _attach(self._lost(exc, result), result) from exc
-            raise _attach(database_error(exc, "talking to the database"), result) from exc
+                raise attach_result(self._lost(exc, result), result) from exc
+            raise attach_result(database_error(exc, "talking to the database"), result) from exc
         except MigorchError as exc:
-            raise _attach(exc, result)
+            raise attach_result(exc, result)
         finally:
             session.close()
 
@@ -260,8 +259,8 @@ class Runner(ServicePreparation):
 
     def _executor(self, environment: str) -> Executor:
         def open_session() -> Session:
-            return Session(connect(self.settings, purpose="migorch worker"), self.settings,
-                           self.lock_timeout)
+            conn = connect(self.settings, purpose="migorch worker")
+            return Session(conn, self.settings, self.lock_timeout)
 
         hooks = HookRunner(self.project, environment, self.settings, self.executed_by,
                            enabled=self.run_hooks)
@@ -324,6 +323,7 @@ class Runner(ServicePreparation):
             if not dry_run:
                 session.lock([self.project.services[s].schema for s in services],
                              self.lock_timeout, self.reporter)
+            session.probe_tables([self.project.services[s].schema for s in involved])
             states = {name: self._prepare_service(session, name, env, result=result,
                                         writable=name in selected and not dry_run)
                       for name in involved}
@@ -341,7 +341,7 @@ class Runner(ServicePreparation):
                          for m in todo])
             self._show_plan(plan, result, dry_run)
             if dry_run:
-                result.sql = _plan_sql(plan)
+                result.sql = plan_sql(plan)
                 return result
             self._risk_gate(plan, allow_high_risk)
             self._executor(env).execute(session, plan, states, result, jobs=jobs)
@@ -395,7 +395,7 @@ class Runner(ServicePreparation):
                            [step.migration for step in plan.steps])
             self._show_plan(plan, result, dry_run)
             if dry_run:
-                result.sql = _plan_sql(plan)
+                result.sql = plan_sql(plan)
                 return result
             if plan.steps and plan.protected and not confirmed:
                 raise Refused(protected_rollback_refusal(plan))
@@ -478,22 +478,9 @@ class Runner(ServicePreparation):
         env = self.environment(services, environment)
         reports = []
         with self._session() as session:
+            session.probe_tables([self.project.services[s].schema for s in services])
             for name in services:
                 tracking = session.tracking(self.project.services[name].schema)
                 state = self._read_state(tracking, name, env)
                 reports.append(collect_report(session, state, history=history))
         return reports
-
-
-def _attach(error: MigorchError, result: RunResult | None) -> MigorchError:
-    """Put the partial result on the error (and the error in the result) for front ends."""
-    if result is not None:
-        result.error = error
-        error.result = result  # type: ignore[attr-defined]
-    return error
-
-
-def _plan_sql(plan: Plan) -> list[tuple[PlanStep, str]]:
-    """What ``--dry-run`` shows: each planned step with the SQL it would run."""
-    return [(step, step.file.read_text(encoding="utf-8", errors="replace"))
-            for step in plan.steps]

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import psycopg
 from psycopg import sql
 
-from pytest_migorch.deploy.locks import AdvisoryLock, lock_database_names, lock_key
+from pytest_migorch.deploy.locks import (
+    AdvisoryLock,
+    lock_database_names,
+    lock_key,
+    release_all,
+    take_free_prefix,
+)
 from pytest_migorch.deploy.planning import format_seconds
 from pytest_migorch.deploy.tracking import GOLANG_MIGRATE_SCHEMA, Tracking, golang_migrate_table
 from pytest_migorch.postgres.connection import ConnectionSettings
@@ -82,6 +88,22 @@ class Session:
                                                gm_table=self.gm_table_of(schema))
         return self._trackings[schema]
 
+    def probe_tables(self, schemas: Sequence[str]) -> None:
+        """Which tracking and golang-migrate tables of ``schemas`` exist, asked once for all
+        of them (outside a transaction, with their locks held): a deploy of ten services
+        otherwise asked three questions per service, one round trip each."""
+        trackings = [self.tracking(schema) for schema in schemas]
+        wanted = [table for tracking in trackings for table in tracking.tables()]
+        if not wanted or self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return
+        rows = self.conn.execute(
+            "SELECT s, t FROM unnest(%s::text[], %s::text[]) AS x(s, t) "
+            "WHERE to_regclass(format('%%I.%%I', s, t)) IS NOT NULL",
+            ([s for s, _ in wanted], [t for _, t in wanted])).fetchall()
+        found = {(str(s), str(t)) for s, t in rows}
+        for tracking in trackings:
+            tracking.known_to_exist(found)
+
     def gm_table_of(self, schema: str) -> tuple[str, str]:
         """golang-migrate's (schema, table) of a service schema: declared, or the default."""
         return self.gm_tables.get(schema, (GOLANG_MIGRATE_SCHEMA, golang_migrate_table(schema)))
@@ -113,15 +135,21 @@ class Session:
 
     def lock(self, schemas: Sequence[str], timeout: float, reporter: Reporter) -> None:
         """golang-migrate's lock of every schema, in name order so two runs cannot deadlock
-        (and, per schema, both keys in one fixed order)."""
-        for schema in sorted(set(schemas)):
-            for lock in self.locks_for(schema):
-                waited = lock.acquire(timeout)
-                log.debug("took %s (advisory lock %d) after waiting %.1f ms", lock.label,
-                          lock.key, waited * 1000)
-                if waited >= 0.5:
-                    reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
-                self.locks.append(lock)
+        (and, per schema, both keys in one fixed order): all free ones in one round trip,
+        then each busy one (and every one after it) waited for in that order."""
+        ordered = [(schema, lock) for schema in sorted(set(schemas))
+                   for lock in self.locks_for(schema)]
+        free = take_free_prefix(self.conn, [lock for _, lock in ordered])
+        for schema, lock in ordered[:free]:
+            log.debug("took %s (advisory lock %d) after waiting 0.0 ms", lock.label, lock.key)
+            self.locks.append(lock)
+        for schema, lock in ordered[free:]:  # busy: wait for each in turn
+            waited = lock.acquire(timeout)
+            log.debug("took %s (advisory lock %d) after waiting %.1f ms", lock.label,
+                      lock.key, waited * 1000)
+            if waited >= 0.5:
+                reporter.note(f"waited {format_seconds(waited)} for the lock of {schema}")
+            self.locks.append(lock)
 
     def migration_settings(self, schema: str) -> sql.SQL:
         """A clean session per migration: no setting leaks from the previous migration, and
@@ -152,8 +180,7 @@ class Session:
         return self._check_interval
 
     def close(self) -> None:
-        for lock in reversed(self.locks):
-            lock.release()
+        release_all(self.conn, list(reversed(self.locks)))
         self.conn.close()
 
 

@@ -15,7 +15,7 @@ from pytest_migorch.model import Migration, RiskLevel
 
 if TYPE_CHECKING:
     from pytest_migorch.checks.down_risk import DownRisk
-    from pytest_migorch.sql.analysis import AnalysisCache
+    from pytest_migorch.sql.analysis_cache import AnalysisCache
 
 __all__ = ["up_risk", "down_risk_or_none"]
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from pytest_migorch.deploy.locks import MIGRATE_INSTANCE, AdvisoryLock, advisory_lock_id, lock_key
 from pytest_migorch.deploy.records import (
@@ -36,6 +35,8 @@ from pytest_migorch.deploy.records import (
     file_checksum,
 )
 from pytest_migorch.deploy.tracking_ddl import executions_ddl, history_ddl
+from pytest_migorch.deploy.prepared_writes import PreparedWrites
+from pytest_migorch.deploy.tracking_sql import RECORD_LIST, UNSET, Literal, WriteText
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = [
@@ -64,21 +65,7 @@ HISTORY_TABLE = "migration_execution_history"
 #: golang-migrate's table lives in ``public``: ``public.<schema>_schema_migrations``.
 GOLANG_MIGRATE_SCHEMA = "public"
 
-_RECORD_COLUMNS = (
-    "id", "migration_id", "migration_version", "environment", "status", "started_at",
-    "completed_at", "duration_ms", "executed_by", "checksum", "dependencies", "metadata",
-    "error_message", "rollback_version", "created_at", "updated_at",
-)
-_HISTORY_COPIED = (
-    "migration_id", "migration_version", "environment", "status", "started_at", "completed_at",
-    "duration_ms", "executed_by", "checksum", "error_message", "rollback_version", "metadata",
-)
-#: The column lists, quoted (fixed lower-case names: quoting cannot change them).
-_RECORD_LIST = sql.SQL(", ".join(f'"{c}"' for c in _RECORD_COLUMNS))
-_HISTORY_LIST = sql.SQL(", ".join(f'"{c}"' for c in _HISTORY_COPIED))
-_UNSET: Any = object()
-_SERVER_DURATION = ("duration_ms = round(extract(epoch FROM clock_timestamp() "
-                    "- transaction_timestamp()) * 1000)")
+_RECORD_LIST = sql.SQL(RECORD_LIST)
 #: Start of the comment migorch puts on golang-migrate's table of a service it tracks.
 MARKER = "migorch keeps the records of this table in"
 
@@ -111,6 +98,8 @@ class Tracking:
         self._executions = _rendered(conn, sql.Identifier(schema, EXECUTIONS_TABLE))
         self._history = _rendered(conn, sql.Identifier(schema, HISTORY_TABLE))
         self._gm = _rendered(conn, sql.Identifier(self.gm_schema, self.gm_table))
+        self._text = WriteText(conn, self._executions, self._history, self._gm)
+        self._prepared = PreparedWrites(conn, self._text)
         self._seen: set[tuple[str, str]] = set()
 
     @contextmanager
@@ -137,6 +126,20 @@ class Tracking:
         if found and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             self._seen.add((schema, table))
         return found
+
+    def tables(self) -> list[tuple[str, str]]:
+        """(schema, table) of both tracking tables and golang-migrate's table."""
+        return [(self.schema, EXECUTIONS_TABLE), (self.schema, HISTORY_TABLE),
+                (self.gm_schema, self.gm_table)]
+
+    def known_to_exist(self, tables: set[tuple[str, str]]) -> None:
+        """Tables of :meth:`tables` the caller saw exist, outside a transaction, in one
+        question for many services (:meth:`Session.probe_tables`): not asked again."""
+        self._seen.update(t for t in self.tables() if t in tables)
+
+    def has_schema_version_table(self) -> bool:
+        """Whether golang-migrate's table is known (or now seen) to exist."""
+        return self._exists(self.gm_schema, self.gm_table)
 
     def is_initialised(self) -> bool:
         return self._exists(self.schema, EXECUTIONS_TABLE) and self._exists(
@@ -225,23 +228,18 @@ class Tracking:
             self.conn.execute(self._guarded(self._set_version_sql(version, dirty)),
                               prepare=False)
 
-    def _guarded(self, statement: sql.Composed) -> sql.Composed:
-        if self.guard is None:
-            return statement
-        return sql.SQL("; ").join([self.guard, statement])
+    def _guarded(self, statement: sql.SQL) -> sql.SQL:
+        guard = self._text.render(self.guard)
+        return statement if guard is None else sql.SQL(f"{guard}; {statement.as_string()}")
 
-    def _set_version_sql(self, version: int, dirty: bool) -> sql.Composed:
+    def _set_version_sql(self, version: int, dirty: bool) -> sql.SQL:
         """``DELETE`` + ``INSERT`` as one parameterless text: one round trip.
 
         golang-migrate empties the table with ``TRUNCATE``; the rows left are the same, but a
         TRUNCATE gives the table a new file and takes an ACCESS EXCLUSIVE lock each time,
         which measured ~1 ms per migration, more than the rest of the write (a DELETE of one
         row is MVCC-safe too: a reader sees the old version until the commit)."""
-        statements = [sql.SQL("DELETE FROM {}").format(self._gm)]
-        if version >= 0 or (version == -1 and dirty):
-            statements.append(sql.SQL("INSERT INTO {} (version, dirty) VALUES ({}, {})").format(
-                self._gm, sql.Literal(version), sql.Literal(dirty)))
-        return sql.SQL("; ").join(statements)
+        return sql.SQL(self._text.set_version(version, dirty))
 
     # --- executions -------------------------------------------------------------------------
 
@@ -272,10 +270,11 @@ class Tracking:
         its own: in autocommit it is committed when this returns, inside the caller's
         transaction it commits with it. ``schema_version`` and ``before`` as in
         :meth:`update`; ``row``: the columns of :meth:`start_sql`."""
-        record = self.run_change(self.start_sql(action=action, schema_version=schema_version,
-                                                 before=before, **row))
-        assert record is not None
-        return record.id
+        def write(prepared: bool) -> sql.SQL:
+            return self.start_sql(action=action, schema_version=schema_version, before=before,
+                                  prepared=prepared, id_only=True, **row)
+
+        return self.run_start(write(True), unprepared=lambda: write(False))
 
     def start_sql(
         self,
@@ -292,30 +291,21 @@ class Tracking:
         started: bool = True,
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
-    ) -> sql.Composed:
-        """The parameterless statements of :meth:`start`, to send with others."""
-        values = {
-            "id": migration_id, "version": migration_version, "env": environment,
-            "status": status, "started": started, "completed": status == "completed",
-            "by": executed_by, "checksum": checksum,
-            "deps": Jsonb(dependencies), "meta": Jsonb(metadata),
-        }
-        upsert = sql.SQL(
-            "INSERT INTO {t} (migration_id, migration_version, environment, status, "
-            "started_at, completed_at, executed_by, checksum, dependencies, metadata) "
-            "VALUES ({id}, {version}, {env}, {status}, "
-            "CASE WHEN {started} THEN clock_timestamp() END, "
-            "CASE WHEN {completed} THEN clock_timestamp() END, {by}, "
-            "{checksum}, {deps}, {meta}) "
-            "ON CONFLICT (migration_id, environment) DO UPDATE SET "
-            "migration_version = EXCLUDED.migration_version, status = EXCLUDED.status, "
-            "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
-            "duration_ms = NULL, "
-            "executed_by = EXCLUDED.executed_by, checksum = EXCLUDED.checksum, "
-            "dependencies = EXCLUDED.dependencies, metadata = EXCLUDED.metadata, "
-            "error_message = NULL, rollback_version = NULL, updated_at = clock_timestamp()"
-        ).format(t=self._executions, **{k: sql.Literal(v) for k, v in values.items()})
-        return self._change_sql(upsert, action, schema_version, before)
+        prepared: bool = False,
+        id_only: bool = False,
+    ) -> sql.SQL:
+        """The parameterless statements of :meth:`start`, to send with others; with
+        ``prepared``, the write as an ``EXECUTE`` of its prepared statement when it can be
+        (:mod:`pytest_migorch.deploy.prepared_writes`; send it with :meth:`run_change`'s
+        ``unprepared``); ``id_only``: it returns only the row's id (:meth:`run_start`)."""
+        def upsert(lit: Literal) -> str:
+            return self._text.upsert(
+                migration_id=migration_id, migration_version=migration_version,
+                environment=environment, status=status, started=started,
+                completed=status == "completed", executed_by=executed_by, checksum=checksum,
+                dependencies=dependencies, metadata=metadata, lit=lit)
+
+        return self._change_sql(upsert, action, schema_version, before, prepared, id_only)
 
     def update(
         self,
@@ -348,93 +338,101 @@ class Tracking:
         status: str,
         started: bool = False,
         completed: bool = False,
-        duration_ms: int | None = _UNSET,
-        error_message: str | None = _UNSET,
-        rollback_version: str | None = _UNSET,
-        executed_by: str | None = _UNSET,
-        checksum: str | None = _UNSET,
+        duration_ms: int | None = UNSET,
+        error_message: str | None = UNSET,
+        rollback_version: str | None = UNSET,
+        executed_by: str | None = UNSET,
+        checksum: str | None = UNSET,
         metadata: dict[str, Any] | None = None,
         schema_version: tuple[int, bool] | None = None,
         before: sql.Composable | None = None,
         timed_by_server: bool = False,
-    ) -> sql.Composed:
+        prepared: bool = False,
+    ) -> sql.SQL:
         """The parameterless statements of :meth:`update`, to send later or together with
         others (the runner appends them to a migration's SQL: one round trip for both).
 
         ``timed_by_server``: ``duration_ms`` measured by the server from the start of the
         transaction that carries this update (``transaction_timestamp()``: its ``BEGIN``) to
         the write: the duration of the migration SQL run ahead of it in that transaction,
-        without the client's clock."""
-        sets: list[sql.Composable] = [
-            sql.SQL("status = {}").format(sql.Literal(status)),
-            sql.SQL("updated_at = clock_timestamp()"),
-        ]
-        if started:
-            sets += [sql.SQL("started_at = clock_timestamp()"), sql.SQL("completed_at = NULL"),
-                     sql.SQL("duration_ms = NULL")]
-        if completed:
-            sets.append(sql.SQL("completed_at = clock_timestamp()"))
-        for column, value in (("duration_ms", duration_ms), ("error_message", error_message),
-                              ("rollback_version", rollback_version),
-                              ("executed_by", executed_by), ("checksum", checksum)):
-            if value is not _UNSET:
-                sets.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Literal(value)))
-        if metadata:
-            sets.append(sql.SQL("metadata = coalesce(metadata, '{{}}'::jsonb) || {}").format(
-                sql.Literal(Jsonb(metadata))))
-        if timed_by_server:
-            sets.append(sql.SQL(_SERVER_DURATION))
-        change = sql.SQL("UPDATE {} SET {} WHERE id = {}").format(
-            self._executions, sql.SQL(", ").join(sets), sql.Literal(record_id))
-        return self._change_sql(change, action, schema_version, before)
+        without the client's clock. ``prepared`` as in :meth:`start_sql`."""
+        given = {"duration_ms": duration_ms, "error_message": error_message,
+                 "rollback_version": rollback_version, "executed_by": executed_by,
+                 "checksum": checksum}
+        values = {k: v for k, v in given.items() if v is not UNSET}
 
-    def _change(self, change: sql.Composable, action: str,
-                schema_version: tuple[int, bool] | None,
-                before: sql.Composable | None = None) -> ExecutionRecord | None:
-        return self.run_change(self._change_sql(change, action, schema_version, before))
+        def change(lit: Literal) -> str:
+            return self._text.update(
+                record_id, status=status, started=started, completed=completed, values=values,
+                metadata=metadata, timed_by_server=timed_by_server, lit=lit)
 
-    def run_change(self, query: sql.Composed) -> ExecutionRecord | None:
-        """Send a query of :meth:`_change_sql`: one ``execute``, one round trip."""
+        return self._change_sql(change, action, schema_version, before, prepared)
+
+    def run_change(self, query: sql.SQL | sql.Composed, *,
+                   unprepared: Callable[[], sql.SQL] | None = None) -> ExecutionRecord | None:
+        """Send a query of :meth:`_change_sql`: one ``execute``, one round trip.
+
+        When it used a prepared statement the session no longer has (a migration ended it),
+        nothing of it was applied (its own transaction): ``unprepared()`` is sent instead."""
+        row = self._run_write(query, unprepared)
+        return record_from_row(row) if row else None
+
+    def run_start(self, query: sql.SQL | sql.Composed, *,
+                  unprepared: Callable[[], sql.SQL] | None = None) -> int:
+        """:meth:`run_change` for a write that returns the row's id (``id_only``, or any)."""
+        row = self._run_write(query, unprepared)
+        assert row is not None, "the write changed no row"
+        return int(row["id"])
+
+    def _run_write(self, query: sql.SQL | sql.Composed,
+                   unprepared: Callable[[], sql.SQL] | None) -> dict[str, Any] | None:
+        try:
+            return self._send_change(query)
+        except psycopg.errors.InvalidSqlStatementName as exc:
+            idle = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if unprepared is None or not self.prepared_lost(exc) or not idle:
+                raise
+        return self._send_change(unprepared())
+
+    def prepared_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a prepared tracking write is gone (then it is forgotten)."""
+        return self._prepared.lost(exc)
+
+    def forget_prepared(self) -> None:
+        """A migration may have ended the prepared writes: prepare them again when used."""
+        self._prepared.forget()
+
+    def _send_change(self, query: sql.SQL | sql.Composed) -> dict[str, Any] | None:
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, prepare=False)
             while cur.description is None and cur.nextset():
                 pass  # skip the results of ``before``: the row is the first one with columns
-            row = cur.fetchone()
-        return record_from_row(row) if row else None
+            return cur.fetchone()
 
-    def _change_sql(self, change: sql.Composable, action: str,
+    def _change_sql(self, change: Callable[[Literal], str], action: str,
                     schema_version: tuple[int, bool] | None,
-                    before: sql.Composable | None = None) -> sql.Composed:
+                    before: sql.Composable | None = None, prepared: bool = False,
+                    id_only: bool = False) -> sql.SQL:
         """``change`` (an INSERT or UPDATE of one executions row) with its history event
-        and, if asked, golang-migrate's row, as one parameterless text.
+        and, if asked, golang-migrate's row, as one parameterless text
+        (:class:`~pytest_migorch.deploy.tracking_sql.WriteText` renders it).
 
         The history row is inserted by a data-modifying CTE from the changed row itself
         (``RETURNING *``), which also hands the new row back. Values are literals (no
         parameters) because only a parameterless query may hold several statements."""
-        columns = _HISTORY_LIST
-        query: sql.Composable = sql.SQL(
-            "WITH changed AS ({change} RETURNING *), "
-            "logged AS (INSERT INTO {h} (execution_id, action, {cols}) "
-            "SELECT id, {action}, {cols} FROM changed) "
-            "SELECT {record} FROM changed"
-        ).format(change=change, h=self._history, cols=columns, action=sql.Literal(action),
-                 record=_RECORD_LIST)
-        statements = [query]
-        if self.guard is not None:
-            statements.insert(0, self.guard)
-        if before is not None:
-            statements.insert(0, before)
+        write = self._prepared.render(
+            lambda lit: self._text.logged(change(lit), action, lit, id_only=id_only),
+            prepared=prepared)
+        statements = [self._text.render(before), self._text.render(self.guard), write]
         if schema_version is not None:
-            statements.append(self._set_version_sql(*schema_version))
-        return sql.SQL("; ").join(statements)
+            statements.append(self._text.set_version(*schema_version))
+        return sql.SQL("; ".join(s for s in statements if s is not None))
 
     def note_progress(self, record_id: int, metadata: dict[str, Any]) -> None:
         """Merge ``metadata`` into a running row without a history event (progress of a
         non-transactional migration, committed after each statement)."""
-        update = sql.SQL("UPDATE {} SET metadata = coalesce(metadata, '{{}}'::jsonb) || {}, "
-                         "updated_at = clock_timestamp() WHERE id = {}").format(
-            self._executions, sql.Literal(Jsonb(metadata)), sql.Literal(record_id))
-        self.conn.execute(self._guarded(update), prepare=False)
+        self.conn.execute(self._guarded(sql.SQL(self._text.progress(record_id, metadata))),
+                          prepare=False)
 
     # --- history ----------------------------------------------------------------------------
 

@@ -73,12 +73,15 @@ RULES: tuple[Rule, ...] = (
 
 
 class ProjectGraph:
-    """Graphs and resolved orders of one project; graphs are built once per environment."""
+    """Graphs and resolved orders of one project; graphs are built once per environment, and
+    each order once per environment and selection (a deploy asks for every service's order
+    again each time it reads that service's state)."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
         self._graphs: dict[str, DependencyGraph[Key]] = {}
         self._previous: dict[str, dict[Key, Key]] = {}
+        self._orders: dict[tuple[str, frozenset[str] | None], list[Migration]] = {}
 
     # --- building ---------------------------------------------------------------------------
 
@@ -277,11 +280,17 @@ class ProjectGraph:
     def order_all(self, environment: str, services: Iterable[str] | None = None) -> list[Migration]:
         """Every migration of ``services`` (default: all) in ``environment``, in run order,
         with the migrations of other services they need placed before them."""
-        graph = self.graph(environment)
-        if services is None:
-            return self._sorted(graph)
-        wanted = {key for key in graph if key[0] in set(services)}
-        return self._sorted(graph, wanted | self.ancestors(wanted, environment))
+        selection = None if services is None else frozenset(services)
+        order = self._orders.get((environment, selection))
+        if order is None:
+            graph = self.graph(environment)
+            if selection is None:
+                order = self._sorted(graph)
+            else:
+                wanted = {key for key in graph if key[0] in selection}
+                order = self._sorted(graph, wanted | self.ancestors(wanted, environment))
+            self._orders[(environment, selection)] = order
+        return list(order)  # the caller's to change
 
     def order(self, service: str, environment: str) -> list[Migration]:
         """One service's migrations in ``environment``, in run order."""

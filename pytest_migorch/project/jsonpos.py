@@ -9,6 +9,7 @@ resolves by keeping the last one.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,8 +22,13 @@ JsonPath = tuple[Union[str, int], ...]
 #: The json module's own string scanner (not in typeshed): same escapes, same end offsets.
 _scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_NUMBER_OR_LITERAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
+_NEWLINE = re.compile("\n")
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+#: The tokens the walk needs: a bracket, a string (with the colon after it when it is a key),
+#: a number or literal (NaN and Infinity included, which json accepts). Whitespace, commas
+#: and the colons of keys' values are skipped by ``finditer`` itself.
+_TOKEN = re.compile(r"[{}\[\]]|" + _STRING + r'(?:[ \t\n\r]*:)?|[^ \t\n\r{}\[\]:,"]+',
+                    re.DOTALL)
 
 
 class JsonSyntaxError(ValueError):
@@ -69,7 +75,7 @@ def load_json(text: str) -> JsonDocument:
         column = index - (text.rfind("\n", 0, index) + 1) + 1
         raise JsonSyntaxError("number with too many digits", line, column) from exc
     document = JsonDocument(value)
-    _PositionWalker(text, document).walk()
+    _record_positions(text, document)
     return document
 
 
@@ -86,86 +92,57 @@ def format_path(path: JsonPath) -> str:
     return out
 
 
-class _PositionWalker:
-    """Walks text that :func:`json.loads` accepted, recording the line of each value."""
+def _record_positions(text: str, document: JsonDocument) -> None:
+    """Record the line of every value of ``text`` (which :func:`json.loads` accepted) and the
+    duplicate keys, in one pass over its tokens.
 
-    def __init__(self, text: str, document: JsonDocument) -> None:
-        self.text = text
-        self.document = document
-        self.newlines = [i for i, ch in enumerate(text) if ch == "\n"]
-
-    def line_at(self, index: int) -> int:
-        # Binary search over newline offsets: line = 1 + newlines before index.
-        lo, hi = 0, len(self.newlines)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.newlines[mid] < index:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo + 1
-
-    def skip(self, index: int) -> int:
-        match = _WHITESPACE.match(self.text, index)
-        return match.end() if match else index
-
-    def walk(self) -> None:
-        try:
-            self.value(self.skip(0), ())
-        except RecursionError:
-            # json.loads accepted it, so only very deep nesting ends up here; positions
-            # are a convenience, the value itself is intact.
-            pass
-
-    def value(self, index: int, path: JsonPath) -> int:
-        self.document.lines.setdefault(path, self.line_at(index))
-        char = self.text[index]
-        if char == "{":
-            return self.object(index + 1, path)
-        if char == "[":
-            return self.array(index + 1, path)
-        if char == '"':
-            return _scanstring(self.text, index + 1)[1]
-        match = _NUMBER_OR_LITERAL.match(self.text, index)
-        if match is None:  # NaN / Infinity, which json accepts
-            literal = re.match(r"-?(?:NaN|Infinity)", self.text[index:])
-            return index + (literal.end() if literal else 1)
-        return match.end()
-
-    def object(self, index: int, path: JsonPath) -> int:
-        seen: set[str] = set()
-        index = self.skip(index)
-        if self.text[index] == "}":
-            return index + 1
-        while True:
-            key_start = index
-            key, index = _scanstring(self.text, index + 1)
-            child = path + (key,)
-            if key in seen:
-                self.document.duplicate_keys.append((child, self.line_at(key_start)))
-                # json keeps the last value of a duplicate key: forget the earlier one's lines.
-                lines = self.document.lines
-                for known in [p for p in lines if p[: len(child)] == child]:
-                    del lines[known]
-            seen.add(key)
-            index = self.skip(self.skip(index) + 1)  # past ':'
-            index = self.value(index, child)
-            # A key's line is where the key stands, which is what a reader looks for.
-            self.document.lines[child] = self.line_at(key_start)
-            index = self.skip(index)
-            if self.text[index] == "}":
-                return index + 1
-            index = self.skip(index + 1)  # past ','
-
-    def array(self, index: int, path: JsonPath) -> int:
-        index = self.skip(index)
-        if self.text[index] == "]":
-            return index + 1
-        position = 0
-        while True:
-            index = self.value(index, path + (position,))
-            position += 1
-            index = self.skip(index)
-            if self.text[index] == "]":
-                return index + 1
-            index = self.skip(index + 1)
+    The regex engine finds the tokens (strings whole, so a brace inside one is no structure; a
+    key together with its colon, which is how a key differs from a string value; commas and
+    colons not at all), and only those pass through Python: a walk that called a function per
+    value and a regex per gap cost more than the rest of ``load_project`` on large
+    dependencies.json files. A key's path gets the line where the key stands, which is what a
+    reader looks for; an array element's, where it starts. json keeps the last value of a
+    duplicate key, so the lines recorded under the earlier one are forgotten.
+    """
+    newlines = [m.start() for m in _NEWLINE.finditer(text)]
+    lines = document.lines
+    line_of = bisect.bisect_left
+    # One frame per open container: its path, the keys seen (an object) or the next index
+    # (an array), and the path of the value to come.
+    stack: list[list[Any]] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        first = token[0]
+        if first == "}" or first == "]":
+            stack.pop()
+            continue
+        path: JsonPath
+        if not stack:
+            path = ()
+            lines[path] = line_of(newlines, match.start()) + 1
+        else:
+            frame = stack[-1]
+            if first == '"' and token[-1] == ":":  # a key
+                start = match.start()
+                key = _scanstring(text, start + 1)[0]
+                child = frame[0] + (key,)
+                seen: set[str] = frame[1]
+                line = line_of(newlines, start) + 1
+                if key in seen:
+                    document.duplicate_keys.append((child, line))
+                    for known in [p for p in lines if p[: len(child)] == child]:
+                        del lines[known]
+                seen.add(key)
+                lines[child] = line  # its value's own line is not kept: the key's is
+                frame[2] = child
+                continue
+            if frame[2] is None:  # an array element: a path not seen before
+                path = frame[0] + (frame[1],)
+                frame[1] += 1
+                lines[path] = line_of(newlines, match.start()) + 1
+            else:  # the value of the key just read
+                path = frame[2]
+        if first == "{":
+            stack.append([path, set(), ""])
+        elif first == "[":
+            stack.append([path, 0, None])

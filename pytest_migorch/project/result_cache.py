@@ -70,13 +70,25 @@ def tool_identity() -> str:
                 digest.update(f"{dist}={metadata.version(dist)}\0".encode())
             except metadata.PackageNotFoundError:
                 digest.update(f"{dist}=none\0".encode())
-        for path in sorted(_PACKAGE_DIR.rglob("*")):
-            if path.suffix in (".py", ".json"):
-                info = path.stat()
-                digest.update(f"{path.relative_to(_PACKAGE_DIR)}\0{info.st_size}\0"
-                              f"{info.st_mtime_ns}\0".encode())
+        for relative, info in _package_files():
+            digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
         _identity = digest.hexdigest()
     return _identity
+
+
+def _package_files() -> list[tuple[str, os.stat_result]]:
+    """Every module and JSON file of this package (relative path, stat), in a fixed order;
+    walked with plain strings, never into ``__pycache__`` (every ``migorch`` command that
+    reads a cache pays for this walk)."""
+    found = []
+    top = str(_PACKAGE_DIR)
+    for directory, subdirectories, names in os.walk(top):
+        subdirectories[:] = [d for d in subdirectories if d != "__pycache__"]
+        for name in names:
+            if name.endswith((".py", ".json")):
+                path = os.path.join(directory, name)
+                found.append((os.path.relpath(path, top), os.stat(path)))
+    return sorted(found, key=lambda item: item[0])
 
 
 def encode_findings(findings: Sequence[Finding]) -> list[dict[str, Any]]:

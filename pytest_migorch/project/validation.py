@@ -15,7 +15,7 @@ from pytest_migorch.model import Migration, Project, Service
 from pytest_migorch.project.config import load_service_config
 from pytest_migorch.project.discovery import discover_project
 from pytest_migorch.project.graph import ProjectGraph
-from pytest_migorch.project.sources import DISK, FileSource
+from pytest_migorch.project.sources import DISK, FileSource, ListedDisk
 
 __all__ = [
     "load_project", "validate_project", "ValidationResult", "MigrationAnalyser", "ProjectCheck",
@@ -54,8 +54,11 @@ class ValidationResult:
 def load_project(root: Path, source: FileSource = DISK) -> Project:
     """Discover every service under ``root`` and attach its configuration.
 
-    ``source`` reads the tree (default: the file system; integrity passes a git revision's).
+    ``source`` reads the tree (default: the file system, through a :class:`ListedDisk` for
+    this load; integrity passes a git revision's).
     """
+    if source is DISK:
+        source = ListedDisk()
     project = discover_project(Path(root), source)
     for service in project.services.values():
         load_service_config(service, source)
@@ -69,6 +72,7 @@ def validate_project(
     strict: bool = False,
     services: list[str] | None = None,
     checks: Sequence[ProjectCheck] = (),
+    graph: ProjectGraph | None = None,
 ) -> ValidationResult:
     """Every static finding of ``project`` (limited to ``services`` when given).
 
@@ -76,9 +80,10 @@ def validate_project(
     ``analyser`` adds the SQL findings of each migration; without it only files, configuration
     and graph are checked. ``checks`` add whole-project findings (integrity against a base
     revision); they are filtered and escalated like the rest. ``strict`` turns warnings into
-    errors, including the warnings about missing JSON files.
+    errors, including the warnings about missing JSON files. ``graph``: the project's graph
+    when the caller has one already (the runner orders with it next), else a new one.
     """
-    graph = ProjectGraph(project)
+    graph = graph if graph is not None and graph.project is project else ProjectGraph(project)
     findings = project.all_findings() + graph.check()
     for check in checks:
         findings.extend(check(project))

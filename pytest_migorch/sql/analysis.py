@@ -21,18 +21,21 @@ import importlib.metadata
 import itertools
 import logging
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from pytest_migorch import __version__
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.sql import pg_parse
+from pytest_migorch.sql.analysis_cache import (
+    INTERNAL_ERROR,
+    AnalysisCache,
+    ComputedAhead,
+    PersistentStore,
+)
 from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, Op, Role
 from pytest_migorch.sql.pg_create_table import create_table_facts
-from pytest_migorch.sql.store import SqliteStore
 from pytest_migorch.sql.split import IgnoreComment, Statement, Token, split_sql, tokenize
 from pytest_migorch.sql.token_recognisers import recognise, statement_kind
 
@@ -100,7 +103,7 @@ INVALID_SQL = Rule(
 RULES: tuple[Rule, ...] = (UNTERMINATED_SQL, NOT_ANALYSED, INVALID_SQL)
 
 _WS = re.compile(r"\s+")
-_INTERNAL_ERROR = "internal error"
+_INTERNAL_ERROR = INTERNAL_ERROR
 
 
 @dataclass(frozen=True)
@@ -214,21 +217,6 @@ class Computed(NamedTuple):
     document: str
 
 
-class ComputedAhead(Protocol):
-    """Analyses computed elsewhere (:class:`pytest_migorch.sql.ahead.AnalysesAhead`): ``take``
-    returns one by key, or None when the caller must analyse the text itself."""
-
-    def take(self, key: str) -> Computed | None: ...
-
-
-class PersistentStore(Protocol):
-    """Somewhere analysis results survive the process: ``get`` returns None when absent."""
-
-    def get(self, key: str) -> dict[str, Any] | None: ...
-
-    def set(self, key: str, value: dict[str, Any]) -> None: ...
-
-
 def content_key(text: str) -> str:
     """The cache key of a file's text: it changes with the text, sqlglot, our format and our
     version, so an upgrade never serves facts (or internal errors) of an older analysis.
@@ -263,84 +251,6 @@ def _sqlglot_version() -> str:
         return importlib.metadata.version("sqlglot")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-class AnalysisCache:
-    """Analyses by content key: a bounded in-memory LRU in front of an optional store."""
-
-    def __init__(self, store: PersistentStore | None = None, max_entries: int = 4096) -> None:
-        self.store = store
-        self.max_entries = max_entries
-        self._memory: OrderedDict[str, SqlAnalysis] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.store_hits = 0
-        self.misses = 0
-        #: Where analyses computed ahead wait (set while :func:`~pytest_migorch.sql.ahead.
-        #: analyses_ahead` runs); asked before a text is analysed here.
-        self.ahead: ComputedAhead | None = None
-
-    def remembers(self, key: str) -> bool:
-        """Whether ``key``'s analysis is in memory (the store is not asked: one query a file
-        would cost the look-ahead more than analysing again what a warm store holds)."""
-        with self._lock:
-            return key in self._memory
-
-    def get(self, key: str) -> SqlAnalysis | None:
-        """The analysis of ``key`` from memory, from :attr:`ahead` (then kept like one
-        analysed here), or from the store."""
-        with self._lock:
-            found = self._memory.get(key)
-            if found is not None:
-                self._memory.move_to_end(key)
-                self.hits += 1
-                return found
-        computed = self.ahead.take(key) if self.ahead is not None else None
-        if computed is not None:
-            self.misses += 1
-            self.put(computed.analysis, document=computed.document)
-            return computed.analysis
-        stored = self._from_store(key)
-        if stored is not None:
-            self.store_hits += 1
-            self._remember(key, stored)
-        return stored
-
-    def put(self, analysis: SqlAnalysis, *, document: str | None = None) -> None:
-        """Keep ``analysis`` in memory and in the store; ``document`` is its stored form when
-        another process already encoded it (for a store that takes encoded values)."""
-        self._remember(analysis.key, analysis)
-        if self.store is not None and not _has_internal_error(analysis):
-            try:
-                if document is not None and isinstance(self.store, SqliteStore):
-                    self.store.set_encoded(analysis.key, document)
-                else:
-                    self.store.set(analysis.key, analysis.to_json())
-            except Exception:  # a broken cache must never break the analysis
-                logger.warning("could not store SQL analysis in the cache", exc_info=True)
-
-    def _remember(self, key: str, analysis: SqlAnalysis) -> None:
-        with self._lock:
-            self._memory[key] = analysis
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.max_entries:
-                self._memory.popitem(last=False)
-
-    def _from_store(self, key: str) -> SqlAnalysis | None:
-        if self.store is None:
-            return None
-        try:
-            data = self.store.get(key)
-            return SqlAnalysis.from_json(data) if data is not None else None
-        except Exception:  # stale or corrupt entry: analyse again
-            logger.debug("ignoring unreadable cached SQL analysis %s", key, exc_info=True)
-            return None
-
-
-def _has_internal_error(analysis: SqlAnalysis) -> bool:
-    """A bug of ours is not a fact about the file: keep it out of the persistent store, so the
-    fixed analysis runs next time even without a version change."""
-    return any((s.reason or "").startswith(_INTERNAL_ERROR) for s in analysis.statements)
 
 
 #: The process-wide cache used when :func:`analyse_sql` is not given one.

@@ -89,3 +89,28 @@ def test_a_plan_of_cached_analyses_loads_no_sqlglot(services: Path, fresh_db: st
     cached = modules("warm", *plan)
     assert "pytest_migorch.checks.migration" in cached  # it did analyse the plan's steps
     assert loaded(cached, "sqlglot", "pytest_migorch.sql.ast_recognisers") == []
+
+
+def test_an_up_with_nothing_to_do_loads_no_analysis_and_no_validator(
+        services: Path, fresh_db: str, tmp_path: Path) -> None:
+    # the fixed cost of every deploy: once the JSON files are known valid and everything is
+    # applied, `up` needs neither the SQL analysis (pglast, sqlglot, the recognisers), nor
+    # jsonschema, nor networkx
+    up = ["up", "--all", "--env", "staging", "--yes", "--root", str(services),
+          "--database-url", fresh_db]
+    env = {**os.environ, "MIGORCH_CACHE_DIR": str(tmp_path / "cache")}
+
+    def modules() -> tuple[int, list[str]]:
+        done = subprocess.run([sys.executable, "-c", LOADED, *up], capture_output=True,
+                              text=True, check=False, env=env)
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        return report["exit"], list(report["modules"])
+
+    first_code, first = modules()  # applies everything
+    assert first_code == 0 and "pytest_migorch.sql.analysis" in first
+    code, again = modules()
+    assert code == 0
+    assert "pytest_migorch.deploy.runner" in again  # it did check the database
+    assert loaded(again, "pytest_migorch.sql.analysis", "pytest_migorch.sql.pg_parse",
+                  "pytest_migorch.sql.token_recognisers", "pglast", "sqlglot", "jsonschema",
+                  "networkx") == []

@@ -21,6 +21,7 @@ from pytest_migorch.deploy.tracking import (
     file_checksum,
     lock_key,
 )
+from pytest_migorch.deploy.locks import release_all, take_free_prefix
 from pytest_migorch.errors import LockTimeout
 
 # SPEC section 6, copied verbatim: the table migorch creates must be exactly this one.
@@ -191,6 +192,31 @@ def test_lock_waits_at_most_the_timeout_and_names_the_holder(
     assert lock.holder() is None
 
 
+def test_locks_taken_together_keep_only_the_prefix_before_a_busy_one(
+        conn: psycopg.Connection[Any], fresh_db: str) -> None:
+    # a run must never hold a later lock while it waits for an earlier one: two runs taking
+    # the same locks in the same order could otherwise each wait for the other
+    keys = [lock_key("/db", "public", f"s{i}_schema_migrations") for i in range(4)]
+    locks = [AdvisoryLock(conn, key, f"service schema s{i}") for i, key in enumerate(keys)]
+
+    def held_by(connection: psycopg.Connection[Any]) -> set[int]:
+        rows = connection.execute(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid = %s", (connection.info.backend_pid,)).fetchall()
+        return {int(row[0]) for row in rows}
+
+    with psycopg.connect(fresh_db, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s::bigint)", (keys[2],))
+        assert take_free_prefix(conn, locks) == 2
+        assert [lock.held for lock in locks] == [True, True, False, False]
+        assert held_by(conn) == {keys[0] & 0xFFFFFFFF, keys[1] & 0xFFFFFFFF}
+        other.execute("SELECT pg_advisory_unlock(%s::bigint)", (keys[2],))
+    assert take_free_prefix(conn, locks[2:]) == 2
+    assert len(held_by(conn)) == 4
+    release_all(conn, locks)
+    assert held_by(conn) == set() and not any(lock.held for lock in locks)
+
+
 def test_update_returns_the_row_and_writes_golang_migrate_in_one_round_trip(
     conn: psycopg.Connection[Any],
 ) -> None:
@@ -216,3 +242,27 @@ def test_update_returns_the_row_and_writes_golang_migrate_in_one_round_trip(
     (after,) = tracking.records()
     assert after.status == "completed"
     assert len(tracking.history("dev")) == 2
+
+
+def test_tracking_writes_quote_values_as_psycopg_does(conn: psycopg.Connection[Any]) -> None:
+    # the writes are rendered as text for speed; every value must still be psycopg's own
+    # literal, whatever it holds
+    from psycopg.types.json import Jsonb
+
+    from pytest_migorch.deploy.tracking_sql import WriteText
+
+    text = WriteText(conn, sql.Identifier("s", "t"), sql.Identifier("s", "h"),
+                     sql.Identifier("public", "g"))
+    values: list[Any] = ["plain", "it's", "back\\slash", "é {x} %s", "", None, True, False, 0,
+                         -5, 2**40, Jsonb({"a": "it's", "b": [1, None]}), Jsonb([])]
+    for value in values:
+        assert text.literal(value) == sql.Literal(value).as_string(conn)
+    tracking = Tracking(conn, "svc")
+    tracking.create()
+    record_id = tracking.start(migration_id="000001_a'b", migration_version="000001",
+                               environment="dev", action="up", executed_by="x\\y",
+                               checksum=None, dependencies=["o:1"],
+                               metadata={"q": "it's {}", "n": None})
+    record = tracking.record(record_id)
+    assert record is not None and record.migration_id == "000001_a'b"
+    assert record.executed_by == "x\\y" and record.metadata == {"q": "it's {}", "n": None}

@@ -9,7 +9,7 @@ import pytest
 from helpers import pair, service_files, write_service
 
 from pytest_migorch.model import Project
-from pytest_migorch.project.sources import MappingSource
+from pytest_migorch.project.sources import DiskSource, MappingSource
 from pytest_migorch.project.validation import load_project
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
@@ -63,3 +63,24 @@ def test_mapping_source_directories() -> None:
         source.read_bytes(Path("/r/nothing"))
     with pytest.raises(NotADirectoryError):
         source.list_dir(Path("/r/b/file"))
+
+
+def test_a_load_reads_the_tree_as_the_plain_file_system_does(tmp_path: Path) -> None:
+    # load_project trusts the directory listing for entries that are no links; links of every
+    # kind (to a file, to a directory, dangling, looping) are still asked of the file system
+    write_service(tmp_path, "svc", {
+        **service_files(["000001_a", "000002_b"]), "notes.txt": "x", ".hidden.up.sql": "x",
+        "development/000004_d.up.sql": "SELECT 1;\n", "development/nested/x.sql": "x"})
+    migrations = tmp_path / "svc" / "migrations"
+    (migrations / "000005_link.up.sql").symlink_to(migrations / "000001_a.up.sql")
+    (migrations / "000006_gone.up.sql").symlink_to(migrations / "nowhere.sql")
+    (migrations / "000007_loop.up.sql").symlink_to(migrations / "000007_loop.up.sql")
+    (migrations / "staging").symlink_to(migrations / "development", target_is_directory=True)
+    (tmp_path / "svc-link").symlink_to(tmp_path / "svc", target_is_directory=True)
+    (tmp_path / "not-a-service").mkdir()
+    (tmp_path / "file-service").mkdir()
+    (tmp_path / "file-service" / "migrations").write_text("x")
+    loaded = load_project(tmp_path)
+    plain = load_project(tmp_path, DiskSource())
+    assert len({f.code for s in plain.services.values() for f in s.findings}) >= 4
+    assert repr((loaded.services, loaded.findings)) == repr((plain.services, plain.findings))
