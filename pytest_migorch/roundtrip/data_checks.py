@@ -54,6 +54,7 @@ from pytest_migorch.roundtrip.scans import (
 )
 from pytest_migorch.roundtrip.seeding import (
     INVALID_INDEXES,
+    CatalogueReader,
     RowCapture,
     RowPrint,
     lost_rows,
@@ -120,10 +121,13 @@ class DataChecks:
     :meth:`after_up`, then :meth:`after_down`."""
 
     def __init__(self, migration: Migration, services: list[str], finding: FindingMaker,
-                 sql_failure: FindingMaker, rebuild: Callable[[], None]) -> None:
+                 sql_failure: FindingMaker, rebuild: Callable[[], None],
+                 catalogue: CatalogueReader | None = None) -> None:
         """``rebuild`` gives the engine's session a fresh database with the ups in effect
         replayed (no rows): how a non-transactional up, whose failure left part of it in
-        effect, is re-run on empty tables."""
+        effect, is re-run on empty tables. ``catalogue`` reads the tables to seed (the
+        engine's :class:`~pytest_migorch.roundtrip.seed_catalogue.SeedCatalogue`)."""
+        self._catalogue = catalogue
         self.migration = migration
         self.schemas = sorted({schema_name(s) for s in services})
         self._finding = finding
@@ -148,7 +152,8 @@ class DataChecks:
             self._invalid_before = set(invalid_indexes(conn, self.schemas))
             return []
         fixture = testdata_file(self.migration.up.path, self.migration.version)
-        result = seed_tables(conn, self.schemas, self.migration.qualified_id, fixture)
+        result = seed_tables(conn, self.schemas, self.migration.qualified_id, fixture,
+                             self._catalogue)
         self._invalid_before = set(result.invalid_indexes)  # read with the tables
         self._team_rows = fixture is not None
         self._rows = RowCapture(conn, result.tables)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,6 +52,7 @@ from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
 from pytest_migorch.roundtrip.data_checks import DataChecks
 from pytest_migorch.roundtrip.failures import describe_failure
+from pytest_migorch.roundtrip.seed_catalogue import SeedCatalogue
 from pytest_migorch.roundtrip.rules import (
     COLUMN_ORDER,
     DOWN_FAILED,
@@ -67,7 +67,7 @@ from pytest_migorch.roundtrip.truth import truth_findings
 from pytest_migorch.roundtrip.version_table import prepare_database
 from pytest_migorch.sql.execution_mode import file_execution_mode
 
-__all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables", "apply_migrations"]
+__all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ class RoundTrip:
         #: migration's round-trip is the state before the next one's, so it is taken once.
         self._known_state: Snapshot | None = None
         self._tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])  # reads what changed
+        self._catalogue = SeedCatalogue(self._tracker)  # seeding's, read where it changed
 
     # --- public -------------------------------------------------------------------------------
 
@@ -268,7 +269,7 @@ class RoundTrip:
         known, self._known_state = self._known_state, None
         before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
         data = DataChecks(migration, [s.migration.service for s in self.steps], self._finding,
-                          self._sql_failure, self._rebuild)
+                          self._sql_failure, self._rebuild, self._catalogue.read)
         outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
             outcome.truth = data.run_up(self.conn, self._apply, outcome)
@@ -472,29 +473,3 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
         conn.execute("ROLLBACK")
     except psycopg.Error as exc:  # the original failure is the one worth reporting
         log.warning("rollback after a failed migration failed: %s", exc)
-
-
-def apply_migrations(
-    server: PostgresServer, dbname: str, project: Project, graph: ProjectGraph, service: str,
-    environment: str, *, up_to: int | None = None,
-) -> list[Migration]:
-    """Apply ``service``'s migrations (and what they need) to an existing database, up to and
-    including version ``up_to`` (all when None). Used by the user-facing fixtures."""
-    order = graph.order_all(environment, [service])
-    if up_to is not None:
-        wanted = {m.key for m in order if m.service == service and m.version <= up_to}
-        needed = graph.ancestors(wanted, environment) | wanted
-        order = [m for m in order if m.key in needed]
-    applied = []
-    with psycopg.connect(server.conninfo(dbname), autocommit=True) as conn:
-        for schema in sorted({schema_name(m.service) for m in order}):
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        for migration in order:
-            assert migration.up is not None
-            conn.execute(sql.SQL("SET search_path TO {}, public").format(
-                sql.Identifier(schema_name(migration.service))))
-            in_tx = file_execution_mode(migration, migration.up).transactional
-            with conn.transaction() if in_tx else nullcontext():
-                run_migration_file(conn, migration.up, in_transaction=in_tx)
-            applied.append(migration)
-    return applied
