@@ -409,6 +409,8 @@ def lost_rows(before: RowPrint, after: RowPrint) -> list[str]:
             continue
         if not rows or not now_rows or now_names != names:
             continue  # too many rows to compare, or no longer the same columns (DB003's)
+        if now_rows == rows:
+            continue  # the same rows in the same order: nothing to count (most tables)
         missing = Counter(rows) - Counter(now_rows)
         # A value is lost when it was not NULL before: a NULL the up filled in and the down
         # kept (a backfill) destroys nothing.
