@@ -32,9 +32,11 @@ from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.findings import Finding
 from pytest_migorch.model import Migration, MigrationFile, schema_name
 from pytest_migorch.postgres.probes import MigrationTruth
+from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
 from pytest_migorch.postgres.statements import MigrationSqlError
 from pytest_migorch.sql.execution_mode import file_execution_mode
 from pytest_migorch.roundtrip.lock_probe import LOCK_MODES, probe_lock_wait
+from pytest_migorch.roundtrip.row_changes import RowChanges
 from pytest_migorch.roundtrip.rules import (
     DOWN_LOSES_ROWS,
     INVALID_INDEX_LEFT,
@@ -76,6 +78,10 @@ _IGNORE = re.compile(r"--\s*migorch:ignore\s+([A-Za-z0-9_, -]+)")
 #: existing breaks it, whatever its values.
 _ADDS_NOT_NULL = re.compile(r"(?is)\bADD\b(?:\s+COLUMN)?.*\bNOT\s+NULL\b")
 _HAS_VALUE = re.compile(r"(?i)\b(DEFAULT|GENERATED)\b")
+#: A migration that turns the row-write counters off or resets them, or writes through
+#: another session (dblink, a foreign data wrapper: that backend's counters are not ours yet):
+#: after its down every table is read again, since the counters may not show its writes.
+_TOUCHES_STATISTICS = re.compile(r"(?i)track_counts|pg_stat_reset|dblink|_fdw\b")
 
 def ignored_codes(migration: Migration) -> set[str]:
     """The codes a ``-- migorch:ignore`` comment anywhere in the up file names."""
@@ -122,12 +128,17 @@ class DataChecks:
 
     def __init__(self, migration: Migration, services: list[str], finding: FindingMaker,
                  sql_failure: FindingMaker, rebuild: Callable[[], None],
-                 catalogue: CatalogueReader | None = None) -> None:
+                 catalogue: CatalogueReader | None = None,
+                 tracker: SnapshotTracker | None = None) -> None:
         """``rebuild`` gives the engine's session a fresh database with the ups in effect
         replayed (no rows): how a non-transactional up, whose failure left part of it in
         effect, is re-run on empty tables. ``catalogue`` reads the tables to seed (the
-        engine's :class:`~pytest_migorch.roundtrip.seed_catalogue.SeedCatalogue`)."""
+        engine's :class:`~pytest_migorch.roundtrip.seed_catalogue.SeedCatalogue`);
+        ``tracker``, the engine's snapshot tracker, says which tables DDL changed, so that
+        after the down only the tables that may differ are read again (:mod:`.row_changes`)."""
         self._catalogue = catalogue
+        self._changes = RowChanges(tracker if not _TOUCHES_STATISTICS.search(
+            " ".join(f.read_text() for f in (migration.up, migration.down) if f)) else None)
         self.migration = migration
         self.schemas = sorted({schema_name(s) for s in services})
         self._finding = finding
@@ -160,13 +171,15 @@ class DataChecks:
         scans = self._transactional and SCAN_BELOW_RISK.code not in self._ignored \
             and self.migration.meta is not None and bool(result.tables) \
             and install_scan_log(conn)
-        with conn.pipeline():  # the rows, the scan log emptied, the scan counters: one message
-            capture = self._rows.send(conn)
+        with conn.pipeline():  # the rows and their stamps, the scan log emptied, the scan
+            capture = self._rows.send(conn)  # counters: one message
+            stamps = self._changes.send(conn, [t.oid for t in self._rows.tables])
             counters = None
             if scans:
                 reset_scan_log(conn)
                 counters = send_counters(conn, self.schemas)
         self._before = self._rows.receive(capture)
+        self._changes.receive(stamps)
         if self._before and counters is not None:
             self._counters = receive_counters(counters)
         return result.notes()
@@ -273,7 +286,7 @@ class DataChecks:
             found += [self._finding(
                 DOWN_LOSES_ROWS, self.migration, self.migration.down,
                 f"after up then down of {self.migration.id}, {lost}: the down loses data")
-                for lost in lost_rows(self._before, self._rows.capture(conn))]
+                for lost in lost_rows(*self._rows_after_down(conn, self._rows))]
         if self._locked and LOCK_STALL.code not in self._ignored and self.migration.up:
             stall = probe_lock_wait(conn, self.migration.up, self.migration.service,
                                     self._locked)
@@ -282,3 +295,15 @@ class DataChecks:
                     LOCK_STALL, self.migration, self.migration.up, stall.message,
                     line=stall.line))
         return found
+
+    def _rows_after_down(self, conn: psycopg.Connection[Any], rows: RowCapture,
+                         ) -> tuple[RowPrint, RowPrint]:
+        """The rows before the up and now, of the tables whose rows may differ (all of them
+        when :class:`RowChanges` cannot say): the others are as they were."""
+        changed = self._changes.changed(conn)
+        if changed is None:
+            return self._before, rows.capture(conn)
+        tables = [t for t in rows.tables if t.oid in changed]
+        names = {t.qualified for t in tables}
+        before = {name: print_ for name, print_ in self._before.items() if name in names}
+        return before, RowCapture(conn, tables).capture(conn) if tables else {}

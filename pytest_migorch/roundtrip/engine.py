@@ -269,7 +269,7 @@ class RoundTrip:
         known, self._known_state = self._known_state, None
         before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
         data = DataChecks(migration, [s.migration.service for s in self.steps], self._finding,
-                          self._sql_failure, self._rebuild, self._catalogue.read)
+                          self._sql_failure, self._rebuild, self._catalogue.read, self._tracker)
         outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
             outcome.truth = data.run_up(self.conn, self._apply, outcome)

@@ -1,0 +1,76 @@
+"""After the down only the tables whose rows may differ are read again (DB012), and every
+table is read again whenever that cannot be told: each case below loses rows or values in a
+way one of the signals misses, and must still be DB012."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from helpers import write_service
+from test_seeding import codes, make, run
+
+from pytest_migorch.postgres.probes import PROBE_SCHEMA, install_probes
+from pytest_migorch.postgres.servers import PostgresServer
+from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
+from pytest_migorch.roundtrip.row_changes import RowChanges
+
+LOSE_A_ROW = "DELETE FROM child WHERE id = (SELECT min(id) FROM child);"
+
+
+def test_rows_deleted_move_the_counters(pg_server: PostgresServer, tmp_path: Path) -> None:
+    assert codes(run(pg_server, make(tmp_path, LOSE_A_ROW, "SELECT 1;"))[2]) == ["DB012"]
+
+
+def test_values_lost_by_ddl_alone_are_seen_through_the_tracker(pg_server: PostgresServer,
+                                                               tmp_path: Path) -> None:
+    """A column dropped and added again writes no row: only the tracker names the table."""
+    root = make(tmp_path, "ALTER TABLE child DROP COLUMN code;",
+                "ALTER TABLE child ADD COLUMN code varchar(3);")
+    assert "DB012" in codes(run(pg_server, root)[2])
+
+
+def test_a_truncate_moves_the_relfilenode(pg_server: PostgresServer, tmp_path: Path) -> None:
+    root = make(tmp_path, "SET lock_timeout = '1s';\nTRUNCATE child;", "SELECT 1;")
+    assert codes(run(pg_server, root)[2]) == ["DB012"]
+
+
+def test_counters_turned_off_by_the_migration_read_every_table(pg_server: PostgresServer,
+                                                              tmp_path: Path) -> None:
+    """The up's DELETE is not counted, and the down turns the counters on again."""
+    root = make(tmp_path, f"SET track_counts = off;\n{LOSE_A_ROW}", "SET track_counts = on;")
+    assert codes(run(pg_server, root)[2]) == ["DB012"]
+
+
+def test_counters_left_off_by_an_earlier_migration_read_every_table(
+    pg_server: PostgresServer, tmp_path: Path,
+) -> None:
+    """Migration 3 says nothing of the counters, which 2 turned off for the session."""
+    make(tmp_path, "SET track_counts = off;", "SELECT 1;")
+    write_service(tmp_path, "svc", {"000003_lose.up.sql": LOSE_A_ROW,
+                                    "000003_lose.down.sql": "SELECT 1;"})
+    assert codes(run(pg_server, tmp_path)[3]) == ["DB012"]
+
+
+def test_lost_ddl_events_read_every_table(pg_server: PostgresServer, tmp_path: Path) -> None:
+    """The down empties the DDL log: the tracker reads everything again, so must DB012."""
+    root = make(tmp_path, "ALTER TABLE child DROP COLUMN code;",
+                "ALTER TABLE child ADD COLUMN code varchar(3);\n"
+                f"DELETE FROM {PROBE_SCHEMA}.ddl_log;")
+    assert "DB012" in codes(run(pg_server, root)[2])
+
+
+def test_ddl_after_the_last_snapshot_reads_every_table(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True, prepare_threshold=None) as conn:
+        assert install_probes(conn)
+        conn.execute("CREATE TABLE t (id int, code text); INSERT INTO t VALUES (1, 'a')")
+        tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])
+        tracker.snapshot(conn)
+        oid = conn.execute("SELECT 't'::regclass::oid").fetchone()[0]  # type: ignore[index]
+        changes = RowChanges(tracker)
+        changes.receive(changes.send(conn, [oid]))
+        assert changes.changed(conn) == set()
+        conn.execute("ALTER TABLE t DROP COLUMN code")  # no snapshot since
+        assert changes.changed(conn) is None
+        tracker.snapshot(conn)
+        assert changes.changed(conn) == {oid}
