@@ -32,11 +32,10 @@ from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.findings import Finding
 from pytest_migorch.model import Migration, MigrationFile, schema_name
 from pytest_migorch.postgres.probes import MigrationTruth
-from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
 from pytest_migorch.postgres.statements import MigrationSqlError
 from pytest_migorch.sql.execution_mode import file_execution_mode
 from pytest_migorch.roundtrip.lock_probe import LOCK_MODES, probe_lock_wait
-from pytest_migorch.roundtrip.row_changes import RowChanges
+from pytest_migorch.roundtrip.row_changes import KnownRows
 from pytest_migorch.roundtrip.rules import (
     DOWN_LOSES_ROWS,
     INVALID_INDEX_LEFT,
@@ -129,16 +128,17 @@ class DataChecks:
     def __init__(self, migration: Migration, services: list[str], finding: FindingMaker,
                  sql_failure: FindingMaker, rebuild: Callable[[], None],
                  catalogue: CatalogueReader | None = None,
-                 tracker: SnapshotTracker | None = None) -> None:
+                 known_rows: KnownRows | None = None) -> None:
         """``rebuild`` gives the engine's session a fresh database with the ups in effect
         replayed (no rows): how a non-transactional up, whose failure left part of it in
         effect, is re-run on empty tables. ``catalogue`` reads the tables to seed (the
         engine's :class:`~pytest_migorch.roundtrip.seed_catalogue.SeedCatalogue`);
-        ``tracker``, the engine's snapshot tracker, says which tables DDL changed, so that
-        after the down only the tables that may differ are read again (:mod:`.row_changes`)."""
+        ``known_rows``, the engine's rows as last read: before the up and after the down
+        only the tables that may differ since are read again (:mod:`.row_changes`)."""
         self._catalogue = catalogue
-        self._changes = RowChanges(tracker if not _TOUCHES_STATISTICS.search(
-            " ".join(f.read_text() for f in (migration.up, migration.down) if f)) else None)
+        self._known = known_rows if known_rows is not None else KnownRows(None)
+        self._trusted = not _TOUCHES_STATISTICS.search(
+            " ".join(f.read_text() for f in (migration.up, migration.down) if f))
         self.migration = migration
         self.schemas = sorted({schema_name(s) for s in services})
         self._finding = finding
@@ -171,16 +171,16 @@ class DataChecks:
         scans = self._transactional and SCAN_BELOW_RISK.code not in self._ignored \
             and self.migration.meta is not None and bool(result.tables) \
             and install_scan_log(conn)
-        with conn.pipeline():  # the rows and their stamps, the scan log emptied, the scan
-            capture = self._rows.send(conn)  # counters: one message
-            stamps = self._changes.send(conn, [t.oid for t in self._rows.tables])
-            counters = None
-            if scans:
-                reset_scan_log(conn)
-                counters = send_counters(conn, self.schemas)
-        self._before = self._rows.receive(capture)
-        self._changes.receive(stamps)
-        if self._before and counters is not None:
+
+        def scan_start(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any] | None:
+            if not scans:
+                return None
+            reset_scan_log(conn)  # after the rows' own scans, with them in one message
+            return send_counters(conn, self.schemas)
+
+        self._before, counters = self._known.capture(conn, self._rows, trusted=self._trusted,
+                                                     also=scan_start)
+        if self._before and isinstance(counters, psycopg.Cursor):
             self._counters = receive_counters(counters)
         return result.notes()
 
@@ -286,7 +286,8 @@ class DataChecks:
             found += [self._finding(
                 DOWN_LOSES_ROWS, self.migration, self.migration.down,
                 f"after up then down of {self.migration.id}, {lost}: the down loses data")
-                for lost in lost_rows(*self._rows_after_down(conn, self._rows))]
+                for lost in lost_rows(self._before, self._known.capture(
+                    conn, self._rows, trusted=self._trusted)[0])]
         if self._locked and LOCK_STALL.code not in self._ignored and self.migration.up:
             stall = probe_lock_wait(conn, self.migration.up, self.migration.service,
                                     self._locked)
@@ -295,15 +296,3 @@ class DataChecks:
                     LOCK_STALL, self.migration, self.migration.up, stall.message,
                     line=stall.line))
         return found
-
-    def _rows_after_down(self, conn: psycopg.Connection[Any], rows: RowCapture,
-                         ) -> tuple[RowPrint, RowPrint]:
-        """The rows before the up and now, of the tables whose rows may differ (all of them
-        when :class:`RowChanges` cannot say): the others are as they were."""
-        changed = self._changes.changed(conn)
-        if changed is None:
-            return self._before, rows.capture(conn)
-        tables = [t for t in rows.tables if t.oid in changed]
-        names = {t.qualified for t in tables}
-        before = {name: print_ for name, print_ in self._before.items() if name in names}
-        return before, RowCapture(conn, tables).capture(conn) if tables else {}

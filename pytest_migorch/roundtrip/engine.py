@@ -52,6 +52,7 @@ from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
 from pytest_migorch.roundtrip.data_checks import DataChecks
 from pytest_migorch.roundtrip.failures import describe_failure
+from pytest_migorch.roundtrip.row_changes import KnownRows
 from pytest_migorch.roundtrip.seed_catalogue import SeedCatalogue
 from pytest_migorch.roundtrip.rules import (
     COLUMN_ORDER,
@@ -140,6 +141,7 @@ class RoundTrip:
         self._known_state: Snapshot | None = None
         self._tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])  # reads what changed
         self._catalogue = SeedCatalogue(self._tracker)  # seeding's, read where it changed
+        self._rows = KnownRows(self._tracker)  # the rows as last read, read where they changed
 
     # --- public -------------------------------------------------------------------------------
 
@@ -269,7 +271,7 @@ class RoundTrip:
         known, self._known_state = self._known_state, None
         before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
         data = DataChecks(migration, [s.migration.service for s in self.steps], self._finding,
-                          self._sql_failure, self._rebuild, self._catalogue.read, self._tracker)
+                          self._sql_failure, self._rebuild, self._catalogue.read, self._rows)
         outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
             outcome.truth = data.run_up(self.conn, self._apply, outcome)

@@ -69,8 +69,25 @@ def test_ddl_after_the_last_snapshot_reads_every_table(fresh_db: str) -> None:
         oid = conn.execute("SELECT 't'::regclass::oid").fetchone()[0]  # type: ignore[index]
         changes = RowChanges(tracker)
         changes.receive(changes.send(conn, [oid]))
-        assert changes.changed(conn) == set()
+        assert changes.changed(conn, [oid]) == set()
+        assert changes.changed(conn, [oid]) == set()  # stamped again by the call before
         conn.execute("ALTER TABLE t DROP COLUMN code")  # no snapshot since
-        assert changes.changed(conn) is None
+        assert changes.changed(conn, [oid]) is None
         tracker.snapshot(conn)
-        assert changes.changed(conn) == {oid}
+        changes.receive(changes.send(conn, [oid]))
+        conn.execute("UPDATE t SET id = 2")
+        assert changes.changed(conn, [oid]) == {oid}
+
+
+def test_rows_changed_by_the_re_up_are_read_again_before_the_next_up(
+    pg_server: PostgresServer, tmp_path: Path,
+) -> None:
+    """Migration 2's re-up writes other values than its first up; 3's down writes the same
+    values back (a change of no value): kept from 2's down, 3's rows before its up would
+    differ from those after its down, a false DB012."""
+    make(tmp_path, "UPDATE child SET code = left(md5(random()::text), 3);", "SELECT 1;")
+    write_service(tmp_path, "svc", {"000003_same.up.sql": "SELECT 1;",
+                                    "000003_same.down.sql": "UPDATE child SET code = code;"})
+    outcomes = run(pg_server, tmp_path)
+    assert codes(outcomes[2]) == ["DB012"]  # the first up's values are gone
+    assert codes(outcomes[3]) == []
