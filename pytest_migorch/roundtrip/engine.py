@@ -52,6 +52,7 @@ from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
 from pytest_migorch.roundtrip.data_checks import DataChecks
 from pytest_migorch.roundtrip.failures import describe_failure
+from pytest_migorch.roundtrip.file_batch import run_transactional_file
 from pytest_migorch.roundtrip.row_changes import KnownRows
 from pytest_migorch.roundtrip.seed_catalogue import SeedCatalogue
 from pytest_migorch.roundtrip.rules import (
@@ -386,7 +387,10 @@ class RoundTrip:
             before = capture_table_state(conn, setup=joined) if want_truth else None
             if before is None:
                 conn.execute(joined, prepare=False)
-            run_migration_file(conn, file, in_transaction=transactional)
+            if transactional:  # one query: see roundtrip.file_batch
+                run_transactional_file(conn, file)
+            else:
+                run_migration_file(conn, file, in_transaction=False)
             if before is not None:  # with the COMMIT, in one message
                 truth = collect_truth(conn, before, ddl_available=self._probes,
                                       in_transaction=transactional, commit=transactional)
