@@ -6,11 +6,13 @@ read, and grows with the schema, while an up and its down touch a table or two. 
 rows before the up PostgreSQL is asked, for each table, a stamp that any change of its rows
 moves: the statistics' row-write counters (inserted + updated + deleted tuples: the shared ones
 plus this backend's not yet flushed, which add up across the flush), which every INSERT,
-UPDATE, DELETE, MERGE or COPY moves, even rolled back. After the down, the tables whose stamp
+UPDATE, DELETE, MERGE or COPY moves, even rolled back, summed over the table's partitions and
+inheritance children (whose rows its own read includes), with the list of them. After the
+down, the tables whose stamp
 moved, and those the snapshot tracker re-read since (any DDL or catalogue change on them or on
-what they depend on: a column dropped and added again, an enum label renamed, and TRUNCATE or
-a rewrite, which give the table a new ``relfilenode`` in ``pg_class``), are read again and
-compared; the others are the rows as before.
+what they depend on, or on a partition or child: a column dropped and added again, an enum
+label renamed, and TRUNCATE or a rewrite, which give the table a new ``relfilenode`` in
+``pg_class``), are read again and compared; the others are the rows as before.
 
 The rows after a down are, for most tables, the rows before the next up: :class:`KnownRows`
 keeps them, with their stamps, from one read to the next, so before the next up too only the
@@ -36,19 +38,26 @@ if TYPE_CHECKING:
 
 __all__ = ["RowChanges", "KnownRows"]
 
+#: A table's rows, as read, include those of its partitions and inheritance children, whose
+#: writes move their own counters: a table's stamp is its tree's counters and members.
 _STAMPS = f"""
-SELECT c.oid::bigint,
-       pg_stat_get_tuples_inserted(c.oid) + pg_stat_get_tuples_updated(c.oid)
-       + pg_stat_get_tuples_deleted(c.oid) + pg_stat_get_xact_tuples_inserted(c.oid)
-       + pg_stat_get_xact_tuples_updated(c.oid) + pg_stat_get_xact_tuples_deleted(c.oid),
+WITH RECURSIVE tree(root, rel) AS (
+    SELECT c.oid, c.oid FROM pg_class c WHERE c.oid = ANY(%s::oid[])
+    UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.rel)
+SELECT t.root::bigint,
+       sum(pg_stat_get_tuples_inserted(t.rel) + pg_stat_get_tuples_updated(t.rel)
+           + pg_stat_get_tuples_deleted(t.rel) + pg_stat_get_xact_tuples_inserted(t.rel)
+           + pg_stat_get_xact_tuples_updated(t.rel) + pg_stat_get_xact_tuples_deleted(t.rel)
+           )::bigint,
+       array_agg(t.rel::bigint ORDER BY t.rel),
        current_setting('track_counts')::bool,
        (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
         FROM {PROBE_SCHEMA}.ddl_log_seq_seq)
-FROM pg_class c WHERE c.oid = ANY(%s::oid[])
+FROM tree t GROUP BY t.root
 """
 
-#: table oid -> row writes
-_Stamps = dict[int, int]
+#: table oid -> its tree's row writes, and its tree (itself, its partitions and children)
+_Stamps = dict[int, tuple[int, tuple[int, ...]]]
 
 
 class RowChanges:
@@ -85,17 +94,19 @@ class RowChanges:
             return None
         rows = conn.execute(_STAMPS, [oids], prepare=False).fetchall()
         now = self._read(rows)
-        if now is None or any(row[3] != logged for row in rows):
+        if now is None or any(row[4] != logged for row in rows):
             return None  # counters off, or DDL after the last snapshot
         self._stamps, self._position = now, self.tracker.position()
-        return {oid for oid in oids if oid in ddl or now.get(oid) != stamps.get(oid)}
+        return {oid for oid in oids if now.get(oid) != stamps.get(oid)
+                or not ddl.isdisjoint(now[oid][1] if oid in now else (oid,))}
 
     @staticmethod
     def _read(rows: list[tuple[Any, ...]]) -> _Stamps | None:
         """The stamps, or None when ``track_counts`` is off (the counters do not move)."""
-        if not all(row[2] for row in rows):
+        if not all(row[3] for row in rows):
             return None
-        return {int(oid): int(writes) for oid, writes, _, _ in rows}
+        return {int(oid): (int(writes), tuple(int(m) for m in members))
+                for oid, writes, members, _, _ in rows}
 
 
 #: What :meth:`KnownRows.capture` also sends, after the rows, in the same message.

@@ -91,3 +91,43 @@ def test_rows_changed_by_the_re_up_are_read_again_before_the_next_up(
     outcomes = run(pg_server, tmp_path)
     assert codes(outcomes[2]) == ["DB012"]  # the first up's values are gone
     assert codes(outcomes[3]) == []
+
+
+def _partitioned(tmp_path: Path, up: str) -> Path:
+    write_service(tmp_path, "svc", {
+        "000001_events.up.sql": "CREATE TABLE events (id int, note text) PARTITION BY RANGE (id);"
+                                "\nCREATE TABLE events_1 PARTITION OF events"
+                                " FOR VALUES FROM (MINVALUE) TO (MAXVALUE);",
+        "000001_events.down.sql": "DROP TABLE events;",
+        "000002_lose.up.sql": up, "000002_lose.down.sql": "SELECT 1;",
+    })
+    return tmp_path
+
+
+def test_rows_lost_in_a_partition_are_the_partitioned_tables(pg_server: PostgresServer,
+                                                             tmp_path: Path) -> None:
+    """The partition's counters move, not its parent's, which is the table read."""
+    root = _partitioned(tmp_path, "DELETE FROM events_1 WHERE id = (SELECT min(id) FROM events);")
+    assert codes(run(pg_server, root)[2]) == ["DB012"]
+
+
+def test_rows_lost_in_an_inheritance_child_are_its_parents_too(pg_server: PostgresServer,
+                                                                tmp_path: Path) -> None:
+    """The parent's rows, as read, include its child's: the child's loss is the parent's."""
+    write_service(tmp_path, "svc", {
+        "000001_base.up.sql": "CREATE TABLE base (id int, note text);\n"
+                              "CREATE TABLE extra (id int, note text) INHERITS (base);",
+        "000001_base.down.sql": "DROP TABLE extra, base;",
+        "000002_lose.up.sql": "DELETE FROM extra WHERE id = (SELECT min(id) FROM extra);",
+        "000002_lose.down.sql": "SELECT 1;",
+    })
+    found = run(pg_server, tmp_path)[2].findings  # type: ignore[attr-defined]
+    assert sorted(f.message.split(", ", 1)[1].split(" are gone")[0] for f in found) == [
+        "1 of 3 rows of svc.extra", "1 of 6 rows of svc.base"]
+
+
+def test_a_truncated_partition_is_seen_through_the_tracker(pg_server: PostgresServer,
+                                                           tmp_path: Path) -> None:
+    """TRUNCATE moves no counter; the partitions get new storage, not their parent."""
+    root = _partitioned(tmp_path, "SET lock_timeout = '1s';\nTRUNCATE events;")
+    assert codes(run(pg_server, root)[2]) == ["DB012"]
