@@ -1379,7 +1379,7 @@ def bench_server(config: Config, report: Report) -> None:
     from pytest_migorch.postgres.servers import unique_database_name
     from pytest_migorch.project.graph import ProjectGraph
     from pytest_migorch.project.validation import load_project
-    from pytest_migorch.roundtrip.replay import apply_migrations
+    from pytest_migorch.roundtrip.applying import apply_migrations
 
     say(f"server: {config.runs} cold and {config.runs} cached starts")
     cold, cached, stops = Series(), Series(), Series()

@@ -22,7 +22,7 @@ _PUBLIC = {
     "Severity": "findings",
     "MigorchError": "errors",
     "RoundTrip": "roundtrip.engine",
-    "apply_migrations": "roundtrip.replay",
+    "apply_migrations": "roundtrip.applying",
     "start_server": "postgres.servers.chain",
     "ServerOptions": "postgres.servers.base",
     "PostgresServer": "postgres.servers.base",

@@ -22,7 +22,7 @@ DEFINED_IN = {
     "Severity": "pytest_migorch.findings",
     "MigorchError": "pytest_migorch.errors",
     "RoundTrip": "pytest_migorch.roundtrip.engine",
-    "apply_migrations": "pytest_migorch.roundtrip.replay",
+    "apply_migrations": "pytest_migorch.roundtrip.applying",
     "start_server": "pytest_migorch.postgres.servers.chain",
     "ServerOptions": "pytest_migorch.postgres.servers.base",
     "PostgresServer": "pytest_migorch.postgres.servers.base",

@@ -130,10 +130,16 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{PROBE_SCHEMA}')
   AND n.nspname NOT LIKE 'pg\\_%'
 """
 
+# The rows of ``pg_stat_xact_user_tables`` (but the probes'), through the functions its
+# columns are: PostgreSQL took longer to plan the view than to run it, twice per up.
 _WRITES = f"""
-SELECT 'w'::text, NULL::bigint, schemaname || '.' || relname, NULL::text, NULL::text,
-       n_tup_ins + n_tup_upd + n_tup_del
-FROM pg_stat_xact_user_tables WHERE schemaname <> '{PROBE_SCHEMA}'
+SELECT 'w'::text, NULL::bigint, n.nspname || '.' || c.relname, NULL::text, NULL::text,
+       pg_stat_get_xact_tuples_inserted(c.oid) + pg_stat_get_xact_tuples_updated(c.oid)
+       + pg_stat_get_xact_tuples_deleted(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 't', 'm', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', '{PROBE_SCHEMA}')
+  AND n.nspname !~ '^pg_toast'
 """
 
 _LOCKS = """

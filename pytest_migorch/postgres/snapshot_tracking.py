@@ -213,10 +213,35 @@ class SnapshotTracker:
         self.full_reads = 0
         self.partial_reads = 0
         self.last_read = 0  # objects the last read rendered
+        #: The oids each partial read since the last full one re-read (its scope).
+        self._scopes: list[frozenset[int]] = []
 
     def forget(self) -> None:
         """Read the whole catalogue next time."""
         self._state = None
+
+    def position(self) -> tuple[int, int]:
+        """Where the tracker is: a mark for :meth:`changed_since`."""
+        return self.full_reads, len(self._scopes)
+
+    def changed_since(self, conn: psycopg.Connection[Any],
+                      position: tuple[int, int]) -> frozenset[int] | None:
+        """The oids of every object that may have changed between the snapshot taken at
+        ``position`` and the last one (each partial read's scope: what it re-read, with its
+        owners and dependents), or None when that is unknown: a full read since (lost
+        events, another connection or database) or nothing tracked on ``conn``. Callers that
+        cache what they read of the catalogue re-read only these, and everything on None."""
+        state = self._state
+        full_reads, partial = position
+        if state is None or state.session != _session(conn) or full_reads != self.full_reads \
+                or partial > len(self._scopes):
+            return None
+        return frozenset().union(*self._scopes[partial:])
+
+    def logged_through(self) -> int | None:
+        """The DDL log's last sequence number the last snapshot saw (None: none tracked):
+        a log that has gone further since holds DDL no snapshot has seen yet."""
+        return self._state.seq if self._state is not None else None
 
     def snapshot(self, conn: psycopg.Connection[Any], *, events: bool = True) -> Snapshot:
         """The snapshot of the database now. ``events``: the DDL event triggers are installed
@@ -246,6 +271,7 @@ class SnapshotTracker:
 
     def _read_all(self, conn: psycopg.Connection[Any], *, watermarks: bool) -> _State:
         self.full_reads += 1
+        self._scopes = []
         seq = xid = 0
         if watermarks:  # before the read: whatever happens after it is looked at next time
             row = conn.execute(_WATERMARKS, prepare=False).fetchone()
@@ -269,6 +295,7 @@ class SnapshotTracker:
         if newer != last_seq - state.seq:  # events were lost: the log cannot be trusted
             return False
         self.partial_reads += 1
+        self._scopes.append(frozenset(int(oid) for oid in scope or ()))
         for owner in scope or ():
             state.drop(owner)
         rows = parse_rows(document)

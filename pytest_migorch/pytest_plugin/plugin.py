@@ -85,7 +85,7 @@ def migorch_database(
     from pytest_migorch.postgres.servers import unique_database_name
     from pytest_migorch.project.graph import ProjectGraph
     from pytest_migorch.project.validation import load_project
-    from pytest_migorch.roundtrip.replay import apply_migrations
+    from pytest_migorch.roundtrip.applying import apply_migrations
 
     created: list[str] = []
     settings = pytestconfig.stash[SETTINGS_KEY]

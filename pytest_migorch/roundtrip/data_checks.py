@@ -35,6 +35,7 @@ from pytest_migorch.postgres.probes import MigrationTruth
 from pytest_migorch.postgres.statements import MigrationSqlError
 from pytest_migorch.sql.execution_mode import file_execution_mode
 from pytest_migorch.roundtrip.lock_probe import LOCK_MODES, probe_lock_wait
+from pytest_migorch.roundtrip.row_changes import KnownRows
 from pytest_migorch.roundtrip.rules import (
     DOWN_LOSES_ROWS,
     INVALID_INDEX_LEFT,
@@ -54,6 +55,7 @@ from pytest_migorch.roundtrip.scans import (
 )
 from pytest_migorch.roundtrip.seeding import (
     INVALID_INDEXES,
+    CatalogueReader,
     RowCapture,
     RowPrint,
     lost_rows,
@@ -75,6 +77,10 @@ _IGNORE = re.compile(r"--\s*migorch:ignore\s+([A-Za-z0-9_, -]+)")
 #: existing breaks it, whatever its values.
 _ADDS_NOT_NULL = re.compile(r"(?is)\bADD\b(?:\s+COLUMN)?.*\bNOT\s+NULL\b")
 _HAS_VALUE = re.compile(r"(?i)\b(DEFAULT|GENERATED)\b")
+#: A migration that turns the row-write counters off or resets them, or writes through
+#: another session (dblink, a foreign data wrapper: that backend's counters are not ours yet):
+#: after its down every table is read again, since the counters may not show its writes.
+_TOUCHES_STATISTICS = re.compile(r"(?i)track_counts|pg_stat_reset|dblink|_fdw\b")
 
 def ignored_codes(migration: Migration) -> set[str]:
     """The codes a ``-- migorch:ignore`` comment anywhere in the up file names."""
@@ -120,10 +126,19 @@ class DataChecks:
     :meth:`after_up`, then :meth:`after_down`."""
 
     def __init__(self, migration: Migration, services: list[str], finding: FindingMaker,
-                 sql_failure: FindingMaker, rebuild: Callable[[], None]) -> None:
+                 sql_failure: FindingMaker, rebuild: Callable[[], None],
+                 catalogue: CatalogueReader | None = None,
+                 known_rows: KnownRows | None = None) -> None:
         """``rebuild`` gives the engine's session a fresh database with the ups in effect
         replayed (no rows): how a non-transactional up, whose failure left part of it in
-        effect, is re-run on empty tables."""
+        effect, is re-run on empty tables. ``catalogue`` reads the tables to seed (the
+        engine's :class:`~pytest_migorch.roundtrip.seed_catalogue.SeedCatalogue`);
+        ``known_rows``, the engine's rows as last read: before the up and after the down
+        only the tables that may differ since are read again (:mod:`.row_changes`)."""
+        self._catalogue = catalogue
+        self._known = known_rows if known_rows is not None else KnownRows(None)
+        self._trusted = not _TOUCHES_STATISTICS.search(
+            " ".join(f.read_text() for f in (migration.up, migration.down) if f))
         self.migration = migration
         self.schemas = sorted({schema_name(s) for s in services})
         self._finding = finding
@@ -148,21 +163,24 @@ class DataChecks:
             self._invalid_before = set(invalid_indexes(conn, self.schemas))
             return []
         fixture = testdata_file(self.migration.up.path, self.migration.version)
-        result = seed_tables(conn, self.schemas, self.migration.qualified_id, fixture)
+        result = seed_tables(conn, self.schemas, self.migration.qualified_id, fixture,
+                             self._catalogue)
         self._invalid_before = set(result.invalid_indexes)  # read with the tables
         self._team_rows = fixture is not None
         self._rows = RowCapture(conn, result.tables)
         scans = self._transactional and SCAN_BELOW_RISK.code not in self._ignored \
             and self.migration.meta is not None and bool(result.tables) \
             and install_scan_log(conn)
-        with conn.pipeline():  # the rows, the scan log emptied, the scan counters: one message
-            capture = self._rows.send(conn)
-            counters = None
-            if scans:
-                reset_scan_log(conn)
-                counters = send_counters(conn, self.schemas)
-        self._before = self._rows.receive(capture)
-        if self._before and counters is not None:
+
+        def scan_start(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any] | None:
+            if not scans:
+                return None
+            reset_scan_log(conn)  # after the rows' own scans, with them in one message
+            return send_counters(conn, self.schemas)
+
+        self._before, counters = self._known.capture(conn, self._rows, trusted=self._trusted,
+                                                     also=scan_start)
+        if self._before and isinstance(counters, psycopg.Cursor):
             self._counters = receive_counters(counters)
         return result.notes()
 
@@ -268,7 +286,8 @@ class DataChecks:
             found += [self._finding(
                 DOWN_LOSES_ROWS, self.migration, self.migration.down,
                 f"after up then down of {self.migration.id}, {lost}: the down loses data")
-                for lost in lost_rows(self._before, self._rows.capture(conn))]
+                for lost in lost_rows(self._before, self._known.capture(
+                    conn, self._rows, trusted=self._trusted)[0])]
         if self._locked and LOCK_STALL.code not in self._ignored and self.migration.up:
             stall = probe_lock_wait(conn, self.migration.up, self.migration.service,
                                     self._locked)

@@ -52,7 +52,9 @@ from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
 from pytest_migorch.roundtrip.data_checks import DataChecks
 from pytest_migorch.roundtrip.failures import describe_failure
+from pytest_migorch.roundtrip.file_batch import run_transactional_file
 from pytest_migorch.roundtrip.replay import apply_batch, batchable_run
+from pytest_migorch.roundtrip.row_changes import KnownRows
 from pytest_migorch.roundtrip.rules import (
     COLUMN_ORDER,
     DOWN_FAILED,
@@ -63,6 +65,7 @@ from pytest_migorch.roundtrip.rules import (
     RULES,
     UP_FAILED,
 )
+from pytest_migorch.roundtrip.seed_catalogue import SeedCatalogue
 from pytest_migorch.roundtrip.truth import truth_findings
 from pytest_migorch.roundtrip.version_table import prepare_database
 from pytest_migorch.sql.execution_mode import file_execution_mode
@@ -140,6 +143,8 @@ class RoundTrip:
         self._known_state: Snapshot | None = None
         self._tracker = SnapshotTracker(exclude_schemas=[PROBE_SCHEMA])  # reads what changed
         self._one_at_a_time_until = 0  # steps before this index are not batched (one failed)
+        self._catalogue = SeedCatalogue(self._tracker)  # seeding's, read where it changed
+        self._rows = KnownRows(self._tracker)  # the rows as last read, read where they changed
 
     # --- public -------------------------------------------------------------------------------
 
@@ -286,7 +291,7 @@ class RoundTrip:
         known, self._known_state = self._known_state, None
         before_up = known if known is not None and not self._dirty else self._snapshot(outcome)
         data = DataChecks(migration, [s.migration.service for s in self.steps], self._finding,
-                          self._sql_failure, self._rebuild)
+                          self._sql_failure, self._rebuild, self._catalogue.read, self._rows)
         outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
             outcome.truth = data.run_up(self.conn, self._apply, outcome)
@@ -401,7 +406,10 @@ class RoundTrip:
             before = capture_table_state(conn, setup=joined) if want_truth else None
             if before is None:
                 conn.execute(joined, prepare=False)
-            run_migration_file(conn, file, in_transaction=transactional)
+            if transactional:  # one query: see roundtrip.file_batch
+                run_transactional_file(conn, file)
+            else:
+                run_migration_file(conn, file, in_transaction=False)
             if before is not None:  # with the COMMIT, in one message
                 truth = collect_truth(conn, before, ddl_available=self._probes,
                                       in_transaction=transactional, commit=transactional)

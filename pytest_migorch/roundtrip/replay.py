@@ -26,20 +26,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from pytest_migorch.errors import MigrationFailed
-from pytest_migorch.model import Migration, Project, schema_name
-from pytest_migorch.postgres.servers import PostgresServer
-from pytest_migorch.postgres.statements import prepared_statements, run_migration_file
-from pytest_migorch.project.graph import ProjectGraph
+from pytest_migorch.model import Migration, schema_name
+from pytest_migorch.postgres.statements import prepared_statements
 from pytest_migorch.sql.execution_mode import file_execution_mode
 
-__all__ = ["apply_batch", "apply_migrations", "batchable_run", "MAX_BATCH_CHARS"]
+__all__ = ["apply_batch", "batchable_run", "MAX_BATCH_CHARS"]
 
 log = logging.getLogger(__name__)
 
@@ -105,30 +102,3 @@ def apply_batch(conn: psycopg.Connection[Any], run: Sequence[tuple[Migration, st
             pass  # the connection is dropped with the database anyway
         return False
     return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-
-
-def apply_migrations(
-    server: PostgresServer, dbname: str, project: Project, graph: ProjectGraph, service: str,
-    environment: str, *, up_to: int | None = None,
-) -> list[Migration]:
-    """Apply ``service``'s migrations (and what they need) to an existing database, up to and
-    including version ``up_to`` (all when None), one file at a time. Used by the user-facing
-    fixtures."""
-    order = graph.order_all(environment, [service])
-    if up_to is not None:
-        wanted = {m.key for m in order if m.service == service and m.version <= up_to}
-        needed = graph.ancestors(wanted, environment) | wanted
-        order = [m for m in order if m.key in needed]
-    applied = []
-    with psycopg.connect(server.conninfo(dbname), autocommit=True) as conn:
-        for schema in sorted({schema_name(m.service) for m in order}):
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        for migration in order:
-            assert migration.up is not None
-            conn.execute(sql.SQL("SET search_path TO {}, public").format(
-                sql.Identifier(schema_name(migration.service))))
-            in_tx = file_execution_mode(migration, migration.up).transactional
-            with conn.transaction() if in_tx else nullcontext():
-                run_migration_file(conn, migration.up, in_transaction=in_tx)
-            applied.append(migration)
-    return applied

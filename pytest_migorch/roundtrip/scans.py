@@ -43,10 +43,14 @@ __all__ = ["ScanLog", "prepare_scan_log", "install_scan_log", "reset_scan_log", 
 log = logging.getLogger(__name__)
 
 _TOTAL = "s.seq_scan + COALESCE(x.seq_scan, 0)"
-_COUNTERS = f"""
-SELECT s.schemaname || '.' || s.relname, {_TOTAL}
-FROM pg_stat_user_tables s LEFT JOIN pg_stat_xact_user_tables x ON x.relid = s.relid
-WHERE s.schemaname = ANY(%s)
+#: The same total as :data:`_TOTAL` (the views' ``seq_scan`` columns are these functions) of
+#: the tables ``pg_stat_user_tables`` lists in the schemas, without the views: planning
+#: them cost 0.8 ms each time, twice per migration, for a few tables.
+_COUNTERS = """
+SELECT n.nspname || '.' || c.relname,
+       pg_stat_get_numscans(c.oid) + pg_stat_get_xact_numscans(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 't', 'm', 'p') AND n.nspname = ANY(%s)
 """
 
 #: The scan log and its trigger, in the probes' private schema (no snapshot sees it).

@@ -20,14 +20,15 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 __all__ = ["ROWS_PER_TABLE", "SeedResult", "seed_tables", "capture_rows", "lost_rows",
            "testdata_file", "truncate_tables", "RowPrint", "ROWS_COMPARED", "RowCapture",
-           "INVALID_INDEXES"]
+           "INVALID_INDEXES", "SeedTable", "COLUMNS", "FOREIGN_KEYS", "read_catalogue",
+           "tables_of"]
 
 #: Rows given to each empty table: enough for a UNIQUE to bite, few enough to cost nothing.
 ROWS_PER_TABLE = 3
@@ -35,7 +36,7 @@ ROWS_PER_TABLE = 3
 #: The tables of the schemas first (a materialized CTE), then their columns by index: left to
 #: itself the planner reads every column of the database, catalogue's included, and filters
 #: the schemas last (2.5 ms against 0.7 ms on the benchmark repository).
-_COLUMNS = """
+COLUMNS = """
 WITH c AS MATERIALIZED (
     SELECT c.oid, n.nspname, c.relname FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -61,7 +62,7 @@ LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 ORDER BY c.nspname, c.relname, a.attnum
 """
 
-_FOREIGN_KEYS = """
+FOREIGN_KEYS = """
 SELECT c.conrelid::int, c.confrelid::int, rn.nspname, r.relname, a.attname, ra.attname
 FROM pg_constraint c
 JOIN pg_class r ON r.oid = c.confrelid
@@ -98,7 +99,10 @@ class _Column:
 
 
 @dataclass
-class _Table:
+class SeedTable:
+    """A table as seeding reads it. :class:`~pytest_migorch.roundtrip.seed_catalogue.
+    SeedCatalogue` keeps these from one migration to the next: never changed once read."""
+
     oid: int
     schema: str
     name: str
@@ -122,7 +126,7 @@ class SeedResult:
     unfilled: dict[str, str] = field(default_factory=dict)
     fixture: Path | None = None
     #: The tables as the catalogue had them, for :func:`capture_rows` to reuse.
-    tables: list[_Table] = field(default_factory=list)
+    tables: list[SeedTable] = field(default_factory=list)
     #: The INVALID indexes before the up (:data:`INVALID_INDEXES`), read with the tables.
     invalid_indexes: list[str] = field(default_factory=list)
 
@@ -148,16 +152,21 @@ def testdata_file(up_file: Path, version: int) -> Path | None:
 
 
 def seed_tables(conn: psycopg.Connection[Any], schemas: list[str], seed_text: str,
-                fixture: Path | None = None) -> SeedResult:
+                fixture: Path | None = None, catalogue: CatalogueReader | None = None,
+                ) -> SeedResult:
     """Load ``fixture`` (if any), then give every still-empty table of ``schemas`` a few
     generated rows. ``conn`` is in autocommit: a table's rows are one statement, and when a
     constraint refuses it each row is its own, so one refused row costs only that table's
-    remaining rows."""
+    remaining rows. ``catalogue`` reads the tables (default :func:`read_catalogue`; the
+    round-trip's :class:`~pytest_migorch.roundtrip.seed_catalogue.SeedCatalogue` re-reads
+    only what changed), told whether the fixture ran."""
     result = SeedResult(fixture=fixture)
     if fixture is not None:
         conn.execute(fixture.read_text(encoding="utf-8").encode(), prepare=False)
     seed = zlib.crc32(seed_text.encode()) % 7
-    result.tables, result.invalid_indexes = _read_catalogue(conn, schemas)
+    result.tables, result.invalid_indexes = (
+        catalogue(conn, schemas, fixture_ran=fixture is not None) if catalogue is not None
+        else read_catalogue(conn, schemas))
     empty = _empty_tables(conn, result.tables)
     for table in _in_dependency_order(result.tables):
         if table.oid not in empty:
@@ -170,7 +179,14 @@ def seed_tables(conn: psycopg.Connection[Any], schemas: list[str], seed_text: st
     return result
 
 
-def _empty_tables(conn: psycopg.Connection[Any], tables: list[_Table]) -> set[int]:
+class CatalogueReader(Protocol):
+    """Reads the tables and INVALID indexes of ``schemas`` as :func:`read_catalogue` does."""
+
+    def __call__(self, conn: psycopg.Connection[Any], schemas: list[str], *,
+                 fixture_ran: bool) -> tuple[list[SeedTable], list[str]]: ...
+
+
+def _empty_tables(conn: psycopg.Connection[Any], tables: list[SeedTable]) -> set[int]:
     """The oids of the tables without a row, in one query for all."""
     if not tables:
         return set()
@@ -180,25 +196,25 @@ def _empty_tables(conn: psycopg.Connection[Any], tables: list[_Table]) -> set[in
     return {row[0] for row in found}
 
 
-def _read_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> list[_Table]:
-    return _read_catalogue(conn, schemas)[0]
+def _read_tables(conn: psycopg.Connection[Any], schemas: list[str]) -> list[SeedTable]:
+    return read_catalogue(conn, schemas)[0]
 
 
-def _read_catalogue(conn: psycopg.Connection[Any], schemas: list[str],
-                    ) -> tuple[list[_Table], list[str]]:
+def read_catalogue(conn: psycopg.Connection[Any], schemas: list[str],
+                    ) -> tuple[list[SeedTable], list[str]]:
     """The tables and the INVALID indexes: three queries in one message (pipeline), so the
     round-trip pays one wait for the server where it paid three."""
     with conn.pipeline():
         queries = [conn.execute(q, [schemas], prepare=True)
-                   for q in (_COLUMNS, _FOREIGN_KEYS, INVALID_INDEXES)]
+                   for q in (COLUMNS, FOREIGN_KEYS, INVALID_INDEXES)]
     columns, keys, invalid = (cursor.fetchall() for cursor in queries)
-    return _tables(columns, keys), [row[0] for row in invalid]
+    return tables_of(columns, keys), [row[0] for row in invalid]
 
 
-def _tables(columns: list[Any], keys: list[Any]) -> list[_Table]:
-    tables: dict[int, _Table] = {}
+def tables_of(columns: list[Any], keys: list[Any]) -> list[SeedTable]:
+    tables: dict[int, SeedTable] = {}
     for oid, schema, name, column, *rest in columns:
-        table = tables.setdefault(oid, _Table(oid, schema, name))
+        table = tables.setdefault(oid, SeedTable(oid, schema, name))
         table.columns.append(_Column(column, *rest[:7]))
     for child, parent, schema, name, column, refcol in keys:
         if child not in tables:
@@ -211,10 +227,10 @@ def _tables(columns: list[Any], keys: list[Any]) -> list[_Table]:
     return list(tables.values())
 
 
-def _in_dependency_order(tables: list[_Table]) -> list[_Table]:
+def _in_dependency_order(tables: list[SeedTable]) -> list[SeedTable]:
     """Referenced tables first; a cycle is broken by taking the rest in catalogue order."""
     pending = {t.oid: t for t in tables}
-    ordered: list[_Table] = []
+    ordered: list[SeedTable] = []
     while pending:
         ready = [t for t in pending.values() if not (t.parents & pending.keys())]
         for table in ready or list(pending.values()):
@@ -222,7 +238,7 @@ def _in_dependency_order(tables: list[_Table]) -> list[_Table]:
     return ordered
 
 
-def _fill(conn: psycopg.Connection[Any], table: _Table, seed: int) -> tuple[int, str | None]:
+def _fill(conn: psycopg.Connection[Any], table: SeedTable, seed: int) -> tuple[int, str | None]:
     """Insert the rows, all in one statement first; when it is refused, row by row, a refused
     row retried with its nullable columns left NULL. A table that references itself is filled
     row by row at once: a row's reference reads the rows inserted before it."""
@@ -249,7 +265,7 @@ def _fill(conn: psycopg.Connection[Any], table: _Table, seed: int) -> tuple[int,
     return inserted, None
 
 
-def _insert(table: _Table, row: int, seed: int, *, sparse: bool) -> sql.Composed:
+def _insert(table: SeedTable, row: int, seed: int, *, sparse: bool) -> sql.Composed:
     names: list[sql.Composable] = []
     values: list[sql.Composable] = []
     for column in table.columns:
@@ -266,7 +282,7 @@ def _insert(table: _Table, row: int, seed: int, *, sparse: bool) -> sql.Composed
         table.identifier, sql.SQL(", ").join(names), sql.SQL(", ").join(values))
 
 
-def _insert_all(table: _Table, seed: int) -> sql.Composed:
+def _insert_all(table: SeedTable, seed: int) -> sql.Composed:
     """The :data:`ROWS_PER_TABLE` rows of :func:`_insert` (not sparse) in one statement."""
     columns = [c for c in table.columns if not (c.generated or c.has_default)]
     rows = [[_value(c, row, seed) for c in columns] for row in range(ROWS_PER_TABLE)]
@@ -349,7 +365,7 @@ class RowCapture:
     in name order, so a re-added column that comes last compares the same), one query for all
     tables, composed once: the same before the up and after a clean down."""
 
-    def __init__(self, conn: psycopg.Connection[Any], tables: list[_Table]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], tables: list[SeedTable]) -> None:
         self.tables = [t for t in tables if t.columns]
         self.names = [tuple(sorted(c.name for c in t.columns)) for t in self.tables]
         parts = [f"(SELECT {number}, {_capture_part(table.schema, table.name, names)})"
@@ -376,7 +392,7 @@ class RowCapture:
 
 
 def capture_rows(conn: psycopg.Connection[Any], schemas: list[str],
-                 tables: list[_Table] | None = None) -> RowPrint:
+                 tables: list[SeedTable] | None = None) -> RowPrint:
     """:class:`RowCapture` of ``tables`` (read from the catalogue when not given)."""
     return RowCapture(conn, tables if tables is not None else _read_tables(conn, schemas)
                       ).capture(conn)
@@ -393,6 +409,8 @@ def lost_rows(before: RowPrint, after: RowPrint) -> list[str]:
             continue
         if not rows or not now_rows or now_names != names:
             continue  # too many rows to compare, or no longer the same columns (DB003's)
+        if now_rows == rows:
+            continue  # the same rows in the same order: nothing to count (most tables)
         missing = Counter(rows) - Counter(now_rows)
         # A value is lost when it was not NULL before: a NULL the up filled in and the down
         # kept (a backfill) destroys nothing.

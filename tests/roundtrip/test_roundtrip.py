@@ -12,8 +12,8 @@ from pytest_migorch.postgres.servers import PostgresServer
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import load_project
 from pytest_migorch.roundtrip.coverage import plan_environments
+from pytest_migorch.roundtrip.applying import apply_migrations
 from pytest_migorch.roundtrip.engine import RoundTrip
-from pytest_migorch.roundtrip.replay import apply_migrations
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
 

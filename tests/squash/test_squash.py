@@ -14,8 +14,8 @@ from pytest_migorch.postgres.binaries import find_binaries
 from pytest_migorch.postgres.servers import PostgresServer, unique_database_name
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.validation import load_project, validate_project
+from pytest_migorch.roundtrip.applying import apply_migrations
 from pytest_migorch.roundtrip.engine import RoundTrip
-from pytest_migorch.roundtrip.replay import apply_migrations
 from pytest_migorch.squash import SquashedSql, pg_dump_step, squash
 
 REPO = Path(__file__).resolve().parents[2]
