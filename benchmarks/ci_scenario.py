@@ -250,9 +250,11 @@ def render(results: dict[str, list[Job]], facts: dict[str, Any]) -> str:
         f"adds a migration to {', '.join(facts['changed'])}. `--migorch-changed-only` selects "
         f"{facts['selected']['items']} items: round-trips of {facts['selected']['groups']} "
         f"(service, environment) pairs ({facts['selected']['roundtrip_items']} items) in "
-        f"{len(facts['selected']['services'])} services (the changed ones and their "
-        f"dependents: {', '.join(facts['selected']['services'])}), the per-migration checks of "
-        "the changed services and the service-level checks of all.", "",
+        f"{len(facts['selected']['services'])} services "
+        f"({', '.join(facts['selected']['services'])}: "
+        "each round-trip tests its order's first changed migration and what follows, and "
+        "applies the history before it untested), the per-migration checks of the changed "
+        "services and the service-level checks of all.", "",
         f"Command: `pytest services --migorch services --migorch-base base "
         f"--migorch-changed-only -n {facts['workers']}{facts['dist']}` with `--junitxml`, "
         "`--migorch-sarif` and `--migorch-codequality`, a throwaway PostgreSQL per worker.", "",
