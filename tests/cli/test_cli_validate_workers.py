@@ -22,6 +22,7 @@ def validate_json(capsys: pytest.CaptureFixture[str], root: Path) -> tuple[int, 
 def test_findings_are_the_same_with_and_without_workers(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))  # however started
     from benchmarks.generate import generate_repository
 
     root = generate_repository(tmp_path / "services", services=3, migrations=30, seed=3).root

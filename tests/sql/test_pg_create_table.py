@@ -88,7 +88,8 @@ def test_other_shapes_are_left_to_sqlglot(text: str, fact: tuple[str, Role]) -> 
 
 
 def test_every_create_table_of_the_examples_and_the_benchmark_reads_the_same(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))  # however started
     from benchmarks.generate import generate_repository
 
     generated = generate_repository(tmp_path / "services", services=4, migrations=40, seed=5)
