@@ -3,9 +3,9 @@
 A round-trip applies more than it tests: other services' migrations its order needs, the
 migrations another environment tests, and with ``--migorch-changed-only`` the whole history
 before the change. Behind one service of a large repository that is a chain of thousands of
-files, and sent statement by statement (``SET search_path``, ``BEGIN``, each statement,
-``COMMIT``) every file costs four or more round trips to the server: most of the round-trip's
-time in the CI scenario of issue 14.
+files (about 1,200 to test one new migration in the CI scenario of issue 14), and sent
+statement by statement (``SET search_path``, ``BEGIN``, each statement, ``COMMIT``) every file
+costs four or more round trips to the server on top of its own execution.
 
 Consecutive transactional files therefore go as one simple query, each in its own ``BEGIN`` ...
 ``COMMIT`` with its service's ``search_path``, so each commits on its own as golang-migrate
@@ -14,10 +14,11 @@ the number of messages changes. The file's own ``BEGIN``/``COMMIT`` wrapper is d
 other transaction control keeps the file out of a batch, as when it runs alone
 (:func:`~pytest_migorch.postgres.statements.prepared_statements`).
 
-What the batch cannot do is say which file failed and where: after an error some files of the
-message committed and the rest did not. So a failed batch leaves the database unknown, and the
-caller rebuilds it and applies the same files one at a time, which names the file, the line and
-PostgreSQL's message exactly as before (:meth:`RoundTrip._replay_batch
+What the batch cannot do is say which file failed and where: PostgreSQL refuses the whole
+message for a syntax error anywhere in it, but after an error while running, the files before
+it stay committed. So a failed batch leaves the database unknown, and the caller rebuilds it
+and applies the same files one at a time, which names the file, the line and PostgreSQL's
+message exactly as before (:meth:`RoundTrip._replay_batch
 <pytest_migorch.roundtrip.engine.RoundTrip>`). Non-transactional files are never batched:
 PostgreSQL refuses ``CREATE INDEX CONCURRENTLY`` and its kind in a multi-statement query.
 """
