@@ -61,7 +61,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the analysis changes what it produces, so stale cached results are not used.
-ANALYSIS_FORMAT = 6
+ANALYSIS_FORMAT = 7
 
 #: Statements longer than this (in characters) are not parsed: sqlglot's time and memory grow
 #: faster than the text (a 5 MB INSERT took 15 s and 600 MB), and a statement that large is

@@ -119,14 +119,24 @@ def _create_table(node: exp.Create, facts: Facts) -> None:
 
 
 def _columns(name: QName, node: exp.Create, facts: Facts) -> None:
-    """COLUMN facts of a CREATE TABLE, a table-level PRIMARY KEY (a, b) marking its columns."""
+    """COLUMN facts of a CREATE TABLE, a table-level PRIMARY KEY (a, b) marking its columns,
+    named (``CONSTRAINT t_pk PRIMARY KEY (a)``) or not."""
     if not isinstance(node.this, exp.Schema):
         return
-    keys = {ident(col) for pk in node.this.expressions if isinstance(pk, exp.PrimaryKey)
-            for col in pk.find_all(exp.Identifier)}
+    keys = {ident(col) for element in node.this.expressions
+            for pk in _table_primary_keys(element) for col in pk.find_all(exp.Identifier)}
     for coldef in node.this.expressions:
         if isinstance(coldef, exp.ColumnDef):
             column_op(name, coldef, facts, primary_key=ident(coldef.this) in keys)
+
+
+def _table_primary_keys(element: exp.Expression) -> list[exp.PrimaryKey]:
+    """The PRIMARY KEY of a table element: bare, or inside ``CONSTRAINT name ...``."""
+    if isinstance(element, exp.PrimaryKey):
+        return [element]
+    if isinstance(element, exp.Constraint):
+        return [e for e in element.expressions if isinstance(e, exp.PrimaryKey)]
+    return []
 
 
 def _create_view(node: exp.Create, facts: Facts) -> None:

@@ -117,9 +117,8 @@ def _create(node: dict[str, Any]) -> Facts:
                                                "if_not_exists" if node.get("if_not_exists")
                                                else ""))
     elements = [_element(e) for e in node.get("tableElts") or ()]
-    # Only an unnamed table-level PRIMARY KEY marks its columns: sqlglot wraps a named one
-    # (CONSTRAINT pk PRIMARY KEY (a)) in a node the sqlglot reading does not look into.
-    keys = {key for kind, body in elements if kind == "Constraint" and not body.get("conname")
+    # A table-level PRIMARY KEY marks its columns, named (CONSTRAINT pk PRIMARY KEY (a)) or not.
+    keys = {key for kind, body in elements if kind == "Constraint"
             and body["contype"] == "CONSTR_PRIMARY" for key in _strings(body.get("keys"))}
     # sqlglot's tree is searched breadth first: an unnamed table-level FOREIGN KEY's reference
     # sits one level above a column's or a named constraint's, so it comes first.

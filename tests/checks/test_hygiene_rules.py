@@ -29,6 +29,9 @@ def fired(report: MigrationReport) -> list[str]:
     ("ALTER TABLE users ALTER COLUMN id DROP IDENTITY", "RSK033"),
     ("CREATE TABLE t (id int PRIMARY KEY)", "RSK034"),
     ("CREATE TABLE t (id smallint, PRIMARY KEY (id))", "RSK034"),
+    # A named key: read from PostgreSQL's tree, and (quoted names) from sqlglot's.
+    ("CREATE TABLE t (id int, CONSTRAINT t_pk PRIMARY KEY (id))", "RSK034"),
+    ('CREATE TABLE "t" ("id" int, CONSTRAINT "t_pk" PRIMARY KEY ("id"))', "RSK034"),
     ("CREATE TABLE t (id integer GENERATED ALWAYS AS IDENTITY)", "RSK034"),
     ("CREATE TABLE t (id bigserial PRIMARY KEY)", "RSK035"),
     ("CREATE TABLE t (code char(2))", "RSK036"),
