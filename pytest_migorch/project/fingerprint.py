@@ -19,6 +19,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_migorch.project.sources import read_file
+
 __all__ = ["TreeFingerprint", "fingerprint_tree", "fingerprint_directory"]
 
 
@@ -81,23 +83,11 @@ def fingerprint_directory(directory: str) -> str:
             if entry.is_dir(follow_symlinks=False):
                 pending.append(entry.path)
             elif entry.is_file():
-                data = _read(entry.path)
+                data = read_file(entry.path)
                 digest.update(len(data).to_bytes(8, "little") + data)
             else:  # a dangling link, a socket, a FIFO: let the real pipeline report it
                 raise _Uncacheable(entry.path)
     return digest.hexdigest()
-
-
-def _read(path: str) -> bytes:
-    """The bytes of ``path``; plain system calls, a third of what ``open()`` costs per file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _entries(directory: str) -> list[os.DirEntry[str]]:
