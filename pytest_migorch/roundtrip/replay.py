@@ -12,7 +12,9 @@ Consecutive transactional files therefore go as one simple query, each in its ow
 would commit it. What PostgreSQL runs is the same statements in the same transactions; only
 the number of messages changes. The file's own ``BEGIN``/``COMMIT`` wrapper is dropped and any
 other transaction control keeps the file out of a batch, as when it runs alone
-(:func:`~pytest_migorch.postgres.statements.prepared_statements`).
+(:func:`~pytest_migorch.postgres.statements.prepared_statements`); so does a quote or comment
+the file leaves open, which would take in the files after it (as in
+:mod:`~pytest_migorch.roundtrip.file_batch`).
 
 What the batch cannot do is say which file failed and where: PostgreSQL refuses the whole
 message for a syntax error anywhere in it, but after an error while running, the files before
@@ -59,6 +61,8 @@ def _file_sql(migration: Migration) -> str | None:
         statements = prepared_statements(file.read_text(), in_transaction=True, path=file.path)
     except MigrationFailed:  # transaction control inside: it fails alone, with its message
         return None
+    if any(statement.unterminated for statement in statements):
+        return None  # a quote or comment left open would take in the files after it
     body = "".join(f"{statement.text};\n" for statement in statements)
     return f"BEGIN;\n{body}COMMIT;\n"
 

@@ -109,6 +109,8 @@ def test_what_must_run_alone_is_not_batched(tmp_path: Path) -> None:
         "3_own.up.sql": "CREATE TABLE t (id int);\nCOMMIT;\nCREATE TABLE u (id int);",
         "4_four.up.sql": "CREATE TABLE four (id int);",
         "5_five.up.sql": "CREATE TABLE five (id int);",
+        "6_open.up.sql": "CREATE TABLE six (id int);\nSELECT 'never closed",
+        "7_seven.up.sql": "CREATE TABLE seven (id int);",
     })
     migrations = load_project(tmp_path).services["a"].migrations
 
@@ -123,3 +125,7 @@ def test_what_must_run_alone_is_not_batched(tmp_path: Path) -> None:
     assert batchable_run(steps, 2, never) == []  # its own COMMIT: fails alone, with its message
     assert [m.version for m, _ in batchable_run(steps, 3, never)] == [4]  # 5 is tested
     assert batchable_run(steps, 3, lambda migration: "a:1 failed") == []
+    # A quote left open would take in the next file (its COMMIT, and the file after it).
+    later = [Step(6), Step(7)]
+    assert batchable_run(later, 0, never) == []
+    assert [m.version for m, _ in batchable_run(later, 1, never)] == [7]
