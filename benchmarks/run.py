@@ -905,6 +905,8 @@ def bench_pytest(config: Config, report: Report) -> None:
     rows = ["| Variant | Time | Per migration | Peak memory | Items |", "|---|---|---|---|---|"]
     results: dict[str, Series] = {}
     total = repo.migration_count
+    warm_title = "collection + run, warm (pytest cache kept)"
+    floor = _PytestFloor(config)
     for title, extra, warm in variants:
         log = config.workdir / f"pytest-{len(results)}.log"
         log.unlink(missing_ok=True)
@@ -912,10 +914,14 @@ def bench_pytest(config: Config, report: Report) -> None:
         series = Series()
         if warm:
             run_measured(base + extra, cwd=cwd, env=clean_env(config), log=log)
+        # The floor runs interleaved with the warm session, so load changes hit both alike.
+        with_floor = title == warm_title and floor.prepare(_collected_items(log))
         for _ in range(config.runs):
             if not warm:
                 wipe_caches(config, cwd, repo.root)
             series.add(run_measured(base + extra, cwd=cwd, env=clean_env(config), log=log))
+            if with_floor:
+                floor.measure()
         results[title] = series
         if series.failures:
             report.notes.append(f"pytest {title}: {series.failures} run(s) exited non-zero "
@@ -923,19 +929,65 @@ def bench_pytest(config: Config, report: Report) -> None:
         rows.append(f"| {title} | {fmt_series(series)} | "
                     f"{fmt_seconds(series.median / total)} | {fmt_mib(series.peak_rss_mib)} | "
                     f"{_pytest_counts(log)} |")
-    warm_title = "collection + run, warm (pytest cache kept)"
+        if with_floor:
+            rows.append(floor.row(total))
     if warm_title in results:
         warm_series = results[warm_title]
+        above = (f"; pytest alone takes {fmt_series(floor.series)} for the same number of "
+                 "no-op items" if floor.series.times else "")
         report.targets.append(Target(
             f"`pytest --migorch ROOT --migorch-no-db`, {total:,} migrations, warm",
-            fmt_series(warm_series), f"<= {PYTEST_WARM_TARGET:.0f} s",
+            fmt_series(warm_series) + above, f"<= {PYTEST_WARM_TARGET:.0f} s",
             warm_series.median <= PYTEST_WARM_TARGET))
     validate_note = ""
     report.section("2. pytest --migorch --migorch-no-db", [
         f"`pytest --migorch ROOT --migorch-no-db -q` as a subprocess on the default repository "
         f"({total:,} migrations, {config.services} services x {config.migrations}); every "
         "static check becomes items (config, files, graph per service; sql and risk per "
-        f"migration).{validate_note}", "", *rows])
+        f"migration).{validate_note} The *pytest alone* row is pytest on a conftest that yields "
+        "the same number of items doing nothing (benchmarks/pytest_floor.py): what any plugin "
+        "with one item per check pays before its checks cost anything.", "", *rows])
+
+
+def _collected_items(log: Path) -> int:
+    """How many items the session logged in ``log`` ran (``10150 passed``), 0 if unknown."""
+    counts = re.findall(r"(\d+) (?:passed|failed|tests? collected)", _pytest_counts(log))
+    return sum(int(count) for count in counts)
+
+
+class _PytestFloor:
+    """pytest alone on as many no-op items as the plugin generated (benchmarks/pytest_floor)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.series = Series()
+        self.items = 0
+        self.project = config.workdir / "pytest-floor"
+        self.log = config.workdir / "pytest-floor.log"
+        self.command = [sys.executable, "-m", "pytest", "-q", "-o",
+                        f"cache_dir={config.workdir / 'pytest-floor-cache'}", "-p", "no:randomly",
+                        "-p", "no:hypothesispytest", "-p", "no:migorch"]
+
+    def prepare(self, items: int) -> bool:
+        """Write the project and warm its cache; False when the item count is unknown."""
+        from benchmarks.pytest_floor import write_floor_project
+
+        if items <= 0:
+            return False
+        self.items = items
+        write_floor_project(self.project, items, self.config.services)
+        run_measured(self.command, cwd=self.project, env=clean_env(self.config), log=self.log)
+        return True
+
+    def measure(self) -> None:
+        self.series.add(run_measured(self.command, cwd=self.project, env=clean_env(self.config),
+                                     log=self.log))
+
+    def row(self, migrations: int) -> str:
+        return (f"| pytest alone, {self.items:,} no-op items in {self.config.services} "
+                "collectors (its floor for this many items; run between the warm runs) | "
+                f"{fmt_series(self.series)} | {fmt_seconds(self.series.median / migrations)} | "
+                f"{fmt_mib(self.series.peak_rss_mib)} | {_pytest_counts(self.log)} |")
 
 
 def _importable(name: str) -> bool:
