@@ -303,6 +303,24 @@ def test_gitlab_job_can_be_included() -> None:
     assert document[".migorch"]["variables"]["GIT_DEPTH"] == "0"
 
 
+def test_both_templates_keep_the_analysis_cache_between_runs() -> None:
+    # the cache is what makes a job re-analyse only the files that changed: the directory the
+    # job points MIGORCH_CACHE_DIR at must be the one the CI system saves and restores
+    github = _yaml(GITHUB_WORKFLOW)["jobs"]["migorch"]
+    assert github["env"]["MIGORCH_CACHE_DIR"] == "${{ github.workspace }}/.cache/migorch"
+    [step] = [s for s in github["steps"] if str(s.get("uses", "")).startswith("actions/cache@")]
+    assert step["with"]["path"] == ".cache/migorch"
+    assert "matrix.shard" in step["with"]["key"] and step["with"]["key"].startswith(
+        step["with"]["restore-keys"])
+    install = next(i for i, s in enumerate(github["steps"]) if "pip install" in s.get("run", ""))
+    tests = next(i for i, s in enumerate(github["steps"]) if "-m pytest" in s.get("run", ""))
+    assert install < github["steps"].index(step) < tests
+    gitlab = _yaml(GITLAB_JOB)[".migorch"]
+    assert gitlab["variables"]["MIGORCH_CACHE_DIR"] == "$CI_PROJECT_DIR/.cache/migorch"
+    [cache] = [c for c in gitlab["cache"] if ".cache/migorch" in c["paths"]]
+    assert "$CI_NODE_INDEX" in cache["key"]
+
+
 # --- pre-commit ---------------------------------------------------------------------------------
 
 

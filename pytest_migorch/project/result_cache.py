@@ -7,9 +7,10 @@ found in it) and per run (everything ``migorch validate`` prints). A key is a di
 
 - the files: every byte under each service's ``migrations/`` and the listing of the root
   (:mod:`pytest_migorch.project.fingerprint`);
-- the tool: our version, the Python version, the versions of sqlglot and pglast, and the size
-  and modification time of every module of this package, so an upgrade, or an edited rule in
-  a development checkout, never serves findings of the code before;
+- the tool (:func:`~pytest_migorch.project.tool_identity.tool_identity`): our version, the
+  Python version, the versions of sqlglot and pglast and what this package's modules are, so an
+  upgrade, or an edited rule in a development checkout, never serves findings of the code
+  before;
 - the options that change the result (``--strict``, the services selected, the root as given,
   since findings name files through it), passed in as :attr:`ResultCache.options`.
 
@@ -25,16 +26,14 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from pytest_migorch import __version__
 from pytest_migorch.findings import Finding
 from pytest_migorch.model import Migration, Service
 from pytest_migorch.project.fingerprint import TreeFingerprint, fingerprint_directory
+from pytest_migorch.project.tool_identity import tool_identity
 
 __all__ = ["RESULT_FORMAT", "ResultStore", "ResultCache", "ServiceFindings", "tool_identity",
            "encode_findings", "decode_findings", "root_options"]
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 #: Bumped when what is stored changes shape.
 RESULT_FORMAT = 1
 
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent
-_identity: str | None = None
 
 
 class ResultStore(Protocol):
@@ -54,41 +51,6 @@ class ResultStore(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
 
     def set(self, key: str, value: dict[str, Any]) -> None: ...
-
-
-def tool_identity() -> str:
-    """What the code that computes findings is: versions and this package's modules (stat).
-
-    Reading the modules' sizes and times costs about a millisecond; hashing their contents
-    would cost more than the cache saves on a small tree."""
-    global _identity
-    if _identity is None:
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(f"{__version__}\0{sys.version}\0".encode())
-        for dist in ("sqlglot", "pglast"):
-            try:
-                digest.update(f"{dist}={metadata.version(dist)}\0".encode())
-            except metadata.PackageNotFoundError:
-                digest.update(f"{dist}=none\0".encode())
-        for relative, info in _package_files():
-            digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
-        _identity = digest.hexdigest()
-    return _identity
-
-
-def _package_files() -> list[tuple[str, os.stat_result]]:
-    """Every module and JSON file of this package (relative path, stat), in a fixed order;
-    walked with plain strings, never into ``__pycache__`` (every ``migorch`` command that
-    reads a cache pays for this walk)."""
-    found = []
-    top = str(_PACKAGE_DIR)
-    for directory, subdirectories, names in os.walk(top):
-        subdirectories[:] = [d for d in subdirectories if d != "__pycache__"]
-        for name in names:
-            if name.endswith((".py", ".json")):
-                path = os.path.join(directory, name)
-                found.append((os.path.relpath(path, top), os.stat(path)))
-    return sorted(found, key=lambda item: item[0])
 
 
 def encode_findings(findings: Sequence[Finding]) -> list[dict[str, Any]]:

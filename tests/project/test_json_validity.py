@@ -79,11 +79,11 @@ def test_an_unusable_cache_directory_only_means_validating(tmp_path: Path,
 def test_the_tool_identity_covers_every_module_and_schema_of_the_package() -> None:
     # the walk behind tool_identity (the key of every cache) skips __pycache__ and uses plain
     # strings; it must still see exactly the package's .py and .json files
-    from pytest_migorch.project import result_cache
+    from pytest_migorch.project import tool_identity
 
-    package = result_cache._PACKAGE_DIR
+    package = tool_identity._PACKAGE_DIR
     expected = {str(p.relative_to(package)) for p in package.rglob("*")
                 if p.suffix in (".py", ".json") and "__pycache__" not in p.parts}
-    walked = [relative for relative, _ in result_cache._package_files()]
+    walked = [relative for relative, _ in tool_identity.package_files()]
     assert set(walked) == expected and len(walked) == len(expected)
     assert "project/result_cache.py" in expected and "schemas/dependencies.schema.json" in expected
