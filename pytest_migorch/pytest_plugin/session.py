@@ -15,7 +15,7 @@ import pytest
 
 from pytest_migorch.errors import MigorchError
 from pytest_migorch.findings import Finding, sort_findings
-from pytest_migorch.pytest_plugin import ci_hooks, history, html_hooks, sharding
+from pytest_migorch.pytest_plugin import ci_hooks, history, html_hooks, lookahead, sharding
 from pytest_migorch.pytest_plugin.collectors import LazyServer, MigorchItem, ServicesRoot
 from pytest_migorch.pytest_plugin.keys import (
     ANALYSIS_CACHE_KEY,
@@ -47,6 +47,7 @@ def activate(config: pytest.Config) -> None:
     config.pluginmanager.register(sys.modules[__name__], PLUGIN_NAME)
     config.pluginmanager.register(ci_hooks, ci_hooks.PLUGIN_NAME)
     config.pluginmanager.register(history, "migorch-history")
+    config.pluginmanager.register(lookahead, lookahead.PLUGIN_NAME)
     if settings.html_path is not None:
         config.pluginmanager.register(html_hooks, html_hooks.PLUGIN_NAME)
     sharding.register(config, settings.shard)
