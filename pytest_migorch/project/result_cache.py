@@ -70,13 +70,13 @@ def tool_identity() -> str:
                 digest.update(f"{dist}={metadata.version(dist)}\0".encode())
             except metadata.PackageNotFoundError:
                 digest.update(f"{dist}=none\0".encode())
-        for relative, info in _package_files():
+        for relative, info in package_files():
             digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
         _identity = digest.hexdigest()
     return _identity
 
 
-def _package_files() -> list[tuple[str, os.stat_result]]:
+def package_files() -> list[tuple[str, os.stat_result]]:
     """Every module and JSON file of this package (relative path, stat), in a fixed order;
     walked with plain strings, never into ``__pycache__`` (every ``migorch`` command that
     reads a cache pays for this walk)."""

@@ -84,6 +84,6 @@ def test_the_tool_identity_covers_every_module_and_schema_of_the_package() -> No
     package = result_cache._PACKAGE_DIR
     expected = {str(p.relative_to(package)) for p in package.rglob("*")
                 if p.suffix in (".py", ".json") and "__pycache__" not in p.parts}
-    walked = [relative for relative, _ in result_cache._package_files()]
+    walked = [relative for relative, _ in result_cache.package_files()]
     assert set(walked) == expected and len(walked) == len(expected)
     assert "project/result_cache.py" in expected and "schemas/dependencies.schema.json" in expected
