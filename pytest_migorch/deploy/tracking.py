@@ -132,6 +132,10 @@ class Tracking:
         return [(self.schema, EXECUTIONS_TABLE), (self.schema, HISTORY_TABLE),
                 (self.gm_schema, self.gm_table)]
 
+    def tables_known(self) -> bool:
+        """Whether all three tables were seen to exist (nothing is asked)."""
+        return all(table in self._seen for table in self.tables())
+
     def known_to_exist(self, tables: set[tuple[str, str]]) -> None:
         """Tables of :meth:`tables` the caller saw exist, outside a transaction, in one
         question for many services (:meth:`Session.probe_tables`): not asked again."""
