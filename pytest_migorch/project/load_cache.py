@@ -37,7 +37,7 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pytest_migorch import __version__
 from pytest_migorch.cache_dir import cache_directory
@@ -108,9 +108,8 @@ class RecordingDisk(ListedDisk):
         super().__init__()
         self.listings: dict[str, list[list[Any]]] = {}
         self.questions: list[list[Any]] = []
-        self.reads: dict[str, list[int]] = {}
-        #: sha256 of each file read, of exactly the bytes read.
-        self.digests: dict[str, str] = {}
+        #: Each file read: its stat key and the sha256 of exactly the bytes read.
+        self.reads: dict[str, list[Any]] = {}
         self.problem: str | None = None
 
     def _asked(self, kind: str, path: Path, answer: Any) -> None:
@@ -164,8 +163,7 @@ class RecordingDisk(ListedDisk):
         if not stat.S_ISREG(info.st_mode):
             self.problem = f"{path} is not a regular file"
         data = b"".join(chunks)
-        self.reads[str(path)] = _stat_key(info)
-        self.digests[str(path)] = hashlib.sha256(data).hexdigest()
+        self.reads[str(path)] = [*_stat_key(info), hashlib.sha256(data).hexdigest()]
         return data
 
 
@@ -174,7 +172,7 @@ _QUESTIONS = {"is_dir": _DISK.is_dir, "is_file": _DISK.is_file, "exists": _DISK.
               "link_problem": _DISK.link_problem}
 
 
-def _still_true(entry: dict[str, Any]) -> bool:
+def _still_true(entry: dict[str, Any], root: Path) -> bool:
     """Whether the file system still answers every question of ``entry`` as it did."""
     try:
         for path, listed in entry["listings"].items():
@@ -183,12 +181,20 @@ def _still_true(entry: dict[str, Any]) -> bool:
         for kind, path, answer in entry["questions"]:
             if _QUESTIONS[kind](Path(path)) != answer:
                 return False
-        for path, key in entry["reads"].items():
-            if _stat_key(os.stat(path)) != key:
+        for path, key in _reads(entry, root):
+            if _stat_key(os.stat(path)) != key[:5]:
                 return False
     except (_Uncacheable, OSError, KeyError, TypeError, ValueError):
         return False
     return True
+
+
+def _reads(entry: dict[str, Any], root: Path) -> Iterator[tuple[str, list[Any]]]:
+    """(path, [stat key..., sha256]) of each file the load read; paths below the root are
+    kept relative to it (the file is a fifth smaller), marked by a leading ``./``."""
+    prefix = str(root) + os.sep
+    for path, key in entry["reads"].items():
+        yield (prefix + path[2:] if path.startswith("./") else path), key
 
 
 def _identity() -> str:
@@ -221,26 +227,25 @@ def load_project_cached(root: Path) -> Project:
     where = _cache_file(root)
     entry = _read_entry(where)
     if entry is not None and entry.get("identity") == identity and \
-            entry.get("root") == os.path.abspath(root) and _still_true(entry):
+            entry.get("root") == os.path.abspath(root) and _still_true(entry, root):
         try:
             project = decode_project(entry["project"], root)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             log.debug("project cache %s unusable: %s", where, exc)
         else:
-            _remember_checksums(entry)
+            _remember_checksums(entry, root)
             return project
     disk = RecordingDisk()
     project = load_project(root, disk)
     entry = _write_entry(where, root, identity, project, disk)
-    _remember_checksums(entry)
+    _remember_checksums(entry, root)
     return project
 
 
-def _remember_checksums(entry: dict[str, Any] | None) -> None:
+def _remember_checksums(entry: dict[str, Any] | None, root: Path) -> None:
     _checksums.clear()
     if entry is not None:
-        _checksums.update({path: (key, entry["digests"][path])
-                           for path, key in entry["reads"].items()})
+        _checksums.update({path: (key[:5], key[5]) for path, key in _reads(entry, root)})
 
 
 def _read_entry(where: Path) -> dict[str, Any] | None:
@@ -266,9 +271,12 @@ def _write_entry(where: Path, root: Path, identity: str, project: Project,
         log.debug("project not cached: %s was modified %.0f s ago or less", racy[0],
                   RACY_SECONDS)
         return None
+    prefix = str(root) + os.sep
+    reads = {("./" + path[len(prefix):] if path.startswith(prefix) else path): key
+             for path, key in disk.reads.items()}
     entry = {"identity": identity, "root": os.path.abspath(root),
-             "listings": disk.listings, "questions": disk.questions, "reads": disk.reads,
-             "digests": disk.digests, "project": encode_project(project)}
+             "listings": disk.listings, "questions": disk.questions, "reads": reads,
+             "project": encode_project(project)}
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         temporary = where.with_name(f"{where.name}.{os.getpid()}.tmp")
