@@ -13,13 +13,13 @@ after a write asks the database again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import psycopg
 from psycopg import sql
 
 from pytest_migorch.deploy.records import ExecutionRecord, SchemaVersion
-from pytest_migorch.deploy.tracking import EXECUTIONS_TABLE
+from pytest_migorch.deploy.tracking import EXECUTIONS_TABLE, record_from_tuple
 from pytest_migorch.deploy.tracking_sql import RECORD_LIST
 
 if TYPE_CHECKING:
@@ -51,12 +51,11 @@ def read_states(session: Session, schemas: Sequence[str]) -> dict[str, StateRead
     query = sql.SQL("SELECT * FROM ({}) AS r ORDER BY k, id; {}").format(rows_query,
                                                                          version_query)
     records: list[list[ExecutionRecord]] = [[] for _ in known]
-    make: Any = ExecutionRecord  # positional, in RECORD_COLUMNS order (its fields' order)
     versions = [SchemaVersion(exists=True) for _ in known]
     with session.conn.cursor() as cur:
         cur.execute(query, prepare=False)
         for row in cur.fetchall():
-            records[row[0]].append(make(*row[1:12], row[12] or {}, *row[13:]))
+            records[row[0]].append(record_from_tuple(row[1:]))
         cur.nextset()
         for index, version, dirty in cur.fetchall():
             versions[index] = SchemaVersion(version=int(version), dirty=bool(dirty), exists=True)

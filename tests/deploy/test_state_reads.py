@@ -68,3 +68,23 @@ def test_nothing_is_read_inside_a_transaction_or_for_unknown_tables(session: Ses
         assert "alpha" in read_states(fresh, ["alpha"])
     finally:
         fresh.close()
+
+
+def test_rows_read_as_tuples_are_in_the_record_fields_order() -> None:
+    """record_from_tuple builds records by position: the columns read must be the fields."""
+    import dataclasses
+
+    from pytest_migorch.deploy.records import ExecutionRecord
+    from pytest_migorch.deploy.tracking_sql import RECORD_COLUMNS
+
+    assert RECORD_COLUMNS == tuple(f.name for f in dataclasses.fields(ExecutionRecord))
+
+
+def test_tracking_writes_return_the_row_as_it_now_is(session: Session) -> None:
+    tracking = session.tracking("alpha")
+    tracking.create()
+    record_id = _start(session, "alpha", "000001_a", "staging")
+    updated = tracking.update(record_id, action="up", status="completed", completed=True,
+                              metadata={"dirty": False})
+    assert updated is not None and updated == tracking.record(record_id)
+    assert updated.status == "completed" and updated.metadata["note"] == "it's"
