@@ -89,14 +89,18 @@ def _stat_key(info: os.stat_result) -> list[int]:
 def _listing(path: str) -> list[list[Any]]:
     """``[name, kind]`` of each entry of ``path`` (``d``, ``f`` or ``o``), as discovery sees
     them; a symbolic link makes the tree uncacheable (its target may change unseen)."""
-    out = []
     with os.scandir(path) as entries:
-        for entry in entries:
-            if entry.is_symlink():
-                raise _Uncacheable(f"{entry.path} is a symbolic link")
-            kind = "d" if entry.is_dir(follow_symlinks=False) else (
-                "f" if entry.is_file(follow_symlinks=False) else "o")
-            out.append([entry.name, kind])
+        return _kinds_of(list(entries))
+
+
+def _kinds_of(entries: list[os.DirEntry[str]]) -> list[list[Any]]:
+    out = []
+    for entry in entries:
+        if entry.is_symlink():
+            raise _Uncacheable(f"{entry.path} is a symbolic link")
+        kind = "d" if entry.is_dir(follow_symlinks=False) else (
+            "f" if entry.is_file(follow_symlinks=False) else "o")
+        out.append([entry.name, kind])
     out.sort()
     return out
 
@@ -118,12 +122,19 @@ class RecordingDisk(ListedDisk):
 
     def list_dir(self, path: Path) -> list[Path]:
         try:
-            self.listings[str(path)] = _listing(str(path))
+            return super().list_dir(path)
+        except OSError as exc:
+            self.problem = f"cannot list {path}: {exc}"
+            raise
+
+    def listed(self, path: Path, entries: list[os.DirEntry[str]]) -> None:
+        """The very listing the load used (one ``scandir``: a second one could differ)."""
+        try:
+            self.listings[str(path)] = _kinds_of(entries)
         except _Uncacheable as exc:
             self.problem = str(exc)
         except OSError as exc:
             self.problem = f"cannot list {path}: {exc}"
-        return super().list_dir(path)
 
     def is_dir(self, path: Path) -> bool:
         answer = super().is_dir(path)
@@ -154,10 +165,14 @@ class RecordingDisk(ListedDisk):
             self.problem = f"cannot read {path}: {exc}"
             raise
         try:
+            # The stat before the bytes: a change while reading then shows in the next
+            # run's stat (taken after it, the stat could vouch for bytes never read).
+            info = os.fstat(fd)
             chunks = []
             while chunk := os.read(fd, 1 << 20):
                 chunks.append(chunk)
-            info = os.fstat(fd)
+            if _stat_key(os.fstat(fd)) != _stat_key(info):
+                self.problem = f"{path} changed while it was read"
         finally:
             os.close(fd)
         if not stat.S_ISREG(info.st_mode):
