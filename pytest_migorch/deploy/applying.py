@@ -117,7 +117,7 @@ class Applier:
         self.executed_by = runner_id
         self._root: Path | None = None
         #: Directory -> its resolved path: the files of a run share a dozen directories.
-        self._resolved_dirs: dict[Path, Path] = {}
+        self._resolved_dirs: dict[Path, str] = {}
 
     # --- metadata ---------------------------------------------------------------------------
 
@@ -131,16 +131,17 @@ class Applier:
         if self._root is None:
             self._root = self.root.resolve()
         if os.path.islink(path):
-            resolved = path.resolve()
+            resolved = str(path.resolve())
         else:
             directory = self._resolved_dirs.get(path.parent)
             if directory is None:
-                directory = self._resolved_dirs[path.parent] = path.parent.resolve()
-            resolved = directory / path.name
-        try:
-            return str(resolved.relative_to(self._root))
-        except ValueError:
-            return str(path)
+                directory = self._resolved_dirs[path.parent] = str(path.parent.resolve())
+            resolved = os.path.join(directory, path.name)
+        # Both resolved (absolute, normalised): relative_to is a prefix test on the text.
+        prefix = os.path.join(str(self._root), "")
+        if resolved.startswith(prefix):
+            return resolved[len(prefix):]
+        return str(path)
 
     def metadata(self, migration: Migration, action: str, schema: str,
                  step: PlanStep | None = None) -> dict[str, Any]:

@@ -367,10 +367,13 @@ def test_metadata_file_is_the_resolved_path_relative_to_the_root(tmp_path: Path)
     (root / "alias").symlink_to(root / "shop", target_is_directory=True)
     outside = tmp_path / "elsewhere.sql"
     outside.write_text("SELECT 1;\n")
+    sibling = tmp_path / "services-old" / "a.up.sql"  # shares the root's name as a prefix
+    sibling.parent.mkdir()
+    sibling.write_text("SELECT 1;\n")
     applier = Applier(Any, root, RUNNER_ID)  # type: ignore[arg-type]  # no session needed
     for path in (real / "000001_a.up.sql", real / "000002_b.up.sql",
                  root / "alias" / "migrations" / "000001_a.up.sql",
-                 root / "alias" / "migrations" / "000002_b.up.sql", outside):
+                 root / "alias" / "migrations" / "000002_b.up.sql", outside, sibling):
         try:
             expected = str(path.resolve().relative_to(root.resolve()))
         except ValueError:
