@@ -41,6 +41,14 @@ def _load(args: argparse.Namespace) -> Project:
     return load_project(root_of(args))
 
 
+def _load_for_deploy(args: argparse.Namespace) -> Project:
+    """The tree for a database command, from the project cache when nothing in it changed
+    (:mod:`pytest_migorch.project.load_cache`): a deploy with nothing to do skips the load."""
+    from pytest_migorch.project.load_cache import load_project_cached
+
+    return load_project_cached(root_of(args))
+
+
 def _wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
@@ -171,14 +179,14 @@ def _runner(args: argparse.Namespace, project: Project, *, quiet: bool = False) 
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    project = _load(args)
+    project = _load_for_deploy(args)
     services = selected_services(args, list(project.services))
     result = _runner(args, project).init(services, args.env)
     return print_result(result, root_of(args), as_json=_wants_json(args))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    project = _load(args)
+    project = _load_for_deploy(args)
     services = selected_services(args, list(project.services))
     runner = _runner(args, project)
     runner.run_hooks = not args.no_hooks
@@ -192,7 +200,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    project = _load(args)
+    project = _load_for_deploy(args)
     runner = _runner(args, project)
     runner.run_hooks = not args.no_hooks
     result = runner.down(
@@ -203,13 +211,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_force(args: argparse.Namespace) -> int:
-    project = _load(args)
+    project = _load_for_deploy(args)
     result = _runner(args, project).force(_one_service(args, project), args.version, args.env)
     return print_result(result, root_of(args), as_json=_wants_json(args))
 
 
 def _reports(args: argparse.Namespace) -> tuple[list[ServiceReport], str]:
-    project = _load(args)
+    project = _load_for_deploy(args)
     services = selected_services(args, list(project.services))
     reports = _runner(args, project, quiet=True).status(services, args.env)
     env = reports[0].state.environment if reports else ""

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
-from pytest_migorch.deploy.tracking import ExecutionRecord, record_from_row
+from pytest_migorch.deploy.tracking import ExecutionRecord, record_from_tuple, returns_rows
 from pytest_migorch.postgres.statements import MigrationSqlError, run_statement
 from pytest_migorch.sql.split import Statement
 
@@ -87,15 +86,15 @@ def run_batch(conn: psycopg.Connection[Any], batch: Batch) -> ExecutionRecord | 
     """Send the batch; return the tracking row its write returned (the last result with
     columns: the migration's own results come before it). Raises ``psycopg.Error`` as
     PostgreSQL reported it, with the connection left in the aborted transaction."""
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor() as cur:
         cur.execute(batch.text.encode("utf-8"), prepare=False)
         row = None
         while True:
-            if cur.description is not None:
+            if returns_rows(cur):
                 row = cur.fetchone()
             if not cur.nextset():
                 break
-    return record_from_row(row) if row else None
+    return record_from_tuple(row) if row else None
 
 
 def locate_failure(conn: psycopg.Connection[Any], batch: Batch, exc: psycopg.Error,

@@ -24,6 +24,7 @@ from pytest_migorch.deploy.invalid_indexes import drop_advice, find_invalid_inde
 from pytest_migorch.deploy.recovery import Resolution, decide_recovery
 from pytest_migorch.deploy.results import Refused, RunResult
 from pytest_migorch.deploy.session import Session
+from pytest_migorch.deploy.state_reads import StateRead
 from pytest_migorch.deploy.tracking import (
     Tracking,
     file_checksum,
@@ -45,11 +46,17 @@ class ServicePreparation:
     executed_by: str
 
     def _prepare_service(self, session: Session, name: str, env: str, *, writable: bool,
-               result: RunResult | None = None, forcing: bool = False) -> ServiceState:
+               result: RunResult | None = None, forcing: bool = False,
+               prefetched: StateRead | None = None) -> ServiceState:
         """A service's state; when ``writable`` (its lock held), first create what is missing,
-        resolve what a dead run left behind and adopt golang-migrate's records."""
+        resolve what a dead run left behind and adopt golang-migrate's records.
+
+        ``prefetched``: its rows and version as :func:`~pytest_migorch.deploy.state_reads.
+        read_states` read them for every service at once, used only when nothing was written
+        here before the state is read."""
         tracking = session.tracking(self.project.services[name].schema)
         recreated = False
+        created: list[str] = []
         if writable:
             if not tracking.is_initialised() and not forcing:
                 refuse_destroyed_records(tracking, name)
@@ -59,7 +66,8 @@ class ServicePreparation:
             elif not tracking.has_schema_version_table():
                 with session.conn.transaction():
                     recreated = tracking.ensure_schema_version_table()
-        state = self._read_state(tracking, name, env)
+        state = self._read_state(tracking, name, env,
+                                 None if created or recreated else prefetched)
         if recreated and state.records:
             # Someone dropped golang-migrate's table (its `drop` does): rebuild it from ours.
             tracking.write_schema_version(state.prefix(), bool(state.dirty_records))
@@ -102,12 +110,14 @@ class ServicePreparation:
             self._note(result, f"{name}: " + adoption_line(
                 service, gm, waiting, by="the first `up` (or `init --env NAME`)"))
 
-    def _read_state(self, tracking: Tracking, name: str, env: str) -> ServiceState:
+    def _read_state(self, tracking: Tracking, name: str, env: str,
+                    prefetched: StateRead | None = None) -> ServiceState:
         service = self.project.services[name]
+        records, version = prefetched if prefetched is not None else (
+            tracking.records(), tracking.read_schema_version())
         return ServiceState.build(
-            service, env, self.graph.order(name, env), tracking.is_initialised(),
-            tracking.read_schema_version(), tracking.records(),
-        )
+            service, env, self.graph.order(name, env), tracking.is_initialised(), version,
+            records)
 
 
     def _note(self, result: RunResult | None, message: str) -> None:

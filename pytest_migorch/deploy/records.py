@@ -14,6 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from pytest_migorch.project.load_cache import known_checksum
+
 __all__ = ["TextEnum", "Status", "Action", "ExecutionRecord", "HistoryRecord", "SchemaVersion",
            "STATUSES", "ACTIONS", "file_checksum"]
 
@@ -30,8 +32,11 @@ class TextEnum(str, Enum):
 
 
 def file_checksum(path: Path) -> str:
-    """sha256 (hex) of a migration file's bytes: the ``checksum`` column, what drift compares."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 (hex) of a migration file's bytes: the ``checksum`` column, what drift compares.
+
+    A file the project cache hashed when it loaded the tree, and whose stat has not changed
+    since, is not read again (:func:`~pytest_migorch.project.load_cache.known_checksum`)."""
+    return known_checksum(path) or hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Status(TextEnum):

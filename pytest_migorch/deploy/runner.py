@@ -51,6 +51,7 @@ from pytest_migorch.deploy.rollback import (
     protected_rollback_refusal,
 )
 from pytest_migorch.deploy.session import Session, executed_by
+from pytest_migorch.deploy.state_reads import read_states
 from pytest_migorch.deploy.status import ServiceReport, collect_report
 from pytest_migorch.errors import ConfigurationError, DatabaseError, MigorchError, UsageError
 from pytest_migorch.findings import Family
@@ -323,9 +324,12 @@ class Runner(ServicePreparation):
             if not dry_run:
                 session.lock([self.project.services[s].schema for s in services],
                              self.lock_timeout, self.reporter)
-            session.probe_tables([self.project.services[s].schema for s in involved])
+            schemas = {name: self.project.services[name].schema for name in involved}
+            session.probe_tables(list(schemas.values()))
+            read = read_states(session, list(schemas.values()))
             states = {name: self._prepare_service(session, name, env, result=result,
-                                        writable=name in selected and not dry_run)
+                                        writable=name in selected and not dry_run,
+                                        prefetched=read.get(schemas[name]))
                       for name in involved}
             for name in services:
                 self._check_ready(states[name], allow_drift=allow_drift, result=result)
@@ -478,9 +482,11 @@ class Runner(ServicePreparation):
         env = self.environment(services, environment)
         reports = []
         with self._session() as session:
-            session.probe_tables([self.project.services[s].schema for s in services])
+            schemas = [self.project.services[s].schema for s in services]
+            session.probe_tables(schemas)
+            read = read_states(session, schemas)
             for name in services:
                 tracking = session.tracking(self.project.services[name].schema)
-                state = self._read_state(tracking, name, env)
+                state = self._read_state(tracking, name, env, read.get(tracking.schema))
                 reports.append(collect_report(session, state, history=history))
         return reports

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import psycopg
 from psycopg import sql
@@ -36,7 +36,13 @@ from pytest_migorch.deploy.records import (
 )
 from pytest_migorch.deploy.tracking_ddl import executions_ddl, history_ddl
 from pytest_migorch.deploy.prepared_writes import PreparedWrites
-from pytest_migorch.deploy.tracking_sql import RECORD_LIST, UNSET, Literal, WriteText
+from pytest_migorch.deploy.tracking_sql import (
+    RECORD_COLUMNS,
+    RECORD_LIST,
+    UNSET,
+    Literal,
+    WriteText,
+)
 from pytest_migorch.postgres.connection import database_error
 
 __all__ = [
@@ -131,6 +137,10 @@ class Tracking:
         """(schema, table) of both tracking tables and golang-migrate's table."""
         return [(self.schema, EXECUTIONS_TABLE), (self.schema, HISTORY_TABLE),
                 (self.gm_schema, self.gm_table)]
+
+    def tables_known(self) -> bool:
+        """Whether all three tables were seen to exist (nothing is asked)."""
+        return all(table in self._seen for table in self.tables())
 
     def known_to_exist(self, tables: set[tuple[str, str]]) -> None:
         """Tables of :meth:`tables` the caller saw exist, outside a transaction, in one
@@ -375,17 +385,17 @@ class Tracking:
         When it used a prepared statement the session no longer has (a migration ended it),
         nothing of it was applied (its own transaction): ``unprepared()`` is sent instead."""
         row = self._run_write(query, unprepared)
-        return record_from_row(row) if row else None
+        return record_from_tuple(row) if row else None
 
     def run_start(self, query: sql.SQL | sql.Composed, *,
                   unprepared: Callable[[], sql.SQL] | None = None) -> int:
         """:meth:`run_change` for a write that returns the row's id (``id_only``, or any)."""
         row = self._run_write(query, unprepared)
         assert row is not None, "the write changed no row"
-        return int(row["id"])
+        return int(row[0])  # "id" comes first in either shape
 
     def _run_write(self, query: sql.SQL | sql.Composed,
-                   unprepared: Callable[[], sql.SQL] | None) -> dict[str, Any] | None:
+                   unprepared: Callable[[], sql.SQL] | None) -> tuple[Any, ...] | None:
         try:
             return self._send_change(query)
         except psycopg.errors.InvalidSqlStatementName as exc:
@@ -402,10 +412,10 @@ class Tracking:
         """A migration may have ended the prepared writes: prepare them again when used."""
         self._prepared.forget()
 
-    def _send_change(self, query: sql.SQL | sql.Composed) -> dict[str, Any] | None:
-        with self.conn.cursor(row_factory=dict_row) as cur:
+    def _send_change(self, query: sql.SQL | sql.Composed) -> tuple[Any, ...] | None:
+        with self.conn.cursor() as cur:
             cur.execute(query, prepare=False)
-            while cur.description is None and cur.nextset():
+            while not returns_rows(cur) and cur.nextset():
                 pass  # skip the results of ``before``: the row is the first one with columns
             return cur.fetchone()
 
@@ -462,3 +472,24 @@ def _rendered(conn: psycopg.Connection[Any], identifier: sql.Identifier) -> sql.
 def record_from_row(row: dict[str, Any]) -> ExecutionRecord:
     """An executions row as read with ``dict_row`` (``RETURNING`` or ``SELECT``)."""
     return ExecutionRecord(**{**row, "metadata": row["metadata"] or {}})
+
+
+_MAKE_RECORD: Any = ExecutionRecord
+_METADATA = RECORD_COLUMNS.index("metadata")
+
+
+def record_from_tuple(row: Sequence[Any]) -> ExecutionRecord:
+    """An executions row read as a plain tuple of :data:`RECORD_COLUMNS` (the dataclass's
+    fields, in order): no column descriptions or dict per row, on the writes every migration
+    makes and the state reads."""
+    record: ExecutionRecord = _MAKE_RECORD(*row[:_METADATA], row[_METADATA] or {},
+                                           *row[_METADATA + 1:])
+    return record
+
+
+def returns_rows(cur: psycopg.Cursor[Any]) -> bool:
+    """Whether the cursor's current result has rows (``cur.description is not None``,
+    without building the column descriptions that asks for)."""
+    res = cur.pgresult
+    return res is not None and (res.nfields > 0 or
+                                res.status == psycopg.pq.ExecStatus.TUPLES_OK)

@@ -82,6 +82,7 @@ class ProjectGraph:
         self._graphs: dict[str, DependencyGraph[Key]] = {}
         self._previous: dict[str, dict[Key, Key]] = {}
         self._orders: dict[tuple[str, frozenset[str] | None], list[Migration]] = {}
+        self._full: dict[str, list[Migration] | None] = {}
 
     # --- building ---------------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ class ProjectGraph:
         Owned by the knot's first migration in run order; ``services`` names every service on
         it, so validating any one of them still shows it."""
         graph = self.graph(environment)
-        if lexicographic_order(set(graph), graph.pred, graph.succ, self._sort_key) is not None:
+        if self._full_order(environment) is not None:
             return []  # acyclic, self-dependencies included: no knot, and no networkx import
         from pytest_migorch.project.cycles import knots
 
@@ -277,23 +278,47 @@ class ProjectGraph:
             )
         return [self.project.services[s].migrations[v] for s, v in keys]
 
+    def _full_order(self, environment: str) -> list[Migration] | None:
+        """Every migration of ``environment`` in run order, sorted once per environment (the
+        cycle check, the plan and each service's state all ask); None with a cycle."""
+        if environment not in self._full:
+            graph = self.graph(environment)
+            keys = lexicographic_order(set(graph), graph.pred, graph.succ, self._sort_key)
+            self._full[environment] = None if keys is None else [
+                self.project.services[s].migrations[v] for s, v in keys]
+        return self._full[environment]
+
     def order_all(self, environment: str, services: Iterable[str] | None = None) -> list[Migration]:
         """Every migration of ``services`` (default: all) in ``environment``, in run order,
-        with the migrations of other services they need placed before them."""
+        with the migrations of other services they need placed before them.
+
+        The selection and what it needs are closed under dependencies, so the sort of those
+        nodes alone picks them in the order the sort of the whole graph does (a node outside
+        never makes one inside ready): an acyclic environment is sorted once and filtered.
+        With a cycle somewhere, the selection is sorted alone (it may still be orderable)."""
         selection = None if services is None else frozenset(services)
+        if selection is not None and selection >= self.project.services.keys():
+            selection = None
         order = self._orders.get((environment, selection))
         if order is None:
             graph = self.graph(environment)
+            full = self._full_order(environment)
             if selection is None:
-                order = self._sorted(graph)
+                order = full if full is not None else self._sorted(graph)
             else:
                 wanted = {key for key in graph if key[0] in selection}
-                order = self._sorted(graph, wanted | self.ancestors(wanted, environment))
+                nodes = wanted | self.ancestors(wanted, environment)
+                order = [m for m in full if m.key in nodes] if full is not None else \
+                    self._sorted(graph, nodes)
             self._orders[(environment, selection)] = order
         return list(order)  # the caller's to change
 
     def order(self, service: str, environment: str) -> list[Migration]:
-        """One service's migrations in ``environment``, in run order."""
+        """One service's migrations in ``environment``, in run order (every one of them is in
+        its selection, so the whole environment's order, filtered, when there is one)."""
+        full = self._full_order(environment)
+        if full is not None:
+            return [m for m in full if m.service == service]
         return [m for m in self.order_all(environment, [service]) if m.service == service]
 
     def prerequisites(self, service: str, environment: str) -> list[Migration]:

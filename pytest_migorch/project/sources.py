@@ -99,6 +99,7 @@ class ListedDisk(DiskSource):
     def list_dir(self, path: Path) -> list[Path]:
         with os.scandir(path) as listing:
             entries = sorted(listing, key=lambda e: os.path.normcase(e.name))
+        self.listed(path, entries)
         children = []
         for entry in entries:
             child = path / entry.name
@@ -107,6 +108,9 @@ class ListedDisk(DiskSource):
                                       entry.is_file(follow_symlinks=False))
             children.append(child)
         return children
+
+    def listed(self, path: Path, entries: list[os.DirEntry[str]]) -> None:
+        """What a listing found, for a subclass that keeps it (the project cache)."""
 
     def is_dir(self, path: Path) -> bool:
         kind = self._kinds.get(path)

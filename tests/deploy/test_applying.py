@@ -354,3 +354,29 @@ def test_step_outcome_json(harness_for: Callable[..., Harness]) -> None:
     assert StepOutcome(step, "failed", 1.2345, "boom").to_json() == {
         "service": "shop", "migration": "000001_a", "direction": "up", "status": "failed",
         "duration_ms": 1234, "estimated_seconds": 1.0, "error": "boom"}
+
+
+def test_metadata_file_is_the_resolved_path_relative_to_the_root(tmp_path: Path) -> None:
+    """Directories are resolved once per run; each file is still resolved as a whole would
+    resolve it (a linked file, a linked directory, a file outside the root)."""
+    root = tmp_path / "services"
+    real = root / "shop" / "migrations"
+    real.mkdir(parents=True)
+    (real / "000001_a.up.sql").write_text("SELECT 1;\n")
+    (real / "000002_b.up.sql").symlink_to(real / "000001_a.up.sql")
+    (root / "alias").symlink_to(root / "shop", target_is_directory=True)
+    outside = tmp_path / "elsewhere.sql"
+    outside.write_text("SELECT 1;\n")
+    sibling = tmp_path / "services-old" / "a.up.sql"  # shares the root's name as a prefix
+    sibling.parent.mkdir()
+    sibling.write_text("SELECT 1;\n")
+    applier = Applier(Any, root, RUNNER_ID)  # type: ignore[arg-type]  # no session needed
+    for path in (real / "000001_a.up.sql", real / "000002_b.up.sql",
+                 root / "alias" / "migrations" / "000001_a.up.sql",
+                 root / "alias" / "migrations" / "000002_b.up.sql", outside, sibling):
+        try:
+            expected = str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            expected = str(path)
+        assert applier._shown(path) == expected, path
+    assert applier._shown(real / "000002_b.up.sql") == "shop/migrations/000001_a.up.sql"

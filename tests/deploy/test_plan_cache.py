@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import service_files, write_service
 
 from pytest_migorch.deploy.plan_cache import step_key
@@ -74,3 +75,58 @@ def test_without_a_store_nothing_is_kept(tmp_path: Path) -> None:
     migration = load_project(root).services["svc"].migrations[2]
     assert plan_step(migration, "up", "svc", AnalysisCache()).high_risk
     assert plan_step(migration, "up", "svc").high_risk
+
+
+_TRICKY = (
+    "-- migorch:ignore SQL002 reviewed\nDO $$ BEGIN PERFORM 1; END $$;\n"
+    "CREATE TABLE q (note text DEFAULT ';');  -- migorch:ignore RSK001, RSK002 why\n"
+    "/* a comment; with a semicolon */ SELECT 'it''s';\nSELECT 'never closed\n"
+)
+
+
+def test_kept_statements_are_the_split_of_the_file(tmp_path: Path) -> None:
+    import sys
+
+    from pytest_migorch.deploy.plan_cache import decode_statements, encode_statements
+    from pytest_migorch.sql.split import split_statements
+
+    repository = str(Path(__file__).resolve().parents[2])
+    sys.path.insert(0, repository)
+    try:
+        from benchmarks.generate import generate_repository
+    finally:
+        sys.path.remove(repository)
+    generate_repository(tmp_path / "gen", services=2, migrations=30, seed=5)
+    texts = [p.read_text() for p in sorted((tmp_path / "gen").rglob("*.sql"))] + [_TRICKY]
+    for text in texts:
+        statements = tuple(split_statements(text))
+        assert decode_statements(encode_statements(statements), text) == statements
+    assert any(s.ignores for s in split_statements(_TRICKY))
+    assert any(s.unterminated for s in split_statements(_TRICKY))
+    # an entry that does not fit the file is not used
+    kept = encode_statements(tuple(split_statements(_TRICKY)))
+    assert decode_statements(kept, _TRICKY[:20]) is None
+    assert decode_statements(None, _TRICKY) is None
+
+
+def test_a_stored_step_hands_its_statements_over_and_nothing_is_split(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_migorch.sql import split
+
+    root = _project(tmp_path / "tree", "ALTER TABLE t DROP COLUMN x;\nSELECT 1;\n")
+    with SqliteStore(tmp_path / "cache.sqlite") as store:
+        migration = load_project(root).services["svc"].migrations[2]
+        first = plan_step(migration, "up", "svc", AnalysisCache(store))
+        expected = split.split_statements(migration.up.read_text())  # type: ignore[union-attr]
+        split._known_statements.clear()
+        split._statements.cache_clear()
+        split._split_memo.cache_clear()
+
+        def refuse(text: str) -> split.SplitResult:
+            raise AssertionError("the file was split again")
+
+        monkeypatch.setattr(split, "split_sql", refuse)
+        monkeypatch.setattr(split, "_split_sql", refuse)
+        again = plan_step(migration, "up", "svc", AnalysisCache(store))
+        assert split.split_statements(migration.up.read_text()) == expected  # type: ignore[union-attr]
+    assert again == first

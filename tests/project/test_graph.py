@@ -346,3 +346,50 @@ def test_a_deep_chain_resolves_in_linear_time() -> None:
     assert [m.version for m in order] == list(range(1, 4001))
     assert needed == {("deep", v) for v in range(1, 4000)}
     assert graph.dependents([("deep", 1)], "default") == {("deep", v) for v in range(2, 4001)}
+
+
+def _subset_order(graph: ProjectGraph, environment: str, services: list[str]) -> list[str]:
+    """The selection and what it needs, sorted alone: what order_all returned before it
+    filtered the environment's one sort."""
+    dependency_graph = graph.graph(environment)
+    wanted = {key for key in dependency_graph if key[0] in services}
+    nodes = wanted | graph.ancestors(wanted, environment)
+    return [m.qualified_id for m in graph._sorted(dependency_graph, nodes)]
+
+
+def test_filtered_orders_equal_each_selection_sorted_alone(tmp_path: Path) -> None:
+    import sys
+
+    repository = str(Path(__file__).resolve().parents[2])
+    sys.path.insert(0, repository)
+    try:
+        from benchmarks.generate import generate_repository
+    finally:
+        sys.path.remove(repository)
+    root = tmp_path / "services"
+    generate_repository(root, services=6, migrations=25, seed=7)
+    project = load_project(root)
+    names = sorted(project.services)
+    for environment in project.environment_names():
+        graph = ProjectGraph(project)
+        selections = [[n] for n in names] + [names[:3], names[2:5], names]
+        for selection in selections:
+            got = [m.qualified_id for m in graph.order_all(environment, selection)]
+            assert got == _subset_order(graph, environment, selection), selection
+        for name in names:
+            assert [m.qualified_id for m in graph.order(name, environment)] == [
+                m for m in _subset_order(graph, environment, [name])
+                if m.startswith(f"{name}:")]
+
+
+def test_a_cycle_in_one_service_leaves_the_others_orderable(tmp_path: Path) -> None:
+    write_service(tmp_path, "alpha", service_files({"000001_a": {"depends_on": ["2"]},
+                                                    "000002_b": {"depends_on": ["1"]}}))
+    write_service(tmp_path, "beta", service_files({"000001_c": {}, "000002_d": {}}))
+    graph = graph_of(tmp_path)
+    assert ids(graph.order("beta", "production")) == ["beta:000001_c", "beta:000002_d"]
+    assert ids(graph.order_all("production", ["beta"])) == ["beta:000001_c", "beta:000002_d"]
+    with pytest.raises(ConfigurationError):
+        graph.order_all("production")
+    with pytest.raises(ConfigurationError):
+        graph.order("alpha", "production")
