@@ -50,9 +50,12 @@ __all__ = [
 _IDENT_START = r"A-Za-z_\u0080-\U0010ffff"
 _IDENT_CONT = _IDENT_START + r"0-9$"
 
+#: Whitespace before a token is consumed by the same match (possessively: it never gives a
+#: character back to ``other``), so a match is one token and there is one match per token.
 _TOKEN_SOURCE = (r"""
-    (?P<ws>[ \t\n\r\f\v\ufeff]+)
-  | (?P<line_comment>--[^\n\r]*)
+    [ \t\n\r\f\v\ufeff]*+
+  (?:
+    (?P<line_comment>--[^\n\r]*)
   | (?P<block_comment>/\*)
   | (?P<estring>[eE]')
   | (?P<string>')
@@ -65,6 +68,7 @@ _TOKEN_SOURCE = (r"""
   | (?P<punct>[;(),.\[\]:])
   | (?P<op>[+\-*/<>=~!@\#%^&|`?])
   | (?P<other>.)
+  )
     """)
 
 
@@ -151,29 +155,44 @@ class SplitResult:
 
 
 def tokenize(text: str, *, comments: bool = False) -> Iterator[Token]:
-    """Lex ``text`` like PostgreSQL; never raises. Whitespace is dropped, comments on request."""
+    """Lex ``text`` like PostgreSQL; never raises. Whitespace is dropped, comments on request.
+
+    Words, punctuation and operators, most of every file, are made here; quoted and nested
+    constructs (strings, dollar quotes, comments) by :func:`_finish_token`."""
     pos = 0
     length = len(text)
-    token_re = _token_re()
+    match_at = _token_re().match
     while pos < length:
-        match = token_re.match(text, pos)
-        assert match is not None  # the pattern has a catch-all alternative
-        kind = match.lastgroup or "other"
-        if kind == "ws":
-            pos = match.end()
-            continue
-        token = _finish_token(text, kind, match)
-        pos = token.end
-        if token.kind == "comment" and not comments:
-            continue
-        yield token
+        match = match_at(text, pos)
+        if match is None:  # only whitespace is left
+            return
+        kind = match.lastgroup
+        assert kind is not None  # every alternative is a named group
+        start, end = match.span(kind)
+        if kind == "word":
+            raw = text[start:end]
+            yield Token("word", raw, raw.lower(), start, end)
+        elif kind in _PLAIN_KINDS:
+            raw = text[start:end]
+            yield Token(_PLAIN_KINDS[kind], raw, raw, start, end)
+        else:
+            token = _finish_token(text, kind, match)
+            end = token.end
+            if comments or token.kind != "comment":
+                yield token
+        pos = end
+
+
+#: Token kinds whose text is the whole match and their value (``::`` is an operator).
+_PLAIN_KINDS = {"punct": "punct", "op": "op", "number": "number", "param": "param",
+                "cast": "op", "other": "other"}
 
 
 def _finish_token(text: str, kind: str, match: re.Match[str]) -> Token:
     """Turn a regex match into a token, scanning to the end of quoted and nested constructs."""
-    start, end = match.start(), match.end()
+    start, end = match.span(kind)
     if kind == "line_comment":
-        return Token("comment", match.group(), match.group(), start, end)
+        return Token("comment", text[start:end], text[start:end], start, end)
     if kind == "block_comment":
         close = _block_comment_end(text, end)
         stop = len(text) if close is None else close
@@ -188,12 +207,12 @@ def _finish_token(text: str, kind: str, match: re.Match[str]) -> Token:
             return Token("ident", raw, value, start, stop, found is None)
         return Token("string", raw, raw, start, stop, found is None)
     if kind == "dollar":
-        tag = match.group()
+        tag = text[start:end]
         close = text.find(tag, end)
         stop = len(text) if close < 0 else close + len(tag)
         value = text[end:close] if close >= 0 else text[end:]
         return Token("dollar", text[start:stop], value, start, stop, close < 0)
-    raw = match.group()
+    raw = text[start:end]
     if kind == "word":
         return Token("word", raw, raw.lower(), start, end)
     if kind == "cast":
@@ -237,11 +256,13 @@ class _FunctionBodyTracker:
     def reset(self) -> None:
         self.marks: list[str] = []
         self.depth = 0
+        self._routine = False  # _is_routine() of the marks: they change for 4 words only
 
     def word(self, value: str, paren_depth: int) -> None:
         if len(self.marks) < 4:
             self.marks.append(self._TRACKED.get(value, ""))
-        if not self._is_routine() or paren_depth:
+            self._routine = self._is_routine()
+        if not self._routine or paren_depth:
             return
         if value == "begin":
             self.depth += 1

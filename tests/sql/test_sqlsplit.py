@@ -146,6 +146,17 @@ def test_tokens_fold_unquoted_and_unescape_quoted_identifiers() -> None:
         ("op", "::")]
 
 
+def test_whitespace_between_and_after_tokens_is_never_a_token() -> None:
+    """The lexer takes the whitespace before a token in the same match, possessively: trailing
+    whitespace, or whitespace alone, must not come back as an ``other`` token."""
+    assert list(tokenize(" \t\n\r\f\v\ufeff")) == []
+    tokens = list(tokenize("  a\n\t$t$ x $t$ \r\n ( -- c\n  ", comments=True))
+    assert [(t.kind, t.text, t.start, t.end) for t in tokens] == [
+        ("word", "a", 2, 3), ("dollar", "$t$ x $t$", 5, 14), ("punct", "(", 18, 19),
+        ("comment", "-- c", 20, 24)]
+    assert tokens[1].value == " x "
+
+
 # --- properties -------------------------------------------------------------------------------
 
 _PG_SPACE = " \t\n\r\f\v\ufeff"  # what PostgreSQL's lexer skips (plus a BOM)
