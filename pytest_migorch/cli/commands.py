@@ -99,11 +99,13 @@ def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | N
     from pytest_migorch.checks.custom import load_custom_checks
     from pytest_migorch.checks.migration import analysis_order, migration_analyser
     from pytest_migorch.model import texts_read_once
-    from pytest_migorch.project.validation import validate_project
+    from pytest_migorch.project.validation import load_project_in_steps, validate_project
     from pytest_migorch.sql.ahead import analyses_ahead
     from pytest_migorch.vcs.integrity import check_against_base
 
-    project = _load(args)
+    # The configuration is read while the workers analyse the SQL (nothing to analyse depends
+    # on it: the files and their order are discovery's).
+    project, configure = load_project_in_steps(root)
     services = selected_services(args, list(project.services))
     base = args.base
     cache = _analysis_cache(args)
@@ -115,6 +117,7 @@ def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | N
                   if name in services and not (cached is not None and cached.known(service))]
     count = sum(len(service.migrations) for service in to_analyse) * 2
     with texts_read_once(), analyses_ahead(cache, analysis_order(to_analyse), count=count):
+        configure()
         result = validate_project(
             project, strict=args.strict, services=services, analyser=analyser,
             checks=[custom, *([lambda project: check_against_base(project, base)] if base
