@@ -40,6 +40,7 @@ __all__ = [
     "SplitResult",
     "tokenize",
     "split_sql",
+    "split_sql_with_tokens",
     "split_statements",
     "parse_ignore_comment",
     "parse_ignore",
@@ -317,6 +318,8 @@ class _Pending:
     last: Token | None = None
     ignores: list[IgnoreComment] = field(default_factory=list)
     unterminated: str | None = None
+    #: Its tokens, comments left out, when the caller keeps them (:func:`split_sql_with_tokens`).
+    tokens: list[Token] = field(default_factory=list)
 
 
 #: Files up to this many characters have their split kept (see :func:`split_sql`).
@@ -339,7 +342,30 @@ def split_sql(text: str) -> SplitResult:
     return _split_memo(text)
 
 
-def _split_sql(text: str) -> SplitResult:
+def split_sql_with_tokens(text: str) -> tuple[SplitResult, tuple[tuple[Token, ...], ...]]:
+    """:func:`split_sql`, and each statement's tokens as :func:`tokenize` lexes its text alone
+    (comments left out, offsets into the statement's text).
+
+    The analysis of a file lexes each of its statements; the splitter has just lexed them all.
+    A token never depends on what follows the place it ends (the lexer has no lookahead past a
+    token), and a statement's text runs from its first token's start to its last token's end,
+    so the file's tokens, shifted, are exactly the statement's. The split is remembered for
+    :func:`split_statements` as a worker's would be (:func:`remember_statements`)."""
+    kept: list[tuple[Token, ...]] = []
+    result = _split_sql(text, kept)
+    if len(text) <= MEMO_MAX_CHARS:
+        remember_statements(text, result.statements)
+    return result, tuple(kept)
+
+
+def _shifted(tokens: list[Token]) -> tuple[Token, ...]:
+    """Tokens with offsets from the first one's start, as if lexed from there."""
+    base = tokens[0].start
+    return tuple(Token(t.kind, t.text, t.value, t.start - base, t.end - base, t.unterminated)
+                 for t in tokens)
+
+
+def _split_sql(text: str, kept: list[tuple[Token, ...]] | None = None) -> SplitResult:
     lines = _LineIndex(text)
     statements: list[Statement] = []
     waiting: list[IgnoreComment] = []  # ignore comments waiting for the next statement
@@ -354,6 +380,8 @@ def _split_sql(text: str) -> SplitResult:
         if current.first is not None and current.last is not None:
             statements.append(_make_statement(text, lines, len(statements), current, waiting))
             waiting = []
+            if kept is not None:
+                kept.append(_shifted(current.tokens))
         current = _Pending()
         body.reset()
         paren = 0
@@ -373,6 +401,8 @@ def _split_sql(text: str) -> SplitResult:
         if current.first is None:
             current.first = token
         current.last = token
+        if kept is not None:
+            current.tokens.append(token)
         if token.unterminated and current.unterminated is None:
             current.unterminated = _unterminated_note(token, lines)
         if token.kind == "punct":
