@@ -36,6 +36,8 @@ from pytest_migorch.sql.analysis_cache import (
 )
 from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, Op, Role
 from pytest_migorch.sql.pg_create_table import create_table_facts
+from pytest_migorch.sql.pg_dml import KINDS as DML_KINDS
+from pytest_migorch.sql.pg_dml import dml_facts
 from pytest_migorch.sql.split import (
     IgnoreComment,
     Statement,
@@ -318,6 +320,8 @@ def analyse_statement(statement: Statement, tokens: Sequence[Token] | None = Non
         facts = recognise(kind, tokens)
         if facts is None and kind == "CREATE TABLE":  # most of them, from PostgreSQL's tree
             facts = create_table_facts(statement.text)
+        elif facts is None and kind in DML_KINDS:  # plain data fixes, the same way
+            facts = dml_facts(statement.text)
         if facts is None:
             facts = analyse_parsed(kind, statement.text, tokens)
     except NotAnalysed as exc:
