@@ -33,6 +33,8 @@ __all__ = [
     "REVERSIBLE_BY_DEFAULT",
     "IDENTIFIER_MAX_BYTES",
     "texts_read_once",
+    "remember_text",
+    "decoded_text",
 ]
 
 Direction = Literal["up", "down"]
@@ -112,13 +114,36 @@ class MigrationFile:
         Inside :func:`texts_read_once` a file is read once and the same text served again."""
         memo = _texts_read
         if memo is None:
-            return self.path.read_text(encoding="utf-8", errors="replace")
+            return decoded_text(_read_bytes(self.path))
         text = memo.get(self.path)
         if text is None:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
+            text = decoded_text(_read_bytes(self.path))
             if len(text) <= TEXT_MEMO_MAX_CHARS:
                 memo[self.path] = text
         return text
+
+
+def decoded_text(data: bytes) -> str:
+    """A file's bytes as ``Path.read_text(encoding="utf-8", errors="replace")`` reads them,
+    universal newlines included (``\r\n`` and a lone ``\r`` become ``\n``), without a text
+    stream: for thousands of small files the stream costs more than the decoding."""
+    text = data.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _read_bytes(path: Path) -> bytes:
+    with open(path, "rb", buffering=0) as file:
+        return file.readall()
+
+
+def remember_text(path: Path, data: bytes) -> None:
+    """Inside :func:`texts_read_once`, keep the text of ``path`` whose bytes a caller has just
+    read from the file system (discovery, which checks every file's content), so it is not
+    read again. Only for the file system's own bytes: a git revision's are another text."""
+    if _texts_read is not None and len(data) <= TEXT_MEMO_MAX_CHARS:
+        _texts_read[path] = decoded_text(data)
 
 
 #: Files up to this many characters are kept by :func:`texts_read_once` (bounding its memory).

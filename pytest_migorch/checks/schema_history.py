@@ -9,39 +9,24 @@ order starts from an empty schema of its own, which is what makes absence knowle
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 
 from pytest_migorch.checks.schema_model import Effect, SchemaModel, replay
 from pytest_migorch.model import Migration, MigrationFile, Service, schema_name
 from pytest_migorch.sql.analysis import AnalysisCache, SqlAnalysis, analyse_sql
-from pytest_migorch.sql.schema_facts import SchemaDetail, schema_details, statement_texts
-from pytest_migorch.sql.split import split_statements
+from pytest_migorch.sql.schema_facts import file_details
 
 __all__ = ["models_before", "file_effects", "service_models", "read_migration_file"]
 
 logger = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=1024)
-def _details(text: str, count: int) -> tuple[SchemaDetail, ...]:
-    """The schema details of every statement of a file (``count`` statements), by index.
-
-    PostgreSQL's scanner splits a file about ten times faster than our splitter; its split is
-    used when it finds the same number of statements, which it does for any file PostgreSQL
-    accepts. Each file is replayed twice (history, then its own check), hence the cache."""
-    texts = statement_texts(text)
-    if texts is None or len(texts) != count:
-        texts = [st.text for st in split_statements(text)]
-    return tuple(schema_details(piece) for piece in texts)
-
-
 def file_effects(model: SchemaModel, analysis: SqlAnalysis, text: str,
                  schema: str) -> list[Effect]:
     """Replay one up file into ``model``; the effect of each statement, in order."""
     return replay(model, analysis.statements, schema,
-                  _details(text, len(analysis.statements)))
+                  file_details(text, len(analysis.statements)))
 
 
 def read_migration_file(file: MigrationFile | None) -> str | None:

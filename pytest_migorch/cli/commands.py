@@ -104,14 +104,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | None
               ) -> tuple[Project, list[str], list[Finding]]:
     """The static pipeline of ``validate``: every finding of the selected services."""
+    from pytest_migorch.model import texts_read_once
+
+    # Discovery reads every file (its texts are kept for the analysis); the configuration is
+    # read while the workers analyse the SQL (what is analysed, in which order, is discovery's).
+    with texts_read_once():
+        return _run_pipeline(args, root, cached)
+
+
+def _run_pipeline(args: argparse.Namespace, root: Path, cached: CachedValidation | None
+                  ) -> tuple[Project, list[str], list[Finding]]:
     from pytest_migorch.checks.custom import load_custom_checks
     from pytest_migorch.checks.migration import analysis_order, migration_analyser
-    from pytest_migorch.model import texts_read_once
-    from pytest_migorch.project.validation import validate_project
+    from pytest_migorch.project.validation import load_project_in_steps, validate_project
     from pytest_migorch.sql.ahead import analyses_ahead
     from pytest_migorch.vcs.integrity import check_against_base
 
-    project = _load(args)
+    project, configure = load_project_in_steps(root)
     services = selected_services(args, list(project.services))
     base = args.base
     cache = _analysis_cache(args)
@@ -122,7 +131,8 @@ def _validate(args: argparse.Namespace, root: Path, cached: CachedValidation | N
     to_analyse = [service for name, service in project.services.items()
                   if name in services and not (cached is not None and cached.known(service))]
     count = sum(len(service.migrations) for service in to_analyse) * 2
-    with texts_read_once(), analyses_ahead(cache, analysis_order(to_analyse), count=count):
+    with analyses_ahead(cache, analysis_order(to_analyse), count=count):
+        configure()
         result = validate_project(
             project, strict=args.strict, services=services, analyser=analyser,
             checks=[custom, *([lambda project: check_against_base(project, base)] if base

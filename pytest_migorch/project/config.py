@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from pytest_migorch.findings import Family, Rule, Severity, clip
 from pytest_migorch.model import (
@@ -27,7 +27,7 @@ from pytest_migorch.model import (
     Service,
     is_protected_by_default,
 )
-from pytest_migorch.project import json_validity
+from pytest_migorch.project import json_validity, schema_subset
 from pytest_migorch.project.discovery import missing_down_finding
 from pytest_migorch.project.jsonpos import (
     JsonDocument,
@@ -144,6 +144,12 @@ def _validator(name: str) -> Validator:
     return json_validity.validator(load_schema(name))
 
 
+@lru_cache(maxsize=None)
+def _subset_validator(name: str) -> Callable[[Any], bool] | None:
+    """The schema's checks without jsonschema (:mod:`~pytest_migorch.project.schema_subset`)."""
+    return schema_subset.compile_schema(load_schema(name))
+
+
 _VERSION = re.compile(r"[0-9]+")
 #: Versions with more significant digits than this do not fit in uint64, so no file has them.
 _UINT64_DIGITS = 20
@@ -220,6 +226,9 @@ def _read_document(
             else None,
         ))
     if json_validity.known_valid(schema_name, data):
+        return document, set()
+    if schema_subset.certainly_valid(_subset_validator(schema_name), document.value):
+        json_validity.remember_valid(schema_name, data)
         return document, set()
     errors = _report_schema_errors(service, path, document, schema_name)
     if not errors:

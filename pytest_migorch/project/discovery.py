@@ -16,8 +16,8 @@ from typing import Any
 
 from pytest_migorch.errors import UsageError
 from pytest_migorch.findings import Family, Finding, Rule, Severity
-from pytest_migorch.model import Migration, MigrationFile, Project, Service
-from pytest_migorch.project.sources import DISK, FileSource
+from pytest_migorch.model import Migration, MigrationFile, Project, Service, remember_text
+from pytest_migorch.project.sources import DISK, DiskSource, FileSource
 from pytest_migorch.project.squashed import SQUASHED_DIR
 
 __all__ = [
@@ -342,6 +342,8 @@ def _content_is_usable(
         return True
     if not text.strip():
         service.findings.append(EMPTY_FILE.finding(f"{path.name} is empty", **where))
+    if isinstance(source, DiskSource):
+        remember_text(path, data)  # the analysis reads it next (inside texts_read_once)
     return True
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import jsonschema
     from jsonschema.protocols import Validator
 
-__all__ = ["known_valid", "remember_valid", "validity_dir", "validator"]
+__all__ = ["known_valid", "remember_valid", "validity_dir", "validator", "ecma_regex"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def remember_valid(schema_name: str, data: bytes) -> None:
 
 
 @lru_cache(maxsize=None)
-def _ecma_regex(pattern: str) -> re.Pattern[str]:
+def ecma_regex(pattern: str) -> re.Pattern[str]:
     r"""A schema ``pattern`` as JSON Schema (ECMA-262) means it: ``$`` ends the string.
 
     Python's ``$`` also matches before a final newline, so with the stock validator a key
@@ -96,7 +96,7 @@ def _pattern(
 ) -> Iterator[jsonschema.ValidationError]:
     import jsonschema
 
-    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 

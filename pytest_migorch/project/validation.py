@@ -18,7 +18,8 @@ from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.project.sources import DISK, FileSource, ListedDisk
 
 __all__ = [
-    "load_project", "validate_project", "ValidationResult", "MigrationAnalyser", "ProjectCheck",
+    "load_project", "load_project_in_steps", "validate_project", "ValidationResult",
+    "MigrationAnalyser", "ProjectCheck",
 ]
 
 #: Analyses one migration's SQL and returns its findings (see
@@ -57,12 +58,27 @@ def load_project(root: Path, source: FileSource = DISK) -> Project:
     ``source`` reads the tree (default: the file system, through a :class:`ListedDisk` for
     this load; integrity passes a git revision's).
     """
+    project, configure = load_project_in_steps(root, source)
+    configure()
+    return project
+
+
+def load_project_in_steps(root: Path, source: FileSource = DISK
+                          ) -> tuple[Project, Callable[[], None]]:
+    """:func:`load_project` in two steps: the services and their files are discovered now, their
+    configuration (dependencies.json, environments.json) is attached when the returned function
+    is called. The files to analyse are known after the first step, so ``migorch validate``
+    starts its analysis workers in between and they work while the JSON files are read."""
     if source is DISK:
         source = ListedDisk()
     project = discover_project(Path(root), source)
-    for service in project.services.values():
-        load_service_config(service, source)
-    return project
+    chosen = source
+
+    def configure() -> None:
+        for service in project.services.values():
+            load_service_config(service, chosen)
+
+    return project, configure
 
 
 def validate_project(

@@ -33,6 +33,8 @@ from pytest_migorch.sql.analysis import (
     analyse_uncached,
     content_key,
 )
+from pytest_migorch.sql.execution_mode import SqlMode, remember_sql_mode, sql_mode
+from pytest_migorch.sql.schema_facts import SchemaDetail, file_details, remember_file_details
 from pytest_migorch.sql.split import Statement, remember_statements, split_statements
 from pytest_migorch.sql.store import encode
 
@@ -66,17 +68,21 @@ def usable_workers() -> int:
     return cores if cores > 1 else 0
 
 
-#: What a worker sends back for one text: its analysis, encoded for the store too, and its
-#: statements (the checks split the file again for its execution mode; the worker just did).
-_Done = tuple[SqlAnalysis, str, tuple[Statement, ...]]
+#: What a worker sends back for one text: its analysis, encoded for the store too, its
+#: statements, what its SQL says of its execution mode and its schema details. The checks in
+#: the parent need all of them, and each depends on nothing but the text: computed here, they
+#: cost the parent (the critical path of a cold run) only receiving them.
+_Done = tuple[SqlAnalysis, str, tuple[Statement, ...], SqlMode, tuple[SchemaDetail, ...]]
 
 
 def _analyse_chunk(analyse: Analyse, chunk: list[tuple[str, str]]) -> list[_Done]:
-    """In a worker: the analyses, stored forms and splits of ``(key, text)`` pairs, in order."""
+    """In a worker: the analyses, stored forms, splits, SQL modes and schema details of
+    ``(key, text)`` pairs, in order."""
     done: list[_Done] = []
     for key, text in chunk:
         analysis = analyse(text, key)
-        done.append((analysis, encode(analysis.to_json()), tuple(split_statements(text))))
+        done.append((analysis, encode(analysis.to_json()), tuple(split_statements(text)),
+                     sql_mode(text), file_details(text, len(analysis.statements))))
     return done
 
 
@@ -153,11 +159,13 @@ class AnalysesAhead:
                                exc_info=True)
                 self._give_up()
                 break
-            for (done, text), (analysis, document, statements) in zip(chunk, results,
-                                                                       strict=True):
+            for (done, text), (analysis, document, statements, mode, details) in zip(
+                    chunk, results, strict=True):
                 self._expected.discard(done)
                 self._ready[done] = Computed(analysis, document)
                 remember_statements(text, statements)
+                remember_sql_mode(text, mode)
+                remember_file_details(text, len(analysis.statements), details)
             self._fill()
         self._expected.discard(key)
         return self._ready.pop(key, None)

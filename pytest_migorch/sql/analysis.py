@@ -36,7 +36,15 @@ from pytest_migorch.sql.analysis_cache import (
 )
 from pytest_migorch.sql.facts import Facts, InvalidSql, NotAnalysed, ObjectRef, Op, Role
 from pytest_migorch.sql.pg_create_table import create_table_facts
-from pytest_migorch.sql.split import IgnoreComment, Statement, Token, split_sql, tokenize
+from pytest_migorch.sql.pg_dml import KINDS as DML_KINDS
+from pytest_migorch.sql.pg_dml import dml_facts
+from pytest_migorch.sql.split import (
+    IgnoreComment,
+    Statement,
+    Token,
+    split_sql_with_tokens,
+    tokenize,
+)
 from pytest_migorch.sql.token_recognisers import recognise, statement_kind
 
 __all__ = [
@@ -276,11 +284,12 @@ def analyse_sql(text: str, cache: AnalysisCache | None = None) -> SqlAnalysis:
 def analyse_uncached(text: str, key: str) -> SqlAnalysis:
     """The analysis of ``text`` under ``key`` (its :func:`content_key`), no cache involved: what
     :func:`analyse_sql` computes on a miss, and what analysis workers run."""
-    split = split_sql(text)
+    split, tokens = split_sql_with_tokens(text)
     return SqlAnalysis(
         key=key,
         statements=pg_parse.refine(text, split.statements,
-                                   [analyse_statement(s) for s in split.statements],
+                                   [analyse_statement(s, t) for s, t in
+                                    zip(split.statements, tokens, strict=True)],
                                    analyse_statement),
         orphan_ignores=split.orphan_ignores,
         unterminated_comment_line=split.unterminated_comment_line,
@@ -295,11 +304,15 @@ def analyse_parsed(kind: str, text: str, tokens: Sequence[Token]) -> Facts:
     return parsed(kind, text, tokens)
 
 
-def analyse_statement(statement: Statement) -> StatementAnalysis:
-    """Analyse one statement: token-level recognisers first, then sqlglot; never raises."""
+def analyse_statement(statement: Statement, tokens: Sequence[Token] | None = None
+                      ) -> StatementAnalysis:
+    """Analyse one statement: token-level recognisers first, then sqlglot; never raises.
+
+    ``tokens``: the statement's tokens when the splitter kept them
+    (:func:`~pytest_migorch.sql.split.split_sql_with_tokens`), else it is lexed here."""
     if len(statement.text) > MAX_ANALYSED_CHARS:
         return _too_large(statement)
-    tokens = list(tokenize(statement.text))
+    tokens = list(tokens) if tokens is not None else list(tokenize(statement.text))
     kind = statement_kind(tokens)
     if statement.unterminated:
         return _result(statement, kind, reason=statement.unterminated)
@@ -307,6 +320,8 @@ def analyse_statement(statement: Statement) -> StatementAnalysis:
         facts = recognise(kind, tokens)
         if facts is None and kind == "CREATE TABLE":  # most of them, from PostgreSQL's tree
             facts = create_table_facts(statement.text)
+        elif facts is None and kind in DML_KINDS:  # plain data fixes, the same way
+            facts = dml_facts(statement.text)
         if facts is None:
             facts = analyse_parsed(kind, statement.text, tokens)
     except NotAnalysed as exc:

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pytest_migorch.model import Migration, MigrationFile
 from pytest_migorch.sql.split import Statement, split_statements
 
-__all__ = ["ExecutionMode", "execution_mode", "file_execution_mode", "no_transaction_reason",
-           "is_transaction_control", "own_transaction_control", "drop_wrapper"]
+__all__ = ["ExecutionMode", "execution_mode", "SqlMode", "sql_mode", "remember_sql_mode",
+           "file_execution_mode", "no_transaction_reason", "is_transaction_control",
+           "own_transaction_control", "drop_wrapper"]
 
 _BEGIN = re.compile(r"(?is)\s*(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION)\b.*)?\s*")
 _COMMIT = re.compile(r"(?is)\s*(COMMIT|END)(\s+(WORK|TRANSACTION))?\s*")
@@ -104,18 +107,50 @@ def execution_mode(text: str, declared: bool | None) -> ExecutionMode:
     Kept per (text, declared) for the process: the plan, the checks and the step that applies
     a file each ask (four splits of every file of an ``up --all``), and the answer, frozen all
     the way down, depends on nothing else."""
-    statements = [s for s in split_statements(text) if s.text.strip()]
-    no_transaction = tuple((s, name) for s in statements
-                           if (name := no_transaction_reason(s.text)) is not None)
-    control = own_transaction_control(statements)
+    found = sql_mode(text)
     if declared is not None:
         transactional = declared
     else:
-        lone = len(statements) == 1 and bool(no_transaction)
-        transactional = not (lone or control)
+        lone = found.statements == 1 and bool(found.no_transaction)
+        transactional = not (lone or found.control)
     return ExecutionMode(transactional=transactional, declared=declared,
-                         statements=len(statements), no_transaction=no_transaction,
-                         control=control)
+                         statements=found.statements, no_transaction=found.no_transaction,
+                         control=found.control)
+
+
+class SqlMode(NamedTuple):
+    """What a file's SQL alone says of how it runs (:func:`execution_mode` adds the declared)."""
+
+    statements: int
+    no_transaction: tuple[tuple[Statement, str], ...]
+    control: tuple[Statement, ...]
+
+
+def sql_mode(text: str) -> SqlMode:
+    """:class:`SqlMode` of ``text``: from an analysis worker (:func:`remember_sql_mode`), or
+    computed here."""
+    known = _known_modes.get(text)
+    return known if known is not None else _sql_mode(text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _sql_mode(text: str) -> SqlMode:
+    statements = [s for s in split_statements(text) if s.text.strip()]
+    no_transaction = tuple((s, name) for s in statements
+                           if (name := no_transaction_reason(s.text)) is not None)
+    return SqlMode(len(statements), no_transaction, own_transaction_control(statements))
+
+
+#: Modes computed in another process (:mod:`pytest_migorch.sql.ahead`), most recent last.
+_known_modes: OrderedDict[str, SqlMode] = OrderedDict()
+
+
+def remember_sql_mode(text: str, mode: SqlMode) -> None:
+    """Keep the :class:`SqlMode` of ``text`` made elsewhere (as many as the splits kept)."""
+    _known_modes[text] = mode
+    _known_modes.move_to_end(text)
+    while len(_known_modes) > 4096:
+        _known_modes.popitem(last=False)
 
 
 def file_execution_mode(migration: Migration, file: MigrationFile) -> ExecutionMode:

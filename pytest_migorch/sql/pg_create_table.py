@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_migorch.sql.facts import Facts, ObjectRef, Op, OpKind, Role
 
-__all__ = ["create_table_facts"]
+__all__ = ["create_table_facts", "Declined", "only_keys", "relation", "plain_expression"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ _COLUMN_KEYS = {"colname", "typeName", "is_local", "constraints", "location"}
 _RELATION_KEYS = {"schemaname", "relname", "inh", "relpersistence", "location"}
 
 
-class _Declined(Exception):
+class Declined(Exception):
     """The statement has a part this module does not read: sqlglot reads it."""
 
 
@@ -91,26 +91,26 @@ def create_table_facts(text: str) -> Facts | None:
         if node is None:
             return None
         return _create(node)
-    except _Declined:
+    except Declined:
         return None
     except Exception:  # PostgreSQL rejects it, or a tree we misread: the full path decides
         logger.debug("CREATE TABLE left to sqlglot", exc_info=True)
         return None
 
 
-def _only(node: dict[str, Any], allowed: set[str]) -> None:
+def only_keys(node: dict[str, Any], allowed: set[str]) -> None:
     if not allowed.issuperset(node):
-        raise _Declined(sorted(set(node) - allowed))
+        raise Declined(sorted(set(node) - allowed))
 
 
 def _create(node: dict[str, Any]) -> Facts:
-    _only(node, _CREATE_KEYS)
+    only_keys(node, _CREATE_KEYS)
     if node.get("oncommit", "ONCOMMIT_NOOP") != "ONCOMMIT_NOOP":
-        raise _Declined("ON COMMIT")
-    name = _relation(node["relation"])
+        raise Declined("ON COMMIT")
+    name = relation(node["relation"])
     persistence = node["relation"].get("relpersistence", "p")
     if persistence not in ("p", "t"):
-        raise _Declined("UNLOGGED")
+        raise Declined("UNLOGGED")
     facts = Facts(kind="CREATE TABLE")
     facts.obj("table", name, Role.CREATED)
     facts.op(OpKind.CREATE_TABLE, name, flags=("temporary" if persistence == "t" else "",
@@ -139,23 +139,23 @@ def _create(node: dict[str, Any]) -> Facts:
 
 def _element(element: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if len(element) != 1:
-        raise _Declined("element")
+        raise Declined("element")
     kind, body = next(iter(element.items()))
     if kind not in ("ColumnDef", "Constraint"):
-        raise _Declined(kind)  # LIKE, ...
+        raise Declined(kind)  # LIKE, ...
     return kind, body
 
 
-def _relation(node: dict[str, Any]) -> QName:
-    _only(node, _RELATION_KEYS)
+def relation(node: dict[str, Any]) -> QName:
+    only_keys(node, _RELATION_KEYS)
     if not node.get("inh", True):
-        raise _Declined("ONLY")
+        raise Declined("ONLY")
     return (node.get("schemaname"), _name(node["relname"]))
 
 
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value.encode()) >= 63:
-        raise _Declined("name")  # PostgreSQL truncates long names; sqlglot does not
+        raise Declined("name")  # PostgreSQL truncates long names; sqlglot does not
     return value
 
 
@@ -164,14 +164,14 @@ def _strings(nodes: Any) -> list[str]:
     for item in nodes or ():
         string = item.get("String") if isinstance(item, dict) else None
         if string is None or "sval" not in string:
-            raise _Declined("name list")
+            raise Declined("name list")
         values.append(_name(string["sval"]))
     return values
 
 
 def _column(table: QName, body: dict[str, Any], facts: Facts, keys: set[str]) -> list[QName]:
     """The COLUMN fact of a column definition; returns the tables its REFERENCES name."""
-    _only(body, _COLUMN_KEYS)
+    only_keys(body, _COLUMN_KEYS)
     column = _name(body["colname"])
     detail = _type(body["typeName"])
     flags = ["primary_key" if column in keys else ""]
@@ -185,7 +185,7 @@ def _column(table: QName, body: dict[str, Any], facts: Facts, keys: set[str]) ->
             flags.append("identity")
         elif contype == "CONSTR_FOREIGN":
             flags.append("references")
-            targets.append(_relation(constraint["pktable"]))
+            targets.append(relation(constraint["pktable"]))
             _strings(constraint.get("pk_attrs"))
     facts.ops.append(Op(op=OpKind.COLUMN, schema=table[0], name=table[1], column=column,
                         detail=detail, flags=tuple(sorted(f for f in flags if f))))
@@ -199,69 +199,70 @@ def _table_constraint(body: dict[str, Any]) -> QName | None:
         return None
     _strings(constraint.get("fk_attrs"))
     _strings(constraint.get("pk_attrs"))
-    return _relation(constraint["pktable"])
+    return relation(constraint["pktable"])
 
 
 def _constraint(item: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
     constraint: dict[str, Any] | None = item.get("Constraint") if len(item) == 1 else None
     if constraint is None or constraint.get("contype") not in allowed:
-        raise _Declined("constraint")
-    _only(constraint, _CONSTRAINT_KEYS)
+        raise Declined("constraint")
+    only_keys(constraint, _CONSTRAINT_KEYS)
     if constraint.get("fk_matchtype", "s") != "s":
-        raise _Declined("MATCH")
+        raise Declined("MATCH")
     if "conname" in constraint:
         _name(constraint["conname"])
     if "raw_expr" in constraint:
-        _plain_expression(constraint["raw_expr"])
+        plain_expression(constraint["raw_expr"])
     return constraint
 
 
-def _plain_expression(node: Any) -> None:
-    """Raise _Declined unless every node of the expression is of a plain kind."""
+def plain_expression(node: Any, a_expr: frozenset[str] | set[str] = _PLAIN_A_EXPR) -> None:
+    """Raise Declined unless every node of the expression is of a plain kind (``a_expr``: the
+    kinds of operator expression allowed)."""
     if isinstance(node, list):
         for item in node:
-            _plain_expression(item)
+            plain_expression(item, a_expr)
         return
     if not isinstance(node, dict):
         return
     for kind, body in node.items():
         if kind[:1].isupper():
             if kind not in _PLAIN_EXPRESSIONS:
-                raise _Declined(kind)
-            if kind == "A_Expr" and body.get("kind") not in _PLAIN_A_EXPR:
-                raise _Declined("A_Expr")
+                raise Declined(kind)
+            if kind == "A_Expr" and body.get("kind") not in a_expr:
+                raise Declined("A_Expr")
             if kind == "FuncCall" and (body.get("funcformat") != "COERCE_EXPLICIT_CALL"
                                        or set(body) - {"funcname", "args", "funcformat",
                                                        "location"}):
-                raise _Declined("FuncCall")
+                raise Declined("FuncCall")
             if kind == "TypeCast":
                 _type(body["typeName"])
-        _plain_expression(body)
+        plain_expression(body, a_expr)
 
 
 def _type(node: dict[str, Any]) -> str:
     """The type as sqlglot prints it (``VARCHAR(20)``, ``DECIMAL(10, 2)``, ``TEXT[]``)."""
     if set(node) - {"names", "typmods", "typemod", "arrayBounds", "location"} or \
             node.get("typemod", -1) != -1:
-        raise _Declined("type")
+        raise Declined("type")
     known = _TYPES.get(tuple(_strings(node["names"])))
     if known is None:
-        raise _Declined("type name")
+        raise Declined("type name")
     printed, takes_modifiers = known
     modifiers = []
     for item in node.get("typmods") or ():
         value = item.get("A_Const", {}).get("ival", {}) if takes_modifiers else None
         if not isinstance(value, dict) or set(item["A_Const"]) - {"ival", "location"}:
-            raise _Declined("type modifier")
+            raise Declined("type modifier")
         if item["A_Const"].get("location") == -1:  # the parser's own: char is char(1)
             if printed != "CHAR":
-                raise _Declined("implied type modifier")
+                raise Declined("implied type modifier")
             continue
         modifiers.append(str(value.get("ival", 0)))
     if modifiers:
         printed += f"({', '.join(modifiers)})"
     for bound in node.get("arrayBounds") or ():
         if bound != {"Integer": {"ival": -1}}:
-            raise _Declined("array bound")
+            raise Declined("array bound")
         printed += "[]"
     return printed

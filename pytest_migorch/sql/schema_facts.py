@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import json
 import re
+import functools
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_migorch.sql.cursor import QName
+from pytest_migorch.sql.split import split_statements
 
 try:  # pglast ships wheels for Linux and macOS only; without it there are no details
     from pglast import parser as _pg_parser
 except ImportError:  # pragma: no cover - depends on the platform
     _pg_parser = None  # type: ignore[assignment]
 
-__all__ = ["SchemaDetail", "schema_details", "statement_texts", "NOTHING"]
+__all__ = ["SchemaDetail", "schema_details", "statement_texts", "NOTHING", "file_details",
+           "remember_file_details"]
 
 Node = dict[str, Any]
 
@@ -89,6 +93,41 @@ def schema_details(text: str) -> SchemaDetail:
     if kind in ("DropStmt", "RenameStmt"):
         return SchemaDetail(missing_ok=bool(tree.get("missing_ok")))
     return NOTHING
+
+
+def file_details(text: str, count: int) -> tuple[SchemaDetail, ...]:
+    """The schema details of every statement of a file (``count`` statements), by index.
+
+    Served from what an analysis worker computed (:func:`remember_file_details`), else
+    computed here. PostgreSQL's scanner splits a file about ten times faster than our
+    splitter; its split is used when it finds the same number of statements, which it does
+    for any file PostgreSQL accepts. Each file is replayed twice (history, then its own
+    check), hence the cache."""
+    known = _known_details.get(text)
+    if known is not None and known[0] == count:
+        return known[1]
+    return _file_details(text, count)
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_details(text: str, count: int) -> tuple[SchemaDetail, ...]:
+    texts = statement_texts(text)
+    if texts is None or len(texts) != count:
+        texts = [st.text for st in split_statements(text)]
+    return tuple(schema_details(piece) for piece in texts)
+
+
+#: Details computed in another process (:mod:`pytest_migorch.sql.ahead`): text -> (count,
+#: details), most recent last.
+_known_details: OrderedDict[str, tuple[int, tuple[SchemaDetail, ...]]] = OrderedDict()
+
+
+def remember_file_details(text: str, count: int, details: tuple[SchemaDetail, ...]) -> None:
+    """Keep :func:`file_details` of ``text`` made elsewhere (as many as the splits kept)."""
+    _known_details[text] = (count, details)
+    _known_details.move_to_end(text)
+    while len(_known_details) > 4096:
+        _known_details.popitem(last=False)
 
 
 def statement_texts(text: str) -> list[str] | None:

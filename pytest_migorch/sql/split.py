@@ -40,6 +40,7 @@ __all__ = [
     "SplitResult",
     "tokenize",
     "split_sql",
+    "split_sql_with_tokens",
     "split_statements",
     "parse_ignore_comment",
     "parse_ignore",
@@ -50,9 +51,12 @@ __all__ = [
 _IDENT_START = r"A-Za-z_\u0080-\U0010ffff"
 _IDENT_CONT = _IDENT_START + r"0-9$"
 
+#: Whitespace before a token is consumed by the same match (possessively: it never gives a
+#: character back to ``other``), so a match is one token and there is one match per token.
 _TOKEN_SOURCE = (r"""
-    (?P<ws>[ \t\n\r\f\v\ufeff]+)
-  | (?P<line_comment>--[^\n\r]*)
+    [ \t\n\r\f\v\ufeff]*+
+  (?:
+    (?P<line_comment>--[^\n\r]*)
   | (?P<block_comment>/\*)
   | (?P<estring>[eE]')
   | (?P<string>')
@@ -65,6 +69,7 @@ _TOKEN_SOURCE = (r"""
   | (?P<punct>[;(),.\[\]:])
   | (?P<op>[+\-*/<>=~!@\#%^&|`?])
   | (?P<other>.)
+  )
     """)
 
 
@@ -151,29 +156,44 @@ class SplitResult:
 
 
 def tokenize(text: str, *, comments: bool = False) -> Iterator[Token]:
-    """Lex ``text`` like PostgreSQL; never raises. Whitespace is dropped, comments on request."""
+    """Lex ``text`` like PostgreSQL; never raises. Whitespace is dropped, comments on request.
+
+    Words, punctuation and operators, most of every file, are made here; quoted and nested
+    constructs (strings, dollar quotes, comments) by :func:`_finish_token`."""
     pos = 0
     length = len(text)
-    token_re = _token_re()
+    match_at = _token_re().match
     while pos < length:
-        match = token_re.match(text, pos)
-        assert match is not None  # the pattern has a catch-all alternative
-        kind = match.lastgroup or "other"
-        if kind == "ws":
-            pos = match.end()
-            continue
-        token = _finish_token(text, kind, match)
-        pos = token.end
-        if token.kind == "comment" and not comments:
-            continue
-        yield token
+        match = match_at(text, pos)
+        if match is None:  # only whitespace is left
+            return
+        kind = match.lastgroup
+        assert kind is not None  # every alternative is a named group
+        start, end = match.span(kind)
+        if kind == "word":
+            raw = text[start:end]
+            yield Token("word", raw, raw.lower(), start, end)
+        elif kind in _PLAIN_KINDS:
+            raw = text[start:end]
+            yield Token(_PLAIN_KINDS[kind], raw, raw, start, end)
+        else:
+            token = _finish_token(text, kind, match)
+            end = token.end
+            if comments or token.kind != "comment":
+                yield token
+        pos = end
+
+
+#: Token kinds whose text is the whole match and their value (``::`` is an operator).
+_PLAIN_KINDS = {"punct": "punct", "op": "op", "number": "number", "param": "param",
+                "cast": "op", "other": "other"}
 
 
 def _finish_token(text: str, kind: str, match: re.Match[str]) -> Token:
     """Turn a regex match into a token, scanning to the end of quoted and nested constructs."""
-    start, end = match.start(), match.end()
+    start, end = match.span(kind)
     if kind == "line_comment":
-        return Token("comment", match.group(), match.group(), start, end)
+        return Token("comment", text[start:end], text[start:end], start, end)
     if kind == "block_comment":
         close = _block_comment_end(text, end)
         stop = len(text) if close is None else close
@@ -188,12 +208,12 @@ def _finish_token(text: str, kind: str, match: re.Match[str]) -> Token:
             return Token("ident", raw, value, start, stop, found is None)
         return Token("string", raw, raw, start, stop, found is None)
     if kind == "dollar":
-        tag = match.group()
+        tag = text[start:end]
         close = text.find(tag, end)
         stop = len(text) if close < 0 else close + len(tag)
         value = text[end:close] if close >= 0 else text[end:]
         return Token("dollar", text[start:stop], value, start, stop, close < 0)
-    raw = match.group()
+    raw = text[start:end]
     if kind == "word":
         return Token("word", raw, raw.lower(), start, end)
     if kind == "cast":
@@ -237,11 +257,13 @@ class _FunctionBodyTracker:
     def reset(self) -> None:
         self.marks: list[str] = []
         self.depth = 0
+        self._routine = False  # _is_routine() of the marks: they change for 4 words only
 
     def word(self, value: str, paren_depth: int) -> None:
         if len(self.marks) < 4:
             self.marks.append(self._TRACKED.get(value, ""))
-        if not self._is_routine() or paren_depth:
+            self._routine = self._is_routine()
+        if not self._routine or paren_depth:
             return
         if value == "begin":
             self.depth += 1
@@ -296,6 +318,8 @@ class _Pending:
     last: Token | None = None
     ignores: list[IgnoreComment] = field(default_factory=list)
     unterminated: str | None = None
+    #: Its tokens, comments left out, when the caller keeps them (:func:`split_sql_with_tokens`).
+    tokens: list[Token] = field(default_factory=list)
 
 
 #: Files up to this many characters have their split kept (see :func:`split_sql`).
@@ -318,7 +342,30 @@ def split_sql(text: str) -> SplitResult:
     return _split_memo(text)
 
 
-def _split_sql(text: str) -> SplitResult:
+def split_sql_with_tokens(text: str) -> tuple[SplitResult, tuple[tuple[Token, ...], ...]]:
+    """:func:`split_sql`, and each statement's tokens as :func:`tokenize` lexes its text alone
+    (comments left out, offsets into the statement's text).
+
+    The analysis of a file lexes each of its statements; the splitter has just lexed them all.
+    A token never depends on what follows the place it ends (the lexer has no lookahead past a
+    token), and a statement's text runs from its first token's start to its last token's end,
+    so the file's tokens, shifted, are exactly the statement's. The split is remembered for
+    :func:`split_statements` as a worker's would be (:func:`remember_statements`)."""
+    kept: list[tuple[Token, ...]] = []
+    result = _split_sql(text, kept)
+    if len(text) <= MEMO_MAX_CHARS:
+        remember_statements(text, result.statements)
+    return result, tuple(kept)
+
+
+def _shifted(tokens: list[Token]) -> tuple[Token, ...]:
+    """Tokens with offsets from the first one's start, as if lexed from there."""
+    base = tokens[0].start
+    return tuple(Token(t.kind, t.text, t.value, t.start - base, t.end - base, t.unterminated)
+                 for t in tokens)
+
+
+def _split_sql(text: str, kept: list[tuple[Token, ...]] | None = None) -> SplitResult:
     lines = _LineIndex(text)
     statements: list[Statement] = []
     waiting: list[IgnoreComment] = []  # ignore comments waiting for the next statement
@@ -333,6 +380,8 @@ def _split_sql(text: str) -> SplitResult:
         if current.first is not None and current.last is not None:
             statements.append(_make_statement(text, lines, len(statements), current, waiting))
             waiting = []
+            if kept is not None:
+                kept.append(_shifted(current.tokens))
         current = _Pending()
         body.reset()
         paren = 0
@@ -352,6 +401,8 @@ def _split_sql(text: str) -> SplitResult:
         if current.first is None:
             current.first = token
         current.last = token
+        if kept is not None:
+            current.tokens.append(token)
         if token.unterminated and current.unterminated is None:
             current.unterminated = _unterminated_note(token, lines)
         if token.kind == "punct":

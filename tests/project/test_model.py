@@ -80,3 +80,33 @@ def test_inside_texts_read_once_a_file_is_read_once(tmp_path: Path) -> None:
         path.write_text("DROP TABLE a;\n")
         assert file.read_text() == first, "every check sees the text the analysis saw"
     assert file.read_text() == "DROP TABLE a;\n", "outside the block each read is fresh"
+
+
+@pytest.mark.parametrize("data", [
+    b"SELECT 1;\r\nSELECT 2;\rSELECT 3;\n", b"\xef\xbb\xbfSELECT 1;", b"bad \xff\xfe byte\r",
+    b"\r\r\n\n\r", b"", "caf\u00e9 \u2603\r\n".encode(), b"\xe2\x82", b"x" * 20000 + b"\r\n",
+])
+def test_decoded_text_is_what_read_text_gives(tmp_path: Path, data: bytes) -> None:
+    from pytest_migorch.model import decoded_text
+
+    path = tmp_path / "f.sql"
+    path.write_bytes(data)
+    assert decoded_text(data) == path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_discovery_keeps_the_texts_it_read_for_the_analysis(tmp_path: Path) -> None:
+    """Inside texts_read_once the text discovery read is the one served (no second read)."""
+    from helpers import service_files, write_service
+
+    from pytest_migorch.model import texts_read_once
+    from pytest_migorch.project.validation import load_project
+
+    write_service(tmp_path, "svc", service_files(["000001_a"]))
+    with texts_read_once():
+        project = load_project(tmp_path)
+        up = next(iter(project.services["svc"].migrations.values())).up
+        assert up is not None
+        original = up.read_text()
+        up.path.write_text("-- edited after discovery\n")
+        assert up.read_text() == original
+    assert up.read_text() == "-- edited after discovery\n"

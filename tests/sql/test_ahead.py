@@ -106,3 +106,31 @@ def test_usable_workers_needs_two_cores(monkeypatch: pytest.MonkeyPatch) -> None
     assert ahead_module.usable_workers() == 2
     monkeypatch.setattr(ahead_module.sys, "platform", "darwin")
     assert ahead_module.usable_workers() == 0
+
+
+def test_the_parent_receives_modes_and_schema_details_and_does_not_compute_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks' per-text work (execution mode, schema details) comes back with the analysis:
+    the parent, the critical path, then computes neither, and gets what it would have."""
+    from pytest_migorch.sql import execution_mode as mode_module
+    from pytest_migorch.sql import schema_facts
+
+    items = keyed([text + f"-- {os.getpid()} fresh\n" for text in texts(12)])
+    expected = {text: (mode_module._sql_mode.__wrapped__(text),
+                       schema_facts._file_details.__wrapped__(
+                           text, len(analyse_uncached(text, key).statements)))
+                for key, text in items}
+    with AnalysesAhead(items, analyse_uncached, workers=2, chunk_files=3) as ahead:
+        assert ahead.active  # the workers are forked: what is patched now is the parent's
+
+        def computed_here(*args: object) -> None:
+            raise AssertionError("computed in the parent")
+
+        monkeypatch.setattr(mode_module, "_sql_mode", computed_here)
+        monkeypatch.setattr(schema_facts, "_file_details", computed_here)
+        for key, text in items:
+            got = ahead.take(key)
+            assert got is not None
+            mode, details = expected[text]
+            assert mode_module.sql_mode(text) == mode
+            assert schema_facts.file_details(text, len(got.analysis.statements)) == details

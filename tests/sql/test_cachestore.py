@@ -121,7 +121,7 @@ def test_internal_errors_are_not_persisted(tmp_path: Path,
     monkeypatch.setattr(analysis_module, "analyse_parsed", broken)
     path = tmp_path / "analysis.sqlite"
     with SqliteStore(path) as store:
-        result = analyse_sql("INSERT INTO t VALUES (1);", AnalysisCache(store))
+        result = analyse_sql("INSERT INTO t SELECT * FROM u;", AnalysisCache(store))
         assert result.statements[0].reason == "internal error (RuntimeError)"
         assert store.get(result.key) is None
 

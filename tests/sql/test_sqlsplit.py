@@ -12,6 +12,7 @@ from pytest_migorch.sql.split import (
     IgnoreComment,
     parse_ignore_comment,
     split_sql,
+    split_sql_with_tokens,
     split_statements,
     tokenize,
 )
@@ -146,6 +147,17 @@ def test_tokens_fold_unquoted_and_unescape_quoted_identifiers() -> None:
         ("op", "::")]
 
 
+def test_whitespace_between_and_after_tokens_is_never_a_token() -> None:
+    """The lexer takes the whitespace before a token in the same match, possessively: trailing
+    whitespace, or whitespace alone, must not come back as an ``other`` token."""
+    assert list(tokenize(" \t\n\r\f\v\ufeff")) == []
+    tokens = list(tokenize("  a\n\t$t$ x $t$ \r\n ( -- c\n  ", comments=True))
+    assert [(t.kind, t.text, t.start, t.end) for t in tokens] == [
+        ("word", "a", 2, 3), ("dollar", "$t$ x $t$", 5, 14), ("punct", "(", 18, 19),
+        ("comment", "-- c", 20, 24)]
+    assert tokens[1].value == " x "
+
+
 # --- properties -------------------------------------------------------------------------------
 
 _PG_SPACE = " \t\n\r\f\v\ufeff"  # what PostgreSQL's lexer skips (plus a BOM)
@@ -181,6 +193,33 @@ def test_random_text_never_raises_and_spans_cover_the_text(sql: str) -> None:
 @given(st.text(max_size=60))
 def test_arbitrary_unicode_never_raises(sql: str) -> None:
     _assert_invariants(sql)
+
+
+def _assert_kept_tokens_are_the_statements_own(sql: str) -> None:
+    """The tokens the splitter keeps for the analysis are what lexing each statement alone
+    gives (the analysis uses them instead of lexing again), and the split is split_sql's."""
+    split, kept = split_sql_with_tokens(sql)
+    assert split == split_sql(sql)
+    assert [list(tokens) for tokens in kept] == [list(tokenize(s.text))
+                                                 for s in split.statements]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(
+    list("ab$'\";-/*()\n\r \\eE1_.:+U&") + ["::", "$a$", "--", "/*", "*/", "1e5", "begin",
+                                              "end", "create function ", "case "]),
+    max_size=40).map("".join))
+def test_kept_tokens_match_lexing_each_statement(sql: str) -> None:
+    _assert_kept_tokens_are_the_statements_own(sql)
+
+
+def test_kept_tokens_on_the_example_files() -> None:
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[2] / "examples").rglob("*.sql"))
+    assert files
+    for path in files:
+        _assert_kept_tokens_are_the_statements_own(path.read_text(encoding="utf-8"))
 
 
 _fragment = st.one_of(
