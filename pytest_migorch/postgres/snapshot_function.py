@@ -5,13 +5,13 @@ one statement that takes the tracker's position (the DDL log's sequence number, 
 id, the sub-objects it knows and their owners). Everything it needs is known before a file runs,
 so the snapshot after a down or a re-up can travel in the same message as the file and its
 ``COMMIT``: one round trip instead of two. A prepared statement cannot go there (``SET LOCAL
-search_path`` needs a transaction block, and a block after the file's ``COMMIT`` would make a
-failure of the snapshot look like a failure of the file), a function can: installed once per
-database with the probes, in their private schema (no snapshot sees it), it sets its own
-``search_path`` and generic plan, and it turns any failure of its own into the SQLSTATE
-:data:`SNAPSHOT_FAILED`. A call after ``COMMIT`` runs in its own implicit transaction, so after an
-error the session is idle when the file committed and the snapshot failed, and still in the
-file's aborted block when the file failed: the two are never confused.
+search_path`` needs a transaction block, and an error of the snapshot would look like one of the
+file), a function can: installed once per database with the probes, in their private schema (no
+snapshot sees it), it sets its own ``search_path`` and generic plan, and it never fails: a
+failure of its read comes back as its row, with :data:`FAILED` in place of the log's position
+and PostgreSQL's message in place of the document, and the tracker then reads the snapshot on
+its own. So an error of the message is always the file's (or its ``COMMIT``'s), and the truth
+read before that ``COMMIT`` is never lost to a failed snapshot.
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ from psycopg import sql
 
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 
-__all__ = ["SNAPSHOT_FAILED", "install_snapshot_function", "snapshot_call"]
+__all__ = ["install_snapshot_function", "snapshot_call", "failure_of"]
 
 log = logging.getLogger(__name__)
 
-#: The SQLSTATE the function raises when its read fails (class ``MG``: no PostgreSQL error).
-SNAPSHOT_FAILED = "MG001"
 
 _CREATE = """
 CREATE OR REPLACE FUNCTION {name}(bigint, bigint, oid[], oid[])
@@ -42,8 +40,8 @@ AS $migorch_snapshot$
 BEGIN
     RETURN QUERY {statement};
 EXCEPTION WHEN OTHERS THEN
-    RAISE EXCEPTION 'migorch snapshot read failed: %', SQLERRM
-        USING ERRCODE = '{failed}', DETAIL = 'SQLSTATE ' || SQLSTATE;
+    RETURN QUERY SELECT SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')', NULL::bigint, NULL::bigint,
+                        NULL::bigint, NULL::oid[];
 END $migorch_snapshot$
 """
 
@@ -60,7 +58,7 @@ def install_snapshot_function(conn: psycopg.Connection[Any], statement: bytes) -
     if b"$migorch_snapshot$" in statement:
         return None
     name = _function_name(statement)
-    create = _CREATE.format(name=name, statement="{statement}", failed=SNAPSHOT_FAILED)
+    create = _CREATE.format(name=name, statement="{statement}")
     head, tail = create.split("{statement}")
     try:
         with conn.transaction():
@@ -76,3 +74,8 @@ def snapshot_call(conn: psycopg.Connection[Any], name: str, args: str) -> bytes:
     by the tracker from integers only), as bytes to append to a message."""
     return sql.SQL("SELECT * FROM {}({})").format(
         sql.Identifier(*name.split(".")), sql.SQL(args)).as_bytes(conn)
+
+
+def failure_of(row: tuple[Any, ...]) -> str | None:
+    """PostgreSQL's message when the function's read failed (its row has no log position)."""
+    return str(row[0]) if row[1] is None else None

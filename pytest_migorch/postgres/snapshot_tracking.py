@@ -35,6 +35,7 @@ triggers (no superuser), every snapshot is a full one.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,11 @@ from pytest_migorch.errors import DatabaseError
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 from pytest_migorch.postgres.schema_diff import Attributes, ObjectKey, Snapshot
 from pytest_migorch.postgres.snapshot import Row, parse_rows, run_prepared, snapshot_statement
-from pytest_migorch.postgres.snapshot_function import install_snapshot_function, snapshot_call
+from pytest_migorch.postgres.snapshot_function import (
+    failure_of,
+    install_snapshot_function,
+    snapshot_call,
+)
 
 __all__ = ["SnapshotTracker"]
 
@@ -161,6 +166,8 @@ def _scoped_parts() -> dict[str, sql.Composable]:
     parts["scope_cte"] = sql.SQL(cte)
     parts["meta"] = sql.SQL(_META)
     return parts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -329,10 +336,13 @@ class SnapshotTracker:
     def snapshot_from(self, conn: psycopg.Connection[Any],
                       row: tuple[Any, ...] | None) -> Snapshot:
         """The snapshot from the row of :meth:`call_after`'s ``SELECT``, sent since with no
-        other snapshot in between; when it is missing (the call failed) or events were lost,
-        the snapshot read as :meth:`snapshot` reads it (the fallback: a full read if need be)."""
+        other snapshot in between; when it is missing, says the read failed, or events were
+        lost, the snapshot read as :meth:`snapshot` reads it (a full read if need be)."""
         state = self._state
-        if row is not None and state is not None and state.session == _session(conn) \
+        failure = failure_of(row) if row is not None else "no row"
+        if failure is not None:
+            log.info("the snapshot read after a file failed (%s): read on its own", failure)
+        elif state is not None and state.session == _session(conn) and row is not None \
                 and self._take(state, row):
             return Snapshot(dict(state.objects))
         return self.snapshot(conn)

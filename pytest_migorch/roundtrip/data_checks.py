@@ -24,7 +24,7 @@ seeding and the lock probe as a whole are on by default, off with ``--migorch-no
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 import psycopg
 
@@ -110,6 +110,10 @@ def rows_certainly_break(exc: MigrationSqlError, *, team_rows: bool) -> bool:
         and not _HAS_VALUE.search(statement)
 
 
+#: What the engine's ``apply`` returns for the up (the truth, with the snapshot after it).
+_Applied = TypeVar("_Applied")
+
+
 class _Outcome(Protocol):
     """What :meth:`DataChecks.run_up` needs of the engine's outcome: its notes."""
 
@@ -184,14 +188,14 @@ class DataChecks:
             self._counters = receive_counters(counters)
         return result.notes()
 
-    def run_up(self, conn: psycopg.Connection[Any], apply: Callable[..., MigrationTruth | None],
-               outcome: _Outcome) -> MigrationTruth | None:
-        """Run the up (``apply`` is the engine's, with the truth); when it fails on generated
-        rows in a way their invented values may cause, note it and run it again on empty
-        tables (its failure there is the real one)."""
+    def run_up(self, conn: psycopg.Connection[Any], apply: Callable[..., _Applied],
+               outcome: _Outcome) -> _Applied:
+        """Run the up (``apply`` is the engine's, with the truth; what it returns is
+        returned); when it fails on generated rows in a way their invented values may cause,
+        note it and run it again on empty tables (its failure there is the real one)."""
         up, notes = self.migration.up, outcome.notes
 
-        def apply_up() -> MigrationTruth | None:
+        def apply_up() -> _Applied:
             return apply(self.migration, up, outcome, want_truth=True)
 
         try:

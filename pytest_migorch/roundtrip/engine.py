@@ -23,6 +23,7 @@ for, so each generated pytest item does its own share of the work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -288,7 +289,8 @@ class RoundTrip:
                           self._sql_failure, self._rebuild, self._catalogue.read, self._rows)
         outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
-            outcome.truth = data.run_up(self.conn, self._apply, outcome)
+            done = data.run_up(self.conn, functools.partial(self._apply_file, snapshot=True),
+                               outcome)
         except MigrationSqlError as exc:
             outcome.findings.extend(data.up_failed(self.conn, exc, self._apply, lambda: (
                 self._step_failure(UP_FAILED, migration, exc, "up"))))
@@ -296,7 +298,8 @@ class RoundTrip:
             self._dirty = True
             return
         self._applied.append(migration)
-        after_up = self._snapshot(outcome)
+        outcome.truth = done.truth
+        after_up = self._snapshot_after(outcome, done)
         self._check_truth(outcome)
         outcome.findings.extend(data.after_up(self.conn, outcome.truth))
         if not migration.reversible:

@@ -15,29 +15,16 @@ also rolled back: the first that fails is the error the statement-by-statement p
 with its line. Only a failing file pays for that second run; a file whose last statement leaves
 a quote or comment open (the separator would land inside it) is sent statement by statement.
 The second run sets the file's ``search_path`` again: the rollback undid the one set with it.
-
-:func:`run_committed_file` goes further for a file whose truth is not wanted (a down, a re-up):
-``BEGIN``, the ``search_path``, the file, ``COMMIT`` and the snapshot after it
-(:mod:`pytest_migorch.postgres.snapshot_function`) in one message, where they were three or
-four. After an error the session says which part failed: still in the file's aborted
-transaction block when the file did (then as above), idle when the file committed and the
-snapshot failed (its SQLSTATE is the function's own; the caller then reads the snapshot on its
-own), and idle with any other error when nothing ran (PostgreSQL parses the whole message
-before running any of it: a syntax error) or ``COMMIT`` itself failed (a deferred constraint)
-and undid the file: both a failure of the file, found again statement by statement.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from pytest_migorch.errors import DatabaseError
 from pytest_migorch.model import MigrationFile
-from pytest_migorch.postgres.snapshot_function import SNAPSHOT_FAILED
 from pytest_migorch.postgres.statements import (
     MigrationSqlError,
     prepared_statements,
@@ -45,7 +32,7 @@ from pytest_migorch.postgres.statements import (
 )
 from pytest_migorch.sql.split import Statement
 
-__all__ = ["run_transactional_file", "run_committed_file", "Committed"]
+__all__ = ["run_transactional_file", "first_failure", "query_error"]
 
 log = logging.getLogger(__name__)
 
@@ -66,71 +53,14 @@ def run_transactional_file(conn: psycopg.Connection[Any], file: MigrationFile, *
         conn.execute(";\n".join(s.text for s in statements).encode("utf-8"), prepare=False)
     except psycopg.Error as exc:
         conn.execute("ROLLBACK")
-        raise _first_failure(conn, statements, file, exc, setup) from exc
+        raise first_failure(conn, statements, file, setup) or query_error(
+            exc, statements, file) from exc
 
 
-@dataclass(frozen=True)
-class Committed:
-    """A file :func:`run_committed_file` ran and committed, and the row of the query sent
-    after it (None when there was none, or it failed)."""
-
-    then_row: tuple[Any, ...] | None
-
-
-def run_committed_file(conn: psycopg.Connection[Any], file: MigrationFile, *, setup: bytes,
-                       then: bytes | None = None) -> Committed | None:
-    """``BEGIN``, ``setup``, ``file``'s statements, ``COMMIT`` and ``then`` (a ``SELECT``
-    raising :data:`SNAPSHOT_FAILED` on failure) in one message, on an idle autocommit
-    connection. None, with nothing sent, for a file whose statements cannot be joined (run it
-    as before); a failing file raises its first failing statement's :class:`MigrationSqlError`
-    with the transaction rolled back, as :func:`run_transactional_file` does."""
-    statements = prepared_statements(file.read_text(), in_transaction=True, path=file.path)
-    if any(s.unterminated for s in statements):
-        return None
-    parts = [b"BEGIN", setup, *(s.text.encode("utf-8") for s in statements), b"COMMIT"]
-    if then is not None:
-        parts.append(then)
-    log.debug("sending %s with its transaction as one query (%d statements)", file.path.name,
-              len(statements))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(b";\n".join(parts), prepare=False)
-            while cur.nextset():
-                pass
-            row: tuple[Any, ...] | None = cur.fetchone() if then is not None else None
-    except psycopg.Error as exc:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")  # the file failed in its transaction
-        elif exc.sqlstate == SNAPSHOT_FAILED:  # committed; the caller reads it on its own
-            log.info("the snapshot after %s failed (%s); read again", file.path.name, exc)
-            return Committed(None)
-        elif then is not None and not _still_callable(conn, then):
-            raise DatabaseError(f"the round-trip's snapshot function is gone after "
-                                f"{file.path.name} ran ({exc}): did it drop the probes' schema?"
-                                ) from exc
-        # Else nothing ran (PostgreSQL parses the whole message first: a syntax error) or
-        # COMMIT failed (a deferred constraint) and rolled it all back: the file fails.
-        raise _first_failure(conn, statements, file, exc, setup) from exc
-    return Committed(row)
-
-
-def _still_callable(conn: psycopg.Connection[Any], then: bytes) -> bool:
-    """Whether ``then`` runs now, in a transaction rolled back: when it does not, its own
-    failure may have been the error, after the file committed (only the file could have
-    dropped the function), and a failure of the file cannot be told from it."""
-    try:
-        with conn.transaction(force_rollback=True):
-            conn.execute(then, prepare=False)
-    except psycopg.Error:
-        return False
-    return True
-
-
-def _first_failure(conn: psycopg.Connection[Any], statements: list[Statement],
-                   file: MigrationFile, exc: psycopg.Error, setup: bytes) -> MigrationSqlError:
+def first_failure(conn: psycopg.Connection[Any], statements: list[Statement],
+                  file: MigrationFile, setup: bytes) -> MigrationSqlError | None:
     """The statements again, one by one, in a transaction always rolled back, after
-    ``setup`` again: the first error. Should none fail again (a file that depends on time or
-    chance), the query's own error, at the first statement."""
+    ``setup`` again: the first error, or None when none fails this time."""
     conn.execute(b"BEGIN;\n" + setup if setup else b"BEGIN", prepare=False)
     try:
         for statement in statements:
@@ -139,8 +69,15 @@ def _first_failure(conn: psycopg.Connection[Any], statements: list[Statement],
         return found
     finally:
         conn.execute("ROLLBACK")
+    return None
+
+
+def query_error(exc: psycopg.Error, statements: list[Statement],
+                file: MigrationFile) -> MigrationSqlError:
+    """The query's own error, at the first statement: for a file whose statements all pass
+    when run again one by one (it depends on time or chance, or failed only at COMMIT)."""
     diag = exc.diag
     return MigrationSqlError(
-        file.path, statements[0].line, diag.message_primary or str(exc).strip(),
-        diag.sqlstate, detail=diag.message_detail, hint=diag.message_hint,
-        statement=statements[0].text)
+        file.path, statements[0].line if statements else 1,
+        diag.message_primary or str(exc).strip(), diag.sqlstate, detail=diag.message_detail,
+        hint=diag.message_hint, statement=statements[0].text if statements else None)

@@ -1,15 +1,16 @@
 """One migration file applied in the round-trip's session, in as few messages as it allows.
 
-Round trips are most of what a file costs the round-trip beyond its own statements:
+Round trips are most of what a file costs the round-trip beyond its own statements, so a
+transactional file goes in one message (:mod:`.file_message`) with ``BEGIN``, its
+``search_path``, with the ground truth when asked (emptying the DDL log and the state before
+it; the truth after it, read inside its transaction just before the commit, while its locks are
+still held), its ``COMMIT`` and the snapshot read after it when the caller passes one.
 
-- with the ground truth (an up): ``SET search_path``, ``BEGIN``, emptying the DDL log and the
-  state before go in one message, the file in another (:mod:`.file_batch`), the truth after
-  and the ``COMMIT`` in a third. For a transactional file the truth is read inside its
-  transaction, just before the commit, while its locks are still held;
-- without it (a down, a re-up, a replay), a transactional file goes with its ``BEGIN``, its
-  ``search_path`` and its ``COMMIT`` in one message, followed by the snapshot read after it
-  when the caller passes one (:func:`.file_batch.run_committed_file`);
-- a non-transactional file, statement by statement in autocommit, as golang-migrate runs it.
+When that cannot be done (a quote or comment left open at the end of the file), or a failure
+in that message is not found again in the file alone, the old way: ``SET search_path``,
+``BEGIN``, emptying the DDL log and the state before in one message, the file in another
+(:mod:`.file_batch`), the truth after and the ``COMMIT`` in a third. A non-transactional file
+runs statement by statement in autocommit, as golang-migrate runs it, the truth around it.
 
 Every file sets its own ``search_path`` and snapshots set theirs, so it is not reset afterwards.
 """
@@ -26,12 +27,17 @@ from psycopg import sql
 from pytest_migorch.model import Migration, MigrationFile, schema_name
 from pytest_migorch.postgres.probes import (
     RESET_DDL_LOG,
+    STATE_QUERY,
     MigrationTruth,
     capture_table_state,
     collect_truth,
+    state_from_rows,
+    truth_from_rows,
+    truth_query,
 )
 from pytest_migorch.postgres.statements import run_migration_file
-from pytest_migorch.roundtrip.file_batch import run_committed_file, run_transactional_file
+from pytest_migorch.roundtrip.file_batch import run_transactional_file
+from pytest_migorch.roundtrip.file_message import run_in_one_message
 from pytest_migorch.sql.execution_mode import file_execution_mode
 
 __all__ = ["FileResult", "apply_file"]
@@ -60,10 +66,11 @@ def apply_file(conn: psycopg.Connection[Any], migration: Migration, file: Migrat
         sql.Identifier(schema_name(migration.service)))
     transactional = file_execution_mode(migration, file).transactional
     try:
-        if transactional and not want_truth:
-            done = run_committed_file(conn, file, setup=path.as_bytes(conn), then=then)
+        if transactional:
+            done = _in_one_message(conn, file, path.as_bytes(conn), want_truth=want_truth,
+                                   probes=probes, then=then)
             if done is not None:
-                return FileResult(then_sent=then is not None, then_row=done.then_row)
+                return done
         setup: list[sql.Composable] = [path]
         if transactional:
             setup.append(sql.SQL("BEGIN"))
@@ -86,6 +93,28 @@ def apply_file(conn: psycopg.Connection[Any], migration: Migration, file: Migrat
     except BaseException:
         _rollback(conn)
         raise
+
+
+def _in_one_message(conn: psycopg.Connection[Any], file: MigrationFile, path: bytes, *,
+                    want_truth: bool, probes: bool, then: bytes | None) -> FileResult | None:
+    """A transactional file in one message (:func:`.file_message.run_in_one_message`), or
+    None: apply it the old way."""
+    before = [b"BEGIN", path]
+    after = [b"COMMIT", *([then] if then is not None else [])]
+    if want_truth:
+        before += [*([RESET_DDL_LOG.encode()] if probes else []), STATE_QUERY.encode()]
+        after.insert(0, truth_query(ddl_available=probes, in_transaction=True).encode())
+    results = run_in_one_message(conn, file, before=before, after=after, setup=path,
+                                 check=then)
+    if results is None:
+        return None
+    truth = None
+    if want_truth:
+        state = state_from_rows(results[len(before) - 1] or [])
+        truth = truth_from_rows(results[len(before)] or [], state, ddl_available=probes)
+    snapshot = results[-1] if then is not None else None
+    return FileResult(truth, then_sent=then is not None,
+                      then_row=snapshot[0] if snapshot else None)
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:

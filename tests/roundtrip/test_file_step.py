@@ -1,6 +1,7 @@
-"""A down or re-up travels with its transaction and the snapshot after it in one message
-(roundtrip.file_step, postgres.snapshot_function): what that message can fail on is still told
-apart, and every finding is the one the separate messages gave."""
+"""A transactional up, down or re-up travels with its transaction, the ground truth and the
+snapshot after it in one message (roundtrip.file_step, roundtrip.file_message,
+postgres.snapshot_function): what that message can fail on is still told apart, and every
+finding is the one the separate messages gave."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import psycopg
 import pytest
 from test_seeding import codes, make, run
 
+from pytest_migorch.errors import DatabaseError
 from pytest_migorch.model import MigrationFile
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 from pytest_migorch.postgres.servers import PostgresServer
 from pytest_migorch.roundtrip.engine import RoundTrip
-from pytest_migorch.roundtrip.file_batch import run_committed_file
+from pytest_migorch.roundtrip.file_message import run_in_one_message
 from pytest_migorch.postgres.statements import MigrationSqlError
 
-#: The snapshot function, replaced by one that always fails as a failing read would.
+#: The snapshot function, replaced by one whose read always fails (its row says so).
 _BREAK = f"""
 DO $break$
 DECLARE f regprocedure;
@@ -28,21 +30,21 @@ BEGIN
              AND p.proname LIKE 'snapshot\\_%' LOOP
         EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS TABLE (snapshot_document text,
             snapshot_last_seq bigint, snapshot_newer bigint, snapshot_xid bigint,
-            snapshot_scope oid[]) LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION ''broken''
-            USING ERRCODE = ''MG001''; END $f$', f);
+            snapshot_scope oid[]) LANGUAGE plpgsql AS $f$ BEGIN RETURN QUERY SELECT
+            ''broken'', NULL::bigint, NULL::bigint, NULL::bigint, NULL::oid[]; END $f$', f);
     END LOOP;
 END $break$
 """
 
 
-def _broken_function(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _broken_function(monkeypatch: pytest.MonkeyPatch, how: str = _BREAK) -> list[int]:
     """Every round-trip database gets a snapshot function that fails; the count of them."""
     broken: list[int] = []
     original = RoundTrip._new_database
 
     def new_database(self: RoundTrip) -> None:
         original(self)
-        self.conn.execute(_BREAK)
+        self.conn.execute(how)
         broken.append(1)
 
     monkeypatch.setattr(RoundTrip, "_new_database", new_database)
@@ -57,8 +59,9 @@ DOWN_LEAVES_A_COLUMN = ("ALTER TABLE child ADD COLUMN note text;\nALTER TABLE ch
 def test_a_down_leaving_residue_is_found_whether_or_not_the_snapshot_function_works(
         pg_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         broken: bool) -> None:
-    """When the function fails after the file committed, the file is not taken for failed
-    and the snapshot is read on its own: the residue is still DB003, the clean base clean."""
+    """When the function's read fails after the file committed, the file is not taken for
+    failed and the snapshot is read on its own: the residue is still DB003, the clean base
+    clean."""
     made = _broken_function(monkeypatch) if broken else []
     outcomes = run(pg_server, make(tmp_path, *DOWN_LEAVES_A_COLUMN), seed_data=False)
     assert codes(outcomes[1]) == []
@@ -76,6 +79,17 @@ def test_a_re_up_that_differs_is_found_with_a_failing_snapshot_function(
     outcomes = run(pg_server, root, seed_data=False)
     # extra.more stays after down: the residue (DB008: extra is not in affects_tables)
     assert codes(outcomes[2]) == ["DB008", "DB003"]
+
+
+def test_a_snapshot_function_that_errors_is_an_error_of_the_round_trip(
+        pg_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It never errors; if it does (dropped by a migration), whether the file committed
+    cannot be told: an error of the round-trip, never a finding about the file."""
+    _broken_function(monkeypatch, _BREAK.replace(
+        "RETURN QUERY SELECT\n            ''broken'', NULL::bigint, NULL::bigint, NULL::bigint,"
+        " NULL::oid[];", "RAISE EXCEPTION ''gone'';"))
+    with pytest.raises(DatabaseError, match="snapshot function is gone"):
+        run(pg_server, make(tmp_path, *DOWN_LEAVES_A_COLUMN), seed_data=False)
 
 
 def test_a_down_that_fails_only_at_commit_is_a_failed_down(pg_server: PostgresServer,
@@ -106,7 +120,8 @@ def test_the_second_run_of_a_failing_file_sets_its_search_path_again(
         conn.execute("CREATE SCHEMA s; CREATE TABLE s.t (id int)")
         file = _file(tmp_path, "INSERT INTO t VALUES (1);\nSELECT 1 / 0;")
         with pytest.raises(MigrationSqlError) as failed:
-            run_committed_file(conn, file, setup=b"SET search_path TO s, public")
+            run_in_one_message(conn, file, before=[b"BEGIN", b"SET search_path TO s, public"],
+                               after=[b"COMMIT"], setup=b"SET search_path TO s, public")
         assert (failed.value.line, failed.value.pg_message) == (2, "division by zero")
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert conn.execute("SELECT count(*) FROM s.t").fetchone() == (0,)
@@ -119,17 +134,19 @@ def test_a_syntax_error_anywhere_in_the_message_is_the_file_failing(
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         file = _file(tmp_path, "CREATE TABLE t (id int);\nCREATE TABLE u (id int,, x int);")
         with pytest.raises(MigrationSqlError) as failed:
-            run_committed_file(conn, file, setup=b"SET search_path TO public",
-                               then=b"SELECT 1")
+            run_in_one_message(conn, file, before=[b"BEGIN"], after=[b"COMMIT", b"SELECT 1"],
+                               setup=b"SET search_path TO public", check=b"SELECT 1")
         assert failed.value.line == 2
         assert conn.execute("SELECT to_regclass('t')").fetchone() == (None,)
 
 
 def test_the_query_after_the_file_comes_back_with_it(fresh_db: str, tmp_path: Path) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
-        file = _file(tmp_path, "CREATE TABLE t (id int);\nINSERT INTO t VALUES (7);")
-        done = run_committed_file(conn, file, setup=b"SET search_path TO public",
-                                  then=b"SELECT count(*), min(id) FROM t")
-        assert done is not None and done.then_row == (1, 7)
+        file = _file(tmp_path, "CREATE TABLE t (id int);\n-- a comment alone\n;\n"
+                               "INSERT INTO t VALUES (7);\nSELECT * FROM t;")
+        done = run_in_one_message(conn, file, before=[b"BEGIN", b"SELECT 'first'"],
+                                  after=[b"COMMIT", b"SELECT count(*), min(id) FROM t"],
+                                  setup=b"")
+        assert done == [None, [("first",)], None, [(1, 7)]]
         row: Any = conn.execute("SELECT count(*) FROM t").fetchone()
         assert row == (1,)
