@@ -50,6 +50,7 @@ from pytest_migorch.roundtrip.scans import (
     reset_scan_log,
     send_counters,
     send_scan_log,
+    stop_scan_log,
     scan_message,
     scanned_tables,
 )
@@ -158,6 +159,7 @@ class DataChecks:
         self._locked: list[str] = []
         self._seeded = False
         self._team_rows = False
+        self._recording = False  # the scan log records DDL statements (DB015)
 
     def before_up(self, conn: psycopg.Connection[Any], *, seed: bool) -> list[str]:
         """Seed (when asked) and fingerprint the rows; remember indexes already invalid.
@@ -179,6 +181,7 @@ class DataChecks:
         def scan_start(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any] | None:
             if not scans:
                 return None
+            self._recording = True
             reset_scan_log(conn)  # after the rows' own scans, with them in one message
             return send_counters(conn, self.schemas)
 
@@ -270,6 +273,9 @@ class DataChecks:
         with conn.pipeline():  # the indexes and the scan log: one message
             invalid = conn.execute(INVALID_INDEXES, [self.schemas], prepare=True)
             log = send_scan_log(conn, self.schemas) if self._counters is not None else None
+            if self._recording:  # the down, re-up and lock probe record nothing
+                stop_scan_log(conn)
+                self._recording = False
         found = [] if INVALID_INDEX_LEFT.code in self._ignored else [
             self._invalid_finding(index, failed=False) for (index,) in invalid.fetchall()
             if index not in self._invalid_before]
