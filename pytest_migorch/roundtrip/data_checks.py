@@ -31,6 +31,7 @@ import psycopg
 from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.findings import Finding
 from pytest_migorch.model import Migration, MigrationFile, schema_name
+from pytest_migorch.postgres.cached_plans import cached
 from pytest_migorch.postgres.probes import MigrationTruth
 from pytest_migorch.postgres.statements import MigrationSqlError
 from pytest_migorch.sql.execution_mode import file_execution_mode
@@ -96,7 +97,7 @@ def ignored_codes(migration: Migration) -> set[str]:
 def invalid_indexes(conn: psycopg.Connection[Any], schemas: list[str]) -> list[str]:
     """INVALID indexes (``pg_index.indisvalid = false``) of ``schemas``, qualified and quoted
     as SQL wants them (``schema.name``)."""
-    return [row[0] for row in conn.execute(INVALID_INDEXES, [schemas], prepare=True).fetchall()]
+    return [row[0] for row in conn.execute(cached(conn, INVALID_INDEXES), [schemas], prepare=True).fetchall()]
 
 
 def rows_certainly_break(exc: MigrationSqlError, *, team_rows: bool) -> bool:
@@ -271,7 +272,7 @@ class DataChecks:
         if truth is not None and self._transactional and self._seeded:
             self._locked = sorted(t for t, mode in truth.locks.items() if mode in LOCK_MODES)
         with conn.pipeline():  # the indexes and the scan log: one message
-            invalid = conn.execute(INVALID_INDEXES, [self.schemas], prepare=True)
+            invalid = conn.execute(cached(conn, INVALID_INDEXES), [self.schemas], prepare=True)
             log = send_scan_log(conn, self.schemas) if self._counters is not None else None
             if self._recording:  # the down, re-up and lock probe record nothing
                 stop_scan_log(conn)

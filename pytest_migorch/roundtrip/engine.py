@@ -60,6 +60,7 @@ from pytest_migorch.roundtrip.rules import (
     UP_FAILED,
 )
 from pytest_migorch.roundtrip.seed_catalogue import SeedCatalogue
+from pytest_migorch.roundtrip.server_plans import install_round_trip_plans
 from pytest_migorch.roundtrip.truth import truth_findings
 from pytest_migorch.roundtrip.version_table import prepare_database
 
@@ -204,8 +205,9 @@ class RoundTrip:
         prepare_database(conn, [self.project.services[n] for n in served
                                 if n in self.project.services])
         self._probes = install_probes(conn)
-        if self._probes:  # the snapshot after a down or re-up, in the file's message
+        if self._probes:  # the snapshot after a file, in its message; kept plans
             self._tracker.install_function(conn)
+            install_round_trip_plans(conn)
 
     def _rebuild(self) -> None:
         """A fresh database with every up that is in effect replayed in order."""

@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from pytest_migorch.model import Migration, MigrationFile, schema_name
+from pytest_migorch.postgres.cached_plans import cached
 from pytest_migorch.postgres.probes import (
     RESET_DDL_LOG,
     STATE_QUERY,
@@ -102,8 +103,10 @@ def _in_one_message(conn: psycopg.Connection[Any], file: MigrationFile, path: by
     before = [b"BEGIN", path]
     after = [b"COMMIT", *([then] if then is not None else [])]
     if want_truth:
-        before += [*([RESET_DDL_LOG.encode()] if probes else []), STATE_QUERY.encode()]
-        after.insert(0, truth_query(ddl_available=probes, in_transaction=True).encode())
+        before += [*([RESET_DDL_LOG.encode()] if probes else []),
+                   cached(conn, STATE_QUERY).encode()]
+        after.insert(0, cached(conn, truth_query(ddl_available=probes,
+                                                  in_transaction=True)).encode())
     results = run_in_one_message(conn, file, before=before, after=after, setup=path,
                                  check=then)
     if results is None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_migorch.model import Migration, RiskLevel
+from pytest_migorch.postgres.cached_plans import cached
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     from pytest_migorch.postgres.probes import MigrationTruth
 
-__all__ = ["ScanLog", "prepare_scan_log", "install_scan_log", "reset_scan_log", "stop_scan_log",
+__all__ = ["COUNTERS", "ScanLog", "prepare_scan_log", "install_scan_log", "reset_scan_log", "stop_scan_log",
            "read_counters",
            "read_scan_log", "scanned_tables", "scan_message", "send_counters",
            "receive_counters", "send_scan_log", "receive_scan_log"]
@@ -48,7 +49,7 @@ _TOTAL = "s.seq_scan + COALESCE(x.seq_scan, 0)"
 #: The same total as :data:`_TOTAL` (the views' ``seq_scan`` columns are these functions) of
 #: the tables ``pg_stat_user_tables`` lists in the schemas, without the views: planning
 #: them cost 0.8 ms each time, twice per migration, for a few tables.
-_COUNTERS = """
+COUNTERS = """
 SELECT n.nspname || '.' || c.relname,
        pg_stat_get_numscans(c.oid) + pg_stat_get_xact_numscans(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -154,7 +155,7 @@ def read_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> dict[str
 
 def send_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> psycopg.Cursor[Any]:
     """Send :func:`read_counters`' query (in a pipeline, with others); its cursor."""
-    return conn.execute(_COUNTERS, [schemas], prepare=True)
+    return conn.execute(cached(conn, COUNTERS), [schemas], prepare=True)
 
 
 def receive_counters(cursor: psycopg.Cursor[Any]) -> dict[str, int]:
