@@ -150,3 +150,32 @@ def test_the_query_after_the_file_comes_back_with_it(fresh_db: str, tmp_path: Pa
         assert done == [None, [("first",)], None, [(1, 7)]]
         row: Any = conn.execute("SELECT count(*) FROM t").fetchone()
         assert row == (1,)
+
+
+def test_a_failure_of_our_own_query_in_the_message_applies_the_file_the_old_way(
+        pg_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state before an up fails inside the file's transaction (its function is broken
+    here): the file alone passes when run again, so the failure was not the file's; the up
+    is applied in separate messages and nothing is reported, not a DB001 the file never had."""
+    from pytest_migorch.postgres.cached_plans import cached
+    from pytest_migorch.postgres.probes import STATE_QUERY
+
+    original = RoundTrip._new_database
+
+    def new_database(self: RoundTrip) -> None:
+        original(self)
+        call = cached(self.conn, STATE_QUERY)
+        assert call != STATE_QUERY
+        function = call.removeprefix("SELECT * FROM ").removesuffix("()")
+        self.conn.execute(
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS TABLE (migorch_out_1 text,"
+            " migorch_out_2 bigint, migorch_out_3 text, migorch_out_4 text, migorch_out_5 text,"
+            " migorch_out_6 bigint) LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'broken';"
+            " END $f$")
+
+    monkeypatch.setattr(RoundTrip, "_new_database", new_database)
+    outcomes = run(pg_server, make(tmp_path, *DOWN_LEAVES_A_COLUMN), seed_data=False)
+    assert codes(outcomes[1]) == []
+    assert codes(outcomes[2]) == ["DB003"]
+    assert outcomes[2].truth is not None  # type: ignore[attr-defined]
+    assert "svc.child" in outcomes[2].truth.ddl_tables  # type: ignore[attr-defined]
