@@ -41,6 +41,10 @@ __all__ = [
     "collect_truth",
     "reset_ddl_log",
     "RESET_DDL_LOG",
+    "STATE_QUERY",
+    "state_from_rows",
+    "truth_query",
+    "truth_from_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,6 +163,10 @@ FROM {PROBE_SCHEMA}.ddl_log
 RESET_DDL_LOG = f"DELETE FROM {PROBE_SCHEMA}.ddl_log"
 
 _BEFORE = f"{_TABLE_STATE} UNION ALL {_WRITES} UNION ALL {_INDEXES}"
+
+#: The state before a migration as one query, for a message built elsewhere: its rows go to
+#: :func:`state_from_rows` (:func:`capture_table_state` sends it on its own).
+STATE_QUERY = _BEFORE
 
 #: Object types whose identity names a table, or ends in "on <table>".
 _TABLE_TYPES = {"table", "table column", "foreign table"}
@@ -293,14 +301,32 @@ def collect_truth(
     """Read the ground truth, in one query; call it after the up ran and, if transactional,
     before commit (the locks and write counters are the transaction's). ``commit``: the
     ``COMMIT`` goes in the same message (it runs only if the query succeeded)."""
+    query: list[sql.Composable] = [sql.SQL(truth_query(ddl_available=ddl_available,
+                                                       in_transaction=in_transaction))]
+    if commit:
+        query.append(sql.SQL("COMMIT"))
+    return _parse_truth(_rows(conn, query), before, ddl_available=ddl_available)
+
+
+def truth_query(*, ddl_available: bool, in_transaction: bool) -> str:
+    """:func:`collect_truth`'s query, for a message built elsewhere (its rows go to
+    :func:`truth_from_rows`)."""
     parts = [_DDL_LOG] if ddl_available else []
     if in_transaction:
         parts += [_WRITES, _LOCKS]
     parts.append(_TABLE_STATE)  # again, for rewrites
-    query: list[sql.Composable] = [sql.SQL(" UNION ALL ".join(parts))]
-    if commit:
-        query.append(sql.SQL("COMMIT"))
-    return _parse_truth(_rows(conn, query), before, ddl_available=ddl_available)
+    return " UNION ALL ".join(parts)
+
+
+def state_from_rows(rows: list[tuple[Any, ...]]) -> TableState:
+    """The :class:`TableState` from the rows of :data:`STATE_QUERY`."""
+    return _parse_state(rows)
+
+
+def truth_from_rows(rows: list[tuple[Any, ...]], before: TableState, *,
+                    ddl_available: bool) -> MigrationTruth:
+    """The :class:`MigrationTruth` from the rows of :func:`truth_query`."""
+    return _parse_truth(rows, before, ddl_available=ddl_available)
 
 
 def _table_of(object_type: str, identity: str, table_identity: str | None) -> str | None:

@@ -35,6 +35,7 @@ triggers (no superuser), every snapshot is a full one.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,11 @@ from pytest_migorch.errors import DatabaseError
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 from pytest_migorch.postgres.schema_diff import Attributes, ObjectKey, Snapshot
 from pytest_migorch.postgres.snapshot import Row, parse_rows, run_prepared, snapshot_statement
+from pytest_migorch.postgres.snapshot_function import (
+    failure_of,
+    install_snapshot_function,
+    snapshot_call,
+)
 
 __all__ = ["SnapshotTracker"]
 
@@ -161,6 +167,8 @@ def _scoped_parts() -> dict[str, sql.Composable]:
     parts["meta"] = sql.SQL(_META)
     return parts
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class _State:
@@ -210,6 +218,8 @@ class SnapshotTracker:
         self._text: dict[str, tuple[bytes, bytes, str]] = {}
         self._prepared_in: tuple[int, int, str] | None = None  # the session it is prepared in
         self._state: _State | None = None
+        #: The session the snapshot function is installed for, and its name.
+        self._function: tuple[tuple[int, int, str], str] | None = None
         self.full_reads = 0
         self.partial_reads = 0
         self.last_read = 0  # objects the last read rendered
@@ -286,11 +296,11 @@ class SnapshotTracker:
 
     def _refresh(self, conn: psycopg.Connection[Any], state: _State) -> bool:
         """Re-read what may have changed into ``state``; False when that cannot be trusted."""
-        subs = list(state.owner_of)
-        owners = [state.owner_of[s] for s in subs]
-        args = (f"{int(state.seq)}, {int(state.xid)}, '{{{','.join(map(str, subs))}}}'::oid[],"
-                f" '{{{','.join(map(str, owners))}}}'::oid[]")
-        result = self._execute_scoped(conn, args)
+        return self._take(state, self._execute_scoped(conn, _arguments(state)))
+
+    def _take(self, state: _State, result: tuple[Any, ...]) -> bool:
+        """The scoped statement's row into ``state``; False (``state`` untouched) when events
+        were lost since the last look."""
         document, last_seq, newer, xid, scope = result
         if newer != last_seq - state.seq:  # events were lost: the log cannot be trusted
             return False
@@ -303,6 +313,39 @@ class SnapshotTracker:
         self.last_read = len(rows)
         state.seq, state.xid = int(last_seq), int(xid)
         return True
+
+    # --- the read after a file, in its message (postgres.snapshot_function) -------------------
+
+    def install_function(self, conn: psycopg.Connection[Any]) -> bool:
+        """Install the scoped read as a function in ``conn``'s database (once per database,
+        with the probes), so that :meth:`call_after` can put it after a file."""
+        name = install_snapshot_function(conn, self._statements(conn)[1])
+        self._function = (_session(conn), name) if name is not None else None
+        return name is not None
+
+    def call_after(self, conn: psycopg.Connection[Any]) -> bytes | None:
+        """The ``SELECT`` to send after a file's ``COMMIT``, in its message, whose row
+        :meth:`snapshot_from` turns into the snapshot; None when there is no tracked state or
+        function on this connection (take :meth:`snapshot` after the file instead)."""
+        state, session = self._state, _session(conn)
+        if state is None or state.session != session or self._function is None \
+                or self._function[0] != session:
+            return None
+        return snapshot_call(conn, self._function[1], _arguments(state))
+
+    def snapshot_from(self, conn: psycopg.Connection[Any],
+                      row: tuple[Any, ...] | None) -> Snapshot:
+        """The snapshot from the row of :meth:`call_after`'s ``SELECT``, sent since with no
+        other snapshot in between; when it is missing, says the read failed, or events were
+        lost, the snapshot read as :meth:`snapshot` reads it (a full read if need be)."""
+        state = self._state
+        failure = failure_of(row) if row is not None else "no row"
+        if failure is not None:
+            log.info("the snapshot read after a file failed (%s): read on its own", failure)
+        elif state is not None and state.session == _session(conn) and row is not None \
+                and self._take(state, row):
+            return Snapshot(dict(state.objects))
+        return self.snapshot(conn)
 
     def _execute_scoped(self, conn: psycopg.Connection[Any], args: str) -> tuple[Any, ...]:
         """The scoped statement's row. Once it is prepared in the session, with the connection
@@ -333,6 +376,15 @@ class SnapshotTracker:
         assert result is not None
         self._prepared_in = session
         return result
+
+
+def _arguments(state: _State) -> str:
+    """The scoped statement's four arguments as literals (integers only): the log's position,
+    the transaction id, the known sub-objects and their owners."""
+    subs = list(state.owner_of)
+    owners = [state.owner_of[s] for s in subs]
+    return (f"{int(state.seq)}, {int(state.xid)}, '{{{','.join(map(str, subs))}}}'::oid[],"
+            f" '{{{','.join(map(str, owners))}}}'::oid[]")
 
 
 def _session(conn: psycopg.Connection[Any]) -> tuple[int, int, str]:

@@ -24,13 +24,14 @@ seeding and the lock probe as a whole are on by default, off with ``--migorch-no
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 import psycopg
 
 from pytest_migorch.errors import MigrationFailed
 from pytest_migorch.findings import Finding
 from pytest_migorch.model import Migration, MigrationFile, schema_name
+from pytest_migorch.postgres.cached_plans import cached
 from pytest_migorch.postgres.probes import MigrationTruth
 from pytest_migorch.postgres.statements import MigrationSqlError
 from pytest_migorch.sql.execution_mode import file_execution_mode
@@ -50,6 +51,7 @@ from pytest_migorch.roundtrip.scans import (
     reset_scan_log,
     send_counters,
     send_scan_log,
+    stop_scan_log,
     scan_message,
     scanned_tables,
 )
@@ -95,7 +97,7 @@ def ignored_codes(migration: Migration) -> set[str]:
 def invalid_indexes(conn: psycopg.Connection[Any], schemas: list[str]) -> list[str]:
     """INVALID indexes (``pg_index.indisvalid = false``) of ``schemas``, qualified and quoted
     as SQL wants them (``schema.name``)."""
-    return [row[0] for row in conn.execute(INVALID_INDEXES, [schemas], prepare=True).fetchall()]
+    return [row[0] for row in conn.execute(cached(conn, INVALID_INDEXES), [schemas], prepare=True).fetchall()]
 
 
 def rows_certainly_break(exc: MigrationSqlError, *, team_rows: bool) -> bool:
@@ -108,6 +110,10 @@ def rows_certainly_break(exc: MigrationSqlError, *, team_rows: bool) -> bool:
     statement = exc.statement or ""
     return exc.sqlstate == "23502" and bool(_ADDS_NOT_NULL.search(statement)) \
         and not _HAS_VALUE.search(statement)
+
+
+#: What the engine's ``apply`` returns for the up (the truth, with the snapshot after it).
+_Applied = TypeVar("_Applied")
 
 
 class _Outcome(Protocol):
@@ -154,6 +160,7 @@ class DataChecks:
         self._locked: list[str] = []
         self._seeded = False
         self._team_rows = False
+        self._recording = False  # the scan log records DDL statements (DB015)
 
     def before_up(self, conn: psycopg.Connection[Any], *, seed: bool) -> list[str]:
         """Seed (when asked) and fingerprint the rows; remember indexes already invalid.
@@ -175,6 +182,7 @@ class DataChecks:
         def scan_start(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any] | None:
             if not scans:
                 return None
+            self._recording = True
             reset_scan_log(conn)  # after the rows' own scans, with them in one message
             return send_counters(conn, self.schemas)
 
@@ -184,14 +192,14 @@ class DataChecks:
             self._counters = receive_counters(counters)
         return result.notes()
 
-    def run_up(self, conn: psycopg.Connection[Any], apply: Callable[..., MigrationTruth | None],
-               outcome: _Outcome) -> MigrationTruth | None:
-        """Run the up (``apply`` is the engine's, with the truth); when it fails on generated
-        rows in a way their invented values may cause, note it and run it again on empty
-        tables (its failure there is the real one)."""
+    def run_up(self, conn: psycopg.Connection[Any], apply: Callable[..., _Applied],
+               outcome: _Outcome) -> _Applied:
+        """Run the up (``apply`` is the engine's, with the truth; what it returns is
+        returned); when it fails on generated rows in a way their invented values may cause,
+        note it and run it again on empty tables (its failure there is the real one)."""
         up, notes = self.migration.up, outcome.notes
 
-        def apply_up() -> MigrationTruth | None:
+        def apply_up() -> _Applied:
             return apply(self.migration, up, outcome, want_truth=True)
 
         try:
@@ -264,8 +272,11 @@ class DataChecks:
         if truth is not None and self._transactional and self._seeded:
             self._locked = sorted(t for t, mode in truth.locks.items() if mode in LOCK_MODES)
         with conn.pipeline():  # the indexes and the scan log: one message
-            invalid = conn.execute(INVALID_INDEXES, [self.schemas], prepare=True)
+            invalid = conn.execute(cached(conn, INVALID_INDEXES), [self.schemas], prepare=True)
             log = send_scan_log(conn, self.schemas) if self._counters is not None else None
+            if self._recording:  # the down, re-up and lock probe record nothing
+                stop_scan_log(conn)
+                self._recording = False
         found = [] if INVALID_INDEX_LEFT.code in self._ignored else [
             self._invalid_finding(index, failed=False) for (index,) in invalid.fetchall()
             if index not in self._invalid_before]

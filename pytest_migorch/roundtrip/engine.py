@@ -23,6 +23,7 @@ for, so each generated pytest item does its own share of the work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -34,25 +35,18 @@ from psycopg import sql
 from pytest_migorch.errors import DatabaseError, MigrationFailed
 from pytest_migorch.findings import Finding, Rule
 from pytest_migorch.model import Migration, MigrationFile, Project, schema_name
-from pytest_migorch.postgres.probes import (
-    PROBE_SCHEMA,
-    RESET_DDL_LOG,
-    MigrationTruth,
-    capture_table_state,
-    collect_truth,
-    install_probes,
-)
+from pytest_migorch.postgres.probes import PROBE_SCHEMA, MigrationTruth, install_probes
 from pytest_migorch.postgres.schema_diff import SchemaDifference, split_column_order
 from pytest_migorch.postgres.servers import PostgresServer, ServerGone, unique_database_name
 from pytest_migorch.postgres.snapshot import Snapshot, diff_snapshots, render_differences
 from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
-from pytest_migorch.postgres.statements import MigrationSqlError, run_migration_file
+from pytest_migorch.postgres.statements import MigrationSqlError
 from pytest_migorch.project.graph import ProjectGraph
 from pytest_migorch.roundtrip.causes import EarlierFailure, explaining_failure
 from pytest_migorch.roundtrip.coverage import EnvironmentPlan
 from pytest_migorch.roundtrip.data_checks import DataChecks
 from pytest_migorch.roundtrip.failures import describe_failure
-from pytest_migorch.roundtrip.file_batch import run_transactional_file
+from pytest_migorch.roundtrip.file_step import FileResult, apply_file
 from pytest_migorch.roundtrip.replay import apply_batch, batchable_run
 from pytest_migorch.roundtrip.row_changes import KnownRows
 from pytest_migorch.roundtrip.rules import (
@@ -66,9 +60,9 @@ from pytest_migorch.roundtrip.rules import (
     UP_FAILED,
 )
 from pytest_migorch.roundtrip.seed_catalogue import SeedCatalogue
+from pytest_migorch.roundtrip.server_plans import install_round_trip_plans
 from pytest_migorch.roundtrip.truth import truth_findings
 from pytest_migorch.roundtrip.version_table import prepare_database
-from pytest_migorch.sql.execution_mode import file_execution_mode
 
 __all__ = ["RoundTrip", "MigrationOutcome", "RULES", "StaticTables"]
 
@@ -211,6 +205,9 @@ class RoundTrip:
         prepare_database(conn, [self.project.services[n] for n in served
                                 if n in self.project.services])
         self._probes = install_probes(conn)
+        if self._probes:  # the snapshot after a file, in its message; kept plans
+            self._tracker.install_function(conn)
+            install_round_trip_plans(conn)
 
     def _rebuild(self) -> None:
         """A fresh database with every up that is in effect replayed in order."""
@@ -294,7 +291,8 @@ class RoundTrip:
                           self._sql_failure, self._rebuild, self._catalogue.read, self._rows)
         outcome.notes.extend(data.before_up(self.conn, seed=self.seed_data))
         try:
-            outcome.truth = data.run_up(self.conn, self._apply, outcome)
+            done = data.run_up(self.conn, functools.partial(self._apply_file, snapshot=True),
+                               outcome)
         except MigrationSqlError as exc:
             outcome.findings.extend(data.up_failed(self.conn, exc, self._apply, lambda: (
                 self._step_failure(UP_FAILED, migration, exc, "up"))))
@@ -302,7 +300,8 @@ class RoundTrip:
             self._dirty = True
             return
         self._applied.append(migration)
-        after_up = self._snapshot(outcome)
+        outcome.truth = done.truth
+        after_up = self._snapshot_after(outcome, done)
         self._check_truth(outcome)
         outcome.findings.extend(data.after_up(self.conn, outcome.truth))
         if not migration.reversible:
@@ -323,12 +322,13 @@ class RoundTrip:
         migration = outcome.migration
         assert migration.down is not None
         try:
-            self._apply(migration, migration.down, outcome, timing="down")
+            done = self._apply_file(migration, migration.down, outcome, timing="down",
+                                    snapshot=True)
         except MigrationSqlError as exc:
             outcome.findings.append(self._step_failure(DOWN_FAILED, migration, exc, "down"))
             self._dirty = True
             return False
-        after_down = self._snapshot(outcome)
+        after_down = self._snapshot_after(outcome, done)
         differences, reordered = split_column_order(
             diff_snapshots(before_up, after_down, default_schema=None))
         context = f"after down of {migration.id}, compared with before its up"
@@ -351,12 +351,13 @@ class RoundTrip:
         migration = outcome.migration
         assert migration.up is not None
         try:
-            self._apply(migration, migration.up, outcome, timing="reup")
+            done = self._apply_file(migration, migration.up, outcome, timing="reup",
+                                    snapshot=True)
         except MigrationSqlError as exc:
             outcome.findings.append(self._step_failure(REUP_FAILED, migration, exc, "re-up"))
             self._dirty = True
             return
-        after_reup = self._snapshot(outcome)
+        after_reup = self._snapshot_after(outcome, done)
         differences, reordered = split_column_order(diff_snapshots(after_up, after_reup))
         if reordered and not differences:
             outcome.findings.append(self._column_order(
@@ -382,45 +383,33 @@ class RoundTrip:
         self, migration: Migration, file: MigrationFile, outcome: MigrationOutcome | None = None,
         *, timing: str = "up", want_truth: bool = False,
     ) -> MigrationTruth | None:
-        """Run one file in the migration's service schema; collect the truth when asked.
+        """Run one file (:mod:`.file_step`); collect the truth when asked."""
+        return self._apply_file(migration, file, outcome, timing=timing,
+                                want_truth=want_truth).truth
 
-        For a transactional migration the truth is read inside its transaction, just before
-        the commit, while its locks are still held.
-
-        Round trips are most of what this costs beyond the file's statements, so ``SET
-        search_path``, ``BEGIN``, emptying the DDL log and the state before go in one message,
-        and the truth after and the ``COMMIT`` in another. Every file sets its own ``search_path``
-        and snapshots set theirs, so it is not reset afterwards."""
+    def _apply_file(self, migration: Migration, file: MigrationFile,
+                    outcome: MigrationOutcome | None = None, *, timing: str = "up",
+                    want_truth: bool = False, snapshot: bool = False) -> FileResult:
+        """:func:`.file_step.apply_file`, timed into ``outcome``; ``snapshot``: the snapshot
+        read goes with the file when it can (:meth:`_snapshot_after` takes it)."""
         conn = self.conn
-        setup: list[sql.Composable] = [sql.SQL("SET search_path TO {}, public").format(
-            sql.Identifier(schema_name(migration.service)))]
-        transactional = file_execution_mode(migration, file).transactional
-        if transactional:
-            setup.append(sql.SQL("BEGIN"))
-        if want_truth and self._probes:
-            setup.append(sql.SQL(RESET_DDL_LOG))
-        truth: MigrationTruth | None = None
+        then = self._tracker.call_after(conn) if snapshot and self._probes else None
         started = time.perf_counter()
-        try:
-            joined = sql.SQL(";\n").join(setup)
-            before = capture_table_state(conn, setup=joined) if want_truth else None
-            if before is None:
-                conn.execute(joined, prepare=False)
-            if transactional:  # one query: see roundtrip.file_batch
-                run_transactional_file(conn, file)
-            else:
-                run_migration_file(conn, file, in_transaction=False)
-            if before is not None:  # with the COMMIT, in one message
-                truth = collect_truth(conn, before, ddl_available=self._probes,
-                                      in_transaction=transactional, commit=transactional)
-            elif transactional:
-                conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
+        result = apply_file(conn, migration, file, want_truth=want_truth, probes=self._probes,
+                            then=then)
         if outcome is not None:
             outcome.timings[timing] = time.perf_counter() - started
-        return truth
+        return result
+
+    def _snapshot_after(self, outcome: MigrationOutcome, result: FileResult) -> Snapshot:
+        """The snapshot after a file: from the row that came with it, else read now."""
+        if not result.then_sent:
+            return self._snapshot(outcome)
+        started = time.perf_counter()
+        snapshot = self._tracker.snapshot_from(self.conn, result.then_row)
+        outcome.timings["snapshot"] = outcome.timings.get("snapshot", 0.0) + (
+            time.perf_counter() - started)
+        return snapshot
 
     def _snapshot(self, outcome: MigrationOutcome) -> Snapshot:
         started = time.perf_counter()
@@ -487,14 +476,3 @@ class RoundTrip:
         file = migration.file_for("down" if step == "down" else "up")
         return self._finding(rule, migration, file, message, line=exc.line, details=details)
 
-
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    """End the transaction :meth:`RoundTrip._apply` opened, if a failure left it open."""
-    if conn.closed or conn.info.transaction_status not in (
-        psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR,
-    ):
-        return
-    try:
-        conn.execute("ROLLBACK")
-    except psycopg.Error as exc:  # the original failure is the one worth reporting
-        log.warning("rollback after a failed migration failed: %s", exc)

@@ -14,6 +14,7 @@ the transaction is rolled back and the statements run again one by one in a new 
 also rolled back: the first that fails is the error the statement-by-statement path reports,
 with its line. Only a failing file pays for that second run; a file whose last statement leaves
 a quote or comment open (the separator would land inside it) is sent statement by statement.
+The second run sets the file's ``search_path`` again: the rollback undid the one set with it.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ from pytest_migorch.postgres.statements import (
 )
 from pytest_migorch.sql.split import Statement
 
-__all__ = ["run_transactional_file"]
+__all__ = ["run_transactional_file", "first_failure", "query_error"]
 
 log = logging.getLogger(__name__)
 
 
-def run_transactional_file(conn: psycopg.Connection[Any], file: MigrationFile) -> None:
+def run_transactional_file(conn: psycopg.Connection[Any], file: MigrationFile, *,
+                           setup: bytes = b"") -> None:
     """Run ``file``'s statements in the transaction ``conn`` has open, as one query. On
     failure the transaction is ended (rolled back) and the error is the first failing
-    statement's :class:`MigrationSqlError`, as :func:`run_statement` reports it."""
+    statement's :class:`MigrationSqlError`, as :func:`run_statement` reports it; ``setup``
+    (the ``SET search_path`` sent with the ``BEGIN``) is sent again before that second run."""
     statements = prepared_statements(file.read_text(), in_transaction=True, path=file.path)
     if len(statements) < 2 or any(s.unterminated for s in statements):
         for statement in statements:
@@ -50,15 +53,15 @@ def run_transactional_file(conn: psycopg.Connection[Any], file: MigrationFile) -
         conn.execute(";\n".join(s.text for s in statements).encode("utf-8"), prepare=False)
     except psycopg.Error as exc:
         conn.execute("ROLLBACK")
-        raise _first_failure(conn, statements, file, exc) from exc
+        raise first_failure(conn, statements, file, setup) or query_error(
+            exc, statements, file) from exc
 
 
-def _first_failure(conn: psycopg.Connection[Any], statements: list[Statement],
-                   file: MigrationFile, exc: psycopg.Error) -> MigrationSqlError:
-    """The statements again, one by one, in a transaction always rolled back: the first
-    error. Should none fail again (a file that depends on time or chance), the query's own
-    error, at the first statement."""
-    conn.execute("BEGIN")
+def first_failure(conn: psycopg.Connection[Any], statements: list[Statement],
+                  file: MigrationFile, setup: bytes) -> MigrationSqlError | None:
+    """The statements again, one by one, in a transaction always rolled back, after
+    ``setup`` again: the first error, or None when none fails this time."""
+    conn.execute(b"BEGIN;\n" + setup if setup else b"BEGIN", prepare=False)
     try:
         for statement in statements:
             run_statement(conn, statement, file.path)
@@ -66,8 +69,15 @@ def _first_failure(conn: psycopg.Connection[Any], statements: list[Statement],
         return found
     finally:
         conn.execute("ROLLBACK")
+    return None
+
+
+def query_error(exc: psycopg.Error, statements: list[Statement],
+                file: MigrationFile) -> MigrationSqlError:
+    """The query's own error, at the first statement: for a file whose statements all pass
+    when run again one by one (it depends on time or chance, or failed only at COMMIT)."""
     diag = exc.diag
     return MigrationSqlError(
-        file.path, statements[0].line, diag.message_primary or str(exc).strip(),
-        diag.sqlstate, detail=diag.message_detail, hint=diag.message_hint,
-        statement=statements[0].text)
+        file.path, statements[0].line if statements else 1,
+        diag.message_primary or str(exc).strip(), diag.sqlstate, detail=diag.message_detail,
+        hint=diag.message_hint, statement=statements[0].text if statements else None)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from pytest_migorch.postgres.cached_plans import cached
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 from pytest_migorch.roundtrip.seeding import RowCapture, RowPrint
 
@@ -36,11 +37,11 @@ if TYPE_CHECKING:
 
     from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
 
-__all__ = ["RowChanges", "KnownRows"]
+__all__ = ["RowChanges", "KnownRows", "STAMPS"]
 
 #: A table's rows, as read, include those of its partitions and inheritance children, whose
 #: writes move their own counters: a table's stamp is its tree's counters and members.
-_STAMPS = f"""
+STAMPS = f"""
 WITH RECURSIVE tree(root, rel) AS (
     SELECT c.oid, c.oid FROM pg_class c WHERE c.oid = ANY(%s::oid[])
     UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.rel)
@@ -76,7 +77,7 @@ class RowChanges:
         if self.tracker is None or self.tracker.logged_through() is None or not oids:
             return None
         self._position = self.tracker.position()
-        return conn.execute(_STAMPS, [oids], prepare=False)
+        return conn.execute(cached(conn, STAMPS), [oids], prepare=False)
 
     def receive(self, cursor: psycopg.Cursor[Any] | None) -> None:
         self._stamps = None if cursor is None else self._read(cursor.fetchall())
@@ -92,7 +93,7 @@ class RowChanges:
         logged = self.tracker.logged_through()
         if ddl is None or logged is None:
             return None
-        rows = conn.execute(_STAMPS, [oids], prepare=False).fetchall()
+        rows = conn.execute(cached(conn, STAMPS), [oids], prepare=False).fetchall()
         now = self._read(rows)
         if now is None or any(row[4] != logged for row in rows):
             return None  # counters off, or DDL after the last snapshot

@@ -18,7 +18,8 @@ one (a DDL statement takes its lock before it scans), and a scan after the last 
 when the lock was still exclusive at commit. The counters are the shared statistics plus what
 this backend has not flushed yet, so they add up across the commit. Only for transactional
 ups, on tables that had rows before the up (seeded, or the team's fixture), when the declared
-``risk_level`` is below high.
+``risk_level`` is below high; the trigger records only from just before such an up until its
+log is read (a session setting), and returns at once after every other DDL statement.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_migorch.model import Migration, RiskLevel
+from pytest_migorch.postgres.cached_plans import cached
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 
 if TYPE_CHECKING:
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
 
     from pytest_migorch.postgres.probes import MigrationTruth
 
-__all__ = ["ScanLog", "prepare_scan_log", "install_scan_log", "reset_scan_log", "read_counters",
+__all__ = ["COUNTERS", "ScanLog", "prepare_scan_log", "install_scan_log", "reset_scan_log", "stop_scan_log",
+           "read_counters",
            "read_scan_log", "scanned_tables", "scan_message", "send_counters",
            "receive_counters", "send_scan_log", "receive_scan_log"]
 
@@ -46,12 +49,18 @@ _TOTAL = "s.seq_scan + COALESCE(x.seq_scan, 0)"
 #: The same total as :data:`_TOTAL` (the views' ``seq_scan`` columns are these functions) of
 #: the tables ``pg_stat_user_tables`` lists in the schemas, without the views: planning
 #: them cost 0.8 ms each time, twice per migration, for a few tables.
-_COUNTERS = """
+COUNTERS = """
 SELECT n.nspname || '.' || c.relname,
        pg_stat_get_numscans(c.oid) + pg_stat_get_xact_numscans(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 't', 'm', 'p') AND n.nspname = ANY(%s)
 """
+
+#: The session setting that turns the trigger's recording on, from :func:`reset_scan_log`
+#: before an up to :func:`stop_scan_log` after it: reading the locks and the statistics views
+#: after every DDL statement cost ~0.5 ms a statement, in every down, re-up, replay and lock
+#: probe, which record nothing anyone reads.
+_SWITCH = "migorch.scan_log"
 
 #: The scan log and its trigger, in the probes' private schema (no snapshot sees it).
 INSTALL = f"""
@@ -61,8 +70,12 @@ CREATE TABLE IF NOT EXISTS {PROBE_SCHEMA}.scan_log (
 );
 CREATE OR REPLACE FUNCTION {PROBE_SCHEMA}.log_scans() RETURNS event_trigger
 LANGUAGE plpgsql AS $probe$
-DECLARE n int := COALESCE((SELECT max(command) FROM {PROBE_SCHEMA}.scan_log), 0) + 1;
+DECLARE n int;
 BEGIN
+    IF current_setting('{_SWITCH}', true) IS DISTINCT FROM 'on' THEN
+        RETURN;  -- not recording: every other DDL statement pays nothing for the log
+    END IF;
+    n := COALESCE((SELECT max(command) FROM {PROBE_SCHEMA}.scan_log), 0) + 1;
     INSERT INTO {PROBE_SCHEMA}.scan_log
     SELECT n, s.schemaname || '.' || s.relname, {_TOTAL},
            bool_or(l.mode = 'AccessExclusiveLock')
@@ -124,8 +137,15 @@ def install_scan_log(conn: psycopg.Connection[Any]) -> bool:
 
 
 def reset_scan_log(conn: psycopg.Connection[Any]) -> None:
-    """Empty the installed scan log before an up (in a pipeline, with others)."""
+    """Empty the installed scan log and start recording, before an up (in a pipeline, with
+    others; two statements: a pipeline sends one per query)."""
     conn.execute(f"DELETE FROM {PROBE_SCHEMA}.scan_log")
+    conn.execute(f"SELECT set_config('{_SWITCH}', 'on', false)")
+
+
+def stop_scan_log(conn: psycopg.Connection[Any]) -> None:
+    """Stop recording, once the up's log is read (in a pipeline, with others)."""
+    conn.execute(f"SELECT set_config('{_SWITCH}', 'off', false)")
 
 
 def read_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> dict[str, int]:
@@ -135,7 +155,7 @@ def read_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> dict[str
 
 def send_counters(conn: psycopg.Connection[Any], schemas: list[str]) -> psycopg.Cursor[Any]:
     """Send :func:`read_counters`' query (in a pipeline, with others); its cursor."""
-    return conn.execute(_COUNTERS, [schemas], prepare=True)
+    return conn.execute(cached(conn, COUNTERS), [schemas], prepare=True)
 
 
 def receive_counters(cursor: psycopg.Cursor[Any]) -> dict[str, int]:

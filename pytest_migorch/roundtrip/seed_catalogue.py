@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from pytest_migorch.postgres.cached_plans import cached
 from pytest_migorch.postgres.snapshot_tracking import SnapshotTracker
 from pytest_migorch.postgres.probes import PROBE_SCHEMA
 from pytest_migorch.roundtrip.seeding import (
@@ -31,7 +32,7 @@ from pytest_migorch.roundtrip.seeding import (
     tables_of,
 )
 
-__all__ = ["SeedCatalogue"]
+__all__ = ["SeedCatalogue", "COLUMNS_OF", "FOREIGN_KEYS_OF"]
 
 
 def _narrowed(query: str, anchor: str, condition: str) -> str:
@@ -41,13 +42,13 @@ def _narrowed(query: str, anchor: str, condition: str) -> str:
 
 
 #: The columns of the tables with the given oids only (parameters: schemas, oids).
-_COLUMNS_OF = _narrowed(COLUMNS, "AND n.nspname = ANY(%s)", " AND c.oid = ANY(%s::oid[])")
+COLUMNS_OF = _narrowed(COLUMNS, "AND n.nspname = ANY(%s)", " AND c.oid = ANY(%s::oid[])")
 
 #: :data:`~pytest_migorch.roundtrip.seeding.FOREIGN_KEYS` of the tables with the given oids
 #: (parameter: oids), the constraints first: PostgreSQL plans it in a quarter of the time
 #: (0.4 against 1.4 ms, planned anew each migration). A constraint's namespace is its table's,
 #: and only tables of the schemas are kept, so it needs no schema filter.
-_FOREIGN_KEYS_OF = """
+FOREIGN_KEYS_OF = """
 WITH k AS MATERIALIZED (
     SELECT c.conrelid, c.confrelid, u.col, u.refcol
     FROM pg_constraint c, unnest(c.conkey, c.confkey) AS u(col, refcol)
@@ -103,9 +104,9 @@ class SeedCatalogue:
         oids = sorted(changed)
         with conn.pipeline():
             position = conn.execute(_LOG_POSITION, prepare=False)
-            queries = [conn.execute(_COLUMNS_OF, [schemas, oids], prepare=False),
-                       conn.execute(_FOREIGN_KEYS_OF, [oids], prepare=False)]
-            invalid = conn.execute(INVALID_INDEXES, [schemas], prepare=True)
+            queries = [conn.execute(cached(conn, COLUMNS_OF), [schemas, oids], prepare=False),
+                       conn.execute(cached(conn, FOREIGN_KEYS_OF), [oids], prepare=False)]
+            invalid = conn.execute(cached(conn, INVALID_INDEXES), [schemas], prepare=True)
         row = position.fetchone()
         if row is None or int(row[0]) != logged:
             return None

@@ -116,7 +116,33 @@ def test_the_scan_log_is_checked_once_per_connection_and_emptied_each_time(
         conn.execute = counting  # type: ignore[method-assign]
         assert prepare_scan_log(conn) and install_scan_log(conn)
         conn.execute = original  # type: ignore[method-assign]
-        assert len(sent) == 1 and sent[0].startswith("DELETE")
+        assert [q.split()[0] for q in sent] == ["DELETE", "SELECT"]  # emptied, recording on
+        assert "set_config" in sent[1]
         assert conn.execute(f"SELECT count(*) FROM {PROBE_SCHEMA}.scan_log").fetchone() == (0,)
     with psycopg.connect(fresh_db, autocommit=True) as other:  # another connection checks
         assert install_scan_log(other)
+
+
+def test_the_scan_log_records_only_between_its_reset_and_its_stop(fresh_db: str) -> None:
+    """The trigger returns at once unless recording is on: from reset_scan_log (before an
+    up) to stop_scan_log (its log read); downs, re-ups and lock probes record nothing."""
+    import psycopg
+
+    from pytest_migorch.postgres.probes import PROBE_SCHEMA
+    from pytest_migorch.roundtrip.scans import install_scan_log, reset_scan_log, stop_scan_log
+
+    def logged(conn: psycopg.Connection[object]) -> int:
+        row = conn.execute(f"SELECT count(*) FROM {PROBE_SCHEMA}.scan_log").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert install_scan_log(conn)
+        conn.execute("BEGIN; CREATE TABLE t (id int); ALTER TABLE t ADD COLUMN n int; COMMIT")
+        assert logged(conn) == 0
+        reset_scan_log(conn)
+        conn.execute("BEGIN; ALTER TABLE t ADD COLUMN m int; COMMIT")
+        assert logged(conn) == 1
+        stop_scan_log(conn)
+        conn.execute("BEGIN; ALTER TABLE t ADD COLUMN o int; COMMIT")
+        assert logged(conn) == 1
