@@ -33,13 +33,21 @@ ALL = ["notification-service", "order-service", "user-service"]
 
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """In the runner's process before it starts: SIGINT does what it does for a command started
+    from a terminal. A suite started in the background inherits an ignored SIGINT (a shell
+    without job control ignores it for background commands), and so would the runner."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(root: Path, url: str, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "APP_ENV", "LOG_LEVEL") and not k.startswith("DB_")}
     return subprocess.Popen(
         [sys.executable, "-m", "pytest_migorch", *args, "--root", str(root),
          "--database-url", url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=_sigint_as_from_a_terminal)
 
 
 def add_slow_migration(root: Path, sql_text: str, *, transactional: bool) -> str:
