@@ -258,18 +258,18 @@ class Tracking:
             return []
         query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
             _RECORD_LIST, self._executions)
-        with self.conn.cursor(row_factory=dict_row) as cur:
+        with self.conn.cursor() as cur:
             rows = cur.execute(query).fetchall()
-        return [record_from_row(row) for row in rows]
+        return [record_from_tuple(row) for row in rows]
 
     def record(self, record_id: int) -> ExecutionRecord | None:
         """One row by id: after a step, reading only the row it changed keeps a long run
         linear instead of re-reading every row after every migration."""
         query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
             _RECORD_LIST, self._executions)
-        with self.conn.cursor(row_factory=dict_row) as cur:
+        with self.conn.cursor() as cur:
             row = cur.execute(query, (record_id,)).fetchone()
-        return record_from_row(row) if row else None
+        return record_from_tuple(row) if row else None
 
     def start(self, *, action: str, schema_version: tuple[int, bool] | None = None,
               before: sql.Composable | None = None, **row: Any) -> int:
@@ -469,19 +469,14 @@ def _rendered(conn: psycopg.Connection[Any], identifier: sql.Identifier) -> sql.
         return identifier
 
 
-def record_from_row(row: dict[str, Any]) -> ExecutionRecord:
-    """An executions row as read with ``dict_row`` (``RETURNING`` or ``SELECT``)."""
-    return ExecutionRecord(**{**row, "metadata": row["metadata"] or {}})
-
-
 _MAKE_RECORD: Any = ExecutionRecord
 _METADATA = RECORD_COLUMNS.index("metadata")
 
 
 def record_from_tuple(row: Sequence[Any]) -> ExecutionRecord:
     """An executions row read as a plain tuple of :data:`RECORD_COLUMNS` (the dataclass's
-    fields, in order): no column descriptions or dict per row, on the writes every migration
-    makes and the state reads."""
+    fields, in order), as every read and write of the table returns it: no column descriptions
+    or dict per row."""
     record: ExecutionRecord = _MAKE_RECORD(*row[:_METADATA], row[_METADATA] or {},
                                            *row[_METADATA + 1:])
     return record
