@@ -11,21 +11,9 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Protocol
 
+from pytest_migorch.model import read_file_bytes as read_file
+
 __all__ = ["FileSource", "DiskSource", "ListedDisk", "MappingSource", "DISK", "read_file"]
-
-
-def read_file(path: str | Path) -> bytes:
-    """The bytes of ``path`` by plain system calls: a third of what ``open()`` and its
-    buffered reader cost per file, for the thousands of small files of a tree (same errors,
-    same strerror)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 class FileSource(Protocol):
